@@ -1,0 +1,1 @@
+"""Cloud drivers behind one interface (local, openstack, aws), object stores and DNS providers."""

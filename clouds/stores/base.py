@@ -1,0 +1,47 @@
+"""The object store interface: streams in, streams out, never a whole object in memory."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import BinaryIO, Iterator, Protocol
+
+
+class ObjectMissing(KeyError):
+    """No object under that key (a `get` of something deleted or never written)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime | None = None
+    etag: str | None = None
+
+
+class ObjectStore(Protocol):
+    name: str  # for messages: "swift:backups", "s3:bucket", "local:/path"
+
+    def put_stream(self, key: str, stream: BinaryIO, *, progress=None) -> ObjectInfo:
+        """Read `stream` to its end and store it under `key`.
+
+        Large streams go up in segments (Swift SLO, S3 multipart) so memory stays
+        bounded; the object becomes visible under `key` only when complete.
+        `progress(bytes_so_far)` is called as data goes up, when given.
+        """
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        """A small object in one request (manifests)."""
+
+    def get_stream(self, key: str, *, progress=None) -> Iterator[bytes]:
+        """The object's bytes in chunks; raises ObjectMissing."""
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Completed objects under `prefix`, sorted by key (not segments)."""
+
+    def delete(self, key: str, *, ignore_missing: bool = True) -> None:
+        """Delete the object and, for a segmented one, its segments."""
+
+    def cleanup_orphans(self, prefix: str = "") -> list[str]:
+        """Remove segments or uploads left by an interrupted put; returns what was removed."""

@@ -1,0 +1,1 @@
+"""Doppel's composition root: configuration, wiring of deps, the CLI."""

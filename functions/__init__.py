@@ -1,0 +1,1 @@
+"""Doppel's functions, one file each; FUNCTIONS below is the explicit registry."""

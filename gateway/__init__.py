@@ -1,0 +1,1 @@
+"""The HTTP front door: CloudEvents, Aodh hooks, chat-ops, status, health."""

@@ -1,0 +1,1 @@
+"""The scheduler: APScheduler with a persistent job store; it only emits events."""

@@ -1,0 +1,225 @@
+"""One marshmallow schema per event type: what `data` holds for each `type` on the bus.
+
+Tolerant on the way in (unknown fields are kept, so an older worker passes a newer
+producer's fields along), strict on the way out (a function that emits a field no
+schema knows is a bug, caught before it reaches the bus).
+"""
+from __future__ import annotations
+
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+
+ENV_NAME = validate.Regexp(
+    r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
+    error="must be 2-40 characters of lower-case letters, digits and '-', starting with a letter",
+)
+ALARM_STATES = ("ok", "alarm", "insufficient data")
+
+
+class EventData(Schema):
+    """Base of every event's data. `validate_in`/`validate_out` choose the unknown-field policy."""
+
+
+class Timed(EventData):
+    # Set by the scheduler on the events it emits.
+    job = fields.String()
+    scheduled_for = fields.String()
+    late_seconds = fields.Float()
+
+
+class EnvRequested(EventData):
+    env = fields.String(required=True, validate=ENV_NAME)
+    production = fields.String(required=True)
+    ttl_seconds = fields.Integer(validate=validate.Range(min=1), allow_none=True)
+    data_version = fields.String(load_default="latest")
+    owner = fields.String()
+    role = fields.String()
+    reply_to = fields.String()  # where notify answers: a chat channel, a response URL
+
+
+class SnapshotDone(EventData):
+    env = fields.String(required=True)
+    production = fields.String(required=True)
+    snapshot = fields.Dict(required=True)  # the driver's Snapshot, as a dict
+
+
+class StackReady(EventData):
+    env = fields.String(required=True)
+    stack = fields.Dict(required=True)  # the driver's Stack: id, name, status, outputs
+
+
+class EnvReady(EventData):
+    env = fields.String(required=True)
+    endpoints = fields.Dict(required=True)
+    expires_at = fields.String(allow_none=True)
+
+
+class EnvExpired(Timed):
+    env = fields.String(required=True)
+
+
+class EnvDeleted(EventData):
+    env = fields.String(required=True)
+    backup_id = fields.String(allow_none=True)
+
+
+class Failed(EventData):
+    """Every `*.failed`: which step, on what, and why, in words a person can act on."""
+    step = fields.String(required=True)
+    reason = fields.String(required=True)
+    env = fields.String()
+    production = fields.String()
+    cause_id = fields.String()  # the id of the event whose handling failed
+
+
+class BackupDue(Timed):
+    env = fields.String(required=True)
+    reason = fields.String(load_default="scheduled",
+                           validate=validate.OneOf(["scheduled", "expiry", "manual", "failback", "drill"]))
+    policy = fields.String()
+
+
+class BackupDone(EventData):
+    env = fields.String(required=True)
+    backup_id = fields.String(required=True)
+    reason = fields.String(required=True)
+    size = fields.Integer()
+    sha256 = fields.String()
+    policy = fields.String()
+
+
+class RestoreRequested(EventData):
+    backup_id = fields.String(required=True)
+    env = fields.String(required=True)  # the environment restored into
+
+
+class RestoreDone(EventData):
+    backup_id = fields.String(required=True)
+    env = fields.String(required=True)
+
+
+class SyncDue(Timed):
+    production = fields.String(required=True)
+
+
+class SyncDone(EventData):
+    production = fields.String(required=True)
+    backup_id = fields.String(allow_none=True)
+    skipped = fields.String()  # why nothing was copied, when nothing was
+
+
+class DrillDue(Timed):
+    production = fields.String(required=True)
+
+
+class DrillDone(EventData):
+    production = fields.String(required=True)
+    backup_id = fields.String(required=True)
+    verified = fields.Boolean(required=True)
+    rpo_seconds = fields.Float()
+    rto_seconds = fields.Float()
+
+
+class MonitorAlert(EventData):
+    """Aodh's REST notifier payload, field for field, so any monitor can speak it."""
+    alarm_id = fields.String(required=True)
+    alarm_name = fields.String()
+    severity = fields.String()
+    previous = fields.String(validate=validate.OneOf(ALARM_STATES))
+    current = fields.String(required=True, validate=validate.OneOf(ALARM_STATES))
+    reason = fields.String()
+    reason_data = fields.Dict()
+    production = fields.String()
+
+
+class FailoverConfirmed(EventData):
+    production = fields.String(required=True)
+    alarm_id = fields.String()
+
+
+class FailoverDone(EventData):
+    production = fields.String(required=True)
+    backup_id = fields.String(required=True)
+    rpo_seconds = fields.Float(required=True)
+    rto_seconds = fields.Float(required=True)
+    endpoints = fields.Dict()
+
+
+class FailbackRequested(EventData):
+    production = fields.String(required=True)
+
+
+class FailbackDone(EventData):
+    production = fields.String(required=True)
+    backup_id = fields.String()
+
+
+class PollTick(Timed):
+    target = fields.String(load_default="all")
+
+
+class Notification(EventData):
+    """What `notify` was asked to say, for the audit trail and chat."""
+    text = fields.String(required=True)
+    env = fields.String()
+
+
+SCHEMAS: dict[str, type[EventData]] = {
+    "env.requested": EnvRequested,
+    "snapshot.done": SnapshotDone,
+    "stack.ready": StackReady,
+    "env.ready": EnvReady,
+    "env.expired": EnvExpired,
+    "env.deleted": EnvDeleted,
+    "env.failed": Failed,
+    "backup.due": BackupDue,
+    "backup.done": BackupDone,
+    "backup.failed": Failed,
+    "restore.requested": RestoreRequested,
+    "restore.done": RestoreDone,
+    "restore.failed": Failed,
+    "sync.due": SyncDue,
+    "sync.done": SyncDone,
+    "sync.failed": Failed,
+    "drill.due": DrillDue,
+    "drill.done": DrillDone,
+    "drill.failed": Failed,
+    "monitor.alert": MonitorAlert,
+    "failover.confirmed": FailoverConfirmed,
+    "failover.done": FailoverDone,
+    "failover.failed": Failed,
+    "failback.requested": FailbackRequested,
+    "failback.done": FailbackDone,
+    "failback.failed": Failed,
+    "poll.tick": PollTick,
+    "notify.sent": Notification,
+}
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def _schema(event_type: str, unknown) -> Schema:
+    try:
+        return SCHEMAS[event_type](unknown=unknown)
+    except KeyError:
+        known = ", ".join(sorted(SCHEMAS))
+        raise UnknownEventType(f"unknown event type {event_type!r}; known types: {known}") from None
+
+
+def validate_in(event_type: str, data: dict) -> dict:
+    """Errors of an incoming event's data ({} when valid); unknown fields are tolerated."""
+    return _schema(event_type, INCLUDE).validate(data)
+
+
+def validate_out(event_type: str, data: dict) -> None:
+    """Raise ValidationError unless `data` is exactly what the type's schema allows."""
+    errors = _schema(event_type, RAISE).validate(data)
+    if errors:
+        raise ValidationError(errors)
+
+
+def load_in(event_type: str, data: dict) -> dict:
+    """Incoming data with the schema's defaults filled in, unknown fields kept."""
+    loaded = _schema(event_type, INCLUDE).load(data)
+    return loaded
