@@ -1,0 +1,230 @@
+"""The worker: one delivery in, a function run at most once in effect, its events out, then the ack.
+
+For each delivery: read the envelope and validate the data (an invalid event is
+parked at once, never retried); claim (function, idempotency key) in the ledger
+(a completed key is acked without running); run the handler off the broker's I/O
+thread; publish what it returned and wait for the broker's confirms; record the
+key as done; and only then ack. A failure is retried through the function's delay
+queues with the attempt count in the headers, and parked with its reason after
+the last attempt, or at once when it is permanent.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from bus import topology
+from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
+                        H_ROUTING_KEY, Message, PublishError)
+from bus.ledger import Claim, Ledger
+from bus.retry import RetryPolicy
+from doppel.errors import PermanentError
+from schemas.envelope import EnvelopeError, Event
+from schemas.events import UnknownEventType, validate_in
+
+log = logging.getLogger(__name__)
+MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
+
+
+def event_message(event: Event) -> Message:
+    return Message(routing_key=event.type, body=event.to_json(), message_id=event.id,
+                   timestamp=int(time.time()), correlation_id=event.correlationid)
+
+
+def default_key(event: Event) -> str:
+    return f"{event.source}:{event.id}"
+
+
+class InvalidEvent(ValueError):
+    pass
+
+
+@dataclass
+class Reporter:
+    """Where parked messages and unexpected errors are reported (Sentry when configured)."""
+    def report(self, message: str, *, tags: dict, error: BaseException | None = None) -> None:
+        log.error("%s %s", message, tags)
+
+
+@dataclass
+class Stats:
+    counts: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, name: str, function: str) -> None:
+        with self.lock:
+            self.counts[name] += 1
+            self.counts[f"{name}:{function}"] += 1
+
+
+class Worker:
+    def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
+                 lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None):
+        self.broker, self.functions, self.ledger, self.deps = broker, list(functions), ledger, deps
+        self.retry = retry or RetryPolicy()
+        self.lease_s, self.prefetch = lease_s, prefetch
+        self.reporter = reporter or Reporter()
+        self.stats = Stats()
+        self._active: dict[tuple[str, str], tuple[str, float]] = {}
+        self._active_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+    def declare(self) -> None:
+        self.broker.declare(topology.queues_for(self.functions, self.retry))
+
+    def start(self) -> None:
+        self.declare()
+        self._renewer = threading.Thread(target=self._renew_leases, name="doppel-lease-renewer", daemon=True)
+        self._renewer.start()
+        for function in self.functions:
+            self.broker.consume(topology.function_queue(function.NAME),
+                                lambda delivery, fn=function: self.on_delivery(fn, delivery),
+                                prefetch=self.prefetch)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- one delivery ------------------------------------------------------------
+    def on_delivery(self, function, delivery) -> None:
+        message = delivery.message
+        attempt = int(message.headers.get(H_ATTEMPT, 1))
+        try:
+            event = self._read(message)
+        except InvalidEvent as exc:
+            self._park(function, delivery, None, "invalid", str(exc), attempt)
+            return
+        key_of = getattr(function, "idempotency_key", default_key)
+        key = f"{key_of(event)}"
+        owner = uuid.uuid4().hex
+        claim = self.ledger.claim(function.NAME, key, owner, self.lease_s, event=event)
+        if claim is Claim.DONE:
+            self.stats.add("duplicate", function.NAME)
+            delivery.ack()
+            return
+        if claim is Claim.BUSY:
+            # Another worker holds it; if that worker died, its lease runs out and a later try takes over.
+            self._delay(function, delivery, attempt, "claimed by another worker", step=1, count_attempt=False)
+            return
+        self._run(function, delivery, event, key, owner, attempt)
+
+    def _run(self, function, delivery, event: Event, key: str, owner: str, attempt: int) -> None:
+        with self._active_lock:
+            self._active[(function.NAME, key)] = (owner, time.monotonic())
+        try:
+            emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
+            self.broker.publish([event_message(e) for e in emitted])
+        except PermanentError as exc:
+            self.ledger.fail(function.NAME, key, owner, str(exc))
+            self._give_up(function, delivery, event, "permanent", str(exc), attempt)
+        except PublishError as exc:
+            # The broker is away: the claim is released and the message comes back on reconnect.
+            log.warning("%s: could not publish the events of %s (%s); it will be redelivered", function.NAME, event.id, exc)
+            self.ledger.fail(function.NAME, key, owner, f"publish failed: {exc}")
+            delivery.nack(requeue=True)
+        except Exception as exc:  # noqa: BLE001 - anything unexpected is worth a retry
+            reason = f"{type(exc).__name__}: {exc}"
+            self.ledger.fail(function.NAME, key, owner, reason)
+            if attempt >= self.retry.attempts:
+                self.reporter.report(f"{function.NAME} failed {attempt} times on {event.type} {event.id}: {reason}",
+                                     tags=self._tags(function, event), error=exc)
+                self._give_up(function, delivery, event, "exhausted", reason, attempt, reported=True)
+            else:
+                log.warning("%s: attempt %d of %d failed on %s %s: %s", function.NAME, attempt,
+                            self.retry.attempts, event.type, event.id, reason)
+                self._delay(function, delivery, attempt, reason, step=attempt, count_attempt=True)
+        else:
+            self.ledger.complete(function.NAME, key, owner, {"emitted": [[e.type, e.id] for e in emitted]})
+            self.stats.add("handled", function.NAME)
+            delivery.ack()
+        finally:
+            with self._active_lock:
+                self._active.pop((function.NAME, key), None)
+
+    # -- outcomes --------------------------------------------------------------
+    def _read(self, message: Message) -> Event:
+        try:
+            event = Event.from_json(message.body)
+            errors = validate_in(event.type, event.data)
+        except (EnvelopeError, UnknownEventType) as exc:
+            raise InvalidEvent(str(exc)) from exc
+        if errors:
+            raise InvalidEvent(f"{event.type} {event.id} fails its schema: {errors}")
+        return event
+
+    def _delay(self, function, delivery, attempt: int, reason: str, *, step: int, count_attempt: bool) -> None:
+        message = delivery.message
+        headers = dict(message.headers)
+        headers.update({H_ATTEMPT: attempt + 1 if count_attempt else attempt,
+                        H_ERROR: reason[:MAX_ERROR_HEADER],
+                        H_ROUTING_KEY: headers.get(H_ROUTING_KEY, message.routing_key)})
+        step = min(step, len(self.retry.delays_ms())) or 1
+        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.delay_queue(function.NAME, step),
+                                     body=message.body, message_id=message.message_id, headers=headers,
+                                     timestamp=int(time.time()), correlation_id=message.correlation_id,
+                                     content_type=message.content_type)])
+        self.stats.add("retried" if count_attempt else "deferred", function.NAME)
+        delivery.ack()
+
+    def _give_up(self, function, delivery, event: Event, kind: str, reason: str, attempt: int,
+                 reported: bool = False) -> None:
+        """Run the function's compensation (which may emit *.failed), then park the message."""
+        on_failure = getattr(function, "on_failure", None)
+        if on_failure is not None:
+            try:
+                deps = self.deps.for_event(event, function.NAME, "failure")
+                self.broker.publish([event_message(e) for e in on_failure(event, reason, deps) or []])
+            except Exception as exc:  # noqa: BLE001 - the park below must still happen
+                log.exception("%s: compensation for %s failed", function.NAME, event.id)
+                reason = f"{reason}; compensation failed too: {type(exc).__name__}: {exc}"
+        self._park(function, delivery, event, kind, reason, attempt, reported=reported)
+
+    def _park(self, function, delivery, event: Event | None, kind: str, reason: str, attempt: int,
+              reported: bool = False) -> None:
+        message = delivery.message
+        headers = dict(message.headers)
+        headers.update({H_ERROR: reason[:MAX_ERROR_HEADER], H_ERROR_KIND: kind, H_FUNCTION: function.NAME,
+                        H_ATTEMPT: attempt, H_PARKED_AT: datetime.now(timezone.utc).isoformat(),
+                        H_ROUTING_KEY: headers.get(H_ROUTING_KEY, message.routing_key)})
+        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.dead_queue(function.NAME),
+                                     body=message.body, message_id=message.message_id, headers=headers,
+                                     timestamp=int(time.time()), correlation_id=message.correlation_id,
+                                     content_type=message.content_type)])
+        self.stats.add("parked" if kind != "invalid" else "invalid", function.NAME)
+        log.warning("%s: parked %s (%s): %s", function.NAME, message.message_id, kind, reason)
+        if not reported:
+            tags = self._tags(function, event) if event else {"function": function.NAME,
+                                                             "event_id": message.message_id or ""}
+            self.reporter.report(f"{function.NAME} parked {message.message_id} ({kind}): {reason}", tags=tags)
+        delivery.ack()
+
+    @staticmethod
+    def _tags(function, event: Event) -> dict:
+        return {"function": function.NAME, "event_type": event.type, "event_id": event.id,
+                "correlation_id": event.correlationid}
+
+    # -- leases ----------------------------------------------------------------
+    def _renew_leases(self) -> None:
+        period = self.lease_s / 3
+        while not self._stop.wait(period):
+            now = time.monotonic()
+            with self._active_lock:
+                due = [(name, key, owner) for (name, key), (owner, since) in self._active.items()
+                       if now - since >= period]
+            for name, key, owner in due:
+                try:
+                    if not self.ledger.renew(name, key, owner, self.lease_s):
+                        log.warning("%s: lost the claim on %s (lease ran out)", name, key)
+                except Exception:  # noqa: BLE001 - a database hiccup must not kill the renewer
+                    log.exception("lease renewal failed")
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -1,0 +1,98 @@
+"""Wiring: the configuration, the database, the broker and the deps, built once per process."""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from bus.ledger import Ledger
+from bus.retry import RetryPolicy
+from bus.worker import Worker
+from doppel.audit import AuditTrail
+from doppel.config import Config, load_config
+from doppel.db import database_url, make_engine, redact_url
+from doppel.deps import Deps
+from doppel.sentry import SentryReporter, init_sentry, scrub, secret_values
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    config: Config
+    role: str = "cli"
+    fast_forward: bool = False  # in-memory bus: skip retry delays (tests)
+    _closers: list = field(default_factory=list)
+
+    @classmethod
+    def load(cls, config_path=None, role: str = "cli", **kwargs) -> "App":
+        return cls(load_config(config_path), role=role, **kwargs)
+
+    # -- parts, built on first use -----------------------------------------------
+    @cached_property
+    def engine(self):
+        url = database_url(self.config.state_dir)
+        log.debug("database %s", redact_url(url))
+        return make_engine(url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.engine)
+
+    @cached_property
+    def audit(self) -> AuditTrail:
+        return AuditTrail(self.engine)
+
+    @property
+    def embedded(self) -> bool:
+        return self.config.amqp_url is None
+
+    @cached_property
+    def broker(self):
+        if self.embedded:
+            from bus.memory import MemoryBroker, ParkingTable
+            broker = MemoryBroker(fast_forward=self.fast_forward, parking=ParkingTable(self.engine))
+        else:
+            from bus.rabbitmq import RabbitBroker
+            broker = RabbitBroker(self.config.amqp_url)
+        self._closers.append(broker.close)
+        return broker
+
+    @cached_property
+    def retry(self) -> RetryPolicy:
+        section = self.config["bus"]["retry"]
+        return RetryPolicy(attempts=section["attempts"], first_delay_ms=int(section["first_delay"] * 1000),
+                           factor=section["factor"], max_delay_ms=int(section["max_delay"] * 1000))
+
+    @cached_property
+    def sentry_enabled(self) -> bool:
+        sentry = self.config["sentry"]
+        return init_sentry(self.role, sentry["environment"], sentry.get("release"))
+
+    @cached_property
+    def deps(self) -> Deps:
+        return Deps(config=self.config, audit=self.audit, source=self.config["source"])
+
+    def worker(self, functions) -> Worker:
+        bus = self.config["bus"]
+        return Worker(self.broker, functions, self.ledger, self.deps, retry=self.retry,
+                      lease_s=bus["lease"], prefetch=bus["prefetch"],
+                      reporter=SentryReporter(self.sentry_enabled))
+
+    def close(self) -> None:
+        while self._closers:
+            try:
+                self._closers.pop()()
+            except Exception:  # noqa: BLE001 - closing must go on
+                log.exception("while closing")
+
+
+def identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def safe(text: str) -> str:
+    """Text with every known secret value masked, for printing."""
+    return scrub(text, secret_values())

@@ -1,0 +1,79 @@
+"""The `doppel` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from doppel.errors import ConfigError
+
+EPILOG = """
+The bus: with DOPPEL_AMQP_URL set (amqp://user:pass@host:5672/vhost) Doppel uses
+RabbitMQ; unset, it uses the embedded in-memory bus, and commands that publish
+also run the chain they start in-process before returning.
+The database: DOPPEL_DB_URL (any SQLAlchemy URL); unset, a SQLite file under the
+state directory (./.doppel/). Errors go to Sentry when SENTRY_DSN is set.
+"""
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except ConfigError as exc:
+        print(f"doppel: {exc}", file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        print(f"doppel: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="doppel", description="Production doubles on demand, and production back when it falls.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", "-c", help="the configuration file (default: $DOPPEL_CONFIG, else ./doppel.yaml)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log debug detail")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    from doppel import commands_bus
+    commands_bus.register(sub)
+    for module_name in ("commands_env", "commands_backup", "commands_schedule", "commands_dr"):
+        try:
+            module = __import__(f"doppel.{module_name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"doppel.{module_name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def run_until_signalled(stop: threading.Event) -> None:
+    """Block until SIGINT or SIGTERM (the Procfile's processes are stopped with SIGTERM)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

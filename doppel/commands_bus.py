@@ -1,0 +1,310 @@
+"""`doppel run|worker|publish|events|dlq|topology`: the bus from the command line."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import datetime, timezone
+
+from bus import topology
+from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
+                        H_ROUTING_KEY, Message)
+from bus.worker import event_message
+from doppel.app import App, safe
+from doppel.cli import CommandError, run_until_signalled
+from schemas.envelope import Event
+from schemas.events import SCHEMAS, UnknownEventType, validate_in
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run every role (worker and the rest as they exist) in one process")
+    p.set_defaults(handler=cmd_run)
+
+    p = sub.add_parser("worker", help="consume events and run functions")
+    p.add_argument("--only", metavar="F1,F2", help="serve only these functions (default: all)")
+    p.set_defaults(handler=cmd_worker)
+
+    p = sub.add_parser("publish", help="validate and publish one event; prints its id",
+                       description="Validate an event against its type's schema and publish it. "
+                                   "With the embedded bus the chain it starts runs before this returns.")
+    p.add_argument("type", metavar="TYPE", help=f"the event type, e.g. env.requested ({len(SCHEMAS)} known: doppel publish --types)")
+    p.add_argument("--data", "-d", default="{}", help="the event data: JSON, or @file to read it from a file")
+    p.add_argument("--source", default=None, help="the CloudEvents source (default: doppel/cli)")
+    p.add_argument("--id", dest="event_id", help="the event id (default: a new UUID); reusing one is de-duplicated")
+    p.add_argument("--correlation", help="join an existing chain")
+    p.set_defaults(handler=cmd_publish)
+
+    p = sub.add_parser("events", help="the audit trail: events handled, oldest first")
+    p.add_argument("--correlation", help="only the events of this chain")
+    p.add_argument("--type", help="only events of this type")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(handler=cmd_events)
+
+    p = sub.add_parser("dlq", help="parked messages: list, show, replay, purge")
+    dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
+    q = dlq.add_parser("list", help="parked messages of every function, with the reason")
+    q.add_argument("--function", help="only this function's")
+    q.set_defaults(handler=cmd_dlq_list)
+    q = dlq.add_parser("show", help="one parked message in full")
+    q.add_argument("message_id")
+    q.set_defaults(handler=cmd_dlq_show)
+    q = dlq.add_parser("replay", help="send parked messages back to their function, attempts reset")
+    q.add_argument("message_id", nargs="?", help="one message (default: all of --function's)")
+    q.add_argument("--function", help="the function whose parked messages to replay")
+    q.set_defaults(handler=cmd_dlq_replay)
+    q = dlq.add_parser("purge", help="delete a function's parked messages for good")
+    q.add_argument("--function", required=True)
+    q.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    q.set_defaults(handler=cmd_dlq_purge)
+
+    p = sub.add_parser("topology", help="the exchange and queues Doppel uses")
+    p.add_argument("--declare", action="store_true", help="declare them on the broker now (safe to repeat)")
+    p.set_defaults(handler=cmd_topology)
+
+
+# -- roles -----------------------------------------------------------------------
+def _functions(only=None):
+    import functions
+    try:
+        return functions.select(only)
+    except ValueError as exc:
+        raise CommandError(str(exc), 2) from None
+
+
+def cmd_worker(args, roles=("worker",)) -> int:
+    app = App.load(args.config, role="+".join(roles))
+    worker = app.worker(_functions(getattr(args, "only", None)))
+    worker.start()
+    if app.embedded:
+        app.broker.start()
+        print("doppel: serving on the embedded in-memory bus (set DOPPEL_AMQP_URL for RabbitMQ)", file=sys.stderr)
+    stop = threading.Event()
+    try:
+        run_until_signalled(stop)
+    finally:
+        worker.stop()
+        app.close()
+    return 0
+
+
+def cmd_run(args) -> int:
+    return cmd_worker(args, roles=("worker",))
+
+
+# -- publish -------------------------------------------------------------------------
+def read_data(text: str) -> dict:
+    if text.startswith("@"):
+        try:
+            text = open(text[1:]).read()
+        except OSError as exc:
+            raise CommandError(f"cannot read the data file {text[1:]}: {exc.strerror}", 2) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--data is not valid JSON: {exc}", 2) from None
+    if not isinstance(data, dict):
+        raise CommandError("--data must be a JSON object, e.g. '{\"env\": \"perf-test\"}'", 2)
+    return data
+
+
+def build_event(event_type: str, data: dict, *, source=None, event_id=None, correlation=None) -> Event:
+    try:
+        errors = validate_in(event_type, data)
+    except UnknownEventType as exc:
+        raise CommandError(str(exc), 2) from None
+    if errors:
+        lines = "; ".join(f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+                          for field, msgs in errors.items())
+        raise CommandError(f"{event_type} is invalid: {lines}", 2)
+    kwargs = {"id": event_id} if event_id else {}
+    return Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+
+
+def publish_and_settle(app: App, event: Event, functions=None) -> None:
+    """Publish; on the embedded bus, also run the chain it starts to completion in this process."""
+    if app.embedded:
+        worker = app.worker(functions or _functions())
+        worker.declare()
+        worker.start()
+        app.broker.publish([event_message(event)])
+        app.broker.run_until_idle(timeout=3600)
+    else:
+        app.broker.declare(topology.queues_for(functions or _functions(), app.retry))
+        app.broker.publish([event_message(event)])
+
+
+def cmd_publish(args) -> int:
+    event = build_event(args.type, read_data(args.data), source=args.source, event_id=args.event_id,
+                        correlation=args.correlation)
+    app = App.load(args.config)
+    try:
+        publish_and_settle(app, event)
+    finally:
+        app.close()
+    print(event.id)
+    return 0
+
+
+# -- audit trail -------------------------------------------------------------------
+def cmd_events(args) -> int:
+    app = App.load(args.config)
+    records = app.audit.events(correlation_id=args.correlation, event_type=args.type, limit=args.limit)
+    outcomes = {}
+    for entry in app.ledger.entries(event_ids=[r.id for r in records]):
+        if entry.function != "audit":
+            outcomes.setdefault(entry.event_id, []).append(entry)
+    for record in records:
+        results = [{"function": e.function, "status": e.status, **e.result} for e in outcomes.get(record.id, [])]
+        if args.json:
+            print(json.dumps({"id": record.id, "source": record.source, "type": record.type,
+                              "correlationid": record.correlation_id, "time": record.time.isoformat(),
+                              "data": record.data, "results": results}, default=str))
+            continue
+        print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.type:<20} {record.id}  chain {record.correlation_id[:8]}  from {record.source}")
+        for result in results:
+            detail = ", ".join(t for t, _ in result.get("emitted", [])) or result.get("error", "")
+            print(f"    -> {result['function']}: {result['status']}{'  ' + safe(detail) if detail else ''}")
+    if not records and not args.json:
+        print("no events recorded" + (f" for chain {args.correlation}" if args.correlation else ""), file=sys.stderr)
+    app.close()
+    return 0
+
+
+# -- parked messages -------------------------------------------------------------
+def _dead_queues(app: App, only: str | None):
+    functions = _functions(only)
+    app.broker.declare(topology.queues_for(functions, app.retry))
+    return [(f.NAME, topology.dead_queue(f.NAME)) for f in functions]
+
+
+def _drain(app: App, queue: str):
+    """Every message of a queue, taken unacked; the caller settles each."""
+    taken = []
+    while (delivery := app.broker.get(queue)) is not None:
+        taken.append(delivery)
+    return taken
+
+
+def _describe(delivery) -> dict:
+    message = delivery.message
+    headers = message.headers
+    return {"message_id": message.message_id, "function": headers.get(H_FUNCTION),
+            "type": headers.get(H_ROUTING_KEY, message.routing_key), "kind": headers.get(H_ERROR_KIND),
+            "attempts": headers.get(H_ATTEMPT), "parked_at": headers.get(H_PARKED_AT),
+            "error": headers.get(H_ERROR)}
+
+
+def cmd_dlq_list(args) -> int:
+    app = App.load(args.config)
+    total = 0
+    try:
+        for name, queue in _dead_queues(app, args.function):
+            taken = _drain(app, queue)
+            for delivery in taken:
+                info = _describe(delivery)
+                print(f"{info['message_id']}  {name:<10} {info['type']:<18} {info['kind'] or '':<10} "
+                      f"{info['parked_at'] or ''}  {safe(str(info['error']))[:160]}")
+            for delivery in taken:
+                delivery.nack(requeue=True)
+            total += len(taken)
+    finally:
+        app.close()
+    print(f"{total} parked message(s)", file=sys.stderr)
+    return 0
+
+
+def _find(app: App, function: str | None, message_id: str):
+    for name, queue in _dead_queues(app, function):
+        taken = _drain(app, queue)
+        found = next((d for d in taken if d.message.message_id == message_id), None)
+        for delivery in taken:
+            if delivery is not found:
+                delivery.nack(requeue=True)
+        if found:
+            return name, found
+    raise CommandError(f"no parked message {message_id}; `doppel dlq list` shows what is parked")
+
+
+def cmd_dlq_show(args) -> int:
+    app = App.load(args.config)
+    try:
+        _, delivery = _find(app, None, args.message_id)
+        info = _describe(delivery)
+        try:
+            info["event"] = json.loads(delivery.message.body)
+        except ValueError:
+            info["body"] = delivery.message.body.decode(errors="replace")
+        print(safe(json.dumps(info, indent=2, default=str)))
+        delivery.nack(requeue=True)
+    finally:
+        app.close()
+    return 0
+
+
+def _replay(app: App, name: str, delivery) -> None:
+    message = delivery.message
+    headers = {k: v for k, v in message.headers.items()
+               if k not in (H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_PARKED_AT, "x-death")}
+    headers["x-doppel-replayed-at"] = datetime.now(timezone.utc).isoformat()
+    app.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.function_queue(name),
+                                body=message.body, message_id=message.message_id, headers=headers,
+                                correlation_id=message.correlation_id, content_type=message.content_type)])
+    delivery.ack()
+
+
+def cmd_dlq_replay(args) -> int:
+    if not args.message_id and not args.function:
+        raise CommandError("say what to replay: a MESSAGE_ID, or --function NAME for all of its parked messages", 2)
+    app = App.load(args.config)
+    replayed = 0
+    try:
+        if args.message_id:
+            name, delivery = _find(app, args.function, args.message_id)
+            _replay(app, name, delivery)
+            replayed = 1
+        else:
+            for name, queue in _dead_queues(app, args.function):
+                for delivery in _drain(app, queue):
+                    _replay(app, name, delivery)
+                    replayed += 1
+        if app.embedded and replayed:
+            publish_settle_embedded(app)
+    finally:
+        app.close()
+    print(f"replayed {replayed} message(s)", file=sys.stderr)
+    return 0
+
+
+def publish_settle_embedded(app: App) -> None:
+    worker = app.worker(_functions())
+    worker.start()
+    app.broker.run_until_idle(timeout=3600)
+
+
+def cmd_dlq_purge(args) -> int:
+    app = App.load(args.config)
+    try:
+        queue = topology.dead_queue(_functions(args.function)[0].NAME)
+        app.broker.declare(topology.queues_for(_functions(args.function), app.retry))
+        depth = app.broker.depth(queue)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise CommandError(f"{depth} parked message(s) in {queue} would be deleted for good; add --yes", 2)
+            if input(f"delete {depth} parked message(s) of {args.function} for good? [y/N] ").strip().lower() != "y":
+                return 1
+        print(f"purged {app.broker.purge(queue)} message(s) from {queue}", file=sys.stderr)
+    finally:
+        app.close()
+    return 0
+
+
+def cmd_topology(args) -> int:
+    app = App.load(args.config)
+    specs = topology.queues_for(_functions(), app.retry)
+    print(topology.describe(specs))
+    if args.declare:
+        app.broker.declare(specs)
+        print("declared", file=sys.stderr)
+    app.close()
+    return 0

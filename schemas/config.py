@@ -1,0 +1,67 @@
+"""The schema of `doppel.yaml`. Secrets are never here: they come from environment variables."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from schemas.fields import Duration
+
+
+class Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class RetrySection(Strict):
+    attempts = fields.Integer(load_default=5, validate=validate.Range(min=1, max=50))
+    first_delay = Duration(load_default=1.0)
+    factor = fields.Float(load_default=2.0, validate=validate.Range(min=1))
+    max_delay = Duration(load_default=300.0)
+
+
+class BusSection(Strict):
+    prefetch = fields.Integer(load_default=32, validate=validate.Range(min=1, max=10_000))
+    lease = Duration(load_default=30.0)
+    retry = fields.Nested(RetrySection, load_default=lambda: RetrySection().load({}))
+
+
+class SentrySection(Strict):
+    environment = fields.String(load_default="production")
+    release = fields.String()
+
+
+class ConfigSchema(Strict):
+    state_dir = fields.String(load_default=".doppel")
+    source = fields.String(load_default="doppel")
+    bus = fields.Nested(BusSection, load_default=lambda: BusSection().load({}))
+    sentry = fields.Nested(SentrySection, load_default=lambda: SentrySection().load({}))
+    productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
+    backups = fields.Dict(load_default=dict)
+    schedules = fields.List(fields.Dict(), load_default=list)
+    dr = fields.Dict(load_default=dict)
+    gateway = fields.Dict(load_default=dict)
+    notify = fields.Dict(load_default=dict)
+
+    @validates_schema
+    def _no_inline_secrets(self, data, **kwargs):
+        found = list(_secret_looking_keys(data))
+        if found:
+            raise ValidationError(
+                {key: ["looks like a secret; put it in an environment variable and name the variable "
+                       "here (e.g. password_env: DOPPEL_DB_PASSWORD)"] for key in found})
+
+
+_SECRET_WORDS = ("password", "secret", "token", "api_key", "private_key", "dsn")
+
+
+def _secret_looking_keys(node, path=""):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}" if path else str(key)
+            lowered = str(key).lower()
+            if (any(word in lowered for word in _SECRET_WORDS) and not lowered.endswith("_env")
+                    and isinstance(value, str) and value and "{" not in value):
+                yield here
+            yield from _secret_looking_keys(value, here)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _secret_looking_keys(value, f"{path}[{index}]")

@@ -1,0 +1,62 @@
+import os
+import subprocess
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from tests.harness import Bus
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true",
+                     help="run only the tests that need no real service (no RabbitMQ, Swift or OpenStack)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--fast"):
+        return
+    skip = pytest.mark.skip(reason="--fast: needs a real service")
+    for item in items:
+        if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack")):
+            item.add_marker(skip)
+
+
+@pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
+def bus(request, tmp_path):
+    """The same flow on the in-memory bus and on a real RabbitMQ."""
+    url = None
+    if request.param == "rabbitmq":
+        url = request.getfixturevalue("amqp_url")
+    harness = Bus(request.param, tmp_path, url)
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def memory_bus(tmp_path):
+    harness = Bus("memory", tmp_path)
+    yield harness
+    harness.close()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server():
+    """A real RabbitMQ on 127.0.0.1:5672, started by the project's own script (reused when running)."""
+    subprocess.run(["bash", str(ROOT / "tests/services/rabbitmq.sh")], check=True,
+                   stdout=subprocess.DEVNULL if not os.environ.get("CI") else None)
+    return "127.0.0.1:5672"
+
+
+@pytest.fixture
+def amqp_url(rabbitmq_server):
+    """A fresh vhost per test, so queues and bindings of one test never see another's events."""
+    vhost = f"doppel-test-{uuid.uuid4().hex[:10]}"
+    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
+    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
+    yield f"amqp://guest:guest@{rabbitmq_server}/{quote(vhost, safe='')}?heartbeat=10"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)

@@ -1,0 +1,192 @@
+"""The worker's promises, on the in-memory bus and on a real RabbitMQ alike."""
+import threading
+import time
+
+from bus import topology
+from bus.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message
+from bus.worker import event_message
+from doppel.errors import PermanentError
+from schemas.envelope import Event
+from tests.harness import make_function
+
+
+def requested(env="perf-test", **extra):
+    return Event(type="env.requested", source="test", data={"env": env, "production": "shop", **extra})
+
+
+def parked(bus, name):
+    broker = bus.workers[0].broker
+    taken = []
+    while (delivery := broker.get(topology.dead_queue(name))) is not None:
+        taken.append(delivery)
+    for delivery in taken:
+        delivery.nack(requeue=True)
+    return [d.message for d in taken]
+
+
+def test_handled_once_and_emitted_events_keep_the_correlation_id(bus):
+    # Given a function that turns env.requested into env.ready, and another that records env.ready
+    seen = []
+    first = make_function(f"a{bus.prefix}", "env.requested",
+                          lambda e, deps: [deps.emit("env.ready", env=e.data["env"], endpoints={"url": "http://x"})])
+    second = make_function(f"b{bus.prefix}", "env.ready", lambda e, deps: seen.append(e) or [])
+    bus.worker([first, second])
+    cause = requested()
+
+    # When the request is published
+    bus.publish(cause)
+    bus.settle(lambda: len(seen) == 1)
+
+    # Then the emitted event joined the request's chain
+    assert seen[0].correlationid == cause.id
+    assert seen[0].type == "env.ready" and seen[0].source == f"doppel/a{bus.prefix}"
+    assert bus.workers[0].stats.counts[f"handled:a{bus.prefix}"] == 1
+
+
+def test_same_event_delivered_twice_runs_the_function_once(bus):
+    runs = []
+    fn = make_function(f"once{bus.prefix}", "env.requested", lambda e, deps: runs.append(e.id) or [])
+    bus.worker([fn])
+    event = requested()
+
+    bus.publish(event)
+    bus.publish(event)  # re-published by hand: same id and source
+    bus.settle(lambda: bus.workers[0].stats.counts[f"duplicate:once{bus.prefix}"] == 1)
+
+    assert runs == [event.id]
+
+
+def test_transient_error_is_retried_with_growing_delays_then_parked_with_the_error(bus):
+    # Given a function that always fails with a transient error
+    attempts = []
+
+    def flaky(event, deps):
+        attempts.append(bus.workers[0].broker.now() if bus.kind == "memory" else time.time())
+        raise TimeoutError("cloud API did not answer in 30 s")
+
+    name = f"flaky{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", flaky)])
+
+    # When an event reaches it
+    bus.publish(requested())
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 1)
+
+    # Then it ran `attempts` times, each wait longer than the one before
+    assert len(attempts) == bus.retry.attempts == 3
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert gaps[0] >= 0.2 * 0.9 and gaps[1] >= 0.4 * 0.9 and gaps[1] > gaps[0]
+    (message,) = parked(bus, name)
+    assert "cloud API did not answer" in message.headers[H_ERROR]
+    assert message.headers[H_ERROR_KIND] == "exhausted" and int(message.headers[H_ATTEMPT]) == 3
+    assert len(bus.reporter.reports) == 1
+
+
+def test_permanent_error_is_parked_at_once_and_compensated(bus):
+    compensated = []
+    name = f"perm{bus.prefix}"
+
+    def refuse(event, deps):
+        raise PermanentError("production 'shop' is not in doppel.yaml")
+
+    def on_failure(event, reason, deps):
+        compensated.append(reason)
+        return [deps.emit("env.failed", env=event.data["env"], step=name, reason=reason, cause_id=event.id)]
+
+    failures = []
+    bus.worker([make_function(name, "env.requested", refuse, on_failure=on_failure),
+                make_function(f"watch{bus.prefix}", "env.failed", lambda e, d: failures.append(e) or [])])
+    cause = requested()
+    bus.publish(cause)
+    bus.settle(lambda: len(failures) == 1)
+
+    assert compensated == ["production 'shop' is not in doppel.yaml"]
+    assert failures[0].data["reason"] == compensated[0] and failures[0].correlationid == cause.id
+    (message,) = parked(bus, name)
+    assert message.headers[H_ERROR_KIND] == "permanent" and int(message.headers[H_ATTEMPT]) == 1
+
+
+def test_invalid_events_are_parked_at_once_and_others_still_served(bus):
+    # Given a worker serving a function
+    served = []
+    name = f"strict{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", lambda e, d: served.append(e.data["env"]) or [])])
+    broker = bus.workers[0].broker
+    queue = topology.function_queue(name)
+
+    # When a schema violation, malformed JSON and an unknown type arrive, then a good event
+    bad_schema = Event(type="env.requested", source="test", data={"env": "Not A Name"})
+    broker.publish([
+        Message(exchange="", routing_key=queue, body=bad_schema.to_json(), message_id="bad-schema"),
+        Message(exchange="", routing_key=queue, body=b"{not json", message_id="bad-json"),
+        Message(exchange="", routing_key=queue, body=Event(type="env.sneezed", source="t", data={}).to_json(),
+                message_id="bad-type"),
+    ])
+    bus.publish(requested("good-one"))
+    bus.settle(lambda: served == ["good-one"] and bus.workers[0].stats.counts[f"invalid:{name}"] == 3)
+
+    # Then each bad one is parked once, with the reason
+    reasons = {m.message_id: m.headers[H_ERROR] for m in parked(bus, name)}
+    assert set(reasons) == {"bad-schema", "bad-json", "bad-type"}
+    assert "env" in reasons["bad-schema"] and "must be 2-40 characters" in reasons["bad-schema"]
+    assert "not JSON" in reasons["bad-json"]
+    assert "unknown event type 'env.sneezed'" in reasons["bad-type"]
+    assert all(m.headers[H_ERROR_KIND] == "invalid" for m in parked(bus, name))
+
+
+def test_replayed_parked_message_runs_again_after_the_cause_is_fixed(bus):
+    broken = threading.Event()
+    broken.set()
+    done = []
+    name = f"fixable{bus.prefix}"
+
+    def handler(event, deps):
+        if broken.is_set():
+            raise ConnectionError("object store unreachable")
+        done.append(event.id)
+        return []
+
+    bus.worker([make_function(name, "env.requested", handler)])
+    event = requested()
+    bus.publish(event)
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 1)
+
+    # When the cause is fixed and the parked message replayed to its function
+    broken.clear()
+    broker = bus.workers[0].broker
+    delivery = broker.get(topology.dead_queue(name))
+    broker.publish([Message(exchange="", routing_key=topology.function_queue(name), body=delivery.message.body,
+                            message_id=delivery.message.message_id)])
+    delivery.ack()
+    bus.settle(lambda: done == [event.id])
+    assert parked(bus, name) == []
+
+
+def test_a_key_claimed_by_a_live_worker_is_deferred_not_run_twice(memory_bus):
+    bus = memory_bus
+    runs = []
+    name = "held"
+    fn = make_function(name, "env.requested", lambda e, d: runs.append(e.id) or [], key=lambda e: "same-key")
+    bus.worker([fn], lease_s=30)
+    # Given another worker holds the claim on the key, with a live lease
+    assert bus.ledger.claim(name, "same-key", "other-worker", 30).value == "run"
+    bus.publish(requested())
+    bus.brokers[0].run_until_idle(max_deliveries=1)
+    assert bus.workers[0].stats.counts[f"deferred:{name}"] == 1
+    # When it finishes, the deferred message finds the key done and does not run
+    bus.ledger.complete(name, "same-key", "other-worker", {})
+    bus.settle()
+    assert runs == []
+    assert bus.workers[0].stats.counts[f"duplicate:{name}"] == 1
+
+
+def test_a_key_claimed_by_a_dead_worker_is_taken_over_after_its_lease(memory_bus):
+    bus = memory_bus
+    runs = []
+    fn = make_function("orphan", "env.requested", lambda e, d: runs.append(e.id) or [], key=lambda e: "k")
+    bus.worker([fn], lease_s=30)
+    # Given a worker that claimed the key and died: its lease ran out already
+    bus.ledger.claim("orphan", "k", "dead-worker", -1)
+    event = requested()
+    bus.publish(event)
+    bus.settle()
+    assert runs == [event.id]

@@ -1,0 +1,90 @@
+"""A bus to test on: the in-memory broker (fast, virtual time) or a real RabbitMQ (real time).
+
+The same flow tests run on both; only `settle` differs: the memory bus runs
+until idle on the test's thread, RabbitMQ is polled until the condition holds.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from types import SimpleNamespace
+
+from sqlalchemy import create_engine
+
+from bus.ledger import Ledger
+from bus.retry import RetryPolicy
+from bus.worker import Worker, event_message
+from doppel.audit import AuditTrail
+from doppel.db import make_engine
+from doppel.deps import Deps
+
+
+def make_function(name, consumes, handle, key=None, on_failure=None):
+    fn = SimpleNamespace(NAME=name, CONSUMES=consumes, EMITS=(), handle=handle)
+    if key:
+        fn.idempotency_key = key
+    if on_failure:
+        fn.on_failure = on_failure
+    return fn
+
+
+class Reporter:
+    def __init__(self):
+        self.reports = []
+
+    def report(self, message, *, tags, error=None):
+        self.reports.append((message, tags))
+
+
+class Bus:
+    def __init__(self, kind: str, tmp_path, amqp_url: str | None = None, retry: RetryPolicy | None = None):
+        self.kind = kind
+        self.engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+        self.ledger = Ledger(self.engine)
+        self.audit = AuditTrail(self.engine)
+        self.deps = Deps(audit=self.audit)
+        self.retry = retry or RetryPolicy(attempts=3, first_delay_ms=200, factor=2)
+        self.reporter = Reporter()
+        self.workers: list[Worker] = []
+        self.brokers = []
+        self.amqp_url = amqp_url
+        self.prefix = uuid.uuid4().hex[:6]
+
+    def broker(self):
+        if self.kind == "memory":
+            if not self.brokers:
+                from bus.memory import MemoryBroker
+                self.brokers.append(MemoryBroker(fast_forward=True))
+            return self.brokers[0]
+        from bus.rabbitmq import RabbitBroker
+        broker = RabbitBroker(self.amqp_url)
+        self.brokers.append(broker)
+        return broker
+
+    def worker(self, functions, lease_s=30.0) -> Worker:
+        worker = Worker(self.broker(), functions, self.ledger, self.deps, retry=self.retry,
+                        lease_s=lease_s, prefetch=16, reporter=self.reporter)
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def publish(self, *events):
+        self.workers[0].broker.publish([event_message(e) for e in events])
+
+    def settle(self, condition=lambda: True, timeout=20.0):
+        """Wait until `condition()` holds (memory: run to idle first)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.kind == "memory":
+                self.brokers[0].run_until_idle(timeout=timeout)
+            if condition():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout} s")
+            time.sleep(0.05)
+
+    def close(self):
+        for worker in self.workers:
+            worker.stop()
+        for broker in self.brokers:
+            broker.close()
