@@ -25,7 +25,7 @@ from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FU
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
-from schemas.envelope import EnvelopeError, Event
+from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class Worker:
     # -- outcomes --------------------------------------------------------------
     def _read(self, message: Message) -> Event:
         try:
-            event = Event.from_json(message.body)
+            event = from_amqp(message.body, message.headers, message.content_type)
             errors = validate_in(event.type, event.data)
         except (EnvelopeError, UnknownEventType) as exc:
             raise InvalidEvent(str(exc)) from exc

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 MASK = "[redacted]"
-_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth)", re.I)
+_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$)", re.I)
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 
 

@@ -117,6 +117,30 @@ class Event:
         return cls.from_dict(body)
 
 
+# Binary content mode: attributes in headers. The RabbitMQ binding writes `ce-`,
+# the AMQP binding `cloudEvents:` (or `cloudEvents_`).
+_BINARY_PREFIXES = ("ce-", "cloudEvents:", "cloudEvents_")
+
+
+def from_amqp(body: bytes, headers: dict | None, content_type: str | None = None) -> Event:
+    """Read an event in structured mode (the body) or binary mode (the headers, data in the body)."""
+    headers = headers or {}
+    attributes = {}
+    for name, value in headers.items():
+        for prefix in _BINARY_PREFIXES:
+            if name.startswith(prefix):
+                attributes[name[len(prefix):].lower()] = value.decode() if isinstance(value, bytes) else value
+    if "specversion" not in attributes:
+        return Event.from_json(body)
+    if content_type and not content_type.startswith("application/json") and not content_type.endswith("+json"):
+        raise EnvelopeError(f"binary-mode data of content type {content_type!r}; Doppel reads JSON data only")
+    try:
+        attributes["data"] = json.loads(body) if body else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"binary-mode data is not JSON: {exc}") from exc
+    return Event.from_dict(attributes)
+
+
 def derived_id(*parts: str) -> str:
     """A stable event id from stable inputs, so a re-run emits the same ids and is de-duplicated."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "doppel:" + "/".join(parts)))

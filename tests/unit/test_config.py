@@ -1,0 +1,42 @@
+import pytest
+
+from doppel.config import load_config, parse_config
+from doppel.errors import ConfigError
+
+
+def test_defaults_need_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DOPPEL_CONFIG", raising=False)
+    config = load_config()
+    assert config["bus"]["retry"]["attempts"] == 5 and config.path is None
+
+
+def test_errors_name_the_key_and_the_fix():
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"bus": {"retry": {"attempts": 0, "first_delay": "soon"}, "prefech": 3}}, None)
+    text = str(caught.value)
+    assert "bus.retry.attempts: Must be greater than or equal to 1" in text
+    assert "bus.retry.first_delay: 'soon' is not a duration; write e.g. 30s" in text
+    assert "bus.prefech: unknown key; remove it or correct its spelling" in text
+
+
+def test_a_secret_written_in_the_file_is_refused_with_the_fix():
+    with pytest.raises(ConfigError, match=r"notify.slack_token: looks like a secret; put it in an environment variable"):
+        parse_config({"notify": {"slack_token": "xoxb-123456"}}, None)
+
+
+def test_naming_the_variable_that_holds_a_secret_is_fine():
+    config = parse_config({"notify": {"slack_token_env": "DOPPEL_SLACK_TOKEN"}}, None)
+    assert config["notify"]["slack_token_env"] == "DOPPEL_SLACK_TOKEN"
+
+
+def test_missing_explicit_file_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="pass --config PATH or set DOPPEL_CONFIG"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
+    file = tmp_path / "doppel.yaml"
+    file.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(file)
