@@ -1,0 +1,5 @@
+import sys
+
+from doppel.cli import main
+
+sys.exit(main())
