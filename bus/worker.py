@@ -25,6 +25,7 @@ from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FU
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
+from doppel.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
 
@@ -99,7 +100,7 @@ class Worker:
         try:
             event = self._read(message)
         except InvalidEvent as exc:
-            self._park(function, delivery, None, "invalid", str(exc), attempt)
+            self._park(function, delivery, None, "invalid", redact(str(exc)), attempt)
             return
         key_of = getattr(function, "idempotency_key", default_key)
         key = f"{key_of(event)}"
@@ -122,15 +123,17 @@ class Worker:
             emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
             self.broker.publish([event_message(e) for e in emitted])
         except PermanentError as exc:
-            self.ledger.fail(function.NAME, key, owner, str(exc))
-            self._give_up(function, delivery, event, "permanent", str(exc), attempt)
+            reason = redact(str(exc))
+            self.ledger.fail(function.NAME, key, owner, reason)
+            self._give_up(function, delivery, event, "permanent", reason, attempt)
         except PublishError as exc:
             # The broker is away: the claim is released and the message comes back on reconnect.
-            log.warning("%s: could not publish the events of %s (%s); it will be redelivered", function.NAME, event.id, exc)
-            self.ledger.fail(function.NAME, key, owner, f"publish failed: {exc}")
+            log.warning("%s: could not publish the events of %s (%s); it will be redelivered", function.NAME, event.id,
+                        redact(str(exc)))
+            self.ledger.fail(function.NAME, key, owner, redact(f"publish failed: {exc}"))
             delivery.nack(requeue=True)
         except Exception as exc:  # noqa: BLE001 - anything unexpected is worth a retry
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = redact(f"{type(exc).__name__}: {exc}")
             self.ledger.fail(function.NAME, key, owner, reason)
             if attempt >= self.retry.attempts:
                 self.reporter.report(f"{function.NAME} failed {attempt} times on {event.type} {event.id}: {reason}",
@@ -183,7 +186,7 @@ class Worker:
                 self.broker.publish([event_message(e) for e in on_failure(event, reason, deps) or []])
             except Exception as exc:  # noqa: BLE001 - the park below must still happen
                 log.exception("%s: compensation for %s failed", function.NAME, event.id)
-                reason = f"{reason}; compensation failed too: {type(exc).__name__}: {exc}"
+                reason = redact(f"{reason}; compensation failed too: {type(exc).__name__}: {exc}")
         self._park(function, delivery, event, kind, reason, attempt, reported=reported)
 
     def _park(self, function, delivery, event: Event | None, kind: str, reason: str, attempt: int,

@@ -14,7 +14,8 @@ from doppel.audit import AuditTrail
 from doppel.config import Config, load_config
 from doppel.db import database_url, make_engine, redact_url
 from doppel.deps import Deps
-from doppel.sentry import SentryReporter, init_sentry, scrub, secret_values
+from doppel.secrets import redact
+from doppel.sentry import SentryReporter, init_sentry
 
 log = logging.getLogger(__name__)
 
@@ -95,4 +96,4 @@ def identity() -> str:
 
 def safe(text: str) -> str:
     """Text with every known secret value masked, for printing."""
-    return scrub(text, secret_values())
+    return redact(text)

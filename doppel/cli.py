@@ -25,6 +25,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from doppel.secrets import RedactingFilter
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
