@@ -121,7 +121,8 @@ class Worker:
             self._active[(function.NAME, key)] = (owner, time.monotonic())
         try:
             emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
-            self.broker.publish([event_message(e) for e in emitted])
+            if emitted:
+                self.broker.publish([event_message(e) for e in emitted])
         except PermanentError as exc:
             reason = redact(str(exc))
             self.ledger.fail(function.NAME, key, owner, reason)
