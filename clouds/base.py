@@ -1,0 +1,292 @@
+"""The cloud driver interface, and the plain data it returns.
+
+Functions talk to a cloud only through `CloudDriver`, and only ever see the frozen
+dataclasses below — never an openstacksdk, boto3 or file-system object — so a
+function runs the same against the embedded `local` driver, OpenStack or AWS, and
+everything a driver returns can ride on an event as JSON (`to_dict`/`from_dict`).
+
+Every verb is safe to repeat. Creating is idempotent by key: a driver derives a
+deterministic name from the caller's idempotency key, tags what it makes with
+`doppel-env` and `doppel-key`, and looks that up before making anything, so a
+worker that crashed between "create" and "ack" finds its resource on the retry
+instead of making a second one. Deleting takes `ignore_missing=True`.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from clouds.stores.base import ObjectStore
+
+# Tags every driver puts on what it makes for an environment (compensation and the
+# reaper find leftovers by them).
+TAG_ENV = "doppel-env"
+TAG_KEY = "doppel-key"
+TAG_PRODUCTION = "doppel-production"
+TAG_SNAPSHOT = "doppel-snapshot"
+
+# Stack states, named as Heat and CloudFormation name them.
+CREATE_IN_PROGRESS = "CREATE_IN_PROGRESS"
+CREATE_COMPLETE = "CREATE_COMPLETE"
+CREATE_FAILED = "CREATE_FAILED"
+DELETE_IN_PROGRESS = "DELETE_IN_PROGRESS"
+DELETE_COMPLETE = "DELETE_COMPLETE"
+STACK_STATUSES = (CREATE_IN_PROGRESS, CREATE_COMPLETE, CREATE_FAILED, DELETE_IN_PROGRESS, DELETE_COMPLETE)
+
+# Snapshot states: a Cinder snapshot or an AMI takes a while; the local one is at once.
+SNAPSHOT_IN_PROGRESS = "IN_PROGRESS"
+SNAPSHOT_COMPLETE = "COMPLETE"
+SNAPSHOT_FAILED = "FAILED"
+SNAPSHOT_STATUSES = (SNAPSHOT_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED)
+
+
+class DriverError(Exception):
+    """A cloud operation failed. The message says what, on which env, and what to do.
+
+    `permanent` tells the worker whether a retry can help (a production missing from
+    the config will not appear by itself; a busy disk may clear). Messages never hold
+    a secret value.
+    """
+
+    def __init__(self, message: str, *, env: str | None = None, permanent: bool = False):
+        super().__init__(message)
+        self.env = env
+        self.permanent = permanent
+
+
+class ResourceMissing(DriverError):
+    """The snapshot, stack or record asked for does not exist (and ignore_missing was False)."""
+
+    def __init__(self, message: str, *, env: str | None = None):
+        super().__init__(message, env=env, permanent=True)
+
+
+class ResourceConflict(DriverError):
+    """A resource with that name exists but was made for another request (another key)."""
+
+    def __init__(self, message: str, *, env: str | None = None):
+        super().__init__(message, env=env, permanent=True)
+
+
+def resource_name(prefix: str, env: str, key: str) -> str:
+    """A deterministic, readable name for what a driver makes for `env` under `key`.
+
+    The same key always gives the same name, so a replay finds the first attempt's
+    resource; a different key (another request for the same env) gives another name.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"{prefix}-{env}-{digest}"
+
+
+def env_tags(env: str, key: str, **extra: str) -> dict[str, str]:
+    """The tags every resource made for `env` carries."""
+    return {TAG_ENV: env, TAG_KEY: key, **{k.replace("_", "-"): v for k, v in extra.items()}}
+
+
+def tags_match(tags: Mapping[str, str], tag_filter: Mapping[str, str]) -> bool:
+    """True when every key/value of `tag_filter` is among `tags` (an empty filter matches all)."""
+    return all(tags.get(name) == value for name, value in tag_filter.items())
+
+
+def _time_out(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _time_in(text: str | datetime) -> datetime:
+    if isinstance(text, datetime):
+        return text
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class ComponentSnapshot:
+    """One component of a production as captured: a copied tree, a database image, a volume snapshot."""
+    kind: str  # files | config | crontab | sqlite (later mariadb, postgresql, volume ...)
+    name: str
+    location: str  # where the captured copy is: a path (local), a snapshot or image id (cloud)
+    size: int = 0  # bytes
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "name": self.name, "location": self.location, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ComponentSnapshot":
+        return cls(kind=data["kind"], name=data["name"], location=data["location"], size=int(data.get("size", 0)))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent capture of a production, taken for one environment."""
+    id: str
+    production: str
+    env: str
+    created: datetime
+    components: tuple[ComponentSnapshot, ...] = ()
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str = SNAPSHOT_COMPLETE
+    status_reason: str = ""
+
+    @property
+    def size(self) -> int:
+        return sum(component.size for component in self.components)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "production": self.production, "env": self.env,
+                "created": _time_out(self.created),
+                "components": [component.to_dict() for component in self.components],
+                "tags": dict(self.tags), "status": self.status, "status_reason": self.status_reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Snapshot":
+        return cls(id=data["id"], production=data["production"], env=data["env"],
+                   created=_time_in(data["created"]),
+                   components=tuple(ComponentSnapshot.from_dict(c) for c in data.get("components", ())),
+                   tags=dict(data.get("tags", {})), status=data.get("status", SNAPSHOT_COMPLETE),
+                   status_reason=data.get("status_reason", ""))
+
+
+@dataclass(frozen=True)
+class Stack:
+    """An environment's infrastructure as one unit (a Heat or CloudFormation stack; a directory locally)."""
+    id: str
+    name: str
+    env: str
+    status: str
+    status_reason: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)  # the endpoints: base_url, db paths/URLs ...
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == CREATE_COMPLETE
+
+    @property
+    def failed(self) -> bool:
+        return self.status == CREATE_FAILED
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (CREATE_IN_PROGRESS, DELETE_IN_PROGRESS)
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "env": self.env, "status": self.status,
+                "status_reason": self.status_reason, "outputs": dict(self.outputs), "tags": dict(self.tags)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Stack":
+        return cls(id=data["id"], name=data["name"], env=data["env"], status=data["status"],
+                   status_reason=data.get("status_reason", ""), outputs=dict(data.get("outputs", {})),
+                   tags=dict(data.get("tags", {})))
+
+
+@dataclass(frozen=True)
+class DnsRecord:
+    name: str  # fully qualified, without the trailing dot: shop.example.com
+    type: str  # A | AAAA | CNAME | TXT
+    value: str
+    ttl: int = 300
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "value": self.value, "ttl": self.ttl}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DnsRecord":
+        return cls(name=data["name"], type=data["type"], value=data["value"], ttl=int(data.get("ttl", 300)))
+
+
+@dataclass(frozen=True)
+class TaggedResource:
+    """Anything a driver made and tagged: what compensation and the reaper see and delete."""
+    kind: str  # stack | snapshot | dns_record (cloud drivers add server, volume, image ...)
+    id: str
+    name: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "id": self.id, "name": self.name, "tags": dict(self.tags)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TaggedResource":
+        return cls(kind=data["kind"], id=data["id"], name=data["name"], tags=dict(data.get("tags", {})))
+
+
+@dataclass(frozen=True)
+class BackupSource:
+    """What a backup of an environment (or of production) must contain.
+
+    Everything under `root` except `exclude` (glob patterns relative to root); the
+    `databases` (relative paths) must be read with the database's own online backup,
+    never copied as files while they may be live.
+    """
+    root: Path
+    databases: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"root": str(self.root), "databases": list(self.databases), "exclude": list(self.exclude)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BackupSource":
+        return cls(root=Path(data["root"]), databases=tuple(data.get("databases", ())),
+                   exclude=tuple(data.get("exclude", ())))
+
+
+@runtime_checkable
+class CloudDriver(Protocol):
+    """What Doppel asks of a cloud. Every verb is safe to repeat."""
+
+    name: str  # "local", "openstack", "aws"
+
+    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
+        """Start (or find, by `key`) a consistent snapshot of `production` for `env`.
+
+        May return IN_PROGRESS; `snapshot_status` tells when it is COMPLETE.
+        """
+
+    def snapshot_status(self, snapshot_id: str) -> Snapshot:
+        """The snapshot as it is now; raises ResourceMissing when there is none by that id."""
+
+    def delete_snapshot(self, snapshot_id: str, ignore_missing: bool = True) -> None:
+        """Delete the snapshot and everything it captured."""
+
+    def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
+        """Start building `env` from `snapshot`; returns at once, possibly CREATE_IN_PROGRESS.
+
+        Replayed with the same key it returns the stack the first call made; when `env`
+        exists but was made under another key it raises ResourceConflict.
+        """
+
+    def stack_status(self, env: str) -> Stack | None:
+        """The environment's stack as it is now, or None when there is none."""
+
+    def delete_stack(self, env: str, ignore_missing: bool = True) -> None:
+        """Delete the environment and everything its stack made (data, DNS record)."""
+
+    def configure(self, env: str, stack: Stack, policy: Mapping | None, secrets: Mapping[str, str]) -> dict:
+        """Apply the clone policy to a complete stack: rewrite config, disable crons,
+        anonymise data. Returns the endpoints (never a secret). Safe to repeat."""
+
+    def find_tagged(self, tag_filter: Mapping[str, str]) -> list[TaggedResource]:
+        """Every resource whose tags include all of `tag_filter`, half-made ones too."""
+
+    def delete_resource(self, resource: TaggedResource, ignore_missing: bool = True) -> None:
+        """Delete one resource found by `find_tagged`."""
+
+    def object_store(self) -> "ObjectStore":
+        """The store backups go to by default (a directory, Swift, S3)."""
+
+    def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
+        """Point `record.name` at `record.value`; returns the record as it was (None if new)."""
+
+    def get_dns(self, name: str) -> DnsRecord | None: ...
+
+    def backup_source(self, env_or_production: str) -> BackupSource:
+        """What a backup of that environment or production must read."""
+
+    def restore_target(self, env: str) -> Path:
+        """The directory a restore of `env` writes into (created, empty or not)."""
