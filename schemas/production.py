@@ -1,0 +1,443 @@
+"""The `productions:` section of doppel.yaml: what a production is made of, and how a clone of it is made safe.
+
+```yaml
+productions:
+  shop:
+    driver: local
+    path: /srv/shop
+    base_url: https://shop.example.com
+    domain: example.com                 # envs get http://<env>.example.com
+    components:
+      - {kind: files, path: app, exclude: ["*.log", "cache/*"]}
+      - {kind: sqlite, path: data/shop.db, name: main}
+      - {kind: config, path: config/app.ini}      # format from the name, or format: ini|env|yaml|json|php
+      - {kind: crontab, path: crontab}
+    clone:
+      rewrite:
+        - {file: config/app.ini, key: database.path, value: "{outputs.db_main_path}"}
+        - {file: .env, key: DB_PASSWORD, value: "{secrets.db_password}"}
+      secrets: [db_password]                # generated per environment, never production's
+      crons: disable                        # disable | keep
+      anonymise:
+        - {database: main, table: customers, column: email, method: email}
+        - {database: main, table: audit_log, method: truncate}
+      isolate: true                         # refuse a clone whose config still names production
+```
+
+Loading is idempotent (a loaded section loads again to itself), and every error
+message names the key and says what to write instead. Component kinds are a
+registry (`KIND_SCHEMAS`): a database kind such as mariadb is one more entry here
+and one more component class in the driver.
+"""
+from __future__ import annotations
+
+import difflib
+import posixpath
+import re
+from typing import Any, Mapping
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from clouds.rewrite.anonymise import METHODS as ANONYMISE_METHODS
+from clouds.rewrite.configfile import CONFIG_FORMATS, detect_format
+from clouds.rewrite.values import TemplateError, placeholders
+
+DRIVERS = ("local", "openstack", "aws")
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+PRODUCTION_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
+                                  error="must be 2-40 characters of lower-case letters, digits and '-', "
+                                        "starting with a letter (e.g. shop)")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+# The outputs every local stack has, besides db_<name>_path and db_<name>_url per database.
+LOCAL_OUTPUTS = ("env", "root", "base_url", "dns_name")
+
+
+class ProductionConfigError(ValueError):
+    """The productions section is wrong; `str()` lists every error as `key.path: what to write`."""
+
+    def __init__(self, messages: Mapping, prefix: str = "productions"):
+        self.messages = messages
+        self.lines = format_errors(messages, prefix)
+        super().__init__("; ".join(self.lines))
+
+
+def format_errors(messages: Any, prefix: str = "") -> list[str]:
+    """Marshmallow's nested error dict as flat `dotted.key[index]: message` lines."""
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {message}" if prefix else message for message in messages]
+    if isinstance(messages, Mapping):
+        lines = []
+        for key, value in messages.items():
+            if key == "_schema":
+                here = prefix
+            elif isinstance(key, int):
+                here = f"{prefix}[{key}]"
+            elif key == "value" and isinstance(value, Mapping) and prefix:
+                here = prefix  # a Dict field's value errors: the key already names the entry
+            else:
+                here = f"{prefix}.{key}" if prefix else str(key)
+            lines.extend(format_errors(value, here))
+        return lines
+    return [f"{prefix}: {messages}"]
+
+
+class Strict(Schema):
+    """Refuses unknown keys, naming the closest known one (a typo must not silently switch a rule off)."""
+
+    class Meta:
+        unknown = EXCLUDE  # reported by _refuse_unknown below, with a suggestion, alongside other errors
+
+    error_messages = {"type": "must be a mapping of keys to values"}
+
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def _refuse_unknown(self, data, original_data, **kwargs):
+        if not isinstance(original_data, Mapping):
+            return
+        known = [name for name, field in self.fields.items() if not field.dump_only]
+        errors = {}
+        for key in original_data:
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(sorted(known))}"
+                errors[key] = [f"unknown key; {hint}"]
+        if errors:
+            raise ValidationError(errors)
+
+
+def needs(example: str) -> dict:
+    """error_messages for a required key, saying what to write."""
+    example = example.replace("{", "{{").replace("}", "}}")  # marshmallow formats these messages
+    return {"required": f"missing; add it, e.g. {example}"}
+
+
+def _relative_path(value: str) -> str:
+    """A normalised path inside the production directory; refuses absolute paths and '..'."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("must be a path relative to the production directory (e.g. data/shop.db)")
+    if value.startswith("/"):
+        raise ValidationError(f"{value!r} is absolute; write it relative to the production's path "
+                              "(e.g. data/shop.db, not /srv/shop/data/shop.db)")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise ValidationError(f"{value!r} leaves the production directory; keep components inside it")
+    return normal
+
+
+class RelativePath(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _relative_path(super()._deserialize(value, attr, data, **kwargs))
+
+
+class Identifier(fields.String):
+    """A name used in output keys and placeholders: db_<name>_path, {secrets.<name>}."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if not NAME.match(text):
+            raise ValidationError(f"{text!r} must be lower-case letters, digits and '_', starting with a letter "
+                                  "(e.g. main)")
+        return text
+
+
+# --- components ----------------------------------------------------------------------
+
+class Component(Strict):
+    kind = fields.String(required=True, error_messages=needs("kind: files"))
+    path = RelativePath(required=True, error_messages=needs("path: data/shop.db"))
+    name = Identifier()
+
+
+class FilesComponent(Component):
+    """A directory (or one file) of application files, copied as they are."""
+    exclude = fields.List(fields.String(), load_default=list)  # glob patterns relative to `path`
+
+
+class SqliteComponent(Component):
+    """A SQLite database, captured with SQLite's online backup API."""
+
+
+class ConfigComponent(Component):
+    """A config file the clone policy may rewrite."""
+    format = fields.String(validate=validate.OneOf(CONFIG_FORMATS, error="must be one of {choices}"))
+
+
+class CrontabComponent(Component):
+    """A crontab file, or a cron.d-style directory of them."""
+
+
+KIND_SCHEMAS: dict[str, type[Component]] = {
+    "files": FilesComponent,
+    "sqlite": SqliteComponent,
+    "config": ConfigComponent,
+    "crontab": CrontabComponent,
+}
+DATABASE_KINDS = ("sqlite",)  # kinds that hold rows: anonymise rules and db_* outputs refer to them
+
+
+class ComponentField(fields.Field):
+    """One component, validated by the schema of its `kind`."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, Mapping):
+            raise ValidationError("must be a mapping such as {kind: files, path: app}")
+        kind = value.get("kind")
+        if kind not in KIND_SCHEMAS:
+            raise ValidationError({"kind": [f"{kind!r} is not a component kind; use one of "
+                                            f"{', '.join(KIND_SCHEMAS)}"]})
+        loaded = KIND_SCHEMAS[kind]().load(value)
+        loaded.setdefault("name", _default_name(loaded))
+        if kind == "config" and not loaded.get("format"):
+            guessed = detect_format(loaded["path"])
+            if guessed is None:
+                raise ValidationError({"format": [f"cannot tell the format of {loaded['path']} from its name; "
+                                                  f"add format: one of {', '.join(CONFIG_FORMATS)}"]})
+            loaded["format"] = guessed
+        return loaded
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
+def _default_name(component: Mapping) -> str:
+    """A component's name when none is given: the file's stem, made into an identifier."""
+    stem = posixpath.basename(component["path"]).split(".")[0] or component["kind"]
+    name = re.sub(r"[^a-z0-9_]", "_", stem.lower()).strip("_") or component["kind"]
+    return name if name[0].isalpha() else f"{component['kind']}_{name}"
+
+
+# --- the clone policy ------------------------------------------------------------------
+
+class RewriteRule(Strict):
+    file = RelativePath(required=True, error_messages=needs("file: config/app.ini"))
+    key = fields.String(required=True, error_messages=needs("key: database.path"), validate=validate.Length(min=1, error="must name a key, e.g. database.path"))
+    value = fields.Raw(required=True, allow_none=True, error_messages=needs('value: "{outputs.base_url}"'))
+    format = fields.String(validate=validate.OneOf(CONFIG_FORMATS, error="must be one of {choices}"))
+
+    @validates_schema
+    def _value_is_scalar_template(self, data, **kwargs):
+        value = data.get("value")
+        if isinstance(value, (dict, list)):
+            raise ValidationError({"value": ["must be one value (a string, number, true/false or null); "
+                                             "rewrite nested keys one rule each, with a dotted key"]})
+        try:
+            placeholders(value)
+        except TemplateError as exc:
+            raise ValidationError({"value": [str(exc)]}) from None
+
+
+class AnonymiseRule(Strict):
+    database = Identifier(required=True, error_messages=needs("database: main"))
+    table = fields.String(required=True, validate=validate.Length(min=1), error_messages=needs("table: customers"))
+    column = fields.String(validate=validate.Length(min=1))
+    method = fields.String(required=True, error_messages=needs("method: email"), validate=validate.OneOf(
+        ANONYMISE_METHODS, error="must be one of {choices}"))
+
+    @validates_schema
+    def _column_fits_method(self, data, **kwargs):
+        method, column = data.get("method"), data.get("column")
+        if method == "truncate" and column:
+            raise ValidationError({"column": ["truncate empties the whole table; remove column, or use "
+                                              "method: null to blank one column"]})
+        if method and method != "truncate" and not column:
+            raise ValidationError({"column": [f"method {method} needs the column to rewrite (or use "
+                                              "method: truncate to empty the table)"]})
+
+
+class ClonePolicy(Strict):
+    rewrite = fields.List(fields.Nested(RewriteRule), load_default=list)
+    secrets = fields.List(Identifier(), load_default=list)
+    crons = fields.String(load_default="disable", validate=validate.OneOf(
+        ("disable", "keep"), error="must be disable (the default: copies run no scheduled jobs) or keep"))
+    anonymise = fields.List(fields.Nested(AnonymiseRule), load_default=list)
+    isolate = fields.Boolean(load_default=True)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _secrets_declared(self, data, **kwargs):
+        declared = set(data.get("secrets", ()))
+        errors = {}
+        for index, rule in enumerate(data.get("rewrite", ())):
+            try:
+                used = placeholders(rule.get("value"))
+            except TemplateError:
+                continue  # reported by the rule itself
+            for root, name in used:
+                if root == "secrets" and name not in declared:
+                    errors[index] = {"value": [f"uses secrets.{name}, which is not declared; add {name} to "
+                                               "clone.secrets so each environment gets a fresh one"]}
+        if errors:
+            raise ValidationError({"rewrite": errors})
+
+
+# --- a production ----------------------------------------------------------------------
+
+class ProductionSchema(Strict):
+    driver = fields.String(load_default="local", validate=validate.OneOf(DRIVERS, error="must be one of {choices}"))
+    path = fields.String()
+    base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"},
+                          error_messages={"invalid": "must be a URL such as https://shop.example.com",
+                                          **needs("base_url: https://shop.example.com")})
+    domain = fields.String(load_default="localhost")
+    components = fields.List(ComponentField(), required=True, error_messages=needs("components: [{kind: files, path: app}]"), validate=validate.Length(
+        min=1, error="list at least one component, e.g. {{kind: files, path: app}}"))
+    clone = fields.Nested(ClonePolicy, load_default=lambda: ClonePolicy().load({}))
+
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _coherent(self, data, original_data, **kwargs):
+        if not isinstance(original_data, Mapping):
+            return  # already reported as "must be a mapping"
+        errors: dict = {}
+        _check_path(data, errors)
+        _check_domain(data, errors)
+        components = data.get("components") or []
+        if not _all_loaded(components, original_data.get("components")):
+            components = []  # their own errors come first; cross-checks need them whole
+        _check_components(components, errors)
+        if "clone" in data and components:
+            clone_errors = _check_clone(data, components)
+            if clone_errors:
+                errors["clone"] = clone_errors
+        if errors:
+            raise ValidationError(errors)
+
+    @post_load
+    def _fill_rewrite_formats(self, data, **kwargs):
+        """Every rewrite rule says its format once loaded, so no reader has to guess again."""
+        for rule in data["clone"]["rewrite"]:
+            rule["format"] = rewrite_format(rule, data["components"])
+        return data
+
+
+def _all_loaded(components: list, original) -> bool:
+    """Whether every component listed loaded without error (marshmallow keeps partial ones too)."""
+    return isinstance(original, list) and len(components) == len(original) and all(
+        isinstance(c, Mapping) and {"kind", "path", "name"} <= c.keys() for c in components)
+
+
+def _check_path(data: Mapping, errors: dict) -> None:
+    path = data.get("path")
+    if data.get("driver", "local") == "local":
+        if not path:
+            errors["path"] = ["the local driver needs the production directory, e.g. path: /srv/shop"]
+        elif not path.startswith("/"):
+            errors["path"] = [f"{path!r} must be absolute, e.g. /srv/shop"]
+
+
+def _check_domain(data: Mapping, errors: dict) -> None:
+    domain = data.get("domain")
+    if domain is not None and not _HOSTNAME.match(domain):
+        errors["domain"] = [f"{domain!r} is not a DNS domain; write e.g. example.com (envs become "
+                            "http://<env>.example.com)"]
+
+
+def _check_components(components: list, errors: dict) -> None:
+    seen_paths: dict[str, int] = {}
+    seen_databases: dict[str, int] = {}
+    for index, component in enumerate(components):
+        if component["path"] in seen_paths:
+            errors.setdefault("components", {})[index] = {
+                "path": [f"{component['path']} is already component {seen_paths[component['path']]}; list it once"]}
+        seen_paths.setdefault(component["path"], index)
+        if component["kind"] in DATABASE_KINDS:
+            name = component["name"]
+            if name in seen_databases:
+                errors.setdefault("components", {})[index] = {
+                    "name": [f"database name {name!r} is taken by component {seen_databases[name]}; "
+                             "give each database its own name"]}
+            seen_databases.setdefault(name, index)
+
+
+def database_outputs(name: str) -> tuple[str, str]:
+    """The stack outputs a database component gives: its path and its URL."""
+    return f"db_{name}_path", f"db_{name}_url"
+
+
+def expected_outputs(production: Mapping) -> set[str]:
+    """The outputs a local stack of this production will have (what {outputs.*} may name)."""
+    names = set(LOCAL_OUTPUTS)
+    for component in production.get("components", ()):
+        if component["kind"] in DATABASE_KINDS:
+            names.update(database_outputs(component["name"]))
+    return names
+
+
+def _covered(path: str, components: list) -> Mapping | None:
+    """The file-carrying component a clone gets `path` through, or None."""
+    for component in components:
+        if component["kind"] in DATABASE_KINDS:
+            continue
+        root = component["path"]
+        if path == root or root == "." or path.startswith(root.rstrip("/") + "/"):
+            return component
+    return None
+
+
+def _check_clone(data: Mapping, components: list) -> dict:
+    clone = data["clone"]
+    errors: dict = {}
+    outputs = expected_outputs(data) if data.get("driver", "local") == "local" else None
+    for index, rule in enumerate(clone.get("rewrite", ())):
+        if not isinstance(rule, Mapping) or not {"file", "key"} <= rule.keys():
+            continue  # the rule's own errors are reported already
+        problems = _check_rewrite(rule, components, outputs)
+        if problems:
+            errors.setdefault("rewrite", {})[index] = problems
+    databases = [c["name"] for c in components if c["kind"] in DATABASE_KINDS]
+    for index, rule in enumerate(clone.get("anonymise", ())):
+        if isinstance(rule, Mapping) and "database" in rule and rule["database"] not in databases:
+            known = ", ".join(databases) or "none; add {kind: sqlite, path: ..., name: ...}"
+            errors.setdefault("anonymise", {})[index] = {
+                "database": [f"{rule['database']!r} is not a database of this production; its databases: {known}"]}
+    return errors
+
+
+def rewrite_format(rule: Mapping, components: list) -> str | None:
+    """The format a rewrite rule edits its file in: its own, its config component's, or its name's."""
+    if rule.get("format"):
+        return rule["format"]
+    for component in components:
+        if component["kind"] == "config" and component["path"] == rule["file"]:
+            return component["format"]
+    return detect_format(rule["file"])
+
+
+def _check_rewrite(rule: dict, components: list, outputs: set[str] | None) -> dict:
+    """Problems with one rewrite rule, by field."""
+    problems: dict = {}
+    carrier = _covered(rule["file"], components)
+    if carrier is None:
+        problems["file"] = [f"{rule['file']} is in no component, so the clone will not have it; add "
+                            f"{{kind: config, path: {rule['file']}}} to components"]
+    if not rewrite_format(rule, components):
+        problems["format"] = [f"cannot tell the format of {rule['file']} from its name; add format: one of "
+                              f"{', '.join(CONFIG_FORMATS)}"]
+    try:
+        used = placeholders(rule.get("value"))
+    except TemplateError:
+        used = []  # reported by the rule itself
+    if outputs is not None:
+        for root, name in used:
+            if root == "outputs" and name not in outputs:
+                close = difflib.get_close_matches(name, sorted(outputs), n=1)
+                hint = f"did you mean outputs.{close[0]}?" if close else f"outputs are: {', '.join(sorted(outputs))}"
+                problems["value"] = [f"outputs.{name} is not an output of this production's stacks; {hint}"]
+    return problems
+
+
+class ProductionsSchema(Strict):
+    productions = fields.Dict(keys=fields.String(validate=PRODUCTION_NAME),
+                              values=fields.Nested(ProductionSchema), load_default=dict)
+
+
+def load_productions(section: Mapping | None) -> dict[str, dict]:
+    """The `productions:` mapping validated and with defaults filled; ProductionConfigError otherwise."""
+    try:
+        return ProductionsSchema().load({"productions": dict(section or {})})["productions"]
+    except ValidationError as exc:
+        messages = exc.messages.get("productions", exc.messages) if isinstance(exc.messages, dict) else exc.messages
+        raise ProductionConfigError(messages) from None
+
+
+def load_production(name: str, entry: Mapping) -> dict:
+    """One production entry, validated; errors are prefixed with `productions.<name>`."""
+    return load_productions({name: entry})[name]
