@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.fields import Duration
+from schemas.schedules import Schedules
 
 
 class Strict(Schema):
@@ -36,7 +37,7 @@ class ConfigSchema(Strict):
     sentry = fields.Nested(SentrySection, load_default=lambda: SentrySection().load({}))
     productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     backups = fields.Dict(load_default=dict)
-    schedules = fields.List(fields.Dict(), load_default=list)
+    schedules = Schedules()
     dr = fields.Dict(load_default=dict)
     gateway = fields.Dict(load_default=dict)
     notify = fields.Dict(load_default=dict)
