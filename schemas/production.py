@@ -201,7 +201,7 @@ class ComponentField(fields.Field):
 
 def _default_name(component: Mapping) -> str:
     """A component's name when none is given: the file's stem, made into an identifier."""
-    stem = posixpath.basename(component["path"]).split(".")[0] or component["kind"]
+    stem = posixpath.basename(component["path"]).lstrip(".").split(".")[0] or component["kind"]
     name = re.sub(r"[^a-z0-9_]", "_", stem.lower()).strip("_") or component["kind"]
     return name if name[0].isalpha() else f"{component['kind']}_{name}"
 
