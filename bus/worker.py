@@ -134,6 +134,11 @@ class Worker:
             self.ledger.fail(function.NAME, key, owner, redact(f"publish failed: {exc}"))
             delivery.nack(requeue=True)
         except Exception as exc:  # noqa: BLE001 - anything unexpected is worth a retry
+            if getattr(exc, "permanent", False):  # e.g. a driver's "no such production": retrying cannot help
+                reason = redact(str(exc))
+                self.ledger.fail(function.NAME, key, owner, reason)
+                self._give_up(function, delivery, event, "permanent", reason, attempt)
+                return
             reason = redact(f"{type(exc).__name__}: {exc}")
             self.ledger.fail(function.NAME, key, owner, reason)
             if attempt >= self.retry.attempts:

@@ -73,8 +73,19 @@ class App:
         return init_sentry(self.role, sentry["environment"], sentry.get("release"))
 
     @cached_property
+    def registry(self):
+        from doppel.registry import Registry
+        return Registry(self.engine)
+
+    @cached_property
+    def cloud(self):
+        from clouds.local import LocalDriver
+        return LocalDriver(self.config.state_dir / "local", self.config["productions"])
+
+    @cached_property
     def deps(self) -> Deps:
-        return Deps(config=self.config, audit=self.audit, source=self.config["source"])
+        return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
+                    source=self.config["source"])
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

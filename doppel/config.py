@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 
 from doppel.errors import ConfigError
 from schemas.config import ConfigSchema
+from schemas.production import ProductionConfigError, load_productions
 
 DEFAULT_FILE = "doppel.yaml"
 
@@ -76,10 +77,15 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
 
 
 def parse_config(document: dict, path: Path | None) -> Config:
+    where = str(path) if path else "configuration"
     try:
         loaded = ConfigSchema().load(document)
     except ValidationError as exc:
-        where = str(path) if path else "configuration"
         lines = "\n  ".join(flatten_errors(exc.messages))
+        raise ConfigError(f"{where} is invalid:\n  {lines}") from None
+    try:
+        loaded["productions"] = load_productions(loaded["productions"])
+    except ProductionConfigError as exc:
+        lines = "\n  ".join(exc.lines)
         raise ConfigError(f"{where} is invalid:\n  {lines}") from None
     return Config(loaded, path)

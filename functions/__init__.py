@@ -1,8 +1,8 @@
 """Doppel's functions, one file each. FUNCTIONS is the explicit registry the worker serves;
 a test checks it against the files in this folder, so a function cannot be forgotten."""
-from functions import audit
+from functions import audit, clone, configure, notify, poll, snapshot, teardown
 
-FUNCTIONS = [audit]
+FUNCTIONS = [audit, snapshot, clone, configure, teardown, poll, notify]
 BY_NAME = {function.NAME: function for function in FUNCTIONS}
 
 

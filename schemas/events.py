@@ -38,23 +38,27 @@ class EnvRequested(EventData):
 
 class SnapshotDone(EventData):
     env = fields.String(required=True)
+    request = fields.String(required=True)  # the env.requested that started the chain (source/id)
     production = fields.String(required=True)
     snapshot = fields.Dict(required=True)  # the driver's Snapshot, as a dict
 
 
 class StackReady(EventData):
     env = fields.String(required=True)
+    request = fields.String(required=True)
     stack = fields.Dict(required=True)  # the driver's Stack: id, name, status, outputs
 
 
 class EnvReady(EventData):
     env = fields.String(required=True)
+    request = fields.String()
     endpoints = fields.Dict(required=True)
     expires_at = fields.String(allow_none=True)
 
 
 class EnvExpired(Timed):
     env = fields.String(required=True)
+    reason = fields.String(load_default="ttl", validate=validate.OneOf(["ttl", "manual"]))
 
 
 class EnvDeleted(EventData):
@@ -68,6 +72,7 @@ class Failed(EventData):
     reason = fields.String(required=True)
     env = fields.String()
     production = fields.String()
+    request = fields.String()
     cause_id = fields.String()  # the id of the event whose handling failed
 
 

@@ -1,0 +1,37 @@
+"""stack.ready -> env.ready: rewrite the clone's configuration for its new role.
+
+Endpoints from the stack's outputs, fresh credentials (never production's), crons
+off, personal data anonymised, as the production's clone policy says.
+"""
+import secrets
+
+from clouds.base import Stack
+from doppel.chain import environment_of, on_chain_failure
+from doppel.registry import CLONING, CONFIGURING, READY
+
+NAME = "configure"
+CONSUMES = "stack.ready"
+EMITS = ("env.ready", "env.failed")
+
+
+def idempotency_key(event) -> str:
+    return event.data["request"]
+
+
+def handle(event, deps) -> list:
+    env = environment_of(event, deps)
+    if env.state not in (CLONING, CONFIGURING):
+        return []
+    env = deps.registry.move(env, CONFIGURING, event_id=event.id)
+    policy = deps.config["productions"][env.production].get("clone", {})
+    fresh = {name: secrets.token_urlsafe(24) for name in policy.get("secrets", [])}
+    endpoints = deps.cloud.configure(env.name, Stack.from_dict(event.data["stack"]), policy, fresh)
+    env = deps.registry.move(env, READY, event_id=event.id, endpoints=endpoints,
+                             expires_at=deps.registry.expiry_for(env))
+    if env.expires_at and deps.scheduler is not None:
+        deps.scheduler.schedule_expiry(env.name, env.expires_at)
+    return [deps.emit("env.ready", env=env.name, request=env.request_id, endpoints=endpoints,
+                      expires_at=env.expires_at.isoformat() if env.expires_at else None)]
+
+
+on_failure = on_chain_failure(NAME)

@@ -1,0 +1,41 @@
+"""Tell people what happened: an environment ready (with its endpoints), failed, deleted; a failover.
+
+Each message goes to the log and to every chat webhook configured under `notify:`
+(Slack or Mattermost incoming webhooks; their URLs come from environment variables).
+Secret values are masked before anything leaves.
+"""
+from doppel.chat import send_to_chat
+from doppel.secrets import redact
+
+NAME = "notify"
+CONSUMES = ("env.ready", "env.failed", "env.deleted", "backup.failed", "restore.failed",
+            "failover.done", "failover.failed", "failback.done", "failback.failed", "drill.done",
+            "drill.failed", "sync.failed")
+EMITS = ()
+
+
+def message_for(event) -> str:
+    d = event.data
+    if event.type == "env.ready":
+        endpoints = ", ".join(f"{k}: {v}" for k, v in sorted(d["endpoints"].items()))
+        until = f" until {d['expires_at']}" if d.get("expires_at") else ""
+        return f"Environment {d['env']} is ready{until}. {endpoints}"
+    if event.type.endswith(".failed"):
+        subject = d.get("env") or d.get("production") or ""
+        return f"{event.type.split('.')[0].capitalize()} of {subject} failed at {d['step']}: {d['reason']}"
+    if event.type == "env.deleted":
+        return f"Environment {d['env']} was deleted" + (f" (backup {d['backup_id']})" if d.get("backup_id") else "")
+    if event.type == "failover.done":
+        return (f"Production {d['production']} failed over to DR from backup {d['backup_id']}: "
+                f"RPO {d['rpo_seconds']:.0f} s, RTO {d['rto_seconds']:.0f} s")
+    if event.type == "failback.done":
+        return f"Production {d['production']} is back in its home region"
+    if event.type == "drill.done":
+        outcome = "restored and verified" if d["verified"] else "did NOT verify"
+        return f"Restore drill of {d['production']}: backup {d['backup_id']} {outcome}"
+    return f"{event.type}: {d}"
+
+
+def handle(event, deps) -> list:
+    send_to_chat(redact(message_for(event)), deps.config["notify"])
+    return []

@@ -1,0 +1,83 @@
+"""env.requested -> snapshot -> clone -> configure -> env.ready, and back down, on the embedded bus."""
+import configparser
+import json
+import sqlite3
+from pathlib import Path
+
+from doppel.registry import FAILED, READY
+from tests.flow.conftest import tree_digest
+
+
+def customers(db: Path) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT name, email, phone FROM customers ORDER BY id").fetchall()
+
+
+def everything_in(db: Path) -> str:
+    """Every value of every table, as text, to search for leaks."""
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"'))
+
+
+def test_the_chain_makes_a_working_clone_and_leaves_production_untouched(shop):
+    before = tree_digest(shop.production)
+
+    request = shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=3600)
+
+    # The chain ran to env.ready, every event in the request's chain
+    chain = [e.type for e in shop.events(correlation_id=request.id)]
+    assert chain[:4] == ["env.requested", "snapshot.done", "stack.ready", "env.ready"]
+    env = shop.app.registry.living("perf-test")
+    assert env.state == READY and env.expires_at is not None
+    root = Path(env.endpoints["root"])
+
+    # Its config points at its own database and URL, never production's
+    ini = configparser.ConfigParser()
+    ini.read(root / "config/app.ini")
+    assert Path(ini["database"]["path"]) == root / "data/shop.db"
+    assert ini["app"]["base_url"] == env.endpoints["base_url"] == "http://perf-test.localhost"
+    dotenv = (root / ".env").read_text()
+    assert str(shop.production) not in dotenv and "https://shop.example.com" not in dotenv
+    settings = json.loads((root / "config/settings.json").read_text())
+    assert settings["mail"]["enabled"] is False
+    # fresh credentials, not production's
+    prod_env = dict(l.split("=", 1) for l in (shop.production / ".env").read_text().splitlines() if "=" in l)
+    clone_env = dict(l.split("=", 1) for l in dotenv.splitlines() if "=" in l)
+    assert clone_env["DB_PASSWORD"] != prod_env["DB_PASSWORD"]
+
+    # Its crontab is disabled
+    assert all(l.startswith("#") or not l.strip() or "=" in l.split()[0]
+               for l in (root / "crontab").read_text().splitlines())
+
+    # No production email, name or phone anywhere in its database
+    leaked = everything_in(root / "data/shop.db")
+    for name, email, phone in customers(shop.production / "data/shop.db"):
+        assert email not in leaked and name not in leaked and phone not in leaked
+    assert len(customers(root / "data/shop.db")) == len(customers(shop.production / "data/shop.db"))
+
+    # Production is byte-identical
+    assert tree_digest(shop.production) == before
+
+
+def test_replaying_the_request_or_reusing_a_living_name_makes_no_second_environment(shop):
+    first = shop.publish("env.requested", env="perf-test", production="shop")
+    envs_dir = shop.app.config.state_dir / "local" / "envs"
+    made = sorted(p.name for p in envs_dir.iterdir())
+
+    # the same event again (same id and source) ...
+    from bus.worker import event_message
+    shop.app.broker.publish([event_message(first)])
+    shop.app.broker.run_until_idle()
+    # ... and a new request for the same living name
+    shop.publish("env.requested", env="perf-test", production="shop")
+
+    assert sorted(p.name for p in envs_dir.iterdir()) == made
+    assert [e.name for e in shop.app.registry.all(include_ended=True)] == ["perf-test"]
+    assert len(shop.events("env.ready")) == 1
+
+
+def test_an_unknown_production_is_refused_at_once_with_the_reason(shop):
+    shop.publish("env.requested", env="perf-test", production="nosuch")
+    assert shop.app.registry.latest("perf-test") is None
+    assert shop.worker.stats.counts["parked:snapshot"] == 1
