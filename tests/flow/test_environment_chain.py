@@ -81,3 +81,69 @@ def test_an_unknown_production_is_refused_at_once_with_the_reason(shop):
     shop.publish("env.requested", env="perf-test", production="nosuch")
     assert shop.app.registry.latest("perf-test") is None
     assert shop.worker.stats.counts["parked:snapshot"] == 1
+
+
+class ConfigureTimesOut:
+    """The real local driver, except that configure always times out (a cloud API that hangs)."""
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def configure(self, env, stack, policy, secrets):
+        raise TimeoutError(f"configuring {env}: the cloud API did not answer in 60 s")
+
+
+def assert_nothing_left(shop, name):
+    state = shop.app.config.state_dir / "local"
+    assert list((state / "envs").iterdir()) == []
+    assert list((state / "snapshots").iterdir()) == []
+    assert shop.app.cloud.get_dns(f"{name}.localhost") is None
+    assert shop.app.cloud.find_tagged({"doppel-env": name}) == []
+    assert shop.app.registry.living(name) is None  # the name is free again
+
+
+def test_a_transient_failure_at_configure_is_retried_then_compensated(tmp_path, monkeypatch):
+    from tests.flow.conftest import Shop
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    shop = Shop(tmp_path)
+    shop.app.deps.cloud = ConfigureTimesOut(shop.app.cloud)
+    try:
+        request = shop.publish("env.requested", env="perf-test", production="shop")
+
+        assert shop.worker.stats.counts["retried:configure"] == 2  # 3 attempts in all
+        (failed,) = shop.events("env.failed")
+        assert failed.correlation_id == request.id and failed.data["step"] == "configure"
+        assert "did not answer in 60 s" in failed.data["reason"]
+        env = shop.app.registry.latest("perf-test")
+        assert env.state == FAILED and "did not answer" in env.reason
+        assert_nothing_left(shop, "perf-test")
+    finally:
+        shop.app.close()
+
+
+def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monkeypatch):
+    from tests.flow.conftest import Shop
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    # Given a clone policy that cannot be applied: it anonymises a table production does not have
+    shop = Shop(tmp_path)
+    policy = shop.app.config["productions"]["shop"]["clone"]
+    policy["anonymise"].append({"database": "main", "table": "loyalty_cards", "column": "holder",
+                                "method": "name"})
+    try:
+        request = shop.publish("env.requested", env="perf-test", production="shop")
+
+        # Then configure gives up at once (retrying cannot create a table); env.failed carries the reason
+        assert shop.worker.stats.counts["retried:configure"] == 0
+        (failed,) = shop.events("env.failed")
+        assert failed.correlation_id == request.id and failed.data["step"] == "configure"
+        assert "loyalty_cards" in failed.data["reason"]
+        # the registry says what happened
+        env = shop.app.registry.latest("perf-test")
+        assert env.state == FAILED and "loyalty_cards" in env.reason
+        # and nothing is left: no environment directory, snapshot, DNS record or tagged resource
+        assert_nothing_left(shop, "perf-test")
+    finally:
+        shop.app.close()
