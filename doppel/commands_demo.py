@@ -1,0 +1,120 @@
+"""`doppel demo`: a sample production, cloned, reconfigured, anonymised and expired, on this machine.
+
+Everything is real: files are copied, the SQLite database is snapshotted with its
+online backup API, configuration is rewritten, personal data is replaced, and
+the expiry backs the copy up before deleting it. Nothing outside the demo's
+state directory is touched.
+"""
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import yaml
+
+from bus.worker import event_message
+from clouds.local.sample import make_sample_production
+from clouds.rewrite.configfile import detect_format, read_value
+from doppel.app import App
+from doppel.chain import request_id
+from doppel.cli import CommandError
+from doppel.commands_bus import _functions, build_event
+from doppel.commands_env import follow
+from doppel.config import load_config
+from doppel.registry import DELETED, FAILED, READY
+
+ENV = "demo-copy"
+HIDDEN = "********"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="clone a sample production on this machine and show what changed",
+                       description=__doc__)
+    p.add_argument("--dir", default=".doppel/demo",
+                   help="where the demo's production, state and doppel.yaml go (remade on each run; default .doppel/demo)")
+    p.add_argument("--keep", action="store_true", help="leave the copy running instead of expiring it")
+    p.set_defaults(handler=cmd_demo)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def cmd_demo(args) -> int:
+    root = Path(args.dir).resolve()
+    if root.exists():
+        if not (root / "doppel.yaml").exists():
+            raise CommandError(f"{root} exists and is not a Doppel demo directory; choose another --dir", 2)
+        shutil.rmtree(root)
+    production = root / "production" / "shop"
+    entry = make_sample_production(production)
+    config_file = root / "doppel.yaml"
+    config_file.write_text(yaml.safe_dump({"state_dir": "state", "productions": {"shop": entry}}, sort_keys=False))
+    app = App(load_config(config_file), role="demo")
+    if not app.embedded:
+        raise CommandError("the demo runs on the embedded bus; unset DOPPEL_AMQP_URL to run it", 2)
+    app.worker(_functions()).start()
+    app.broker.start()
+    try:
+        return _run(app, entry, production, config_file, args.keep)
+    finally:
+        app.close()
+
+
+def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool) -> int:
+    demo_root = str(config_file.parent)
+    short = lambda value: str(value).replace(demo_root, "<demo>")
+    say(f"(<demo> is {demo_root})")
+    say(f"1. A sample production, 'shop', in {short(production)}:")
+    say("   app files, a SQLite database of 50 made-up customers, three config files, a crontab with 2 jobs.")
+    say()
+    say(f"2. doppel env create {ENV} --from shop --ttl 1h")
+    event = build_event("env.requested", {"env": ENV, "production": "shop", "ttl_seconds": 3600, "owner": "demo"})
+    app.broker.publish([event_message(event)])
+    env = follow(app, lambda: app.registry.by_request(request_id(event)), (READY, FAILED), 300, out=sys.stdout)
+    if env.state != READY:
+        say(f"   failed: {env.reason}")
+        return 1
+    clone = Path(env.endpoints["root"])
+    for key, value in sorted(env.endpoints.items()):
+        say(f"   {key}: {short(value)}")
+    say()
+    say("3. Its configuration, rewritten for its new role (production -> copy; secrets hidden):")
+    hidden_keys = {(r["file"], r["key"]) for r in entry["clone"]["rewrite"] if "{secrets." in str(r["value"])}
+    for rule in entry["clone"]["rewrite"]:
+        fmt = detect_format(rule["file"]) or "ini"
+        before = read_value((production / rule["file"]).read_text(), fmt, rule["key"])
+        after = read_value((clone / rule["file"]).read_text(), fmt, rule["key"])
+        if (rule["file"], rule["key"]) in hidden_keys:
+            before, after = HIDDEN, HIDDEN + (" (new)" if before != after else " (UNCHANGED!)")
+        say(f"   {rule['file']:<22} {rule['key']:<15} {short(before)} -> {short(after)}")
+    say()
+    active = lambda path: [l for l in path.read_text().splitlines() if l.strip() and not l.lstrip().startswith("#")
+                           and "=" not in l.split()[0]]
+    say(f"4. Crons: {len(active(production / 'crontab'))} jobs active in production, "
+        f"{len(active(clone / 'crontab'))} in the copy (scheduled work belongs to Doppel's scheduler).")
+    say()
+    say("5. Personal data, anonymised (first three customers):")
+    for label, db in (("production", production / "data/shop.db"), ("copy", clone / "data/shop.db")):
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            for name, email, phone in conn.execute("SELECT name, email, phone FROM customers ORDER BY id LIMIT 3"):
+                say(f"   {label:<11} {name:<22} {email:<36} {phone}")
+    say()
+    if keep:
+        say(f"The copy stays. `doppel --config {config_file} env delete {ENV}` backs it up and deletes it.")
+        return 0
+    say(f"6. doppel env expire {ENV}   (the scheduler does this when the TTL runs out)")
+    expired = build_event("env.expired", {"env": ENV, "reason": "ttl"})
+    app.broker.publish([event_message(expired)])
+    env = follow(app, lambda: app.registry.get(env.id), (DELETED, FAILED), 300, out=sys.stdout)
+    say(f"   {env.name} is {env.state}: {env.reason}")
+    backups = app.deps.backups.list(ENV) if app.deps.backups is not None else []
+    for backup in backups:
+        say(f"   backup {backup.id}: {backup.size:,} bytes, sha256 {backup.sha256[:16]}..., in {backup.store}")
+    say()
+    chains = {r.correlation_id for r in app.audit.events()}
+    say(f"7. The audit trail holds {app.audit.count()} events in {len(chains)} chains: "
+        f"doppel --config {config_file} events")
+    return 0 if env.state == DELETED else 1
