@@ -41,6 +41,10 @@ def main(argv=None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `doppel events | head`: the reader left; leave quietly as Unix tools do
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 class CommandError(Exception):
