@@ -24,8 +24,8 @@ class ComponentKind:
     kind = ""
     holds_data = False  # True for databases: anonymise rules and db_* outputs refer to them
 
-    def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> None:
-        """Copy the component from a production root into a snapshot root, at the same relative path."""
+    def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> int:
+        """Copy the component from a production root into a snapshot root, at the same relative path; bytes."""
         relative = component["path"]
         patterns = tuple(component.get("exclude", ()))
 
@@ -36,7 +36,7 @@ class ComponentKind:
         source = source_root / relative
         if not source.exists() and not source.is_symlink():
             raise FileNotFoundError(f"{relative} is missing from the production directory {source_root}")
-        copy_tree(source, target_root / relative, exclude=leave_out)
+        return copy_tree(source, target_root / relative, exclude=leave_out).bytes
 
     def outputs(self, component: Mapping, env_root: Path) -> dict:
         return {}
@@ -69,10 +69,10 @@ class SqliteKind(ComponentKind):
     kind = "sqlite"
     holds_data = True
 
-    def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> None:
+    def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> int:
         target = target_root / component["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        backup_database(source_root / component["path"], target)
+        return backup_database(source_root / component["path"], target)
 
     def outputs(self, component: Mapping, env_root: Path) -> dict:
         path_key, url_key = database_outputs(component["name"])

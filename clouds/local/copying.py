@@ -28,11 +28,11 @@ class CopyStats:
     skipped: int = 0  # sockets, fifos, devices: not application files
 
 
-def copy_file(src: Path | str, dst: Path | str, src_stat: os.stat_result | None = None) -> int:
+def copy_file(src: Path | str, dst: Path | str) -> int:
     """Copy one regular file's bytes, mode and timestamps; returns the bytes copied."""
-    src_stat = src_stat or os.stat(src)
-    source = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    source = os.open(src, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
+        src_stat = os.fstat(source)  # here, on the worker thread: the walker only reads directory entries
         target = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             copied = _copy_bytes(source, target)
@@ -91,14 +91,13 @@ def copy_tree(src: Path, dst: Path, *, exclude: Callable[[str], bool] | None = N
                     if exclude and exclude(rel):
                         continue
                     target = os.path.join(target_dir, entry.name)
-                    entry_stat = entry.stat(follow_symlinks=False)
-                    if stat.S_ISDIR(entry_stat.st_mode):
+                    if entry.is_dir(follow_symlinks=False):
                         pending.append((entry.path, target, rel))
-                    elif stat.S_ISREG(entry_stat.st_mode):
-                        jobs.append(pool.submit(copy_file, entry.path, target, entry_stat))
+                    elif entry.is_file(follow_symlinks=False):
+                        jobs.append(pool.submit(copy_file, entry.path, target))
                         stats.files += 1
                     else:
-                        _copy_entry(entry.path, target, entry_stat, stats)
+                        _copy_entry(entry.path, target, entry.stat(follow_symlinks=False), stats)
         for job in jobs:
             stats.bytes += job.result()
     for target_dir, source_stat in reversed(directories):
@@ -110,7 +109,7 @@ def copy_tree(src: Path, dst: Path, *, exclude: Callable[[str], bool] | None = N
 def _copy_entry(src: str, dst: str, entry_stat: os.stat_result, stats: CopyStats) -> None:
     """A regular file or a symlink (copied as a link, never followed); anything else is skipped."""
     if stat.S_ISREG(entry_stat.st_mode):
-        stats.bytes += copy_file(src, dst, entry_stat)
+        stats.bytes += copy_file(src, dst)
         stats.files += 1
     elif stat.S_ISLNK(entry_stat.st_mode):
         os.symlink(os.readlink(src), dst)

@@ -25,6 +25,7 @@ import os
 import secrets as _secrets
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -114,6 +115,7 @@ class LocalDriver:
 
     def snapshot(self, production: str, env: str, key: str) -> Snapshot:
         """A consistent copy of the production's components, made once per key."""
+        self._new_env_name(env)
         spec = self._production(production, env)
         source_root = self._production_root(production, spec, env)
         self._check_components(production, spec, source_root, env)
@@ -166,13 +168,18 @@ class LocalDriver:
                 raise BuildCancelled()
             return relative in own_files
 
-        for component in components:  # databases first: their consistency is what matters most
-            if kind_of(component).holds_data:
-                kind_of(component).capture(component, source_root, target_root, exclude)
-        for component in copy_roots(components):
-            kind_of(component).capture(component, source_root, target_root, exclude)
+        sizes: dict[str, int] = {}
+        databases = [c for c in components if kind_of(c).holds_data]
+        # Databases are backed up while the files copy: the time of a clone is the time of its largest part.
+        with ThreadPoolExecutor(max_workers=max(1, len(databases)), thread_name_prefix="doppel-db") as pool:
+            backups = {c["path"]: pool.submit(kind_of(c).capture, c, source_root, target_root, exclude)
+                       for c in databases}
+            for component in copy_roots(components):
+                sizes[component["path"]] = kind_of(component).capture(component, source_root, target_root, exclude)
+            sizes.update({path: job.result() for path, job in backups.items()})
         return tuple(ComponentSnapshot(kind=c["kind"], name=c["name"], location=str(final_root / c["path"]),
-                                       size=kind_of(c).size(c, target_root)) for c in components)
+                                       size=sizes[c["path"]] if c["path"] in sizes else kind_of(c).size(c, target_root))
+                     for c in components)
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
         final = self._snapshot_dir(snapshot_id)
@@ -212,8 +219,16 @@ class LocalDriver:
             raise DriverError(f"{env!r} is not an environment name", env=env, permanent=True)
         return self.state_dir / "envs" / env
 
+    def _new_env_name(self, env: str) -> None:
+        """An env may not take a production's name: backups and DNS would not know which is meant."""
+        self._env_dir(env)
+        if env in self.productions:
+            raise DriverError(f"{env} is the name of a production; give the environment another name (e.g. "
+                              f"{env}-copy)", env=env, permanent=True)
+
     def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
         """Build `env` from `snapshot`: its files, its databases, its DNS record. Once per key."""
+        self._new_env_name(env)
         spec = self._production(snapshot.production, env)
         final = self._env_dir(env)
         partial = final.with_name(final.name + PARTIAL)
@@ -477,7 +492,12 @@ class LocalDriver:
             if stack is None or stack.status != CREATE_COMPLETE:
                 raise ResourceMissing(f"{env_or_production!r} is neither a production nor a complete environment; "
                                       "nothing to back up", env=env_or_production)
-            spec = self._production(stack.tags.get(TAG_PRODUCTION, ""), env_or_production)
+            production = stack.tags.get(TAG_PRODUCTION)
+            if not production:
+                raise DriverError(f"env {env_or_production} was made as a bare restore target, so its databases are "
+                                  "unknown; make it with restore_target(env, production=...)", env=env_or_production,
+                                  permanent=True)
+            spec = self._production(production, env_or_production)
             root = self._env_dir(env_or_production) / "root"
         databases = tuple(c["path"] for c in spec["components"] if kind_of(c).holds_data)
         exclude = tuple(path + suffix for path in databases for suffix in SIDE_SUFFIXES)

@@ -367,3 +367,9 @@ def test_configure_of_an_env_rebuilt_by_another_request_does_nothing(driver, mak
     make_env("pr-1", key="req-2")
     with pytest.raises(ResourceConflict, match="rebuilt by another request"):
         driver.configure("pr-1", stack, None, secrets)
+
+
+def test_an_env_may_not_take_a_productions_name(driver):
+    with pytest.raises(DriverError, match="shop is the name of a production") as failure:
+        driver.snapshot("shop", "shop", "req-1")
+    assert failure.value.permanent
