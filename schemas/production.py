@@ -210,7 +210,8 @@ def _default_name(component: Mapping) -> str:
 
 class RewriteRule(Strict):
     file = RelativePath(required=True, error_messages=needs("file: config/app.ini"))
-    key = fields.String(required=True, error_messages=needs("key: database.path"), validate=validate.Length(min=1, error="must name a key, e.g. database.path"))
+    key = fields.String(required=True, error_messages=needs("key: database.path"),
+                        validate=validate.Length(min=1, error="must name a key, e.g. database.path"))
     value = fields.Raw(required=True, allow_none=True, error_messages=needs('value: "{outputs.base_url}"'))
     format = fields.String(validate=validate.OneOf(CONFIG_FORMATS, error="must be one of {choices}"))
 
@@ -278,8 +279,9 @@ class ProductionSchema(Strict):
                           error_messages={"invalid": "must be a URL such as https://shop.example.com",
                                           **needs("base_url: https://shop.example.com")})
     domain = fields.String(load_default="localhost")
-    components = fields.List(ComponentField(), required=True, error_messages=needs("components: [{kind: files, path: app}]"), validate=validate.Length(
-        min=1, error="list at least one component, e.g. {{kind: files, path: app}}"))
+    components = fields.List(
+        ComponentField(), required=True, error_messages=needs("components: [{kind: files, path: app}]"),
+        validate=validate.Length(min=1, error="list at least one component, e.g. {{kind: files, path: app}}"))
     clone = fields.Nested(ClonePolicy, load_default=lambda: ClonePolicy().load({}))
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)

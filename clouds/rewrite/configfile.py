@@ -119,15 +119,19 @@ def _ini_sections(lines: list[str]) -> list[tuple[str | None, int, int]]:
     return result
 
 
-def _ini_split_key(sections: list[str], key: str) -> tuple[str | None, str]:
-    """Section and option of a dotted key, preferring the longest section that exists."""
-    for name in sorted(sections, key=len, reverse=True):
+def _ini_split_key(lines: list[str], sections: list[tuple[str | None, int, int]],
+                   key: str) -> tuple[str | None, str]:
+    """Section and option of a dotted key: the longest section that exists, or a dotted option
+    before any section (php.ini style `session.save_path`), or else a new section named by the first part."""
+    named = [name for name, _, _ in sections if name]
+    for name in sorted(named, key=len, reverse=True):
         if key.startswith(name + "."):
             return name, key[len(name) + 1:]
-    if "." in key:
-        section, option = key.split(".", 1)
-        return section, option
-    return None, key
+    _, top_start, top_end = sections[0]
+    if "." not in key or not named or _ini_find(lines, top_start, top_end, key):
+        return None, key
+    section, option = key.split(".", 1)
+    return section, option
 
 
 def _ini_find(lines: list[str], start: int, end: int, option: str) -> tuple[int, int] | None:
@@ -159,7 +163,7 @@ def _ini_separator(lines: list[str]) -> str:
 def _ini_rewrite(text: str, key: str, value: Any) -> str:
     lines = text.splitlines(keepends=True)
     sections = _ini_sections(lines)
-    section, option = _ini_split_key([name for name, _, _ in sections if name], key)
+    section, option = _ini_split_key(lines, sections, key)
     value_text = _scalar_text(value, key)
     newline = _line_ending(text)
     for name, start, end in sections:
@@ -190,7 +194,7 @@ def _ini_rewrite(text: str, key: str, value: Any) -> str:
 def _ini_read(text: str, key: str) -> Any:
     lines = text.splitlines(keepends=True)
     sections = _ini_sections(lines)
-    section, option = _ini_split_key([name for name, _, _ in sections if name], key)
+    section, option = _ini_split_key(lines, sections, key)
     for name, start, end in sections:
         if name == section:
             found = _ini_find(lines, start if name is None else start + 1, end, option)

@@ -178,3 +178,11 @@ def test_crontab_active_lines_are_commented_out_once():
     assert disabled.splitlines() == ["# jobs", DISABLED_PREFIX + "MAILTO=ops@example.net", "",
                                      DISABLED_PREFIX + "*/5 * * * * run a", DISABLED_PREFIX + "  0 3 * * * run b"]
     assert disable_crontab_text(disabled) == (disabled, 0)
+
+
+def test_ini_dotted_option_names_before_any_section_are_kept_whole():
+    php_ini = "; php settings\nsession.save_path = /srv/shop/sessions\n"
+    assert rewrite_text(php_ini, "ini", "session.save_path", "/envs/pr-1/sessions") == \
+        "; php settings\nsession.save_path = /envs/pr-1/sessions\n"
+    assert rewrite_text("[Session]\nsession.save_path = /tmp\n", "ini", "Session.session.save_path", "/e") == \
+        "[Session]\nsession.save_path = /e\n"
