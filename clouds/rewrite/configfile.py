@@ -102,7 +102,8 @@ def _append_line(text: str, line: str) -> str:
 
 _INI_SECTION = re.compile(r"^\s*\[([^\]]+)\]")
 _INI_COMMENT = re.compile(r"^\s*([;#]|$)")
-_INI_KEY = re.compile(r"^(?P<indent>[ \t]*)(?P<key>[^=:\s;#\[][^=:]*?)(?P<sep>[ \t]*[=:][ \t]*)(?P<value>.*?)(?P<eol>\r?\n)?$")
+_INI_KEY = re.compile(r"^(?P<indent>[ \t]*)(?P<key>[^=:\s;#\[][^=:]*?)(?P<sep>[ \t]*[=:][ \t]*)"
+                      r"(?P<value>.*?)(?P<eol>\r?\n)?$")
 
 
 def _ini_sections(lines: list[str]) -> list[tuple[str | None, int, int]]:
