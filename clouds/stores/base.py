@@ -10,6 +10,10 @@ class ObjectMissing(KeyError):
     """No object under that key (a `get` of something deleted or never written)."""
 
 
+class StoreError(RuntimeError):
+    """A store operation failed; the message names the store and the key, never a credential."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str

@@ -1,0 +1,355 @@
+"""OpenStack Swift as an object store (python-swiftclient), with tempauth or Keystone.
+
+Large streams go up as a Static Large Object (SLO): segments into the container
+`<container>_segments` (the name the `swift` CLI uses too) under
+`<key>/doppel-<UTC time>-<8 hex>/<00000001...>`, several in parallel with a
+bounded number of buffers, and the SLO manifest is PUT last, so the object
+appears under its key only once every segment is stored. The manifest carries the
+upload's token in `X-Object-Meta-Doppel-Upload`, which is how `cleanup_orphans`
+tells the segments of a live object from those an interrupted upload left.
+
+A plain `swift download <container> <key>` reads such an object whole: nothing in
+the layout is private to Doppel.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import queue
+import re
+import threading
+import time
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import BinaryIO, Iterator
+
+from swiftclient import ClientException, Connection
+
+from clouds.stores.base import ObjectInfo, ObjectMissing, StoreError
+from clouds.stores.segments import MiB, BufferReader, ParallelSegments, check_key
+
+log = logging.getLogger(__name__)
+
+UPLOAD_META = "X-Object-Meta-Doppel-Upload"
+_UPLOAD_TOKEN = re.compile(r"^doppel-\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_SEGMENT_PART = re.compile(r"^(\d{8}|manifest-\d{5})$")
+_CHUNK = MiB
+
+
+class SwiftStore:
+    """A Swift container. Authenticate with tempauth/v1 (`auth_url`, `user`, `key`) or Keystone (`cloud`).
+
+    `cloud` names an entry of clouds.yaml (openstacksdk finds the file and the
+    password the usual way); `region_name` and `interface` pick the object-store
+    endpoint. Memory of a put stays near `segment_size * (segment_threads + 1)`.
+    Segments nobody has added to for `orphan_grace` seconds, and that no object
+    uses, are what `cleanup_orphans` removes.
+    """
+
+    max_manifest_segments = 1000   # Swift's default limit per SLO manifest; more nest one level
+
+    def __init__(self, container: str, *, auth_url: str | None = None, user: str | None = None,
+                 key: str | None = None, cloud: str | None = None, region_name: str | None = None,
+                 interface: str = "public", segment_size: int = 32 * MiB, segment_threads: int = 4,
+                 segment_container: str | None = None, orphan_grace: float = 3600.0,
+                 insecure: bool = False, retries: int = 3, timeout: float = 60.0):
+        if bool(cloud) == bool(auth_url):
+            raise ValueError(f"swift store {container!r}: give either cloud (Keystone, clouds.yaml) "
+                             "or auth_url + user + key (tempauth), not both or neither")
+        if auth_url and not (user and key):
+            raise ValueError(f"swift store {container!r}: tempauth needs user and key with auth_url")
+        self.container = container
+        self.segment_container = segment_container or f"{container}_segments"
+        self.segment_size = int(segment_size)
+        self.segment_threads = int(segment_threads)
+        self.orphan_grace = float(orphan_grace)
+        self.name = f"swift:{container}"
+        self._auth = dict(auth_url=auth_url, user=user, cloud=cloud, region_name=region_name, interface=interface)
+        self._key = key                     # kept out of repr, name and every message
+        self._options = dict(insecure=insecure, retries=retries, timeout=timeout)
+        self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self._session = None
+        self._session_lock = threading.Lock()
+        self._containers_ready = False
+
+    def __repr__(self) -> str:
+        return f"SwiftStore({self.container!r}, {self._auth['cloud'] or self._auth['auth_url']!r})"
+
+    # -- writing -----------------------------------------------------------------
+
+    def put_stream(self, key: str, stream: BinaryIO, *, progress=None) -> ObjectInfo:
+        check_key(key)
+        self._ensure_containers()
+        segments = ParallelSegments(self.segment_size, self.segment_threads)
+        first, whole = segments.first(stream)
+        if whole:                               # small: one PUT is atomic already
+            info = self._put_one(key, first)
+            if progress is not None:
+                progress(info.size)
+            return info
+        upload = f"doppel-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+        prefix = f"{key}/{upload}/"
+        try:
+            entries = segments.upload(stream, lambda i, data: self._put_segment(prefix, i, data), progress)
+            etag = self._put_manifest(key, prefix, upload, entries)
+        except BaseException as exc:
+            self._remove_segments_quietly(prefix)
+            if isinstance(exc, (StoreError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise StoreError(f"{self.name}: upload of {key} failed: {_reason(exc)}") from exc
+        return ObjectInfo(key=key, size=sum(e["size_bytes"] for e in entries), etag=etag,
+                          modified=datetime.now(timezone.utc))
+
+    def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
+        check_key(key)
+        self._ensure_containers()
+        return self._put_one(key, memoryview(data))
+
+    def _put_one(self, key: str, data: memoryview) -> ObjectInfo:
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        with self._connection() as conn, self._errors(key):
+            conn.put_object(self.container, key, BufferReader(data), content_length=len(data), etag=etag)
+        return ObjectInfo(key=key, size=len(data), etag=etag, modified=datetime.now(timezone.utc))
+
+    def _put_segment(self, prefix: str, index: int, data: memoryview) -> dict:
+        name = f"{prefix}{index + 1:08d}"
+        # Sending the MD5 makes Swift refuse a segment damaged on the way.
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        with self._connection() as conn, self._errors(name):
+            conn.put_object(self.segment_container, name, BufferReader(data), content_length=len(data), etag=etag)
+        return {"path": f"/{self.segment_container}/{name}", "etag": etag, "size_bytes": len(data)}
+
+    def _put_manifest(self, key: str, prefix: str, upload: str, entries: list[dict]) -> str:
+        """PUT the SLO manifest: the moment the object appears. Over the per-manifest limit, nest one level."""
+        limit = self.max_manifest_segments
+        if len(entries) > limit:
+            entries = [self._put_sub_manifest(f"{prefix}manifest-{n + 1:05d}", entries[i:i + limit])
+                       for n, i in enumerate(range(0, len(entries), limit))]
+            if len(entries) > limit:
+                raise StoreError(f"{self.name}: {key} needs more than {limit * limit} segments; "
+                                 "raise segment_size")
+        with self._connection() as conn, self._errors(key):
+            etag = conn.put_object(self.container, key, json.dumps(entries),
+                                   query_string="multipart-manifest=put", headers={UPLOAD_META: upload})
+        return etag
+
+    def _put_sub_manifest(self, name: str, entries: list[dict]) -> dict:
+        with self._connection() as conn, self._errors(name):
+            conn.put_object(self.segment_container, name, json.dumps(entries), query_string="multipart-manifest=put")
+        return {"path": f"/{self.segment_container}/{name}", "etag": None,
+                "size_bytes": sum(e["size_bytes"] for e in entries)}
+
+    # -- reading -----------------------------------------------------------------
+
+    def get_stream(self, key: str, *, progress=None) -> Iterator[bytes]:
+        check_key(key)
+        conn = self._borrow()
+        try:
+            with self._errors(key):
+                _, body = conn.get_object(self.container, key, resp_chunk_size=_CHUNK)
+        except BaseException:
+            self._give_back(conn)
+            raise
+        return self._chunks(conn, body, progress)
+
+    def _chunks(self, conn: Connection, body, progress) -> Iterator[bytes]:
+        done = 0
+        finished = False
+        try:
+            for chunk in body:
+                done += len(chunk)
+                if progress is not None:
+                    progress(done)
+                yield chunk
+            finished = True
+        finally:
+            if finished:
+                self._give_back(conn)
+            else:                               # abandoned mid-body: the connection is not reusable
+                conn.close()
+
+    def get_bytes(self, key: str) -> bytes:
+        check_key(key)
+        with self._connection() as conn, self._errors(key):
+            return conn.get_object(self.container, key)[1]
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        return [ObjectInfo(key=o["name"], size=o["bytes"], modified=_when(o["last_modified"]),
+                           etag=(o.get("slo_etag") or o["hash"]).strip('"'))
+                for o in self._listing(self.container, prefix)]
+
+    # -- removing ----------------------------------------------------------------
+
+    def delete(self, key: str, *, ignore_missing: bool = True) -> None:
+        """Delete the manifest first (the object is gone at once), then its segments."""
+        check_key(key)
+        try:
+            with self._connection() as conn, self._errors(key):
+                headers = conn.head_object(self.container, key)
+                segments = self._segment_names(conn, key) if _is_slo(headers) else []
+                conn.delete_object(self.container, key)
+        except ObjectMissing:
+            if not ignore_missing:
+                raise
+            return
+        self._delete_all(self.segment_container, segments)
+
+    def cleanup_orphans(self, prefix: str = "") -> list[str]:
+        """Remove segments under `prefix` that no object uses and nothing has added to for `orphan_grace` s."""
+        cutoff = time.time() - self.orphan_grace
+        uploads: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for item in self._listing(self.segment_container, prefix):
+            parts = item["name"].rsplit("/", 2)
+            # Only segments named the way this store names them: never another tool's.
+            if len(parts) == 3 and _UPLOAD_TOKEN.match(parts[1]) and _SEGMENT_PART.match(parts[2]):
+                uploads[(parts[0], parts[1])].append(item)
+        removed: list[str] = []
+        for (key, upload), items in sorted(uploads.items()):
+            newest = max(_when(i["last_modified"]).timestamp() for i in items)
+            if newest > cutoff or self._live_upload(key) == upload:
+                continue
+            names = [i["name"] for i in items]
+            self._delete_all(self.segment_container, names)
+            removed.extend(f"{self.segment_container}/{n}" for n in names)
+        return removed
+
+    def _live_upload(self, key: str) -> str | None:
+        try:
+            with self._connection() as conn, self._errors(key):
+                return conn.head_object(self.container, key).get(UPLOAD_META.lower())
+        except ObjectMissing:
+            return None
+
+    def _segment_names(self, conn: Connection, key: str) -> list[str]:
+        """Every segment of an SLO, sub-manifests included (listed after their own segments)."""
+        _, body = conn.get_object(self.container, key, query_string="multipart-manifest=get")
+        return self._expand(conn, json.loads(body))
+
+    def _expand(self, conn: Connection, entries: list[dict]) -> list[str]:
+        names = []
+        for entry in entries:
+            container, _, name = entry["name"].lstrip("/").partition("/")
+            if container != self.segment_container:
+                continue                        # never delete what lives outside our segment container
+            if entry.get("sub_slo"):
+                _, body = conn.get_object(container, name, query_string="multipart-manifest=get")
+                names.extend(self._expand(conn, json.loads(body)))
+            names.append(name)
+        return names
+
+    def _remove_segments_quietly(self, prefix: str) -> None:
+        """After a failed upload: try to remove its segments; cleanup_orphans catches what this misses."""
+        try:
+            names = [o["name"] for o in self._listing(self.segment_container, prefix)]
+            self._delete_all(self.segment_container, names)
+        except Exception as exc:  # noqa: BLE001 - the upload's own error is the one to report
+            log.warning("%s: could not remove the segments of a failed upload under %s: %s",
+                        self.name, prefix, _reason(exc))
+
+    def _delete_all(self, container: str, names: list[str]) -> None:
+        if not names:
+            return
+        with ThreadPoolExecutor(self.segment_threads, thread_name_prefix="swift-delete") as pool:
+            list(pool.map(lambda name: self._delete_one(container, name), names))
+
+    def _delete_one(self, container: str, name: str) -> None:
+        try:
+            with self._connection() as conn, self._errors(name):
+                conn.delete_object(container, name)
+        except ObjectMissing:
+            pass
+
+    # -- connections and errors --------------------------------------------------
+
+    def _listing(self, container: str, prefix: str) -> list[dict]:
+        try:
+            with self._connection() as conn, self._errors(container):
+                return conn.get_container(container, prefix=prefix or None, full_listing=True)[1]
+        except ObjectMissing:
+            return []                           # no container yet: nothing stored
+
+    def _ensure_containers(self) -> None:
+        if self._containers_ready:
+            return
+        with self._connection() as conn:
+            for container in (self.container, self.segment_container):
+                with self._errors(container):
+                    conn.put_container(container)
+        self._containers_ready = True
+
+    @contextlib.contextmanager
+    def _connection(self):
+        """A connection of our own for the duration: swiftclient connections are not thread-safe."""
+        conn = self._borrow()
+        try:
+            yield conn
+        except (ObjectMissing, StoreError):
+            self._give_back(conn)               # Swift answered: the connection is fine
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        self._give_back(conn)
+
+    def _borrow(self) -> Connection:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            return self._connect()
+
+    def _give_back(self, conn: Connection) -> None:
+        self._pool.put(conn)
+
+    def _connect(self) -> Connection:
+        options = dict(retries=self._options["retries"], insecure=self._options["insecure"],
+                       timeout=self._options["timeout"], starting_backoff=0.5, max_backoff=8)
+        if self._auth["auth_url"]:
+            return Connection(authurl=self._auth["auth_url"], user=self._auth["user"], key=self._key,
+                              auth_version="1", **options)
+        return Connection(session=self._keystone_session(), auth_version="3",
+                          os_options={"region_name": self._auth["region_name"],
+                                      "endpoint_type": self._auth["interface"]}, **options)
+
+    def _keystone_session(self):
+        """One keystoneauth session (one token) shared by every connection, made from clouds.yaml."""
+        with self._session_lock:
+            if self._session is None:
+                import openstack.config  # only Keystone users pay for importing openstacksdk
+                try:
+                    region = openstack.config.OpenStackConfig().get_one(
+                        cloud=self._auth["cloud"], region_name=self._auth["region_name"])
+                except Exception as exc:  # noqa: BLE001 - openstacksdk raises several kinds
+                    raise StoreError(f"{self.name}: cannot load cloud {self._auth['cloud']!r} "
+                                     f"from clouds.yaml: {type(exc).__name__}") from None
+                self._session = region.get_session()
+        return self._session
+
+    @contextlib.contextmanager
+    def _errors(self, what: str):
+        """Turn swiftclient's exceptions into ObjectMissing / StoreError naming the store and the object."""
+        try:
+            yield
+        except ClientException as exc:
+            if exc.http_status == 404:
+                raise ObjectMissing(f"{self.name}: no object {what}") from None
+            raise StoreError(f"{self.name}: {what}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ClientException):
+        status = f"HTTP {exc.http_status} {exc.http_reason}".strip() if exc.http_status else "no HTTP answer"
+        return f"{status} ({exc.msg})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _is_slo(headers: dict) -> bool:
+    return headers.get("x-static-large-object", "").lower() == "true"
+
+
+def _when(text: str) -> datetime:
+    """Swift's listing times are UTC without a zone."""
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
