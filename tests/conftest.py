@@ -56,6 +56,8 @@ def rabbitmq_server():
 def amqp_url(rabbitmq_server):
     """A fresh vhost per test, so queues and bindings of one test never see another's events."""
     vhost = f"doppel-test-{uuid.uuid4().hex[:10]}"
+    # A test that restarts the broker may have left it starting up: wait for it.
+    subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], check=True)
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)
     subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
     yield f"amqp://guest:guest@{rabbitmq_server}/{quote(vhost, safe='')}?heartbeat=10"

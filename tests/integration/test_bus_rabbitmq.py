@@ -1,0 +1,120 @@
+"""The worker's promises under failure, on a real RabbitMQ with real worker processes."""
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bus.rabbitmq import RabbitBroker
+from bus.broker import PublishError
+from bus.worker import event_message
+from schemas.envelope import Event
+
+pytestmark = pytest.mark.rabbitmq
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(tmp_path, amqp_url, functions, *extra):
+    env = {**os.environ, "DOPPEL_AMQP_URL": amqp_url, "DOPPEL_DB_URL": f"sqlite:///{tmp_path / 'doppel.db'}",
+           "PYTHONPATH": str(ROOT)}
+    effects = tmp_path / "effects.log"
+    process = subprocess.Popen([sys.executable, "-m", "tests.support.worker_process", str(effects), functions,
+                                *extra], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"worker-{time.monotonic_ns()}.log", "w"))
+    wait_for(lambda: f"ready pid {process.pid}" in read(effects), 30, f"worker {process.pid} to start")
+    return process
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def wait_for(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def request(env="perf-test", **extra):
+    return Event(type="env.requested", source="test", data={"env": env, "production": "shop", **extra})
+
+
+def test_kill_9_in_a_slow_function_another_worker_completes_it_once(tmp_path, amqp_url):
+    # Given two workers serving a slow function, with a short lease
+    first = start_worker(tmp_path, amqp_url, "slow", "--lease", "3", "--prefetch", "1")
+    second = start_worker(tmp_path, amqp_url, "slow", "--lease", "3", "--prefetch", "1")
+    workers = {first.pid: first, second.pid: second}
+    effects = tmp_path / "effects.log"
+    broker = RabbitBroker(amqp_url)
+    event = request(owner="4")  # the slow function sleeps this many seconds
+    try:
+        broker.publish([event_message(event)])
+        wait_for(lambda: f"started {event.id}" in read(effects), 20, "the function to start")
+        victim = int(read(effects).split(f"started {event.id} pid ")[1].split()[0])
+
+        # When the worker running it is killed mid-function
+        workers[victim].kill()
+        workers[victim].wait()
+        survivor = next(pid for pid in workers if pid != victim)
+
+        # Then the other worker completes it, once
+        wait_for(lambda: f"done {event.id}" in read(effects), 40, "the survivor to finish the function")
+        time.sleep(2)  # room for a wrong second run to show up
+        lines = read(effects).splitlines()
+        assert [l for l in lines if l.startswith("done")] == [f"done {event.id} pid {survivor}"]
+        assert sum(l.startswith("started") for l in lines) == 2
+    finally:
+        broker.close()
+        for process in workers.values():
+            process.kill()
+            process.wait()
+
+
+def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_path, amqp_url):
+    # Given a worker counting every run of its function
+    worker = start_worker(tmp_path, amqp_url, "count", "--prefetch", "64")
+    effects = tmp_path / "effects.log"
+    broker = RabbitBroker(amqp_url)
+    events = [request(f"env-{n}") for n in range(5000)]
+    published = []
+
+    def publish_all():
+        for start in range(0, len(events), 100):
+            batch = events[start:start + 100]
+            while True:
+                try:
+                    broker.publish([event_message(e) for e in batch])
+                    break
+                except PublishError:
+                    time.sleep(0.5)  # the broker is away: publish the same batch again
+            published.extend(batch)
+            time.sleep(0.01)
+
+    try:
+        publisher = threading.Thread(target=publish_all)
+        publisher.start()
+        # When the broker restarts while events are being published and consumed
+        wait_for(lambda: len(published) >= 1500, 60, "1,500 events to be published")
+        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
+        time.sleep(2)
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
+        publisher.join(timeout=180)
+        assert not publisher.is_alive(), "publishing did not finish after the restart"
+
+        # Then every event is handled exactly once in effect
+        ran = lambda: [l for l in read(effects).splitlines() if l.startswith("ran ")]
+        wait_for(lambda: len(set(ran())) == 5000, 180, "all 5,000 events to be handled")
+        time.sleep(2)
+        runs = ran()
+        assert len(set(runs)) == 5000 and {l.split()[1] for l in runs} == {e.id for e in events}
+        assert len(runs) == 5000, f"{len(runs) - 5000} events ran twice"
+    finally:
+        broker.close()
+        worker.kill()
+        worker.wait()
+        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=False)
