@@ -289,12 +289,13 @@ def test_expired_messages_move_to_the_dead_letter_queue_after_the_ttl(brokers):
 
 
 def test_a_handler_longer_than_two_heartbeats_keeps_the_connection(brokers, vhost_url):
-    # Given a connection with a 2 s heartbeat and a handler that takes 5 s
+    # Given a connection with a 2 s heartbeat and a handler that takes 7 s (RabbitMQ drops a
+    # connection after 2-3 silent heartbeat periods; 5 s was not always enough to notice)
     url = with_heartbeat(vhost_url, 2)
     broker = brokers(url)
     assert "\t2\n" in rabbitmqctl("list_connections", "-p", vhost_of(url), "name", "timeout")
     broker.declare([QueueSpec("slow", "quorum"), QueueSpec("side", "quorum")])
-    slow = Recorder(sleep=5)
+    slow = Recorder(sleep=7)
     broker.consume("slow", slow, prefetch=1)
 
     # When the handler runs
@@ -328,6 +329,26 @@ def test_server_closing_the_connection_restores_topology_and_consumer(brokers, v
     wait_for(lambda: broker.reconnects >= 1, 10, "the reconnect")
     broker.publish([event("stack.ready", 1)])
     wait_for(lambda: seen.count() == 1, 10, "the delivery after reconnect")
+
+
+def test_a_late_ack_from_before_a_reconnect_does_not_ack_the_redelivered_copy(brokers, vhost_url):
+    # Given a delivery taken and not yet acked
+    broker = brokers()
+    broker.declare([QueueSpec("fn.configure", "quorum")])
+    held = Recorder(ack=False)
+    broker.consume("fn.configure", held, prefetch=1)
+    broker.publish([to_queue("fn.configure")])
+    wait_for(lambda: held.count() == 1, 5, "the first delivery")
+
+    # When the connection drops, the message comes again on the new channel (same delivery tag),
+    # and only then does the first delivery's ack arrive
+    rabbitmqctl("close_all_connections", "-p", vhost_of(vhost_url), "test: connection dropped")
+    wait_for(lambda: held.count() == 2, 10, "the redelivery after reconnect")
+    held.deliveries[0].ack()
+
+    # Then that ack was dropped: the redelivered copy is still unacked, and returns when we leave
+    broker.close()
+    assert brokers().depth("fn.configure") == 1
 
 
 def test_broker_restart_while_publishing_and_consuming_loses_no_confirmed_message(brokers):
