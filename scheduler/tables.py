@@ -1,0 +1,83 @@
+"""The scheduler's own tables, beside APScheduler's job store, in Doppel's database.
+
+Plain SQL on purpose: a worker, the CLI or the DR failover function writes here from
+any process without APScheduler; only the active scheduler writes the job store.
+Times are epoch seconds (Float): SQLite and PostgreSQL compare them alike, with no
+naive/aware datetime surprises.
+"""
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
+
+metadata = MetaData()
+
+JOBS_TABLE = "scheduler_jobs"  # APScheduler's SQLAlchemyJobStore table
+
+# One row per lease name: who may run the jobs, until when (see scheduler/lease.py).
+lease_table = Table(
+    "scheduler_lease", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("generation", Integer, nullable=False),  # +1 on every change of holder: the compare-and-swap token
+    Column("acquired_at", Float, nullable=False),
+    Column("renewed_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("released", Boolean, nullable=False, default=False),  # let go on a clean stop
+)
+
+# Environment TTLs asked for by functions; the active scheduler turns each into a date job.
+expiries_table = Table(
+    "scheduler_expiries", metadata,
+    Column("env", String(64), primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("requested_at", Float, nullable=False),
+    Column("fired_at", Float),  # set once the date job has emitted env.expired
+)
+
+# Every pause ever made, with when it was lifted: a fire is skipped when a pause
+# covered its scheduled time, which is what keeps a resume from firing a missed run.
+pauses_table = Table(
+    "scheduler_pauses", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("selector_key", String(32), nullable=False, index=True),
+    Column("selector", Text, nullable=False),  # canonical JSON
+    Column("reason", Text, nullable=False),
+    Column("paused_at", Float, nullable=False),
+    Column("lifted_at", Float),
+)
+
+# Fires the broker did not confirm: kept here and published again by the active scheduler.
+outbox_table = Table(
+    "scheduler_outbox", metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the CloudEvent, JSON
+    Column("correlation_id", String(255)),
+    Column("created_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+)
+
+
+def create_tables(engine: Engine) -> None:
+    created_concurrently(lambda: metadata.create_all(engine))
+
+
+def created_concurrently(build, attempts: int = 5):
+    """Run `build` (which creates tables), again if another process created one at the same moment.
+
+    `create_all` checks, then creates: two replicas starting together on a fresh
+    database both see no table and the slower one fails with "already exists".
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return build()
+        except DatabaseError as exc:
+            text = str(exc).lower()
+            if attempt == attempts or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.1 * attempt)
