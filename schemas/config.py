@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.fields import Duration
+from schemas.gateway import GatewaySection, default_gateway
 from schemas.schedules import Schedules
 
 
@@ -39,7 +40,7 @@ class ConfigSchema(Strict):
     backups = fields.Dict(load_default=dict)
     schedules = Schedules()
     dr = fields.Dict(load_default=dict)
-    gateway = fields.Dict(load_default=dict)
+    gateway = fields.Nested(GatewaySection, load_default=default_gateway)
     notify = fields.Dict(load_default=dict)
 
     @validates_schema
