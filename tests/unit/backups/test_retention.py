@@ -1,0 +1,122 @@
+"""Retention over simulated calendars. Expected sets are written out by hand from a calendar, not computed."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from clouds.backups.retention import RetentionPolicy, select_to_keep
+
+
+@dataclass(frozen=True)
+class Backup:
+    backup_id: str
+    created: datetime
+    verified: bool = False
+
+
+def daily_backups(first: date, last: date, at=(3, 15), verified: set[date] = frozenset()) -> list[Backup]:
+    days = (last - first).days + 1
+    out = []
+    for i in range(days):
+        day = first + timedelta(days=i)
+        when = datetime(day.year, day.month, day.day, *at, tzinfo=timezone.utc)
+        out.append(Backup(f"{when:%Y%m%dT%H%M%SZ}-000000", when, day in verified))
+    return out
+
+
+def days_of(backups) -> list[date]:
+    return sorted(b.created.date() for b in backups)
+
+
+def test_a_year_of_daily_backups_keeps_exactly_the_gfs_set():
+    # Given a backup every day of 2025 at 03:15 UTC, two of them verified (1 March, 15 June)
+    backups = daily_backups(date(2025, 1, 1), date(2025, 12, 31), verified={date(2025, 3, 1), date(2025, 6, 15)})
+    policy = RetentionPolicy(keep_last=3, daily=7, weekly=4, monthly=6)
+
+    # When the policy is applied at noon on 31 December 2025 (a Wednesday)
+    keep, remove = select_to_keep(backups, policy, datetime(2025, 12, 31, 12, 0, tzinfo=timezone.utc))
+
+    # Then, read off a calendar:
+    expected = [
+        date(2025, 6, 15),                         # newest verified backup, whatever its age
+        date(2025, 7, 31), date(2025, 8, 31),      # monthly: last of Jul, Aug, Sep, Oct, Nov, Dec
+        date(2025, 9, 30), date(2025, 10, 31),
+        date(2025, 11, 30),
+        date(2025, 12, 14),                        # weekly: Sunday of ISO weeks 2025-W50 and W51,
+        date(2025, 12, 21),                        #   (W52 -> Sun 28 Dec, 2026-W01 -> Wed 31 Dec: also daily)
+        date(2025, 12, 25), date(2025, 12, 26),    # daily: 25..31 December (keep_last 29..31 inside it)
+        date(2025, 12, 27), date(2025, 12, 28),
+        date(2025, 12, 29), date(2025, 12, 30), date(2025, 12, 31),
+    ]
+    assert days_of(keep) == expected
+    assert len(remove) == 365 - 15
+    assert keep[0].created.date() == date(2025, 12, 31)          # newest first
+    assert not {b.backup_id for b in keep} & {b.backup_id for b in remove}
+
+
+def test_periods_count_back_from_now_and_later_backups_are_kept():
+    # Given daily backups through 2025, evaluated at noon on Monday 3 March 2025
+    backups = daily_backups(date(2025, 1, 1), date(2025, 12, 31))
+    policy = RetentionPolicy(keep_last=1, daily=3, weekly=2, monthly=2)
+    now = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)
+
+    keep, remove = select_to_keep(backups, policy, now)
+
+    past_kept = [d for d in days_of(keep) if d <= date(2025, 3, 3)]
+    # daily: 1, 2, 3 March; weekly: W10 starts Mon 3 March -> 3 March, W09 -> Sun 2 March;
+    # monthly: March -> 3 March, February -> 28 February; keep_last -> 3 March
+    assert past_kept == [date(2025, 2, 28), date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)]
+    # backups dated after `now` (a clock ahead of ours) are never removed
+    assert len([d for d in days_of(keep) if d > date(2025, 3, 3)]) == (date(2025, 12, 31) - date(2025, 3, 3)).days
+    assert days_of(remove) == [date(2025, 1, 1) + timedelta(days=i) for i in range(58)]   # 1 Jan .. 27 Feb
+
+
+def test_several_backups_a_day_keep_the_newest_of_each_day():
+    # Given three backups a day (02:00, 10:00, 18:00) for ten days
+    backups = []
+    for hour in (2, 10, 18):
+        backups += daily_backups(date(2025, 5, 1), date(2025, 5, 10), at=(hour, 0))
+    policy = RetentionPolicy(keep_last=2, daily=3)
+
+    keep, _ = select_to_keep(backups, policy, datetime(2025, 5, 10, 20, 0, tzinfo=timezone.utc))
+
+    assert [b.created for b in keep] == [
+        datetime(2025, 5, 10, 18, 0, tzinfo=timezone.utc),   # keep_last and daily
+        datetime(2025, 5, 10, 10, 0, tzinfo=timezone.utc),   # keep_last
+        datetime(2025, 5, 9, 18, 0, tzinfo=timezone.utc),    # daily
+        datetime(2025, 5, 8, 18, 0, tzinfo=timezone.utc),    # daily
+    ]
+
+
+def test_the_newest_verified_backup_survives_a_policy_that_would_drop_it():
+    backups = daily_backups(date(2025, 1, 1), date(2025, 1, 31), verified={date(2025, 1, 2), date(2025, 1, 5)})
+    keep, remove = select_to_keep(backups, RetentionPolicy(keep_last=1), datetime(2025, 2, 1, tzinfo=timezone.utc))
+    assert days_of(keep) == [date(2025, 1, 5), date(2025, 1, 31)]
+    assert date(2025, 1, 2) in days_of(remove)                   # only the newest verified one is protected
+
+
+def test_verified_can_come_from_a_catalogue_instead_of_the_backup():
+    backups = daily_backups(date(2025, 1, 1), date(2025, 1, 10))
+    proven = {backups[3].backup_id}
+    keep, _ = select_to_keep(backups, RetentionPolicy(keep_last=1), datetime(2025, 2, 1, tzinfo=timezone.utc),
+                             verified=lambda b: b.backup_id in proven)
+    assert days_of(keep) == [date(2025, 1, 4), date(2025, 1, 10)]
+
+
+def test_days_are_utc_days_whatever_the_timezone_of_the_dates():
+    paris = timezone(timedelta(hours=1))
+    late = Backup("a", datetime(2025, 1, 10, 0, 30, tzinfo=paris))    # 9 January 23:30 UTC
+    early = Backup("b", datetime(2025, 1, 9, 8, 0, tzinfo=timezone.utc))
+    keep, remove = select_to_keep([late, early], RetentionPolicy(daily=2),
+                                  datetime(2025, 1, 10, 12, 0, tzinfo=timezone.utc))
+    assert keep == [late] and remove == [early]                  # both on 9 January UTC: newest wins
+
+
+def test_a_policy_that_keeps_nothing_is_refused():
+    with pytest.raises(ValueError, match="would delete every backup"):
+        RetentionPolicy()
+    with pytest.raises(ValueError):
+        RetentionPolicy(daily=-1)
+    assert RetentionPolicy.from_dict({"daily": "7", "monthly": 12}) == RetentionPolicy(daily=7, monthly=12)
