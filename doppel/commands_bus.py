@@ -89,7 +89,9 @@ def cmd_worker(args, roles=("worker",)) -> int:
 
 
 def cmd_run(args) -> int:
-    return cmd_worker(args, roles=("worker",))
+    """Every role in one process: the worker and the gateway (docs/gateway.md)."""
+    from doppel.commands_gateway import serve
+    return serve(args, roles=("worker", "gateway"), worker=True)
 
 
 # -- publish -------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""Slash commands: `/doppel env create|list|show|delete`, `/doppel help`, read with shlex.
+
+Each answer is one short text, given at once (Slack waits three seconds). What takes
+longer is published as an event whose `reply_to` is the command's response URL;
+the `notify` function posts the outcome there when the chain ends.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Callable
+
+from gateway.http import Refused
+from schemas.envelope import Event
+from schemas.events import validate_in
+from schemas.fields import parse_duration
+
+USAGE = """Doppel slash commands:
+  /doppel env create NAME --from PRODUCTION [--ttl 8h]   clone a production into a new environment
+  /doppel env list                                       living environments
+  /doppel env show NAME                                  one environment: state, endpoints, expiry
+  /doppel env delete NAME                                back it up, then delete it
+  /doppel help                                           this text"""
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    text: str
+    user: str
+    reply_to: str
+    platform: str  # slack | mattermost: the event's source says where a request came from
+
+
+class ChatUsage(ValueError):
+    """The command cannot be understood; the message says how to write it."""
+
+
+@dataclass
+class ChatOps:
+    productions: dict
+    registry: object
+    publish: Callable[[Event, str], None]  # raises Refused when the broker does not confirm
+
+    def answer(self, command: SlashCommand) -> str:
+        """The text to show the person who typed the command."""
+        try:
+            words = shlex.split(command.text)
+        except ValueError as exc:
+            return f"Could not read that command ({exc}); check the quotes.\n{USAGE}"
+        try:
+            return self._dispatch(words, command)
+        except ChatUsage as exc:
+            return f"{exc}\n{USAGE}"
+        except Refused as exc:
+            return f"Doppel could not take that now: {exc.message}. Try again in a minute."
+
+    def _dispatch(self, words: list[str], command: SlashCommand) -> str:
+        if not words or words[0] in ("help", "-h", "--help"):
+            return USAGE
+        if words[0] != "env" or len(words) < 2:
+            raise ChatUsage(f"Unknown command {' '.join(words[:2])!r}.")
+        action, rest = words[1], words[2:]
+        if action == "list" and not rest:
+            return self._list()
+        if action == "show" and len(rest) == 1:
+            return self._show(rest[0])
+        if action == "delete" and len(rest) == 1:
+            return self._delete(rest[0], command)
+        if action == "create":
+            return self._create(rest, command)
+        raise ChatUsage(f"`env {action}` does not take {' '.join(rest) or 'no arguments'}." if action in
+                        ("list", "show", "delete") else f"Unknown action `env {action}`.")
+
+    # -- the commands ------------------------------------------------------------
+    def _create(self, words: list[str], command: SlashCommand) -> str:
+        name, options = _create_arguments(words)
+        production = options.get("from")
+        if production not in self.productions:
+            known = ", ".join(sorted(self.productions)) or "none configured"
+            return f"There is no production {production!r} to clone (known: {known})."
+        data = {"env": name, "production": production, "owner": command.user, "reply_to": command.reply_to}
+        if options.get("ttl"):
+            try:
+                data["ttl_seconds"] = max(1, int(parse_duration(options["ttl"])))
+            except ValueError as exc:
+                raise ChatUsage(str(exc)) from None
+        errors = validate_in("env.requested", {k: v for k, v in data.items() if v})
+        if errors:
+            return "Cannot create that environment: " + "; ".join(
+                f"{field} {' '.join(map(str, messages))}" for field, messages in errors.items())
+        living = self.registry.living(name)
+        if living is not None:
+            return f"An environment {name} already exists ({living.state}, from {living.production})."
+        event = Event(type="env.requested", source=f"doppel/gateway/{command.platform}",
+                      data={k: v for k, v in data.items() if v})
+        self.publish(event, command.platform)
+        ttl = f", deleted after {options['ttl']}" if options.get("ttl") else ""
+        return (f"Creating {name} from {production}{ttl} (request {event.id}). "
+                "I will post here when it is ready.")
+
+    def _list(self) -> str:
+        envs = self.registry.all()
+        if not envs:
+            return "No living environments."
+        lines = [f"{e.name}  {e.state}  from {e.production}  owner {e.owner or '-'}  expires {_when(e.expires_at)}"
+                 for e in envs]
+        return "Living environments:\n" + "\n".join(lines)
+
+    def _show(self, name: str) -> str:
+        env = self.registry.latest(name)
+        if env is None:
+            return f"No environment {name} was ever requested."
+        lines = [f"{env.name}: {env.state}, from {env.production}, owner {env.owner or '-'}, "
+                 f"expires {_when(env.expires_at)}"]
+        if env.reason:
+            lines.append(f"reason: {env.reason}")
+        lines += [f"{key}: {value}" for key, value in sorted(env.endpoints.items())]
+        return "\n".join(lines)
+
+    def _delete(self, name: str, command: SlashCommand) -> str:
+        env = self.registry.living(name)
+        if env is None:
+            return f"No living environment {name}; `/doppel env list` shows them."
+        event = Event(type="env.expired", source=f"doppel/gateway/{command.platform}",
+                      data={"env": name, "reason": "manual"})
+        self.publish(event, command.platform)
+        return f"Backing up, then deleting {name} (request {event.id})."
+
+
+def _create_arguments(words: list[str]) -> tuple[str, dict]:
+    """NAME and the options of `env create` (`--from X`, `--ttl X`, or `--opt=X`)."""
+    name, options, index = None, {}, 0
+    while index < len(words):
+        word = words[index]
+        if word.startswith("--"):
+            key, has_value, value = word[2:].partition("=")
+            if key not in ("from", "ttl"):
+                raise ChatUsage(f"Unknown option --{key}.")
+            if not has_value:
+                index += 1
+                if index == len(words):
+                    raise ChatUsage(f"--{key} needs a value.")
+                value = words[index]
+            options[key] = value
+        elif name is None:
+            name = word
+        else:
+            raise ChatUsage(f"Unexpected {word!r}: one environment at a time.")
+        index += 1
+    if name is None or not options.get("from"):
+        raise ChatUsage("`env create` needs a NAME and --from PRODUCTION.")
+    return name, options
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "never"

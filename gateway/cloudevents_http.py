@@ -1,0 +1,50 @@
+"""One CloudEvent from an HTTP request, per the CloudEvents HTTP protocol binding 1.0.
+
+Structured mode: `Content-Type: application/cloudevents+json`, the whole event in
+the body. Binary mode: the attributes in `ce-*` headers (values percent-decoded),
+`Content-Type` as `datacontenttype`, the data in the body. Batched mode is refused:
+one request, one event, one answer.
+"""
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote
+
+from gateway.http import Refused, Request
+from schemas.envelope import CONTENT_TYPE as STRUCTURED, EnvelopeError, Event
+
+BATCH = "application/cloudevents-batch+json"
+_PREFIX = "ce-"
+
+
+def read_event(request: Request) -> Event:
+    """The event the request carries; Refused(400/415) with what is wrong and how to send it."""
+    if request.content_type == BATCH:
+        raise Refused(415, "batch", "batched CloudEvents are not accepted",
+                      "send each event in its own request (binary or structured mode)")
+    try:
+        if request.content_type == STRUCTURED:
+            return Event.from_json(request.body)
+        if request.header("ce-specversion"):
+            return _binary(request)
+    except EnvelopeError as exc:
+        raise Refused(400, "malformed", f"not a valid CloudEvent: {exc}",
+                      "check the attributes against CloudEvents 1.0 (specversion, id, source, type)") from None
+    raise Refused(400, "malformed", "not a CloudEvent: no ce-specversion header and not "
+                  f"Content-Type {STRUCTURED}",
+                  "send binary mode (ce-specversion, ce-id, ce-source, ce-type headers, JSON data in the body) "
+                  f"or structured mode (Content-Type: {STRUCTURED})")
+
+
+def _binary(request: Request) -> Event:
+    attributes = {name[len(_PREFIX):]: unquote(value) for name, value in request.headers.items()
+                  if name.startswith(_PREFIX)}
+    if request.content_type and request.content_type != "application/json" \
+            and not request.content_type.endswith("+json"):
+        raise EnvelopeError(f"data of content type {request.content_type!r}; Doppel reads JSON data only")
+    try:
+        attributes["data"] = json.loads(request.body) if request.body.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"the data in the body is not JSON: {exc}") from None
+    attributes.pop("datacontenttype", None)  # binary mode carries it as Content-Type
+    return Event.from_dict(attributes)

@@ -1,0 +1,210 @@
+"""The gateway's routes: validate, publish with confirms, answer. No cloud work happens here.
+
+`Gateway.match` picks the route (404, 405 before the body is read), `Gateway.handle`
+runs it; both turn a refusal into a JSON answer and count it for /metrics.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+
+from bus import topology
+from bus.broker import PublishError
+from bus.worker import event_message
+from gateway import auth
+from gateway.aodh import alert_event
+from gateway.chatops import ChatOps, SlashCommand
+from gateway.cloudevents_http import read_event
+from gateway.health import health, takes_timeout
+from gateway.http import Refused, Request, Response
+from gateway.metrics import CONTENT_TYPE as METRICS_TYPE, Metrics
+from schemas.envelope import Event
+from schemas.events import UnknownEventType, validate_in
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern
+    name: str  # the metrics label, and the Gateway method `on_<name>`
+
+
+def _route(method: str, path: str, name: str) -> Route:
+    return Route(method, re.compile(f"^{path}$"), name)
+
+
+ROUTES = (
+    _route("POST", "/events", "events"),
+    _route("POST", "/hooks/aodh(?:/(?P<secret>[^/]+))?", "aodh"),
+    _route("POST", "/chat/slack", "slack"),
+    _route("POST", "/chat/mattermost", "mattermost"),
+    _route("GET", "/status/envs", "envs"),
+    _route("GET", "/status/envs/(?P<name>[^/]+)", "env"),
+    _route("GET", "/health", "health"),
+    _route("GET", "/metrics", "metrics"),
+)
+SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "mattermost": "mattermost"}
+
+
+class Gateway:
+    def __init__(self, app, functions, environ=os.environ):
+        """`app`: the process's App (config, broker, registry, database); `functions`: whose queues to declare."""
+        self.app, self.functions = app, list(functions)
+        self.settings = app.config["gateway"]
+        self.secrets = auth.read_secrets(self.settings, environ)
+        self.metrics = Metrics()
+        self.keystone = None
+        keystone = (self.settings.get("aodh") or {}).get("keystone")
+        if keystone:
+            from gateway.keystone import KeystoneTokens
+            self.keystone = KeystoneTokens(keystone, environ)
+        self.chat = ChatOps(app.config["productions"], app.registry, self.publish)
+
+    def prepare(self) -> None:
+        """Declare the exchange and every function's queue, so nothing published before a worker starts is lost."""
+        self.app.broker.declare(topology.queues_for(self.functions, self.app.retry))
+
+    # -- routing ---------------------------------------------------------------
+    def match(self, method: str, path: str) -> tuple[Route, dict]:
+        """The route for this request and the parameters in its path; Refused(404/405) otherwise."""
+        path = path.rstrip("/") or "/"
+        allowed = []
+        for route in ROUTES:
+            found = route.pattern.match(path)
+            if found and route.method == method:
+                return route, {k: v for k, v in found.groupdict().items() if v is not None}
+            if found:
+                allowed.append(route.method)
+        if allowed:
+            raise Refused(405, "method", f"{method} is not allowed here", f"use {', '.join(sorted(set(allowed)))}",
+                          headers={"Allow": ", ".join(sorted(set(allowed)))})
+        raise Refused(404, "route", f"no route {path}",
+                      "routes: POST /events, POST /hooks/aodh/<secret>, POST /chat/slack, POST /chat/mattermost, "
+                      "GET /status/envs[/<name>], GET /health, GET /metrics")
+
+    def handle(self, route: Route, request: Request) -> Response:
+        try:
+            if route.name in SECTION_OF and not self.settings.get(SECTION_OF[route.name]):
+                raise Refused(404, "disabled", f"the {route.name} route is not enabled here",
+                              f"add gateway.{SECTION_OF[route.name]} to doppel.yaml (docs/gateway.md)")
+            response = getattr(self, f"on_{route.name}")(request)
+        except Refused as refusal:
+            response = self.refused(refusal)
+        self.metrics.answered(route.name, response.status)
+        return response
+
+    def refused(self, refusal: Refused) -> Response:
+        self.metrics.rejected(refusal.reason)
+        return refusal.response()
+
+    # -- publishing --------------------------------------------------------------
+    def publish(self, event: Event, route: str) -> None:
+        """Publish and return once the broker confirmed it; Refused(503) otherwise (nothing to retry by hand)."""
+        try:
+            _publish(self.app.broker, [event_message(event)], self.settings["publish_timeout"])
+        except PublishError as exc:
+            log.warning("gateway: %s %s not confirmed: %s", event.type, event.id, exc)
+            raise Refused(503, "broker_unavailable", "the event bus did not confirm the event",
+                          "retry shortly; GET /health says whether the broker answers",
+                          headers={"Retry-After": "5"}) from None
+        self.metrics.published(route)
+        log.info("gateway: %s %s published from %s (%s)", event.type, event.id, route, event.source)
+
+    # -- routes ----------------------------------------------------------------
+    def on_events(self, request: Request) -> Response:
+        auth.check_bearer(request, self.secrets["events"])
+        event = read_event(request)
+        try:
+            errors = validate_in(event.type, event.data)
+        except UnknownEventType as exc:
+            raise Refused(400, "unknown_type", str(exc), "use one of the types listed") from None
+        if errors:
+            raise Refused(400, "invalid", f"{event.type} {event.id} fails its schema",
+                          "correct the fields named in errors", details={"errors": errors})
+        self.publish(event, "events")
+        return Response.json(202, {"id": event.id, "type": event.type, "source": event.source})
+
+    def on_aodh(self, request: Request) -> Response:
+        self._check_aodh(request)
+        event = alert_event(request.json(), request.header("x-openstack-request-id"))
+        self.publish(event, "aodh")
+        return Response.json(202, {"id": event.id, "type": event.type})
+
+    def _check_aodh(self, request: Request) -> None:
+        """The URL's secret, or a Keystone token (trust+http); either suffices, neither is a 401."""
+        given = request.params.get("secret")
+        if given and "aodh" in self.secrets and auth.same(given, self.secrets["aodh"]):
+            return
+        token = request.header("x-auth-token")
+        if token and self.keystone is not None:
+            self.keystone.check(token)
+            return
+        if given and "aodh" in self.secrets:
+            auth.check_path_secret(given, self.secrets["aodh"])  # raises: wrong secret
+        raise auth.unauthorized("missing_secret", "the hook needs its secret or a Keystone token",
+                                "use http(s)://HOST/hooks/aodh/<secret> as the alarm action, or a trust+http "
+                                "action with gateway.aodh.keystone configured")
+
+    def on_slack(self, request: Request) -> Response:
+        auth.check_slack(request, self.secrets["slack"], self.settings["slack"]["max_age"])
+        return self._slash(request.form(), "slack")
+
+    def on_mattermost(self, request: Request) -> Response:
+        form = request.form()
+        auth.check_mattermost(request, form, self.secrets["mattermost"])
+        return self._slash(form, "mattermost")
+
+    def _slash(self, form: dict, platform: str) -> Response:
+        command = SlashCommand(text=form.get("text", ""), user=form.get("user_name") or form.get("user_id", ""),
+                               reply_to=form.get("response_url", ""), platform=platform)
+        return Response.json(200, {"response_type": "ephemeral", "text": self.chat.answer(command)})
+
+    def on_envs(self, request: Request) -> Response:
+        self._check_status(request)
+        everything = request.query.get("all") in ("1", "true", "yes")
+        return Response.json(200, {"environments": [_env_json(e) for e in
+                                                    self.app.registry.all(include_ended=everything)]})
+
+    def on_env(self, request: Request) -> Response:
+        self._check_status(request)
+        env = self.app.registry.latest(request.params["name"])
+        if env is None:
+            raise Refused(404, "no_env", f"no environment {request.params['name']} was ever requested",
+                          "GET /status/envs?all=1 lists them")
+        history = [{"from": t.from_state, "to": t.to_state, "at": t.at, "reason": t.reason}
+                   for t in self.app.registry.transitions(env)]
+        return Response.json(200, {**_env_json(env), "history": history})
+
+    def _check_status(self, request: Request) -> None:
+        if self.settings["status"]["public"]:
+            return
+        if "events" not in self.secrets:
+            raise Refused(404, "disabled", "the status API needs gateway.events (its token) or status.public: true",
+                          "add gateway.events.token_env, or gateway.status.public: true, to doppel.yaml")
+        auth.check_bearer(request, self.secrets["events"])
+
+    def on_health(self, request: Request) -> Response:
+        report = health(self.app)
+        return Response.json(200 if report["ok"] else 503, report)
+
+    def on_metrics(self, request: Request) -> Response:
+        return Response(200, self.metrics.render().encode(), METRICS_TYPE)
+
+
+def _env_json(env) -> dict:
+    return {"name": env.name, "state": env.state, "production": env.production, "owner": env.owner,
+            "data_version": env.data_version, "expires_at": env.expires_at, "endpoints": env.endpoints,
+            "reason": env.reason, "created_at": env.created_at, "updated_at": env.updated_at,
+            "request": env.request_id}
+
+
+def _publish(broker, messages, timeout: float) -> None:
+    """broker.publish with a time limit where the broker takes one (RabbitMQ); the in-memory one answers at once."""
+    if takes_timeout(broker.publish):
+        broker.publish(messages, timeout=timeout)
+    else:
+        broker.publish(messages)
