@@ -106,6 +106,15 @@ class Scheduler:
             conn.execute(update(expiries_table).where(and_(expiries_table.c.env == env, expiries_table.c.at == at))
                          .values(fired_at=self._clock()))
 
+    def prune(self, older_than: float) -> int:
+        """Forget fired expiries and lifted pauses that ended before `older_than` (epoch seconds)."""
+        with self._engine.begin() as conn:
+            gone = conn.execute(delete(expiries_table).where(and_(expiries_table.c.fired_at.is_not(None),
+                                                                  expiries_table.c.fired_at < older_than))).rowcount
+            gone += conn.execute(delete(pauses_table).where(and_(pauses_table.c.lifted_at.is_not(None),
+                                                                 pauses_table.c.lifted_at < older_than))).rowcount
+        return gone
+
     # -- pauses ----------------------------------------------------------------------
     def pause_jobs(self, selector, reason: str) -> Pause:
         """Stop the selected jobs from firing until resumed; pausing alike twice is one pause."""

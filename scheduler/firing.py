@@ -220,7 +220,12 @@ class Firer:
             events.append(event)
         if events and self.emitter.emit(events):
             self._expiries_sent.update({e.id: time.monotonic() for e in events})
+        self._forget_sent_before(time.monotonic() - 3600)
         return len(events)
+
+    def _forget_sent_before(self, moment: float) -> None:
+        for event_id in [i for i, sent in self._expiries_sent.items() if sent < moment]:
+            del self._expiries_sent[event_id]
 
 
 # -- APScheduler glue ------------------------------------------------------------------------

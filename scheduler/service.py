@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timezone
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -24,6 +25,8 @@ from scheduler.store import FencedJobStore
 from scheduler.tables import created_concurrently
 
 log = logging.getLogger(__name__)
+KEEP_HISTORY_SECONDS = 30 * 86400  # fired expiries and lifted pauses: kept a month for `doppel schedule list`
+PRUNE_EVERY_SECONDS = 3600
 
 
 class SchedulerService:
@@ -38,6 +41,7 @@ class SchedulerService:
         self._aps: BackgroundScheduler | None = None
         self._store: FencedJobStore | None = None
         self._wake = threading.Event()
+        self._pruned_at = 0.0
 
     @classmethod
     def from_app(cls, app, **kwargs) -> "SchedulerService":
@@ -89,6 +93,9 @@ class SchedulerService:
         self._guarded("expiries", self._sync_expiries)
         self._guarded("outbox", self.emitter.flush)
         self._guarded("expiry safety net", self.firer.sweep_expired)
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
+            self._pruned_at = time.monotonic()
+            self._guarded("pruning", lambda: self.control.prune(time.time() - KEEP_HISTORY_SECONDS))
 
     # -- active / standby -----------------------------------------------------------------
     def _become_active(self) -> None:

@@ -122,3 +122,17 @@ def test_a_fired_expiry_is_not_pending_but_a_rescheduled_one_is(control):
 def test_naive_expiry_times_are_refused(control):
     with pytest.raises(ValueError, match="no time zone"):
         control.schedule_expiry("perf-test", datetime(2025, 3, 1, 12, 0))
+
+
+def test_history_older_than_the_horizon_is_pruned_and_what_is_in_force_is_kept(control, clock):
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+    control.schedule_expiry("old", at)
+    control.mark_expiry_fired("old", at.timestamp())
+    control.schedule_expiry("pending", at)
+    control.pause_jobs({"jobs": ["poll"]}, reason="old")
+    control.resume_jobs({"jobs": ["poll"]})
+    control.pause_jobs(FAILOVER, reason="failover")
+    clock.now += 100
+    assert control.prune(older_than=clock.now) == 2
+    assert [e.env for e in control.expiries(pending_only=False)] == ["pending"]
+    assert [p.reason for p in control.pauses(include_lifted=True)] == ["failover"]
