@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import urllib.request
+from urllib.parse import urlsplit
 
 log = logging.getLogger("doppel.notify")
 
@@ -30,3 +31,24 @@ def send_to_chat(text: str, settings: dict, timeout: float = 10.0) -> int:
         except OSError as exc:
             log.warning("notify: webhook %s did not accept the message: %s", hook.get("url_env"), exc)
     return sent
+
+
+def reply_to_command(response_url: str, text: str, timeout: float = 10.0) -> bool:
+    """Post `text` to a slash command's response URL (Slack and Mattermost take the same JSON); True if accepted.
+
+    Only the person who typed the command sees it (ephemeral). The URL is a credential
+    of sorts (anyone holding it may post), so it is never logged; a failure is logged, not raised.
+    """
+    if urlsplit(response_url).scheme not in ("http", "https"):
+        log.warning("notify: the chat command's reply address is not an http(s) URL; not answered")
+        return False
+    body = json.dumps({"response_type": "ephemeral", "text": text}).encode()
+    request = urllib.request.Request(response_url, data=body, headers={"Content-Type": "application/json"},
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except OSError as exc:
+        log.warning("notify: the chat command's response URL did not accept the answer: %s",
+                    getattr(exc, "reason", None) or type(exc).__name__)
+        return False

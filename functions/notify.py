@@ -1,10 +1,12 @@
 """Tell people what happened: an environment ready (with its endpoints), failed, deleted; a failover.
 
 Each message goes to the log and to every chat webhook configured under `notify:`
-(Slack or Mattermost incoming webhooks; their URLs come from environment variables).
-Secret values are masked before anything leaves.
+(Slack or Mattermost incoming webhooks; their URLs come from environment variables),
+and, when the chain began with a chat command, to that command's response URL
+(the `reply_to` of the event that started the chain). Secret values are masked
+before anything leaves.
 """
-from doppel.chat import send_to_chat
+from doppel.chat import reply_to_command, send_to_chat
 from doppel.secrets import redact
 
 NAME = "notify"
@@ -36,6 +38,29 @@ def message_for(event) -> str:
     return f"{event.type}: {d}"
 
 
+def reply_address(event, deps) -> str | None:
+    """The `reply_to` of the event that started this chain (e.g. a slash command's response URL), if any.
+
+    A chain event that names its request (`request`: source/id) was started by a
+    recorded event; if the audit trail has not recorded it yet, this raises so the
+    worker retries, rather than answering nobody.
+    """
+    if deps.audit is None:
+        return None
+    wanted = event.data.get("request")
+    for record in deps.audit.events(correlation_id=event.correlationid):
+        if (wanted and f"{record.source}/{record.id}" == wanted) or (not wanted and record.id == event.correlationid):
+            return record.data.get("reply_to") or None
+    if wanted:
+        raise RuntimeError(f"the request {wanted} of {event.type} {event.id} is not in the audit trail yet; "
+                           "retrying to find where to answer")
+    return None
+
+
 def handle(event, deps) -> list:
-    send_to_chat(redact(message_for(event)), deps.config["notify"])
+    reply_to = reply_address(event, deps)
+    text = redact(message_for(event))
+    send_to_chat(text, deps.config["notify"])
+    if reply_to:
+        reply_to_command(reply_to, text)
     return []

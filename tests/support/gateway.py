@@ -1,0 +1,140 @@
+"""A running gateway for tests: an embedded Doppel (worker in the background) and the real HTTP
+server on 127.0.0.1 with an ephemeral port, plus a plain http.client caller."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import functions
+from doppel.app import App
+from doppel.commands_gateway import start_gateway
+from doppel.config import parse_config
+
+SECRETS = {"DOPPEL_TEST_GATEWAY_TOKEN": "events-token-7c1f9e",
+           "DOPPEL_TEST_AODH_SECRET": "aodh-hook-secret-41d2",
+           "DOPPEL_TEST_SLACK_SIGNING": "slack-signing-secret-9a8b",
+           "DOPPEL_TEST_MATTERMOST_TOKEN": "mattermost-token-5e6f"}
+GATEWAY = {"port": 0,
+           "events": {"token_env": "DOPPEL_TEST_GATEWAY_TOKEN"},
+           "aodh": {"secret_env": "DOPPEL_TEST_AODH_SECRET"},
+           "slack": {"signing_secret_env": "DOPPEL_TEST_SLACK_SIGNING"},
+           "mattermost": {"token_env": "DOPPEL_TEST_MATTERMOST_TOKEN"}}
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict
+    body: bytes
+
+    @property
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(url: str, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Answer:
+    """One HTTP request with exactly these headers (http.client adds Host and, with a body, Content-Length)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+    finally:
+        conn.close()
+
+
+class Front:
+    """An embedded Doppel serving every function, with its gateway listening."""
+
+    def __init__(self, tmp_path: Path, gateway: dict | None = None, productions: dict | None = None):
+        document = {"state_dir": str(tmp_path / "state"), "gateway": gateway or GATEWAY,
+                    "productions": productions or {}}
+        self.app = App(parse_config(document, None), role="test")
+        self.worker = self.app.worker(functions.FUNCTIONS)
+        self.worker.start()
+        self.app.broker.start()
+        self.server = start_gateway(self.app, functions.FUNCTIONS)
+        self.url = self.server.url
+        self._markers = 0
+
+    def call(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> Answer:
+        return call(self.url, method, path, body, headers)
+
+    def post_json(self, path: str, document, headers: dict | None = None) -> Answer:
+        return self.call("POST", path, json.dumps(document).encode(),
+                         {"Content-Type": "application/json", **(headers or {})})
+
+    def audited(self, event_id: str, timeout: float = 15.0):
+        """The audit record of that event id, once the worker recorded it (AssertionError after `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [r for r in self.app.audit.events() if r.id == event_id]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"event {event_id} was not audited within {timeout} s")
+
+    def quiesce(self) -> int:
+        """Push one known event through and wait for it, so whatever was published before is handled too.
+
+        Returns the audit count without the marker events.
+        """
+        marker = {"specversion": "1.0", "id": f"marker-{time.monotonic_ns()}", "source": "test/marker",
+                  "type": "notify.sent", "data": {"text": "marker"}}
+        answer = self.call("POST", "/events", json.dumps(marker).encode(),
+                           {"Content-Type": "application/cloudevents+json", **self.bearer()})
+        assert answer.status == 202, answer.body
+        self.audited(marker["id"])
+        self._markers += 1
+        time.sleep(0.2)  # the handlers of anything published earlier ran on other threads: let them finish
+        return self.app.audit.count() - self._markers
+
+    @staticmethod
+    def bearer(token: str = SECRETS["DOPPEL_TEST_GATEWAY_TOKEN"]) -> dict:
+        return {"Authorization": f"Bearer {token}"}
+
+    def close(self) -> None:
+        self.server.stop()
+        self.worker.stop()
+        self.app.close()
+
+
+class ReplyCatcher:
+    """A loopback HTTP server standing in for a slash command's response_url: it keeps every JSON POSTed."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        self._arrived = threading.Condition()
+        catcher = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with catcher._arrived:
+                    catcher.received.append(json.loads(body))
+                    catcher._arrived.notify_all()
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/commands/response/T1/B2"
+
+    def wait_for(self, count: int = 1, timeout: float = 60.0) -> list[dict]:
+        with self._arrived:
+            self._arrived.wait_for(lambda: len(self.received) >= count, timeout)
+        return list(self.received)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

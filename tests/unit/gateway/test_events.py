@@ -1,0 +1,122 @@
+"""POST /events: CloudEvents built by the CloudEvents SDK, in binary and structured mode, on the real server."""
+import json
+import uuid
+
+from cloudevents.core.bindings.http import to_binary_event, to_structured_event
+from cloudevents.core.v1.event import CloudEvent
+
+from tests.support.gateway import Front
+
+
+def sdk_event(event_type="env.requested", data=None, **attributes) -> CloudEvent:
+    attributes = {"type": event_type, "source": "https://ci.example/pipeline/42", "specversion": "1.0",
+                  "id": str(uuid.uuid4()), **attributes}
+    return CloudEvent(attributes,
+                      data if data is not None else {"env": "perf-test", "production": "shop", "ttl_seconds": 3600})
+
+
+def to_binary(event):
+    """The SDK's binary-mode HTTP message, as (headers, body)."""
+    message = to_binary_event(event)
+    return dict(message.headers), message.body
+
+
+def to_structured(event):
+    message = to_structured_event(event)
+    return dict(message.headers), message.body
+
+
+def test_binary_mode_event_is_published_and_reaches_the_audit_trail(front: Front):
+    headers, body = to_binary(sdk_event())
+    assert "ce-specversion" in headers  # the SDK really built binary mode
+
+    answer = front.call("POST", "/events", body, {**headers, **front.bearer()})
+
+    assert answer.status == 202, answer.body
+    record = front.audited(answer.json["id"])
+    assert record.type == "env.requested" and record.source == "https://ci.example/pipeline/42"
+    assert record.data == {"env": "perf-test", "production": "shop", "ttl_seconds": 3600}
+
+
+def test_structured_mode_event_keeps_its_id_and_correlation(front: Front):
+    event = sdk_event("backup.due", {"env": "perf-test", "reason": "manual"}, id="ci-run-42-backup",
+                      correlationid="chain-of-ci-run-42")
+    headers, body = to_structured(event)
+    assert headers["content-type"] == "application/cloudevents+json"
+
+    answer = front.call("POST", "/events", body, {**headers, **front.bearer()})
+
+    assert answer.status == 202 and answer.json["id"] == "ci-run-42-backup"
+    record = front.audited("ci-run-42-backup")
+    assert record.type == "backup.due" and record.correlation_id == "chain-of-ci-run-42"
+    assert record.data["env"] == "perf-test"
+
+
+def test_binary_header_values_are_percent_decoded(front: Front):
+    headers, body = to_binary(sdk_event(source="urn:ci pipeline/one"))
+    assert headers["ce-source"] == "urn:ci%20pipeline/one"  # the SDK encodes, as the binding says
+
+    answer = front.call("POST", "/events", body, {**headers, **front.bearer()})
+
+    assert answer.status == 202
+    assert front.audited(answer.json["id"]).source == "urn:ci pipeline/one"
+
+
+def test_the_same_event_sent_twice_is_accepted_twice_and_audited_once(front: Front):
+    headers, body = to_structured(sdk_event(id="retried-by-the-sender"))
+
+    first = front.call("POST", "/events", body, {**headers, **front.bearer()})
+    second = front.call("POST", "/events", body, {**headers, **front.bearer()})
+
+    assert first.status == second.status == 202
+    front.quiesce()
+    assert [r.id for r in front.app.audit.events()].count("retried-by-the-sender") == 1
+
+
+def test_a_wrong_or_missing_token_is_refused_and_nothing_is_published(front: Front):
+    before = front.quiesce()
+    headers, body = to_binary(sdk_event(id="must-not-arrive"))
+
+    wrong = front.call("POST", "/events", body, {**headers, **front.bearer("events-token-7c1f9X")})
+    missing = front.call("POST", "/events", body, headers)
+    basic = front.call("POST", "/events", body, {**headers, "Authorization": "Basic ZXZlbnRzOnRva2Vu"})
+
+    assert wrong.status == missing.status == basic.status == 401
+    assert wrong.headers["www-authenticate"].startswith("Bearer")
+    assert "events-token" not in wrong.body.decode()
+    assert front.quiesce() == before
+    assert not [r for r in front.app.audit.events() if r.id == "must-not-arrive"]
+
+
+def test_data_that_fails_its_schema_is_refused_with_the_field_errors(front: Front):
+    before = front.quiesce()
+    headers, body = to_binary(sdk_event(data={"env": "Bad_Name", "ttl_seconds": 0}, id="invalid-one"))
+
+    answer = front.call("POST", "/events", body, {**headers, **front.bearer()})
+
+    assert answer.status == 400
+    errors = answer.json["errors"]
+    assert set(errors) == {"env", "production", "ttl_seconds"}
+    assert "lower-case" in " ".join(errors["env"])
+    assert front.quiesce() == before
+
+
+def test_an_unknown_type_or_a_body_that_is_no_cloudevent_is_a_400(front: Front):
+    headers, body = to_binary(sdk_event("env.teleported", {}))
+    unknown = front.call("POST", "/events", body, {**headers, **front.bearer()})
+    plain = front.post_json("/events", {"env": "perf-test"}, front.bearer())
+    broken = front.call("POST", "/events", b"{not json", {"Content-Type": "application/cloudevents+json",
+                                                           **front.bearer()})
+    no_id = front.call("POST", "/events", json.dumps({"specversion": "1.0", "source": "x", "type": "poll.tick"})
+                       .encode(), {"Content-Type": "application/cloudevents+json", **front.bearer()})
+
+    assert unknown.status == 400 and "env.teleported" in unknown.json["error"]
+    assert plain.status == 400 and "ce-specversion" in plain.json["fix"]
+    assert broken.status == 400 and "not JSON" in broken.json["error"]
+    assert no_id.status == 400 and "'id'" in no_id.json["error"]
+
+
+def test_a_batch_is_refused_as_unsupported_media(front: Front):
+    answer = front.call("POST", "/events", b"[]", {"Content-Type": "application/cloudevents-batch+json",
+                                                   **front.bearer()})
+    assert answer.status == 415
