@@ -31,6 +31,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,7 +40,7 @@ from typing import BinaryIO, Callable, Iterable, Iterator
 import zstandard
 
 from clouds.backups.layout import (Component, Manifest, ManifestError, MANIFEST_NAME, archive_key,
-                                   backup_prefix, check_env, manifest_key, new_backup_id, split_key)
+                                   check_env, manifest_key, new_backup_id, split_key)
 from clouds.backups.pipe import CHUNK, ProgressMeter, StreamPipe
 from clouds.backups.sqlite_capture import CaptureError, add_database, add_file
 from clouds.base import BackupSource
@@ -51,6 +52,7 @@ Progress = Callable[[int, float], None]   # (bytes so far, bytes per second)
 COMPRESSIONS = ("zstd", "gzip")
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _DEFAULT_LEVEL = {"zstd": 3, "gzip": 6}
+_PARALLEL_REQUESTS = 8        # small requests in flight at once when listing or pruning many backups
 
 
 class BackupError(RuntimeError):
@@ -79,7 +81,8 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
     check_env(env)
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
-    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    # Whole seconds: the manifest stores them so, and the returned manifest must equal the stored one.
+    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
     backup_id = backup_id or new_backup_id(created)
     key = archive_key(env, backup_id, compression)
     meter = ProgressMeter(progress)
@@ -104,7 +107,8 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
 
 
 def _manifest(env, backup_id, created, key, compression, producer: "_Producer") -> Manifest:
-    return Manifest(backup_id=backup_id, env=env, created=created, completed=datetime.now(timezone.utc),
+    completed = datetime.now(timezone.utc).replace(microsecond=0)
+    return Manifest(backup_id=backup_id, env=env, created=created, completed=completed,
                     archive_key=key, compression=compression, size=producer.pipe.reader.size,
                     sha256=producer.pipe.reader.sha256, uncompressed_size=producer.uncompressed,
                     components=tuple(producer.components), warnings=tuple(producer.warnings),
@@ -263,18 +267,24 @@ def _compressor(compression: str, level: int, out: BinaryIO):
 # ----------------------------------------------------------------------------- finding
 
 def list_backups(store: ObjectStore, env: str | None = None) -> list[Manifest]:
-    """Complete backups (those with a readable manifest), oldest first; all environments when env is None."""
+    """Complete backups (those with a readable manifest), oldest first; all environments when env is None.
+
+    Manifests are fetched a few at a time: a year of nightly backups is hundreds of small GETs.
+    """
     prefix = f"{check_env(env)}/" if env else ""
-    manifests = []
-    for info in store.list(prefix):
-        parts = split_key(info.key)
-        if parts is None or parts[2] != MANIFEST_NAME:
-            continue
-        try:
-            manifests.append(Manifest.from_json(store.get_bytes(info.key), key=info.key))
-        except (ManifestError, ObjectMissing) as exc:
-            log.warning("%s: skipping %s: %s", store.name, info.key, exc)
+    keys = [info.key for info in store.list(prefix)
+            if (parts := split_key(info.key)) is not None and parts[2] == MANIFEST_NAME]
+    with ThreadPoolExecutor(_PARALLEL_REQUESTS, thread_name_prefix="manifests") as pool:
+        manifests = [m for m in pool.map(lambda key: _read_manifest(store, key), keys) if m is not None]
     return sorted(manifests, key=lambda m: m.backup_id)
+
+
+def _read_manifest(store: ObjectStore, key: str) -> Manifest | None:
+    try:
+        return Manifest.from_json(store.get_bytes(key), key=key)
+    except (ManifestError, ObjectMissing) as exc:      # unreadable, or deleted while we listed
+        log.warning("%s: skipping %s: %s", store.name, key, exc)
+        return None
 
 
 def find_backup(store: ObjectStore, backup_id: str, env: str | None = None) -> Manifest:
@@ -293,13 +303,11 @@ def find_backup(store: ObjectStore, backup_id: str, env: str | None = None) -> M
 
 
 def delete_backup(store: ObjectStore, manifest: Manifest) -> list[str]:
-    """Delete a backup, manifest first: if interrupted, what remains is incomplete, never half-listed."""
+    """Delete a backup, manifest first: if interrupted, what remains is incomplete, never half-listed
+    (and cleanup.remove_incomplete takes it later)."""
     store.delete(manifest.key)
-    removed = [manifest.key]
-    for info in store.list(backup_prefix(manifest.env, manifest.backup_id)):
-        store.delete(info.key)
-        removed.append(info.key)
-    return removed
+    store.delete(manifest.archive_key)
+    return [manifest.key, manifest.archive_key]
 
 
 # ----------------------------------------------------------------------------- restoring
@@ -362,6 +370,9 @@ def _check(manifest: Manifest, raw: "_HashingReader", failure: Exception | None)
     if raw.size != manifest.size:
         mismatches.append(f"size expected {manifest.size} bytes, got {raw.size}")
     what = f"backup {manifest.backup_id} of {manifest.env}: archive {manifest.archive_key}"
+    if raw.error is not None:
+        failure = raw.error
+        mismatches.append(f"the download stopped after {raw.size} bytes")
     cause = f"{type(failure).__name__}: {failure}" if failure else ""
     if mismatches:
         raise IntegrityError(f"{what} does not match its manifest: {'; '.join(mismatches)}"
@@ -404,6 +415,7 @@ class _HashingReader:
         self._current = b""
         self._hash = hashlib.sha256()
         self.size = 0
+        self.error: Exception | None = None
 
     @property
     def sha256(self) -> str:
@@ -413,8 +425,11 @@ class _HashingReader:
         return True
 
     def read(self, n: int = -1) -> bytes:
-        if not self._current:
-            self._current = next(self._chunks, b"")
+        if not self._current and self.error is None:
+            try:
+                self._current = next(self._chunks, b"")
+            except Exception as exc:  # noqa: BLE001 - a download cut short is reported like a short object
+                self.error = exc
         if n is None or n < 0:
             n = len(self._current)
         data, self._current = self._current[:n], self._current[n:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +20,8 @@ from clouds.backups.retention import RetentionPolicy, select_to_keep
 from clouds.stores.base import ObjectStore
 
 log = logging.getLogger(__name__)
+
+_PARALLEL_DELETES = 4         # a first prune after months can remove hundreds of backups
 
 
 @dataclass
@@ -47,10 +50,14 @@ def prune(store: ObjectStore, env: str, policy: RetentionPolicy, *, now: datetim
     keep, remove = select_to_keep(candidates, policy, now)
     result = PruneResult(kept=[c.manifest for c in keep], removed=[c.manifest for c in remove])
     if not dry_run:
-        for manifest in result.removed:
-            delete_backup(store, manifest)
-            log.info("pruned backup %s of %s from %s", manifest.backup_id, env, store.name)
+        with ThreadPoolExecutor(_PARALLEL_DELETES, thread_name_prefix="prune") as pool:
+            list(pool.map(lambda manifest: _delete(store, manifest), result.removed))
     return result
+
+
+def _delete(store: ObjectStore, manifest: Manifest) -> None:
+    delete_backup(store, manifest)
+    log.info("pruned backup %s of %s from %s", manifest.backup_id, manifest.env, store.name)
 
 
 def remove_incomplete(store: ObjectStore, *, env: str | None = None, grace: timedelta = timedelta(hours=1),

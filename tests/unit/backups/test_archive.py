@@ -19,7 +19,7 @@ from clouds.backups.layout import archive_key
 from clouds.base import BackupSource
 from clouds.stores.local import LocalStore
 
-from .conftest import DATABASES, file_checksums, table_checksums
+from .environment import DATABASES, file_checksums, table_checksums
 
 
 @pytest.mark.parametrize("compression", ["zstd", "gzip"])
