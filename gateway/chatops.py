@@ -75,15 +75,15 @@ class ChatOps:
     def _create(self, words: list[str], command: SlashCommand) -> str:
         name, options = _create_arguments(words)
         production = options.get("from")
-        if production not in self.productions:
-            known = ", ".join(sorted(self.productions)) or "none configured"
-            return f"There is no production {production!r} to clone (known: {known})."
         data = {"env": name, "production": production, "owner": command.user, "reply_to": command.reply_to}
         if options.get("ttl"):
             try:
                 data["ttl_seconds"] = max(1, int(parse_duration(options["ttl"])))
             except ValueError as exc:
                 raise ChatUsage(str(exc)) from None
+        if production not in self.productions:
+            known = ", ".join(sorted(self.productions)) or "none configured"
+            return f"There is no production {production!r} to clone (known: {known})."
         errors = validate_in("env.requested", {k: v for k, v in data.items() if v})
         if errors:
             return "Cannot create that environment: " + "; ".join(

@@ -95,6 +95,9 @@ class Front:
         time.sleep(0.2)  # the handlers of anything published earlier ran on other threads: let them finish
         return self.app.audit.count() - self._markers
 
+    def gateway_metric(self, family: str, *labels: str) -> int:
+        return self.server.gateway.metrics.value(family, *labels)
+
     @staticmethod
     def bearer(token: str = SECRETS["DOPPEL_TEST_GATEWAY_TOKEN"]) -> dict:
         return {"Authorization": f"Bearer {token}"}

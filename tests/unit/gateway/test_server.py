@@ -1,0 +1,117 @@
+"""The plumbing every route shares: status, health, metrics, body limits, 404/405, and secrets kept out."""
+import socket
+
+import pytest
+from sqlalchemy import create_engine
+
+import functions
+from doppel.app import App
+from doppel.config import parse_config
+from doppel.errors import ConfigError
+from gateway.routes import Gateway
+
+from tests.support.gateway import SECRETS, Front
+
+
+def test_status_lists_and_shows_environments_behind_the_token(front: Front):
+    env, _ = front.app.registry.request(name="perf-test", request_id="test/1", production="shop", owner="bob")
+
+    anonymous = front.call("GET", "/status/envs")
+    listed = front.call("GET", "/status/envs", headers=front.bearer())
+    shown = front.call("GET", "/status/envs/perf-test", headers=front.bearer())
+    missing = front.call("GET", "/status/envs/ghost", headers=front.bearer())
+
+    assert anonymous.status == 401
+    assert [e["name"] for e in listed.json["environments"]] == ["perf-test"]
+    assert shown.json["state"] == "requested" and shown.json["owner"] == "bob"
+    assert [h["to"] for h in shown.json["history"]] == ["requested"]
+    assert missing.status == 404 and "ghost" in missing.json["error"]
+
+
+def test_health_says_which_part_answers(front: Front):
+    healthy = front.call("GET", "/health")
+    assert healthy.status == 200
+    assert healthy.json["broker"]["ok"] and healthy.json["database"]["ok"]
+
+    # A real engine on a database that cannot be opened, in place of the working one
+    front.app.__dict__["engine"] = create_engine("sqlite:////nonexistent-dir/doppel.db")
+    sick = front.call("GET", "/health")
+
+    assert sick.status == 503
+    assert sick.json["broker"]["ok"] is True and sick.json["database"]["ok"] is False
+
+
+def test_metrics_count_published_events_by_route_and_refusals_by_reason(front: Front):
+    front.post_json(f"/hooks/aodh/{SECRETS['DOPPEL_TEST_AODH_SECRET']}", {"alarm_id": "a1", "current": "alarm"})
+    front.post_json("/hooks/aodh/wrong", {"alarm_id": "a1", "current": "alarm"})
+
+    text = front.call("GET", "/metrics")
+
+    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = text.body.decode().splitlines()
+    assert 'doppel_gateway_events_published_total{route="aodh"} 1' in lines
+    assert 'doppel_gateway_requests_rejected_total{reason="bad_secret"} 1' in lines
+    assert "# TYPE doppel_gateway_requests_rejected_total counter" in lines
+
+
+def test_a_body_over_the_limit_is_a_413_without_reading_it(front: Front):
+    before = front.quiesce()
+    big = b"x" * (1024 * 1024 + 1)
+
+    answer = front.call("POST", "/events", big, {"Content-Type": "application/cloudevents+json", **front.bearer()})
+
+    assert answer.status == 413 and "1048576" in answer.json["error"]
+    assert front.quiesce() == before
+
+
+def test_a_chunked_body_is_read_and_limited_too(front: Front):
+    host, port = front.url.removeprefix("http://").split(":")
+    event = (b'{"specversion":"1.0","id":"chunked-1","source":"test","type":"notify.sent",'
+             b'"data":{"text":"in chunks"}}')
+    head = (f"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/cloudevents+json\r\n"
+            f"Authorization: Bearer {SECRETS['DOPPEL_TEST_GATEWAY_TOKEN']}\r\nTransfer-Encoding: chunked\r\n"
+            f"Connection: close\r\n\r\n").encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (event[:40], event[40:])) + b"0\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + chunks)
+        reply = sock.makefile("rb").read()
+
+    assert reply.startswith(b"HTTP/1.1 202")
+    assert front.audited("chunked-1").data == {"text": "in chunks"}
+
+
+def test_wrong_method_and_unknown_route_answer_json(front: Front):
+    wrong_method = front.call("GET", "/events")
+    unknown = front.call("GET", "/admin")
+    head = front.call("HEAD", "/health")
+
+    assert wrong_method.status == 405 and wrong_method.headers["allow"] == "POST"
+    assert "error" in wrong_method.json
+    assert unknown.status == 404 and "POST /events" in unknown.json["fix"]
+    assert head.status == 200 and head.body == b""
+
+
+def test_a_route_without_its_section_is_not_enabled(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    bare = Front(tmp_path, gateway={"port": 0})
+    try:
+        answer = bare.post_json("/hooks/aodh/anything", {"alarm_id": "a1", "current": "alarm"})
+        status = bare.call("GET", "/status/envs")
+    finally:
+        bare.close()
+    assert answer.status == 404 and "gateway.aodh" in answer.json["fix"]
+    assert status.status == 404 and "status.public" in status.json["fix"]
+
+
+def test_a_configured_route_whose_secret_variable_is_empty_does_not_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.setenv("DOPPEL_TEST_GATEWAY_TOKEN", "")
+    config = parse_config({"state_dir": str(tmp_path), "gateway": {"events": {"token_env": "DOPPEL_TEST_GATEWAY_TOKEN"}}},
+                          None)
+    app = App(config, role="test")
+    try:
+        with pytest.raises(ConfigError, match="DOPPEL_TEST_GATEWAY_TOKEN, which is unset or empty"):
+            Gateway(app, functions.FUNCTIONS)
+    finally:
+        app.close()
