@@ -98,7 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return bytes(body)
             if len(body) + size > limit:
                 self.close_connection = True
-                raise Refused(413, "too_large", f"the body is over {limit} bytes", "send less, or raise gateway.max_body")
+                raise Refused(413, "too_large", f"the body is over {limit} bytes",
+                              "send less, or raise gateway.max_body")
             body += self.rfile.read(size)
             self.rfile.readline()
 

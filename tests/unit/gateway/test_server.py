@@ -107,8 +107,8 @@ def test_a_route_without_its_section_is_not_enabled(tmp_path, monkeypatch):
 def test_a_configured_route_whose_secret_variable_is_empty_does_not_start(tmp_path, monkeypatch):
     monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.setenv("DOPPEL_TEST_GATEWAY_TOKEN", "")
-    config = parse_config({"state_dir": str(tmp_path), "gateway": {"events": {"token_env": "DOPPEL_TEST_GATEWAY_TOKEN"}}},
-                          None)
+    gateway = {"events": {"token_env": "DOPPEL_TEST_GATEWAY_TOKEN"}}
+    config = parse_config({"state_dir": str(tmp_path), "gateway": gateway}, None)
     app = App(config, role="test")
     try:
         with pytest.raises(ConfigError, match="DOPPEL_TEST_GATEWAY_TOKEN, which is unset or empty"):
