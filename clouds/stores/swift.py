@@ -116,11 +116,13 @@ class SwiftStore:
         return ObjectInfo(key=key, size=len(data), etag=etag, modified=datetime.now(timezone.utc))
 
     def _put_segment(self, prefix: str, index: int, data: memoryview) -> dict:
+        # No client-side MD5 here: at ~500 MB/s it costs more CPU than the rest of the
+        # upload, and the stream's sha256 (in the backup manifest) already checks every
+        # byte end to end, TLS every byte in transit. Swift's own etag, recorded in the
+        # SLO manifest, pins the segment as stored.
         name = f"{prefix}{index + 1:08d}"
-        # Sending the MD5 makes Swift refuse a segment damaged on the way.
-        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
         with self._connection() as conn, self._errors(name):
-            conn.put_object(self.segment_container, name, BufferReader(data), content_length=len(data), etag=etag)
+            etag = conn.put_object(self.segment_container, name, BufferReader(data), content_length=len(data))
         return {"path": f"/{self.segment_container}/{name}", "etag": etag, "size_bytes": len(data)}
 
     def _put_manifest(self, key: str, prefix: str, upload: str, entries: list[dict]) -> str:
