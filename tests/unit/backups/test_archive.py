@@ -8,7 +8,6 @@ import os
 import sqlite3
 import tarfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import zstandard
@@ -17,7 +16,6 @@ from clouds.backups import (BackupError, BackupNotFound, IntegrityError, Manifes
                             remove_incomplete, restore, verify, write_backup)
 from clouds.backups.layout import archive_key
 from clouds.base import BackupSource
-from clouds.stores.local import LocalStore
 
 from .environment import DATABASES, file_checksums, table_checksums
 
