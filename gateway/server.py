@@ -17,6 +17,7 @@ from gateway.http import Refused, Request, Response
 
 log = logging.getLogger("doppel.gateway")
 _HOOK_SECRET = re.compile(r"^(/hooks/aodh/)[^/?]+")
+DRAIN_FACTOR = 4  # a body up to 4x the limit is read and dropped before the 413
 SOCKET_TIMEOUT_S = 30  # a client that stops sending mid-request frees its thread after this
 
 
@@ -52,20 +53,27 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         gateway = self.server.gateway
         url = urlsplit(self.path)
+        body = None
         try:
             route, params = gateway.match("GET" if head else self.command, url.path)
-            body = self._read_body(gateway.settings["max_body"]) if self.command in ("POST", "PUT", "PATCH") else b""
+            wants_body = self.command in ("POST", "PUT", "PATCH") or self._has_body()
+            body = self._read_body(gateway.settings["max_body"]) if wants_body else b""
             request = Request(self.command, url.path, {k.lower(): v for k, v in self.headers.items()}, body,
                               {k: v[-1] for k, v in parse_qs(url.query).items()}, params)
             response = gateway.handle(route, request)
         except Refused as refusal:
             response = gateway.refused(refusal)
+            if body is None and self._has_body():
+                self.close_connection = True  # the unread body must not be taken for the next request
         except Exception:  # noqa: BLE001 - one bad request must not take the server down
             log.exception("gateway: %s %s failed", self.command, loggable(self.path))
             response = Response.json(500, {"error": "the gateway failed on this request; its log says why"})
         self._write(response, head)
         log.info("%s %s %s %d %.1f ms", self.client_address[0], self.command, loggable(self.path),
                  response.status, (time.monotonic() - started) * 1000)
+
+    def _has_body(self) -> bool:
+        return self.headers.get("Content-Length", "0") not in ("", "0") or "Transfer-Encoding" in self.headers
 
     def _read_body(self, limit: int) -> bytes:
         """The body, at most `limit` bytes: Content-Length or chunked; Refused(411/413) otherwise."""
@@ -79,10 +87,21 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             raise Refused(400, "length", "Content-Length is not a number") from None
         if length > limit:
-            self.close_connection = True  # the unread body must not be taken for the next request
+            self._discard(length, limit)
             raise Refused(413, "too_large", f"the body is {length} bytes; at most {limit} are accepted",
                           "send less, or raise gateway.max_body")
         return self.rfile.read(length)
+
+    def _discard(self, length: int, limit: int) -> None:
+        """Read and drop a too-large body when it is at most DRAIN_FACTOR times the limit, so the client
+        (still sending) reads the 413 instead of a connection reset; larger ones are cut off unread."""
+        if length > DRAIN_FACTOR * limit:
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 65536))
+            if not chunk:
+                return
+            length -= len(chunk)
 
     def _read_chunked(self, limit: int) -> bytes:
         body = bytearray()

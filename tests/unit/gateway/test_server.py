@@ -1,4 +1,5 @@
 """The plumbing every route shares: status, health, metrics, body limits, 404/405, and secrets kept out."""
+import http.client
 import socket
 
 import pytest
@@ -54,7 +55,7 @@ def test_metrics_count_published_events_by_route_and_refusals_by_reason(front: F
     assert "# TYPE doppel_gateway_requests_rejected_total counter" in lines
 
 
-def test_a_body_over_the_limit_is_a_413_without_reading_it(front: Front):
+def test_a_body_over_the_limit_is_a_413_and_publishes_nothing(front: Front):
     before = front.quiesce()
     big = b"x" * (1024 * 1024 + 1)
 
@@ -89,6 +90,22 @@ def test_wrong_method_and_unknown_route_answer_json(front: Front):
     assert "error" in wrong_method.json
     assert unknown.status == 404 and "POST /events" in unknown.json["fix"]
     assert head.status == 200 and head.body == b""
+
+
+def test_a_refused_body_is_not_read_as_the_next_request_on_a_kept_alive_connection(front: Front):
+    host, port = front.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request("POST", "/nowhere", body=b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = conn.getresponse()
+        first.read()
+        conn.request("GET", "/metrics")  # http.client reconnects if the server closed the connection
+        second = conn.getresponse()
+        second.read()
+    finally:
+        conn.close()
+    assert first.status == 404 and second.status == 200
+    assert front.gateway_metric("doppel_gateway_requests_total", "health", "200") == 0
 
 
 def test_a_route_without_its_section_is_not_enabled(tmp_path, monkeypatch):
