@@ -92,6 +92,8 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
         stored = store.put_stream(key, producer.pipe.reader, progress=meter)
     except BaseException as exc:
         producer.stop()
+        if not isinstance(exc, Exception):
+            raise                             # KeyboardInterrupt, SystemExit: not a backup failure
         raise BackupError(f"backup {backup_id} of {env} to {store.name} failed: "
                           f"{producer.error_text() or exc}") from exc
     producer.join()

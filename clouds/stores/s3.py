@@ -187,8 +187,12 @@ class S3Store:
         try:
             self._client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if _code(exc) not in _MISSING or not self.create_bucket:
-                raise StoreError(f"{self.name}: bucket not usable: {_code(exc)}") from None
+            code = _code(exc)
+            if code in ("403", "AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId"):
+                raise StoreError(f"{self.name}: access refused ({code}); check the access key and the secret "
+                                 "in the variable secret_key_env names") from None
+            if code not in _MISSING or not self.create_bucket:
+                raise StoreError(f"{self.name}: bucket not usable: {code}") from None
             with self._errors(self.bucket):
                 self._client.create_bucket(Bucket=self.bucket, **self._location())
         self._bucket_ready = True

@@ -343,6 +343,9 @@ class SwiftStore:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ClientException):
+        if exc.http_status in (401, 403):
+            return (f"HTTP {exc.http_status}: refused credentials; check the user and the key in the variable "
+                    f"key_env names (tempauth), or the cloud's entry in clouds.yaml (Keystone)")
         status = f"HTTP {exc.http_status} {exc.http_reason}".strip() if exc.http_status else "no HTTP answer"
         return f"{status} ({exc.msg})"
     return f"{type(exc).__name__}: {exc}"

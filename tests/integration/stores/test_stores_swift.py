@@ -17,11 +17,11 @@ import pytest
 from clouds.backups import (RetentionPolicy, list_backups, prune, remove_incomplete, restore, verify,
                             write_backup)
 from clouds.base import BackupSource
-from clouds.stores.base import ObjectMissing
+from clouds.stores.base import ObjectMissing, StoreError
 from tests.unit.backups.environment import DATABASES, file_checksums, make_environment, table_checksums
 
-from swift_service import (AUTH_URL, KEY, MiB, ROOT, S3_ENDPOINT, S3_PART, SWIFT_SEGMENT, USER, s3_client,
-                           swift_connection)
+from swift_service import (AUTH_URL, KEY, MiB, ROOT, S3_ENDPOINT, S3_PART, SWIFT_SEGMENT, USER, make_s3_store,
+                           make_swift_store, s3_client, swift_connection)
 
 pytestmark = pytest.mark.swift
 HERE = Path(__file__).resolve().parent
@@ -90,6 +90,17 @@ def test_s3_large_object_goes_up_in_parts_and_comes_back_whole(s3_store):
     s3_store.delete("prod/x/archive.tar.zst")
     with pytest.raises(ObjectMissing):
         s3_store.get_bytes("prod/x/archive.tar.zst")
+
+
+@pytest.mark.parametrize("api", ["swift", "s3"])
+def test_wrong_credentials_fail_naming_the_store_but_not_the_secret(swift_service, bucket_name, api):
+    secret = "not-the-key-0d5e"
+    store = (make_swift_store(bucket_name, key=secret) if api == "swift"
+             else make_s3_store(bucket_name, secret_key=secret))
+    with pytest.raises(StoreError) as error:
+        store.put_bytes("prod/x/manifest.json", b"{}")
+    assert store.name in str(error.value) and secret not in str(error.value)
+    assert secret not in repr(store)
 
 
 # -- backups ------------------------------------------------------------------------------------------
