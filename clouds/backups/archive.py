@@ -24,6 +24,7 @@ import gzip
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import sqlite3
 import stat
@@ -353,7 +354,9 @@ def _extract(store: ObjectStore, manifest: Manifest, into: Path, progress: Progr
     failure: Exception | None = None
     try:
         with _decompressor(manifest.compression, raw) as plain:
-            with tarfile.open(fileobj=plain, mode="r|", bufsize=CHUNK) as tar:
+            # copybufsize = bufsize: tarfile's stream reader copies its whole buffer on every
+            # read, so reading it in small pieces would be quadratic.
+            with tarfile.open(fileobj=plain, mode="r|", bufsize=CHUNK, copybufsize=CHUNK) as tar:
                 for member in tar:
                     tar.extract(member, into, filter="data")
             while plain.read(CHUNK):     # the tar's end blocks and the compressed stream's end
@@ -409,19 +412,52 @@ def _decompressor(compression: str, raw: "_HashingReader"):
         reader.close()
 
 
+class _Prefetch(threading.Thread):
+    """Downloads and hashes ahead in its own thread (a few chunks), so the network and hashing overlap
+    with decompressing and writing files. `sha256` covers what was received, in order."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 8):
+        super().__init__(name="restore-download", daemon=True)
+        self._chunks = chunks
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.sha256 = hashlib.sha256()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for chunk in self._chunks:
+                self.sha256.update(chunk)
+                self._queue.put(chunk)
+            self._queue.put(self._END)
+        except Exception as exc:  # noqa: BLE001 - handed to the reading thread
+            self._queue.put(exc)
+
+    def __next__(self) -> bytes:
+        item = self._queue.get()
+        if item is self._END:
+            self._queue.put(item)        # stay at the end for later reads
+            return b""
+        if isinstance(item, Exception):
+            self._queue.put(self._END)
+            raise item
+        return item
+
+
 class _HashingReader:
-    """A file over the store's chunks that hashes and counts every byte it hands out."""
+    """A file over the store's chunks that counts, and (through the prefetcher) hashes, every byte."""
 
     def __init__(self, chunks: Iterator[bytes]):
-        self._chunks = chunks
+        self._chunks = _Prefetch(chunks)
         self._current = b""
-        self._hash = hashlib.sha256()
         self.size = 0
         self.error: Exception | None = None
 
     @property
     def sha256(self) -> str:
-        return self._hash.hexdigest()
+        """Of everything handed out; valid once the stream is drained (the prefetcher may be ahead before)."""
+        return self._chunks.sha256.hexdigest()
 
     def readable(self) -> bool:
         return True
@@ -429,13 +465,12 @@ class _HashingReader:
     def read(self, n: int = -1) -> bytes:
         if not self._current and self.error is None:
             try:
-                self._current = next(self._chunks, b"")
+                self._current = next(self._chunks)
             except Exception as exc:  # noqa: BLE001 - a download cut short is reported like a short object
                 self.error = exc
         if n is None or n < 0:
             n = len(self._current)
         data, self._current = self._current[:n], self._current[n:]
-        self._hash.update(data)
         self.size += len(data)
         return data
 
