@@ -14,6 +14,8 @@ from enum import Enum
 from sqlalchemy import (Column, Float, MetaData, String, Table, Text, and_, insert, or_, select,
                         update)
 from sqlalchemy.engine import Engine
+
+from doppel.db import create_tables
 from sqlalchemy.exc import IntegrityError
 
 metadata = MetaData()
@@ -55,7 +57,7 @@ class Ledger:
     def __init__(self, engine: Engine, clock=time.time):
         self._engine = engine
         self._clock = clock
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def claim(self, function: str, key: str, owner: str, lease_s: float, *, event=None) -> Claim:
         now = self._clock()

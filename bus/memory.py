@@ -300,7 +300,8 @@ class ParkingTable:
             Column("correlation_id", String(255)),
             Column("timestamp", Integer),
             Column("body", LargeBinary, nullable=False))
-        metadata.create_all(engine)
+        from doppel.db import create_tables
+        create_tables(metadata, engine)
 
     def add(self, queue: str, message: Message) -> int:
         import json

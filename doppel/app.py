@@ -79,13 +79,14 @@ class App:
 
     @cached_property
     def cloud(self):
-        from clouds.local import LocalDriver
-        return LocalDriver(self.config.state_dir / "local", self.config["productions"])
+        from clouds.factory import make_driver
+        return make_driver(self.config)
 
     @cached_property
     def deps(self) -> Deps:
+        from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
-                    source=self.config["source"])
+                    scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"])
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

@@ -7,6 +7,8 @@ from datetime import datetime
 
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Engine
+
+from doppel.db import create_tables
 from sqlalchemy.exc import IntegrityError
 
 from schemas.envelope import Event, utcnow
@@ -39,7 +41,7 @@ class AuditRecord:
 class AuditTrail:
     def __init__(self, engine: Engine):
         self._engine = engine
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     def record(self, event: Event) -> bool:
         """Record an event; False when it was recorded before (same source and id)."""

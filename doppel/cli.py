@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
 import threading
-from pathlib import Path
 
 from doppel.errors import ConfigError
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 from datetime import datetime, timezone
@@ -89,9 +90,36 @@ def cmd_worker(args, roles=("worker",)) -> int:
 
 
 def cmd_run(args) -> int:
-    """Every role in one process: the worker and the gateway (docs/gateway.md)."""
-    from doppel.commands_gateway import serve
-    return serve(args, roles=("worker", "gateway"), worker=True)
+    """Every role in one process: worker, scheduler and gateway (the embedded bus's usual shape)."""
+    from doppel.commands_gateway import start_gateway
+    from scheduler.service import SchedulerService
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    app = App.load(args.config, role="worker+scheduler+gateway")
+    functions = _functions()
+    stop = threading.Event()
+    worker, server, service, scheduler_loop = app.worker(functions), None, None, None
+    try:
+        worker.start()
+        if app.embedded:
+            app.broker.start()
+        service = SchedulerService.from_app(app)
+        scheduler_loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler", daemon=True)
+        scheduler_loop.start()
+        server = start_gateway(app, functions)
+        bus = "the embedded in-memory bus (set DOPPEL_AMQP_URL for RabbitMQ)" if app.embedded else "RabbitMQ"
+        print(f"doppel: worker, scheduler, and gateway on {server.url}, on {bus}", file=sys.stderr)
+        run_until_signalled(stop)
+    finally:
+        stop.set()
+        if server is not None:
+            server.stop()
+        if service is not None:
+            service.stop_soon()
+            scheduler_loop.join(timeout=15)
+        worker.stop()
+        app.close()
+    return 0
 
 
 # -- publish -------------------------------------------------------------------------

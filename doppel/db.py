@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DatabaseError
 
 DEFAULT_DIR = Path(".doppel")
 
@@ -44,3 +46,20 @@ def redact_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable database URL>"
+
+
+def create_tables(metadata: MetaData, engine: Engine, attempts: int = 5) -> None:
+    """`metadata.create_all`, again if another process created a table at the same moment.
+
+    `create_all` checks, then creates: two replicas starting together on a fresh
+    database both see no table and the slower one fails with "already exists".
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata.create_all(engine)
+            return
+        except DatabaseError as exc:
+            text = str(exc).lower()
+            if attempt == attempts or not ("already exists" in text or "duplicate key" in text):
+                raise
+            time.sleep(0.1 * attempt)

@@ -14,6 +14,8 @@ from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text
                         update)
 from sqlalchemy.engine import Engine
 
+from doppel.db import create_tables
+
 metadata = MetaData()
 
 REQUESTED, SNAPSHOTTING, CLONING, CONFIGURING, READY, EXPIRING, DELETED, FAILED = (
@@ -113,7 +115,7 @@ class Registry:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        metadata.create_all(engine)
+        create_tables(metadata, engine)
 
     # -- reading ---------------------------------------------------------------
     def living(self, name: str) -> Environment | None:

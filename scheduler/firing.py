@@ -13,7 +13,6 @@ time either recorded as fired or still due, never lost.
 """
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time

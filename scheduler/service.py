@@ -22,7 +22,6 @@ from scheduler.firing import FUNC_REF, SOURCE, EmitExecutor, Emitter, Firer
 from scheduler.jobs import CONFIG, EXPIRY_PREFIX, JobSpec, expiry_job_id
 from scheduler.lease import Lease, LeaseTiming
 from scheduler.store import FencedJobStore
-from scheduler.tables import created_concurrently
 
 log = logging.getLogger(__name__)
 KEEP_HISTORY_SECONDS = 30 * 86400  # fired expiries and lifted pauses: kept a month for `doppel schedule list`
@@ -45,8 +44,7 @@ class SchedulerService:
 
     @classmethod
     def from_app(cls, app, **kwargs) -> "SchedulerService":
-        registry = created_concurrently(lambda: app.registry)  # a replica starting beside us may create it too
-        return cls(engine=app.engine, broker=app.broker, registry=registry,
+        return cls(engine=app.engine, broker=app.broker, registry=app.registry,
                    schedules=app.config["schedules"], **kwargs)
 
     @property

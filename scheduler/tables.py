@@ -7,11 +7,10 @@ naive/aware datetime surprises.
 """
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError
+
+from doppel.db import create_tables as shared_create_tables
 
 metadata = MetaData()
 
@@ -64,20 +63,4 @@ outbox_table = Table(
 
 
 def create_tables(engine: Engine) -> None:
-    created_concurrently(lambda: metadata.create_all(engine))
-
-
-def created_concurrently(build, attempts: int = 5):
-    """Run `build` (which creates tables), again if another process created one at the same moment.
-
-    `create_all` checks, then creates: two replicas starting together on a fresh
-    database both see no table and the slower one fails with "already exists".
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return build()
-        except DatabaseError as exc:
-            text = str(exc).lower()
-            if attempt == attempts or not ("already exists" in text or "duplicate key" in text):
-                raise
-            time.sleep(0.1 * attempt)
+    shared_create_tables(metadata, engine)
