@@ -39,9 +39,14 @@ def provider(bind_server, monkeypatch) -> Rfc2136Provider:
                               "key_name": KEY, "key_secret_env": "DOPPEL_TSIG_SECRET"})
 
 
+SCRATCH_NAMES = ("dr.example.com", "note.example.com", "alias.example.com")
+
+
 @pytest.fixture(autouse=True)
 def shop_at_first_address(bind_server):
-    nsupdate(bind_server, f"update delete {SHOP} A", f"update add {SHOP} 300 A 127.0.0.10")
+    """The zone as bind.sh first serves it, whatever an earlier (perhaps aborted) run left behind."""
+    nsupdate(bind_server, *(f"update delete {name}" for name in SCRATCH_NAMES),
+             f"update delete {SHOP} A", f"update add {SHOP} 300 A 127.0.0.10")
     assert dig(SHOP) == ["127.0.0.10"]
 
 
@@ -193,3 +198,13 @@ def leave_shop_as_bind_sh_serves_it(bind_server):
     """Whoever uses the same named next (a later run, a person) finds the zone as bind.sh describes it."""
     yield
     nsupdate(bind_server, f"update delete {SHOP} A", f"update add {SHOP} 300 A 127.0.0.10")
+
+
+def test_an_a_record_that_bind_drops_beside_a_cname_is_reported_not_taken_for_done(provider):
+    provider.switch(DnsRecord("alias.example.com", "CNAME", SHOP, ttl=60))
+    try:
+        with pytest.raises(DnsError, match="accepted the switch of alias.example.com .* is there a CNAME"):
+            provider.switch(DnsRecord("alias.example.com", "A", "127.0.0.40", ttl=60))
+        assert dig("alias.example.com", "CNAME") == [SHOP + "."]
+    finally:
+        provider.delete("alias.example.com", "CNAME")
