@@ -9,8 +9,10 @@ import subprocess
 import time
 import uuid
 
+import openstack
 import pytest
 
+from clouds.stores import make_store
 from swift_service import (AUTH_URL, KEY, ROOT, S3_ENDPOINT, USER, drop_bucket, drop_swift_containers,
                            make_s3_store, make_swift_store)
 
@@ -47,3 +49,29 @@ def s3_store(swift_service, bucket_name):
 def store(request):
     """The same test through Swift's own API (SLO) and through its S3 API (multipart)."""
     return request.getfixturevalue(f"{request.param}_store")
+
+
+CLOUDS_YAML = "/etc/doppel-test/clouds.yaml"     # where tests/services/openstack.sh writes it
+KEYSTONE_CLOUD = "doppel-test"
+
+
+@pytest.fixture(scope="session")
+def keystone_cloud(swift_service) -> str:
+    """A Keystone and a Swift proxy behind it (over swift.sh's servers), from tests/services/openstack.sh."""
+    subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
+                   stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
+    return KEYSTONE_CLOUD
+
+
+@pytest.fixture
+def keystone_swift_store(keystone_cloud, bucket_name, monkeypatch):
+    """A Swift store authenticated by Keystone from clouds.yaml: the constructor path production uses."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", CLOUDS_YAML)
+    store = make_store({"type": "swift", "container": bucket_name, "cloud": keystone_cloud,
+                        "segment_size": "1MiB"})
+    yield store
+    for info in store.list():
+        store.delete(info.key)
+    cloud = openstack.connect(cloud=keystone_cloud)
+    for container in (bucket_name, f"{bucket_name}_segments"):
+        cloud.object_store.delete_container(container, ignore_missing=True)
