@@ -252,7 +252,7 @@ def update_refusal(rcode: int, name: str, where: str, key_name: str, zone: dns.n
         return f"{head} — {name} is not inside zone {zone_text} as that server sees it", True
     if rcode == dns.rcode.SERVFAIL:
         return f"{head} — the server failed to apply it; see its log (journal file writable?); retrying", False
-    return f"{head} — see the server's log", rcode != dns.rcode.SERVFAIL
+    return f"{head} — see the server's log", True
 
 
 def tsig_refusal(exc: dns.tsig.PeerError, name: str, where: str, key_name: str, algorithm: str,

@@ -53,12 +53,14 @@ elapsed() { awk -v a="$STARTED_AT" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f",
 
 alive() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
 
-# named answers authoritatively for the zone (dig's exit status alone would also
-# accept a SERVFAIL, which is what a named that failed to load the zone says).
+# named answers authoritatively for shop.example.com (dig's exit status alone would also
+# accept a SERVFAIL, which is what a named that failed to load the zone says). An
+# authoritative NXDOMAIN counts: a test may have deleted the name, and named is fine.
 answers() {
     command -v dig >/dev/null || return 1
-    dig @"$HOST" -p "$PORT" +norecurse +time=1 +tries=1 "shop.$ZONE" A 2>/dev/null \
-        | grep -q 'status: NOERROR'
+    local reply
+    reply=$(dig @"$HOST" -p "$PORT" +norecurse +time=1 +tries=1 "shop.$ZONE" A 2>/dev/null) || return 1
+    grep -Eq 'status: (NOERROR|NXDOMAIN)' <<<"$reply" && grep -Eq 'flags:[^;]* aa' <<<"$reply"
 }
 
 # ------------------------------------------------------------------ packages
