@@ -136,11 +136,15 @@ class Rfc2136Provider:
     def _confirm(self, record: DnsRecord) -> None:
         """Read back: a server may accept an update and ignore part of it (an A beside a CNAME)."""
         now = self.get(record.name, record.type)
-        if not same_record(now, record):
-            raise DnsError(f"DNS server {self.where} accepted the switch of {record.name} to {record.value} but "
-                           f"serves {now.value if now else 'no ' + record.type + ' record'}; is there a CNAME "
-                           f"at that name, or another primary for zone {self.zone.to_text(True)}?",
-                           permanent=True)
+        if same_record(now, record):
+            return
+        if now is not None:  # our update landed, and someone else's right after it
+            raise DnsConflict(f"{record.name} {record.type} was switched to {record.value} on {self.where}, but "
+                              f"it already says {now.value}: another Doppel or a person switched it right after; "
+                              "check who owns the name")
+        raise DnsError(f"DNS server {self.where} accepted the switch of {record.name} to {record.value} but serves "
+                       f"no {record.type} record there; is there a CNAME at that name, or another primary for "
+                       f"zone {self.zone.to_text(True)}?", permanent=True)
 
     def _check_in_zone(self, name: str) -> None:
         if not dns.name.from_text(name).is_subdomain(self.zone):
