@@ -5,10 +5,17 @@ Kept free of http.server so each route is a plain function of a Request.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 JSON = "application/json"
+_HOOK_SECRET = re.compile(r"^(/hooks/aodh/)[^/?]+")
+
+
+def masked(path: str) -> str:
+    """A path fit for logs and answers: the Aodh hook's secret replaced, the query string dropped."""
+    return _HOOK_SECRET.sub(r"\1[redacted]", path.split("?")[0])
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from gateway.aodh import alert_event
 from gateway.chatops import ChatOps, SlashCommand
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
-from gateway.http import Refused, Request, Response
+from gateway.http import Refused, Request, Response, masked
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE, Metrics
 from schemas.envelope import Event
 from schemas.events import UnknownEventType, validate_in
@@ -82,7 +82,7 @@ class Gateway:
         if allowed:
             raise Refused(405, "method", f"{method} is not allowed here", f"use {', '.join(sorted(set(allowed)))}",
                           headers={"Allow": ", ".join(sorted(set(allowed)))})
-        raise Refused(404, "route", f"no route {path}",
+        raise Refused(404, "route", f"no route {masked(path)}",
                       "routes: POST /events, POST /hooks/aodh/<secret>, POST /chat/slack, POST /chat/mattermost, "
                       "GET /status/envs[/<name>], GET /health, GET /metrics")
 

@@ -7,23 +7,21 @@ with the Aodh hook's secret masked out of the path.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from gateway.http import Refused, Request, Response
+from gateway.http import Refused, Request, Response, masked
 
 log = logging.getLogger("doppel.gateway")
-_HOOK_SECRET = re.compile(r"^(/hooks/aodh/)[^/?]+")
 DRAIN_FACTOR = 4  # a body up to 4x the limit is read and dropped before the 413
 SOCKET_TIMEOUT_S = 30  # a client that stops sending mid-request frees its thread after this
 
 
 def loggable(path: str) -> str:
     """The request path without the Aodh hook's secret and without the query string."""
-    return _HOOK_SECRET.sub(r"\1[redacted]", urlsplit(path).path)
+    return masked(urlsplit(path).path)
 
 
 class _Server(ThreadingHTTPServer):

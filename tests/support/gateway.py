@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import functions
+from bus import topology
 from doppel.app import App
 from doppel.commands_gateway import start_gateway
 from doppel.config import parse_config
@@ -92,8 +93,22 @@ class Front:
         assert answer.status == 202, answer.body
         self.audited(marker["id"])
         self._markers += 1
-        time.sleep(0.2)  # the handlers of anything published earlier ran on other threads: let them finish
-        return self.app.audit.count() - self._markers
+        return self._settled_count() - self._markers
+
+    def _settled_count(self, still_for: float = 0.5, timeout: float = 15.0) -> int:
+        """The audit count once no function queue holds a ready message and the count stayed put for a while
+        (handlers of earlier events run on other threads and may finish after the marker's)."""
+        queues = [topology.function_queue(f.NAME) for f in functions.FUNCTIONS]
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            count = self.app.audit.count()
+            if count != last or any(self.app.broker.depth(q) for q in queues):
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since >= still_for:
+                return count
+            time.sleep(0.05)
+        raise AssertionError(f"the bus did not settle within {timeout} s")
 
     def gateway_metric(self, family: str, *labels: str) -> int:
         return self.server.gateway.metrics.value(family, *labels)

@@ -84,11 +84,13 @@ def test_a_chunked_body_is_read_and_limited_too(front: Front):
 def test_wrong_method_and_unknown_route_answer_json(front: Front):
     wrong_method = front.call("GET", "/events")
     unknown = front.call("GET", "/admin")
+    deeper = front.call("POST", "/hooks/aodh/aodh-hook-secret-41d2/extra", b"{}")
     head = front.call("HEAD", "/health")
 
     assert wrong_method.status == 405 and wrong_method.headers["allow"] == "POST"
     assert "error" in wrong_method.json
     assert unknown.status == 404 and "POST /events" in unknown.json["fix"]
+    assert deeper.status == 404 and "aodh-hook-secret" not in deeper.body.decode()
     assert head.status == 200 and head.body == b""
 
 
