@@ -81,7 +81,10 @@ node_running() {
 
 start_node() {
     if node_running; then
-        say "node already running, waiting for its AMQP listener"
+        # Booting, or its app was stopped (a test that died between stop_app and start_app):
+        # start_app is a no-op on a running app and brings a stopped one back.
+        say "node already running; making sure its app is started"
+        rabbitmqctl -q start_app || say "start_app failed; waiting for the node anyway"
         return
     fi
     say "starting rabbitmq-server -detached"
