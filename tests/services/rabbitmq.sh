@@ -59,8 +59,8 @@ install_package() {
     apt_get install -y -q --no-install-recommends rabbitmq-server
 }
 
-# Loopback only: the node's env file is read by rabbitmq-server whichever user
-# it ends up running as, unlike variables exported from this shell.
+# Loopback only (AMQP, Erlang distribution, epmd). Written to the node's env file
+# rather than only exported, so it still holds when someone restarts the node later.
 listen_on_loopback_only() {
     mkdir -p "$(dirname "$ENV_FILE")"
     touch "$ENV_FILE"
