@@ -83,10 +83,25 @@ class App:
         return make_driver(self.config)
 
     @cached_property
+    def catalogue(self):
+        from doppel.catalogue import Catalogue
+        return Catalogue(self.engine)
+
+    @cached_property
+    def backups(self):
+        from clouds.backups.retention import RetentionPolicy
+        from clouds.stores import make_store
+        from doppel.backups import Backups
+        section = self.config["backups"]
+        store = make_store(section["store"]) if section["store"] else self.cloud.object_store()
+        return Backups(store, self.catalogue, compression=section["compression"],
+                       retention=RetentionPolicy.from_dict(section["retention"]))
+
+    @cached_property
     def deps(self) -> Deps:
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
-                    scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"])
+                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"])
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

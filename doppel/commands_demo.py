@@ -107,11 +107,11 @@ def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool)
         return 0
     say(f"6. doppel env expire {ENV}   (the scheduler does this when the TTL runs out)")
     expired = build_event("env.expired", {"env": ENV, "reason": "ttl"})
+    before = len(app.registry.transitions(env))
     app.broker.publish([event_message(expired)])
-    env = follow(app, lambda: app.registry.get(env.id), (DELETED, FAILED), 300, out=sys.stdout)
+    env = follow(app, lambda: app.registry.get(env.id), (DELETED, FAILED), 300, out=sys.stdout, already=before)
     say(f"   {env.name} is {env.state}: {env.reason}")
-    backups = app.deps.backups.list(ENV) if app.deps.backups is not None else []
-    for backup in backups:
+    for backup in app.backups.list(ENV):
         say(f"   backup {backup.id}: {backup.size:,} bytes, sha256 {backup.sha256[:16]}..., in {backup.store}")
     say()
     chains = {r.correlation_id for r in app.audit.events()}

@@ -51,9 +51,12 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
 
 
-def follow(app: App, find, done_states, timeout: float, out=sys.stderr):
-    """Print each state the environment passes through until it reaches one of `done_states`."""
-    shown = 0
+def follow(app: App, find, done_states, timeout: float, out=sys.stderr, already: int = 0):
+    """Print each state the environment passes through until it reaches one of `done_states`.
+
+    `already`: how many of its transitions happened before this command (not shown again).
+    """
+    shown = already
     started = time.monotonic()
     env = None
     while time.monotonic() - started < timeout:
@@ -157,6 +160,7 @@ def cmd_delete(args) -> int:
     if env is None:
         raise CommandError(f"no living environment {args.name!r}; `doppel env list` shows them")
     event = build_event("env.expired", {"env": env.name, "reason": args.reason})
+    before = len(app.registry.transitions(env))
     try:
         if app.embedded and args.no_wait:
             raise CommandError("--no-wait needs a running worker: set DOPPEL_AMQP_URL", 2)
@@ -166,7 +170,8 @@ def cmd_delete(args) -> int:
             print(event.id)
             return 0
         print(f"backing up, then deleting {env.name}", file=sys.stderr)
-        env = follow(app, lambda: app.registry.get(env.id), (DELETED, FAILED), parse_duration(args.timeout))
+        env = follow(app, lambda: app.registry.get(env.id), (DELETED, FAILED), parse_duration(args.timeout),
+                     already=before)
         print(f"{env.name} is {env.state}" + (f": {safe(env.reason)}" if env.reason else ""))
         return 0 if env.state == DELETED else 1
     finally:

@@ -1,8 +1,8 @@
 """Doppel's functions, one file each. FUNCTIONS is the explicit registry the worker serves;
 a test checks it against the files in this folder, so a function cannot be forgotten."""
-from functions import audit, clone, configure, notify, poll, snapshot, teardown
+from functions import audit, backup, clone, configure, notify, poll, prune, restore, snapshot, teardown
 
-FUNCTIONS = [audit, snapshot, clone, configure, teardown, poll, notify]
+FUNCTIONS = [audit, snapshot, clone, configure, backup, teardown, prune, restore, poll, notify]
 BY_NAME = {function.NAME: function for function in FUNCTIONS}
 
 

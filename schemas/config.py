@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from schemas.backups import BackupsSection
 from schemas.fields import Duration
 from schemas.gateway import GatewaySection, default_gateway
 from schemas.schedules import Schedules
@@ -37,7 +38,7 @@ class ConfigSchema(Strict):
     bus = fields.Nested(BusSection, load_default=lambda: BusSection().load({}))
     sentry = fields.Nested(SentrySection, load_default=lambda: SentrySection().load({}))
     productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
-    backups = fields.Dict(load_default=dict)
+    backups = fields.Nested(BackupsSection, load_default=lambda: BackupsSection().load({}))
     schedules = Schedules()
     dr = fields.Dict(load_default=dict)
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)

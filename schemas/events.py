@@ -92,9 +92,16 @@ class BackupDone(EventData):
     policy = fields.String()
 
 
+class BackupPruned(EventData):
+    env = fields.String(required=True)
+    removed = fields.List(fields.String(), required=True)
+    kept = fields.Integer(required=True)
+
+
 class RestoreRequested(EventData):
     backup_id = fields.String(required=True)
-    env = fields.String(required=True)  # the environment restored into
+    env = fields.String(required=True)  # the environment restored into (made if it does not exist)
+    production = fields.String()  # what the environment is a copy of, so it gets its endpoints
 
 
 class RestoreDone(EventData):
@@ -179,6 +186,7 @@ SCHEMAS: dict[str, type[EventData]] = {
     "backup.due": BackupDue,
     "backup.done": BackupDone,
     "backup.failed": Failed,
+    "backup.pruned": BackupPruned,
     "restore.requested": RestoreRequested,
     "restore.done": RestoreDone,
     "restore.failed": Failed,
