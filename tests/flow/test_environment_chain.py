@@ -5,7 +5,7 @@ import sqlite3
 from pathlib import Path
 
 from doppel.registry import FAILED, READY
-from tests.flow.conftest import tree_digest
+from tests.flow.conftest import content_digest, tree_digest
 
 
 def customers(db: Path) -> list[tuple]:
@@ -147,3 +147,51 @@ def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monke
         assert_nothing_left(shop, "perf-test")
     finally:
         shop.app.close()
+
+
+def test_ttl_expiry_backs_up_before_deleting_and_the_backup_restores_the_environment(shop, tmp_path):
+    # Given a ready environment with data of its own
+    shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=60)
+    env = shop.app.registry.living("perf-test")
+    root = Path(env.endpoints["root"])
+    with sqlite3.connect(root / "data/shop.db") as conn:
+        conn.execute("INSERT INTO orders (customer_id, total_cents, created_at) VALUES (1, 4242, '2026-11-22')")
+    expected = content_digest(root)
+
+    # When its TTL expires
+    expired = shop.publish("env.expired", env="perf-test", reason="ttl")
+
+    # Then a backup was made before the deletion, and the registry says deleted
+    chain = [e.type for e in shop.events(correlation_id=expired.id)]
+    assert chain.index("backup.done") < chain.index("env.deleted")
+    ended = shop.app.registry.latest("perf-test")
+    assert ended.state == "deleted" and not root.exists()
+    (backup,) = shop.app.backups.list("perf-test")
+    assert ended.reason == f"backed up as {backup.id}"
+
+    # and that backup holds the environment as it was, its own rows included
+    restored = tmp_path / "restored"
+    shop.app.backups.restore(backup.id, restored)
+    assert content_digest(restored) == expected
+    with sqlite3.connect(restored / "data/shop.db") as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE total_cents = 4242").fetchone() == (1,)
+
+
+def test_a_failed_pre_deletion_backup_deletes_nothing(shop):
+    shop.publish("env.requested", env="perf-test", production="shop")
+    env = shop.app.registry.living("perf-test")
+
+    class BrokenStore:
+        name = "broken"
+
+        def __getattr__(self, _name):
+            raise ConnectionError("object store unreachable")
+
+    shop.app.backups.store = BrokenStore()
+    shop.publish("env.expired", env="perf-test", reason="ttl")
+
+    (failed,) = shop.events("backup.failed")
+    assert "object store unreachable" in failed.data["reason"]
+    still = shop.app.registry.living("perf-test")
+    assert still is not None and still.state == "expiring"
+    assert Path(env.endpoints["root"]).exists() and shop.events("env.deleted") == []
