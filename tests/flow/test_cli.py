@@ -1,0 +1,72 @@
+"""The `doppel` command as a person runs it: a real process, the embedded default, a demo production."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def doppel(*args, cwd, check=True):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")}
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.run([sys.executable, "-m", "doppel", *args], cwd=cwd, env=env, capture_output=True,
+                         text=True, timeout=300)
+    if check and run.returncode != 0:
+        raise AssertionError(f"doppel {' '.join(args)} exited {run.returncode}: {run.stderr}")
+    return run
+
+
+@pytest.fixture
+def demo(tmp_path):
+    """A demo production with a living copy, and the config file that describes it."""
+    doppel("demo", "--keep", cwd=tmp_path)
+    return tmp_path, str(tmp_path / ".doppel/demo/doppel.yaml")
+
+
+def test_demo_shows_a_rewritten_anonymised_copy_and_expires_it(tmp_path):
+    run = doppel("demo", cwd=tmp_path)
+    assert "ready" in run.stdout and "deleted" in run.stdout
+    assert "-> http://demo-copy.localhost" in run.stdout
+    assert "0 in the copy" in run.stdout
+    listing = doppel("-c", ".doppel/demo/doppel.yaml", "env", "list", "--all", cwd=tmp_path).stdout
+    assert "demo-copy" in listing and "deleted" in listing
+
+
+def test_publish_then_events_shows_the_chain(demo):
+    cwd, config = demo
+    event_id = doppel("-c", config, "publish", "env.requested", "--data",
+                      '{"env": "cli-copy", "production": "shop"}', cwd=cwd).stdout.strip()
+    trail = doppel("-c", config, "events", "--correlation", event_id, cwd=cwd).stdout
+    for step in ("env.requested", "snapshot.done", "stack.ready", "env.ready"):
+        assert step in trail
+    assert "-> snapshot: done" in trail
+
+
+def test_invalid_input_is_refused_with_what_to_fix(demo):
+    cwd, config = demo
+    run = doppel("-c", config, "publish", "env.requested", "--data", '{"env": "Bad Name"}', cwd=cwd, check=False)
+    assert run.returncode == 2
+    assert "env: must be 2-40 characters" in run.stderr
+    assert "production: Missing data for required field" in run.stderr
+    run = doppel("-c", config, "env", "create", "x1", "--from", "nosuch", cwd=cwd, check=False)
+    assert run.returncode == 2 and "no production 'nosuch'" in run.stderr and "shop" in run.stderr
+
+
+def test_verify_of_a_corrupted_backup_fails_naming_the_backup_and_the_mismatch(demo):
+    cwd, config = demo
+    backup_id = doppel("-c", config, "backup", "now", "demo-copy", cwd=cwd).stdout.split()[0]
+    assert "verified" in doppel("-c", config, "backup", "verify", backup_id, cwd=cwd).stdout
+
+    # When a byte of the stored archive changes behind Doppel's back
+    (archive,) = (Path(cwd) / ".doppel/demo/state/local/objects").rglob("archive.tar.zst")
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+
+    run = doppel("-c", config, "backup", "verify", backup_id, cwd=cwd, check=False)
+    assert run.returncode == 1
+    assert backup_id in run.stderr and "sha256" in run.stderr
+    assert "FAILED" in doppel("-c", config, "backup", "list", cwd=cwd).stdout
