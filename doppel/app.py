@@ -98,10 +98,16 @@ class App:
                        retention=RetentionPolicy.from_dict(section["retention"]))
 
     @cached_property
+    def dr_states(self):
+        from doppel.dr_state import DrStates
+        return DrStates(self.engine)
+
+    @cached_property
     def deps(self) -> Deps:
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
-                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"])
+                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"],
+                    extra={"dr": self.dr_states})
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

@@ -1,8 +1,10 @@
 """Doppel's functions, one file each. FUNCTIONS is the explicit registry the worker serves;
 a test checks it against the files in this folder, so a function cannot be forgotten."""
-from functions import audit, backup, clone, configure, notify, poll, prune, restore, snapshot, teardown
+from functions import (audit, backup, clone, configure, drill, failback, failover, notify, poll, prune, restore,
+                       snapshot, sync, teardown)
 
-FUNCTIONS = [audit, snapshot, clone, configure, backup, teardown, prune, restore, poll, notify]
+FUNCTIONS = [audit, snapshot, clone, configure, backup, teardown, prune, restore, poll, notify,
+             failover, failback, sync, drill]
 BY_NAME = {function.NAME: function for function in FUNCTIONS}
 
 

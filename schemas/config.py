@@ -4,6 +4,7 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.backups import BackupsSection
+from schemas.dr import DrSection
 from schemas.fields import Duration
 from schemas.gateway import GatewaySection, default_gateway
 from schemas.schedules import Schedules
@@ -40,7 +41,7 @@ class ConfigSchema(Strict):
     productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     backups = fields.Nested(BackupsSection, load_default=lambda: BackupsSection().load({}))
     schedules = Schedules()
-    dr = fields.Dict(load_default=dict)
+    dr = DrSection()
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)
     notify = fields.Dict(load_default=dict)
 

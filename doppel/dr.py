@@ -1,0 +1,215 @@
+"""What the disaster-recovery functions share: the policy, the backup to use, a safe directory swap,
+the health probe and the DNS switch. Not a function itself: `functions/failover.py`, `failback.py`,
+`sync.py` and `drill.py` use it (as the environment chain uses `doppel/chain.py`).
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import sqlite3
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from clouds.base import DnsRecord
+from doppel.dr_state import DrStates
+from doppel.errors import PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+FROZEN_TYPES = ("sync.due", "backup.due")  # the jobs that would overwrite the DR copy or back up a dead site
+
+
+def states(deps) -> DrStates:
+    """The DR state table (`deps.extra["dr"]`, made in doppel/app.py)."""
+    return deps.extra["dr"]
+
+
+def policy_for(deps, production: str) -> dict:
+    """The `dr:` policy of a production; permanent when there is none (retrying cannot write one)."""
+    policy = deps.config["dr"].get(production)
+    if policy is None:
+        known = ", ".join(sorted(deps.config["dr"])) or "none"
+        raise PermanentError(f"production {production!r} has no DR policy (policies: {known}); add dr.{production} "
+                             "to doppel.yaml (docs/dr.md)")
+    if production not in deps.config["productions"]:
+        raise PermanentError(f"dr.{production} names no production of doppel.yaml; fix the name under dr:")
+    return policy
+
+
+def production_of_alert(deps, data: dict) -> str | None:
+    """The production an alert concerns: its `production` field, else the policy listing its alarm id or name."""
+    if data.get("production"):
+        return data["production"]
+    for production, policy in deps.config["dr"].items():
+        if data["alarm_id"] in policy["alarms"] or data.get("alarm_name") in policy["alarms"]:
+            return production
+    return None
+
+
+def freeze_selector(production: str) -> dict:
+    return {"types": list(FROZEN_TYPES), "production": production}
+
+
+def dr_env(policy: dict) -> str:
+    return policy["target"]["env"]
+
+
+def choose_backup(deps, production: str, policy: dict):
+    """The backup a failover or sync restores, by the policy's `backup:` (docs/dr.md, "Which backup").
+
+    newest_verified (default): the newest verified backup, else the newest with a warning;
+    newest: the newest, verified or not (best RPO); verified_only: refuse when none is verified.
+    """
+    newest = deps.backups.newest(production)
+    if newest is None:
+        raise PermanentError(f"production {production} has no backup to restore; run `doppel backup create "
+                             f"{production}` (or wait for the nightly backup), then try again")
+    if policy["backup"] == "newest":
+        return newest
+    verified = deps.backups.newest(production, verified_only=True)
+    if verified is not None:
+        return verified
+    if policy["backup"] == "verified_only":
+        raise PermanentError(f"production {production} has no verified backup and dr.{production}.backup is "
+                             "verified_only; verify one (`doppel dr drill`) or set backup: newest_verified")
+    log.warning("production %s has no verified backup: restoring the newest, %s, unverified (its archive's "
+                "sha256 is still checked, and the health probe checks its databases)", production, newest.id)
+    return newest
+
+
+def replace_tree(root: Path, restore: Callable[[Path], object], *, keep_old: bool, label: str) -> Path | None:
+    """Restore into a sibling of `root`, then swap it in; `root` is never left half-written.
+
+    The old tree is renamed aside first and, with `keep_old`, kept (returned), so
+    nothing is lost if anything fails: a failed restore leaves `root` untouched.
+    """
+    root = Path(root)
+    incoming = root.parent / f".{root.name}.incoming-{label}"
+    shutil.rmtree(incoming, ignore_errors=True)  # left by an attempt that died
+    restore(incoming)
+    aside = root.parent / f".{root.name}.before-{label}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
+    if root.exists():
+        root.rename(aside)
+    incoming.rename(root)
+    if keep_old and aside.exists():
+        return aside
+    shutil.rmtree(aside, ignore_errors=True)
+    return None
+
+
+def restore_dr_copy(deps, production: str, policy: dict, backup_id: str) -> Path:
+    """Make (on demand) the DR copy and fill it with `backup_id`; its root."""
+    root = deps.cloud.restore_target(dr_env(policy), production=production)
+    replace_tree(root, lambda into: deps.backups.restore(backup_id, into), keep_old=False, label=backup_id)
+    states(deps).note(production, dr_backup_id=backup_id)
+    return root
+
+
+def probe_files(deps, production: str, root: Path, policy: dict) -> list[str]:
+    """What is wrong with a restored copy at `root`: missing paths, databases failing integrity_check."""
+    components = deps.config["productions"][production].get("components", [])
+    paths = policy["health"].get("paths") or [c["path"] for c in components]
+    problems = [f"{p} is missing" for p in paths if not (root / p).exists()]
+    for component in components:
+        if component.get("kind") == "sqlite" and (root / component["path"]).exists():
+            problems += _integrity(root / component["path"], component["path"])
+    return problems
+
+
+def _integrity(database: Path, name: str) -> list[str]:
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            answer = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    except sqlite3.Error as exc:
+        return [f"{name} cannot be opened: {exc}"]
+    return [] if answer == ["ok"] else [f"{name} fails integrity_check: {'; '.join(answer[:3])}"]
+
+
+def probe_http(policy: dict) -> list[str]:
+    """The HTTP probe of the policy (none configured: nothing wrong)."""
+    health = policy["health"]
+    if not health.get("url"):
+        return []
+    try:
+        with urllib.request.urlopen(health["url"], timeout=health["timeout"]) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        return [f"{health['url']} did not answer: {exc}"]
+    return [] if status == health["expect_status"] else [f"{health['url']} answered {status}, "
+                                                         f"not {health['expect_status']}"]
+
+
+def require_healthy(production: str, where: str, problems: list[str]) -> None:
+    """Raise (retryable) when the probe found problems, saying what and where."""
+    if problems:
+        raise TransientError(f"the DR copy of {production} at {where} is not healthy: {'; '.join(problems)}; "
+                             "check the backup (`doppel backup verify`) and the DR target")
+
+
+def dns_provider(deps, policy: dict):
+    """The policy's DNS provider; by default the local driver's records file."""
+    from clouds.dns import make_dns_provider
+    from clouds.dns.local import LocalDnsProvider
+    from clouds.local.driver import LocalDriver
+    spec = policy["dns"].get("provider")
+    if spec:
+        return make_dns_provider(spec)
+    if isinstance(deps.cloud, LocalDriver):
+        return LocalDnsProvider(deps.cloud)
+    return LocalDnsProvider.for_state_dir(Path(deps.config.state_dir) / "local")
+
+
+def wanted_records(policy: dict) -> list[DnsRecord]:
+    return [DnsRecord(r["name"].rstrip(".").lower(), r["type"], r["value"], r["ttl"])
+            for r in policy["dns"]["records"]]
+
+
+def remember_dns(deps, production: str, policy: dict) -> list[dict]:
+    """Read the records the failover will replace, once, before any switch, and keep them in the row."""
+    row = states(deps).get(production)
+    if row.previous_dns or row.dns_switched:
+        return row.previous_dns  # a replay: what we read the first time is what the failback must restore
+    provider = dns_provider(deps, policy)
+    previous = []
+    for record in wanted_records(policy):
+        current = provider.get(record.name, record.type)
+        previous.append({"name": record.name, "type": record.type,
+                         "record": current.to_dict() if current else None})
+    states(deps).note(production, previous_dns=previous)
+    return previous
+
+
+def switch_to_dr(deps, production: str, policy: dict) -> None:
+    provider = dns_provider(deps, policy)
+    for record in wanted_records(policy):
+        provider.switch(record)
+    states(deps).note(production, dns_switched=True)
+
+
+def switch_back(deps, production: str, policy: dict, previous: list[dict]) -> None:
+    """Put every name back as it was before the failover (deleting those that did not exist)."""
+    provider = dns_provider(deps, policy)
+    for entry in previous:
+        if entry["record"]:
+            provider.switch(DnsRecord.from_dict(entry["record"]))
+        else:
+            provider.delete(entry["name"], entry["type"], ignore_missing=True)
+    states(deps).note(production, dns_switched=False)
+
+
+def seconds_between(earlier: datetime, later: datetime) -> float:
+    return max(0.0, (later - earlier).total_seconds())
+
+
+def production_root(deps, production: str) -> Path:
+    """Where production lives, for a failback to restore into (local productions: their directory)."""
+    entry = deps.config["productions"][production]
+    if entry.get("driver", "local") != "local":
+        raise PermanentError(f"failback into production {production} on the {entry['driver']} driver is not built "
+                             "yet; restore it by hand (docs/restore-by-hand.md) and switch DNS back")
+    return Path(entry["path"]).resolve()

@@ -1,0 +1,51 @@
+"""sync.due -> sync.done: refresh the DR copy from the newest backup, so a failover finds it warm.
+
+Refuses while production is failed over (or on its way there or back): the DR copy
+then holds data written since the failover, which a refresh would overwrite. That
+refusal is a `sync.done` with `skipped` saying why, and the DR copy is not touched.
+The refresh restores into a sibling directory and swaps, holding the `syncing`
+state so a failover waits for the swap instead of racing it.
+"""
+from __future__ import annotations
+
+from doppel import dr
+from doppel.dr_state import NORMAL, SYNCING
+
+NAME = "sync"
+CONSUMES = "sync.due"
+EMITS = ("sync.done", "sync.failed")
+
+
+def idempotency_key(event) -> str:
+    return f"{event.source}:{event.id}"
+
+
+def handle(event, deps) -> list:
+    production = event.data["production"]
+    policy = dr.policy_for(deps, production)
+    states = dr.states(deps)
+    row = states.get(production)
+    if row.state not in (NORMAL, SYNCING):
+        return [skipped(deps, production, f"production {production} is {row.state}: the DR copy may hold data "
+                                          "written since the failover; sync resumes after the failback")]
+    backup = dr.choose_backup(deps, production, policy)
+    if row.dr_backup_id == backup.id:
+        return [skipped(deps, production, f"the DR copy already holds backup {backup.id}", backup.id)]
+    if not (row.state == SYNCING and row.holder == event.id) and \
+            not states.move(production, (NORMAL,), SYNCING, holder=event.id):
+        return [skipped(deps, production, f"production {production} became {states.get(production).state} "
+                                          "before the sync began")]
+    try:
+        dr.restore_dr_copy(deps, production, policy, backup.id)
+    finally:
+        states.move(production, (SYNCING,), NORMAL, holder=None)
+    return [deps.emit("sync.done", production=production, backup_id=backup.id)]
+
+
+def skipped(deps, production: str, why: str, backup_id: str | None = None):
+    return deps.emit("sync.done", production=production, backup_id=backup_id, skipped=why)
+
+
+def on_failure(event, reason: str, deps) -> list:
+    return [deps.emit("sync.failed", production=event.data["production"], step=NAME, reason=reason,
+                      cause_id=event.id)]

@@ -1,0 +1,215 @@
+"""Disaster recovery on the embedded bus: alarm -> failover -> failback, flapping, sync during a failover,
+confirmation, and restore drills, on the sample production and the local driver's records file."""
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from clouds.base import DnsRecord
+from doppel.dr_state import FAILED_OVER, NORMAL
+from tests.flow.conftest import Shop, tree_digest
+
+NAME, HOME, DR_ADDRESS = "shop.example.com", "127.0.0.10", "127.0.0.20"
+
+
+def dr_policy(**overrides) -> dict:
+    policy = {"target": {"env": "shop-dr"}, "alarms": ["shop-down"], "debounce": "10m",
+              "dns": {"records": [{"name": NAME, "type": "A", "value": DR_ADDRESS, "ttl": 60}]}}
+    return {"shop": {**policy, **overrides}}
+
+
+@pytest.fixture
+def dr_shop(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    shop = Shop(tmp_path, dr=dr_policy())
+    shop.app.cloud.switch_dns(DnsRecord(NAME, "A", HOME, 300))
+    yield shop
+    shop.app.close()
+
+
+def add_order(db: Path, cents: int) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO orders (customer_id, total_cents, created_at) VALUES (1, ?, '2026-11-22')",
+                     (cents,))
+
+
+def has_order(db: Path, cents: int) -> bool:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM orders WHERE total_cents = ?", (cents,)).fetchone()[0] == 1
+
+
+def back_up(shop) -> str:
+    before = {e.id for e in shop.app.backups.list("shop")}
+    shop.publish("backup.due", env="shop")
+    (new,) = [e.id for e in shop.app.backups.list("shop") if e.id not in before]
+    return new
+
+
+def alert(shop, previous="ok", current="alarm", alarm_id="a-shop-1"):
+    return shop.publish("monitor.alert", alarm_id=alarm_id, alarm_name="shop-down", severity="critical",
+                        previous=previous, current=current, reason="http 5xx above 50% for 3 periods")
+
+
+def dr_root(shop) -> Path:
+    return Path(shop.app.cloud.stack_status("shop-dr").outputs["root"])
+
+
+def frozen_types(shop) -> set:
+    return {t for p in shop.app.deps.scheduler.pauses() if p.selector.get("production") == ["shop"]
+            or p.selector.get("production") == "shop" for t in p.selector["types"]}
+
+
+def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_home(dr_shop):
+    shop = dr_shop
+    db = shop.production / "data/shop.db"
+    # Given two backups, the newer holding an order the older does not, and one write after both
+    back_up(shop)
+    add_order(db, 1111)
+    newest = back_up(shop)
+    assert shop.app.backups.verify(newest).ok
+    add_order(db, 2222)  # written after the last backup: lost by the failover (that is the RPO)
+
+    # When the alarm fires
+    alert(shop)
+
+    # Then the DR copy serves the newest backup's data, the name points at it, sync and backups are frozen
+    (done,) = shop.events("failover.done")
+    assert done.data["backup_id"] == newest and done.data["rpo_seconds"] >= 0 and done.data["rto_seconds"] >= 0
+    copy = dr_root(shop) / "data/shop.db"
+    assert has_order(copy, 1111) and not has_order(copy, 2222)
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", DR_ADDRESS, 60)
+    assert frozen_types(shop) == {"sync.due", "backup.due"}
+    assert shop.app.dr_states.get("shop").state == FAILED_OVER
+    assert done.data["endpoints"]["root"] == str(dr_root(shop))
+
+    # When the DR copy takes an order, and production is failed back
+    add_order(copy, 3333)
+    shop.publish("failback.requested", production="shop")
+
+    # Then production has it, the name points home again, the jobs run again
+    (back,) = shop.events("failback.done")
+    assert has_order(db, 3333) and has_order(db, 1111)
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
+    assert frozen_types(shop) == set()
+    assert shop.app.dr_states.get("shop").state == NORMAL
+    # and the failback's backup is production's newest; production's old tree (with order 2222) is kept aside
+    assert shop.app.backups.newest("shop").id == back.data["backup_id"]
+    (kept,) = shop.production.parent.glob(".shop.before-failback-*")
+    assert has_order(kept / "data/shop.db", 2222)
+
+
+def test_flapping_and_repeated_alarms_make_one_failover(dr_shop):
+    shop = dr_shop
+    back_up(shop)
+
+    first = alert(shop)
+    alert(shop, previous="alarm", current="ok")
+    alert(shop, previous="ok", current="alarm")          # flapped back inside the window
+    alert(shop, previous="alarm", current="alarm")       # Aodh's repeat_actions
+    from bus.worker import event_message
+    shop.app.broker.publish([event_message(first)])      # the same notification resent
+    shop.app.broker.run_until_idle(timeout=60)
+
+    assert len(shop.events("failover.done")) == 1
+    assert shop.events("failover.failed") == []
+
+    # After a failback, an alarm still inside the window of the first one is ignored too
+    shop.publish("failback.requested", production="shop")
+    alert(shop, alarm_id="a-shop-2")
+    assert len(shop.events("failover.done")) == 1 and shop.app.dr_states.get("shop").state == NORMAL
+
+
+def test_a_sync_during_a_failover_leaves_the_dr_copy_alone(dr_shop):
+    shop = dr_shop
+    back_up(shop)
+    alert(shop)
+    copy = dr_root(shop)
+    add_order(copy / "data/shop.db", 4444)  # written in DR while failed over
+    newer = shop.app.backups.back_up("shop", shop.app.cloud.backup_source("shop"), reason="manual")
+    before = tree_digest(copy)
+
+    shop.publish("sync.due", production="shop")
+
+    (sync,) = shop.events("sync.done")
+    assert "failed_over" in sync.data["skipped"] and sync.data.get("backup_id") is None
+    assert tree_digest(copy) == before and has_order(copy / "data/shop.db", 4444)
+    assert newer.backup_id != shop.app.dr_states.get("shop").dr_backup_id
+
+
+def test_a_sync_keeps_the_dr_copy_warm_and_the_failover_uses_it(dr_shop):
+    shop = dr_shop
+    first = back_up(shop)
+    shop.publish("sync.due", production="shop")
+    (sync,) = shop.events("sync.done")
+    assert sync.data["backup_id"] == first and "skipped" not in sync.data
+    copy = dr_root(shop)
+    marker = copy / "app" / "warm-marker"
+    marker.write_text("the sync's copy")  # the failover must not restore again when the copy holds the backup
+
+    alert(shop)
+
+    assert shop.events("failover.done")[0].data["backup_id"] == first and marker.exists()
+
+
+def test_confirm_mode_waits_for_failover_confirmed(tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    shop = Shop(tmp_path, dr=dr_policy(decision="confirm"))
+    try:
+        back_up(shop)
+        alert(shop)
+        assert shop.events("failover.done") == [] and shop.app.dr_states.get("shop").state == "pending"
+        assert shop.app.cloud.get_dns(NAME) is None
+
+        shop.publish("failover.confirmed", production="shop")
+
+        (done,) = shop.events("failover.done")
+        assert shop.app.cloud.get_dns(NAME).value == DR_ADDRESS
+        # RTO counts from the alarm, not from the confirmation
+        alarm = shop.events("monitor.alert")[0]
+        assert done.data["rto_seconds"] >= (shop.events("failover.confirmed")[0].time - alarm.time).total_seconds()
+    finally:
+        shop.app.close()
+
+
+def test_no_backup_fails_the_failover_with_the_fix_and_gives_the_lock_back(dr_shop):
+    shop = dr_shop
+    alert(shop)
+    (failed,) = shop.events("failover.failed")
+    assert "no backup to restore" in failed.data["reason"] and "doppel backup create shop" in failed.data["reason"]
+    assert shop.app.dr_states.get("shop").state == NORMAL and frozen_types(shop) == set()
+    assert shop.app.cloud.get_dns(NAME).value == HOME
+
+
+def test_a_drill_restores_verifies_and_tears_down_without_touching_dns(dr_shop):
+    shop = dr_shop
+    backup = back_up(shop)
+    envs = shop.app.config.state_dir / "local" / "envs"
+    before = sorted(p.name for p in envs.iterdir())
+
+    shop.publish("drill.due", production="shop")
+
+    (done,) = shop.events("drill.done")
+    assert done.data["verified"] is True and done.data["backup_id"] == backup
+    assert sorted(p.name for p in envs.iterdir()) == before  # the scratch environment is gone
+    assert shop.app.cloud.get_dns(NAME).value == HOME
+    assert shop.app.catalogue.get(backup).verify_ok is True
+    (drill,) = shop.app.dr_states.drills("shop")
+    assert drill.verified and drill.rto_seconds > 0 and drill.rpo_seconds >= 0
+
+
+def test_a_drill_of_a_corrupt_backup_is_recorded_as_not_verified(dr_shop):
+    shop = dr_shop
+    backup = back_up(shop)
+    store = shop.app.backups.store
+    manifest = shop.app.backups.find(backup)
+    archive = Path(store.root) / manifest.archive_key  # the local store: one file per object
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+
+    shop.publish("drill.due", production="shop")
+
+    (done,) = shop.events("drill.done")
+    assert done.data["verified"] is False
+    assert "sha256" in shop.app.dr_states.drills("shop")[0].detail
