@@ -30,7 +30,7 @@ NEXT = {
     CONFIGURING: {READY, FAILED, EXPIRING},
     READY: {EXPIRING, FAILED},
     EXPIRING: {DELETED, FAILED},
-    FAILED: set(),
+    FAILED: {REQUESTED},  # only the same request, replayed after its cause was fixed (`doppel dlq replay`)
     DELETED: set(),
 }
 

@@ -1,11 +1,11 @@
 """env.requested -> snapshot.done: register the environment and snapshot its production.
 
 A replay of the same request, or a request for a name that is already living, makes
-nothing new. A cloud snapshot that takes minutes is finished by `poll`.
+nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud snapshot that takes minutes is finished by `poll`.
 """
 from doppel.chain import on_chain_failure, request_id
 from doppel.errors import PermanentError
-from doppel.registry import REQUESTED, SNAPSHOTTING
+from doppel.registry import FAILED, REQUESTED, SNAPSHOTTING
 
 NAME = "snapshot"
 CONSUMES = "env.requested"
@@ -28,6 +28,9 @@ def handle(event, deps) -> list:
         correlation_id=event.correlationid)
     if not created and env.request_id != request_id(event):
         return []  # that name is taken by a living environment: this request makes nothing
+    if env.state == FAILED and deps.registry.living(env.name) is None:
+        # The same request replayed after its failure was fixed: the same environment tries again.
+        env = deps.registry.move(env, REQUESTED, event_id=event.id, reason="replayed after failure")
     if env.state not in (REQUESTED, SNAPSHOTTING):
         return []  # a replay after the chain moved on
     env = deps.registry.move(env, SNAPSHOTTING, event_id=event.id)

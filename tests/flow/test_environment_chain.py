@@ -195,3 +195,30 @@ def test_a_failed_pre_deletion_backup_deletes_nothing(shop):
     still = shop.app.registry.living("perf-test")
     assert still is not None and still.state == "expiring"
     assert Path(env.endpoints["root"]).exists() and shop.events("env.deleted") == []
+
+
+def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_again(shop):
+    from bus import topology
+    from bus.broker import Message
+    # Given production's directory was away when the request came: parked, and the env failed
+    moved = shop.production.with_name("shop.moved")
+    shop.production.rename(moved)
+    request = shop.publish("env.requested", env="perf-test", production="shop")
+    assert shop.app.registry.latest("perf-test").state == FAILED
+
+    # When it is back and the parked message is replayed
+    moved.rename(shop.production)
+    broker = shop.app.broker
+    parked = broker.get(topology.dead_queue("snapshot"))
+    broker.publish([Message(exchange="", routing_key=topology.function_queue("snapshot"),
+                            body=parked.message.body, message_id=parked.message.message_id)])
+    parked.ack()
+    broker.run_until_idle()
+
+    # Then the same environment is made, and its history tells the story
+    env = shop.app.registry.latest("perf-test")
+    assert env.state == READY and env.request_id.endswith(request.id)
+    assert len(shop.app.registry.all(include_ended=True)) == 1
+    states = [t.to_state for t in shop.app.registry.transitions(env)]
+    assert states == ["requested", "snapshotting", "failed", "requested", "snapshotting", "cloning",
+                      "configuring", "ready"]

@@ -1,0 +1,131 @@
+"""The environment chain through `doppel worker` processes and the `doppel` CLI on a real RabbitMQ."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clouds.local.sample import make_sample_production
+
+pytestmark = pytest.mark.rabbitmq
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Site:
+    """A sample production, a config file, a shared SQLite database and a vhost of its own."""
+
+    def __init__(self, tmp_path: Path, amqp_url: str):
+        self.dir = tmp_path
+        entry = make_sample_production(tmp_path / "production" / "shop")
+        self.config = tmp_path / "doppel.yaml"
+        self.config.write_text(yaml.safe_dump({
+            "state_dir": "state", "productions": {"shop": entry},
+            "bus": {"lease": "5s", "retry": {"attempts": 2, "first_delay": "200ms"}}}))
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")},
+                    "DOPPEL_AMQP_URL": amqp_url, "DOPPEL_DB_URL": f"sqlite:///{tmp_path / 'doppel.db'}",
+                    "DOPPEL_CONFIG": str(self.config), "PYTHONPATH": str(ROOT)}
+        self.workers = []
+
+    def doppel(self, *args, check=True):
+        run = subprocess.run([sys.executable, "-m", "doppel", *args], cwd=self.dir, env=self.env,
+                             capture_output=True, text=True, timeout=300)
+        if check and run.returncode:
+            raise AssertionError(f"doppel {' '.join(args)}: {run.stderr}")
+        return run
+
+    def start_worker(self):
+        log = open(self.dir / f"worker-{len(self.workers)}.log", "w")
+        self.workers.append(subprocess.Popen([sys.executable, "-m", "doppel", "worker"], cwd=self.dir,
+                                             env=self.env, stdout=log, stderr=log))
+        self.doppel("topology", "--declare")
+
+    def events(self, correlation=None) -> list[dict]:
+        args = ["events", "--json", "--limit", "100000"] + (["--correlation", correlation] if correlation else [])
+        return [json.loads(line) for line in self.doppel(*args).stdout.splitlines()]
+
+    def wait(self, condition, timeout=90, what="the chain"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def stop(self):
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+
+@pytest.fixture
+def site(tmp_path, amqp_url):
+    site = Site(tmp_path, amqp_url)
+    yield site
+    site.stop()
+
+
+def test_doppel_publish_is_handled_once_and_the_chain_keeps_its_correlation_id(site):
+    site.start_worker()
+    event_id = site.doppel("publish", "env.requested", "--data",
+                           '{"env": "mq-copy", "production": "shop"}').stdout.strip()
+    site.wait(lambda: "env.ready" in [e["type"] for e in site.events(event_id)])
+
+    chain = site.events(event_id)
+    assert [e["type"] for e in chain][:4] == ["env.requested", "snapshot.done", "stack.ready", "env.ready"]
+    assert {e["correlationid"] for e in chain} == {event_id}
+    requested = chain[0]
+    assert [r["function"] for r in requested["results"] if r["status"] == "done"] == ["snapshot"]
+    # published again by hand: the same id is not run again
+    site.doppel("publish", "env.requested", "--id", event_id, "--source", requested["source"], "--data",
+                '{"env": "mq-copy", "production": "shop"}')
+    time.sleep(3)
+    assert [e["type"] for e in site.events(event_id)].count("snapshot.done") == 1
+
+
+def test_a_parked_request_is_replayed_with_doppel_dlq_after_the_cause_is_fixed(site):
+    # Given production's directory is missing (moved away during maintenance)
+    production = site.dir / "production" / "shop"
+    production.rename(site.dir / "production" / "shop.moved")
+    site.start_worker()
+    event_id = site.doppel("publish", "env.requested", "--data",
+                           '{"env": "late-copy", "production": "shop"}').stdout.strip()
+    site.wait(lambda: "late-copy" in site.doppel("dlq", "list", "--function", "snapshot").stdout or
+              event_id in site.doppel("dlq", "list", "--function", "snapshot").stdout, what="the parking")
+    listing = site.doppel("dlq", "list", "--function", "snapshot").stdout
+    assert event_id in listing and "does not exist" in listing
+
+    # When the cause is fixed and the message replayed
+    (site.dir / "production" / "shop.moved").rename(production)
+    site.doppel("dlq", "replay", event_id)
+
+    # Then the chain completes, and nothing is parked any more
+    site.wait(lambda: "env.ready" in [e["type"] for e in site.events()], what="env.ready after the replay")
+    assert event_id not in site.doppel("dlq", "list", "--function", "snapshot").stdout
+
+
+def test_twenty_requests_at_once_on_two_workers_all_reach_ready_with_distinct_credentials(site):
+    site.start_worker()
+    site.start_worker()
+    names = [f"load-{n:02d}" for n in range(20)]
+    for name in names:
+        site.doppel("env", "create", name, "--from", "shop", "--no-wait")
+    site.wait(lambda: sum(e["type"] == "env.ready" for e in site.events()) == 20, timeout=240,
+              what="20 environments")
+
+    listing = site.doppel("env", "list").stdout
+    assert all(f"{name} " in listing for name in names) and listing.count(" ready ") == 20
+    passwords = set()
+    for name in names:
+        root = site.dir / "state" / "local" / "envs" / name / "root"
+        dotenv = dict(l.split("=", 1) for l in (root / ".env").read_text().splitlines() if "=" in l)
+        passwords.add(dotenv["DB_PASSWORD"].split()[0])
+    assert len(passwords) == 20
