@@ -65,7 +65,7 @@ def choose_backup(deps, production: str, policy: dict):
     """
     newest = deps.backups.newest(production)
     if newest is None:
-        raise PermanentError(f"production {production} has no backup to restore; run `doppel backup create "
+        raise PermanentError(f"production {production} has no backup to restore; run `doppel backup now "
                              f"{production}` (or wait for the nightly backup), then try again")
     if policy["backup"] == "newest":
         return newest
@@ -74,7 +74,7 @@ def choose_backup(deps, production: str, policy: dict):
         return verified
     if policy["backup"] == "verified_only":
         raise PermanentError(f"production {production} has no verified backup and dr.{production}.backup is "
-                             "verified_only; verify one (`doppel dr drill`) or set backup: newest_verified")
+                             f"verified_only; verify one (`doppel dr drill {production}`) or set backup: newest_verified")
     log.warning("production %s has no verified backup: restoring the newest, %s, unverified (its archive's "
                 "sha256 is still checked, and the health probe checks its databases)", production, newest.id)
     return newest

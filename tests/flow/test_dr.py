@@ -176,7 +176,7 @@ def test_no_backup_fails_the_failover_with_the_fix_and_gives_the_lock_back(dr_sh
     shop = dr_shop
     alert(shop)
     (failed,) = shop.events("failover.failed")
-    assert "no backup to restore" in failed.data["reason"] and "doppel backup create shop" in failed.data["reason"]
+    assert "no backup to restore" in failed.data["reason"] and "doppel backup now shop" in failed.data["reason"]
     assert shop.app.dr_states.get("shop").state == NORMAL and frozen_types(shop) == set()
     assert shop.app.cloud.get_dns(NAME).value == HOME
 

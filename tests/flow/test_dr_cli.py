@@ -1,0 +1,59 @@
+"""`doppel dr ...` as a person runs it, on the embedded bus: a subprocess per command, one config file."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clouds.local.sample import make_sample_production
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def doppel(tmp_path):
+    production = tmp_path / "production" / "shop"
+    config = tmp_path / "doppel.yaml"
+    config.write_text(yaml.safe_dump({
+        "state_dir": str(tmp_path / "state"), "productions": {"shop": make_sample_production(production)},
+        "dr": {"shop": {"target": {"env": "shop-dr"}, "alarms": ["shop-down"],
+                        "dns": {"records": [{"name": "shop.example.com", "value": "127.0.0.20"}]}}}}))
+    environ = {k: v for k, v in os.environ.items() if k not in ("DOPPEL_AMQP_URL", "DOPPEL_DB_URL")}
+
+    def run(*args, stdin=subprocess.DEVNULL):
+        return subprocess.run([sys.executable, "-m", "doppel", "--config", str(config), *args], cwd=ROOT,
+                              env=environ, stdin=stdin, capture_output=True, text=True, timeout=300)
+    return run
+
+
+def test_failover_refuses_without_a_terminal_unless_yes_and_status_failback_drill_report_work(doppel):
+    assert doppel("backup", "now", "shop").returncode == 0
+
+    refused = doppel("dr", "failover", "shop")
+    assert refused.returncode == 2 and "add --yes" in refused.stderr
+    assert '"state": "normal"' in doppel("dr", "status", "--json").stdout
+
+    done = doppel("dr", "failover", "shop", "--yes")
+    assert done.returncode == 0 and done.stdout.startswith("failover.done: "), done.stderr
+    status = json.loads(doppel("dr", "status", "--json").stdout)
+    assert status["state"] == "failed_over" and status["serving_backup"]
+
+    assert doppel("dr", "failback", "shop").returncode == 2
+    back = doppel("dr", "failback", "shop", "--yes")
+    assert back.returncode == 0 and back.stdout.startswith("failback.done: "), back.stderr
+    assert json.loads(doppel("dr", "status", "--json").stdout)["state"] == "normal"
+
+    drill = doppel("dr", "drill", "shop")
+    assert drill.returncode == 0 and drill.stdout.startswith("drill.done: ")
+    report = doppel("dr", "report", "--json")
+    (row,) = [json.loads(line) for line in report.stdout.splitlines()]
+    assert row["production"] == "shop" and row["verified"] is True and row["rto_seconds"] > 0
+    assert "shop" in doppel("dr", "report").stdout
+
+
+def test_an_unknown_production_is_refused_with_the_policies_known(doppel):
+    answer = doppel("dr", "failover", "nosuch", "--yes")
+    assert answer.returncode == 2 and "no DR policy (policies: shop)" in answer.stderr
