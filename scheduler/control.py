@@ -89,9 +89,14 @@ class Scheduler:
                 conn.execute(moved)
 
     def cancel_expiry(self, env: str) -> bool:
-        """Forget `env`'s TTL (deleted early); False when none was scheduled. Safe to repeat."""
+        """Forget `env`'s pending TTL (deleted early); False when none was pending. Safe to repeat.
+
+        An expiry that already fired stays, as the record of when it fired; a new
+        environment of the same name overwrites it with its own.
+        """
         with self._engine.begin() as conn:
-            return bool(conn.execute(delete(expiries_table).where(expiries_table.c.env == env)).rowcount)
+            return bool(conn.execute(delete(expiries_table).where(
+                and_(expiries_table.c.env == env, expiries_table.c.fired_at.is_(None)))).rowcount)
 
     def expiries(self, *, pending_only: bool = True) -> list[Expiry]:
         query = select(expiries_table).order_by(expiries_table.c.at)

@@ -328,18 +328,25 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
     from bus.worker import event_message
     from clouds.local import LocalDriver
     from clouds.local.sample import make_sample_production
+    from clouds.stores.local import LocalStore
+    from doppel.backups import Backups
+    from doppel.catalogue import Catalogue
     from doppel.config import parse_config
     from doppel.deps import Deps
+    import functions.backup
     import functions.clone
     import functions.configure
     import functions.snapshot
+    import functions.teardown
 
     fleet = fleet_for([])
     config = parse_config({"productions": {"shop": make_sample_production(tmp_path / "shop")}}, None)
     registry = Registry(fleet.bus.engine)
+    backups = Backups(LocalStore(tmp_path / "backups"), Catalogue(fleet.bus.engine))
     fleet.bus.deps = Deps(config=config, audit=fleet.audit, registry=registry, scheduler=Scheduler(fleet.bus.engine),
-                          cloud=LocalDriver(tmp_path / "state" / "local", config["productions"]))
-    fleet.bus.worker([functions.snapshot, functions.clone, functions.configure])
+                          cloud=LocalDriver(tmp_path / "state" / "local", config["productions"]), backups=backups)
+    fleet.bus.worker([functions.snapshot, functions.clone, functions.configure, functions.backup,
+                      functions.teardown])
     fleet.start(2)
 
     # When an environment is requested with a TTL of 4 s
@@ -349,7 +356,7 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
     wait_for(lambda: fleet.audit.events(event_type="env.ready"), 60, "env.ready", fleet)
     env = registry.latest("perf-test")
     assert env.expires_at is not None
-    wait_for(lambda: fleet.audit.events(event_type="env.expired"), 20, "env.expired", fleet)
+    wait_for(lambda: fleet.audit.events(event_type="env.deleted"), 30, "env.deleted", fleet)
     time.sleep(2)
     fleet.stop()
 
@@ -360,5 +367,9 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
     assert 0 <= (utc(expired.time) - env.expires_at).total_seconds() < 0.5
     [row] = Scheduler(fleet.bus.engine).expiries(pending_only=False)
     assert row.env == "perf-test" and row.fired_at is not None, "the date job fired it, not the safety net"
-    # Still to add when functions/backup.py lands (issue 4): serve backup and teardown here too,
-    # and assert env.deleted follows with the environment DELETED in the registry.
+    # and the chain went on: backed up first, then deleted, with no CLI involved
+    chain = [r.type for r in fleet.audit.events(correlation_id=expired.correlation_id)]
+    assert chain.index("backup.done") < chain.index("env.deleted")
+    [backup] = backups.list("perf-test")
+    assert registry.latest("perf-test").state == "deleted"
+    assert registry.latest("perf-test").reason == f"backed up as {backup.id}"
