@@ -23,10 +23,10 @@ NAME = "shop.example.com"
 class DrFront(Front):
     """Front with a DR policy for the sample production."""
 
-    def __init__(self, tmp_path, production):
+    def __init__(self, tmp_path, production, alarms=("shop-http-down",)):
         document = {"state_dir": str(tmp_path / "state"), "gateway": GATEWAY,
                     "productions": {"shop": make_sample_production(production)},
-                    "dr": {"shop": {"target": {"env": "shop-dr"}, "alarms": ["shop-http-down"],
+                    "dr": {"shop": {"target": {"env": "shop-dr"}, "alarms": list(alarms),
                                     "dns": {"records": [{"name": NAME, "value": "127.0.0.20"}]}}}}
         self.app = App(parse_config(document, None), role="test")
         self.worker = self.app.worker(functions.FUNCTIONS)
