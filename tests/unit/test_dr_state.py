@@ -1,0 +1,34 @@
+"""The dr_state row is the failover lock: of many workers moving it at once, exactly one wins."""
+import threading
+
+from doppel.db import make_engine
+from doppel.dr_state import FAILING_OVER, NORMAL, DrStates
+
+
+def test_of_eight_racing_failovers_exactly_one_takes_the_lock(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+    racers = [DrStates(engine) for _ in range(8)]
+    start, won = threading.Barrier(8), []
+
+    def race(states, n):
+        start.wait()
+        if states.move("shop", (NORMAL,), FAILING_OVER, holder=f"alarm-{n}"):
+            won.append(n)
+
+    threads = [threading.Thread(target=race, args=(s, n)) for n, s in enumerate(racers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(won) == 1
+    row = racers[0].get("shop")
+    assert row.state == FAILING_OVER and row.holder == f"alarm-{won[0]}"
+
+
+def test_previous_dns_survives_the_round_trip_and_an_unknown_production_reads_normal(tmp_path):
+    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    assert states.get("nosuch").state == NORMAL
+    previous = [{"name": "shop.example.com", "type": "A", "record": None}]
+    states.note("shop", previous_dns=previous, dns_switched=True)
+    assert states.get("shop").previous_dns == previous and states.get("shop").dns_switched
