@@ -87,18 +87,27 @@ def _publish(app: App, event) -> None:
     app.broker.publish([event_message(event)])
 
 
+def _request(app: App, event, timeout: float, check=None):
+    """Publish `event` and wait for the `.done` or `.failed` of its chain; returns (record, failure text)."""
+    kind = event.type.split(".")[0]
+    try:
+        if check:
+            check()
+        _publish(app, event)
+        result = _wait_for(app, event, (f"{kind}.done", f"{kind}.failed"), timeout)
+    finally:
+        app.close()
+    print(file=sys.stderr)  # ends the live progress line
+    failure = safe(result.data["reason"]) if result.type.endswith(".failed") else None
+    return result, failure
+
+
 def cmd_now(args) -> int:
     app = App.load(args.config)
     app.backups.progress = LiveProgress.factory()
-    event = build_event("backup.due", {"env": args.env, "reason": "manual"})
-    try:
-        _publish(app, event)
-        result = _wait_for(app, event, ("backup.done", "backup.failed"), args.timeout)
-    finally:
-        app.close()
-    print(file=sys.stderr)
-    if result.type == "backup.failed":
-        print(f"backup of {args.env} failed: {safe(result.data['reason'])}", file=sys.stderr)
+    result, failure = _request(app, build_event("backup.due", {"env": args.env, "reason": "manual"}), args.timeout)
+    if failure:
+        print(f"backup of {args.env} failed: {failure}", file=sys.stderr)
         return 1
     print(f"{result.data['backup_id']}  {result.data['size']:,} bytes  sha256 {result.data['sha256']}")
     return 0
@@ -156,16 +165,10 @@ def cmd_restore(args) -> int:
     data = {"backup_id": args.backup_id, "env": args.env}
     if args.production:
         data["production"] = args.production
-    event = build_event("restore.requested", data)
-    try:
-        _find(app, args.backup_id)
-        _publish(app, event)
-        result = _wait_for(app, event, ("restore.done", "restore.failed"), args.timeout)
-    finally:
-        app.close()
-    print(file=sys.stderr)
-    if result.type == "restore.failed":
-        print(f"restore of {args.backup_id} into {args.env} failed: {safe(result.data['reason'])}", file=sys.stderr)
+    _, failure = _request(app, build_event("restore.requested", data), args.timeout,
+                          check=lambda: _find(app, args.backup_id))
+    if failure:
+        print(f"restore of {args.backup_id} into {args.env} failed: {failure}", file=sys.stderr)
         return 1
     print(f"restored {args.backup_id} into {args.env}")
     return 0
