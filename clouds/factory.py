@@ -1,0 +1,109 @@
+"""The cloud driver a Doppel process uses: each production's own (`driver:` in doppel.yaml).
+
+With only local productions this is the `LocalDriver` itself. When some production
+runs on OpenStack, `ProductionDriver` sends each verb to the driver of the production
+it concerns: by the production named (snapshot), the snapshot's production
+(create_stack), the stack's tags (configure), the resource's tags (delete_resource);
+look-ups by env or id ask each driver in turn.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from clouds.base import TAG_PRODUCTION, DnsRecord, ResourceMissing, Snapshot, Stack, TaggedResource
+
+
+def make_driver(config) -> object:
+    """The driver for this configuration: local alone, or one that dispatches per production."""
+    from clouds.local import LocalDriver
+    productions = config["productions"]
+    local = LocalDriver(Path(config.state_dir) / "local", productions)
+    if not any(isinstance(e, Mapping) and e.get("driver") == "openstack" for e in productions.values()):
+        return local
+    from clouds.openstack import OpenStackDriver
+    return ProductionDriver(local, {"openstack": OpenStackDriver(productions)},
+                            {name: entry.get("driver", "local") for name, entry in productions.items()})
+
+
+class ProductionDriver:
+    """A `CloudDriver` that hands each call to the driver of the production it is about."""
+
+    name = "production"
+
+    def __init__(self, local, others: Mapping[str, object], driver_of: Mapping[str, str]):
+        self.local = local
+        self.drivers = {"local": local, **others}
+        self.driver_of = dict(driver_of)
+
+    def _for(self, production: str | None):
+        return self.drivers.get(self.driver_of.get(production or "", "local"), self.local)
+
+    def _each(self):
+        return list(self.drivers.values())
+
+    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
+        return self._for(production).snapshot(production, env, key)
+
+    def snapshot_status(self, snapshot_id: str) -> Snapshot:
+        for driver in self._each():
+            try:
+                return driver.snapshot_status(snapshot_id)
+            except ResourceMissing:
+                continue
+        raise ResourceMissing(f"there is no snapshot {snapshot_id} in any cloud; take a new one")
+
+    def delete_snapshot(self, snapshot_id: str, ignore_missing: bool = True) -> None:
+        for driver in self._each():
+            driver.delete_snapshot(snapshot_id, ignore_missing=True)
+
+    def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
+        return self._for(snapshot.production).create_stack(env, snapshot, parameters, key)
+
+    def stack_status(self, env: str) -> Stack | None:
+        for driver in self._each():
+            found = driver.stack_status(env)
+            if found is not None:
+                return found
+        return None
+
+    def delete_stack(self, env: str, ignore_missing: bool = True) -> None:
+        for driver in self._each():
+            driver.delete_stack(env, ignore_missing=True)
+
+    def configure(self, env: str, stack: Stack, policy, secrets) -> dict:
+        production = stack.tags.get(TAG_PRODUCTION) if stack is not None else None
+        return self._for(production).configure(env, stack, policy, secrets)
+
+    def find_tagged(self, tag_filter: Mapping[str, str]) -> list[TaggedResource]:
+        return [resource for driver in self._each() for resource in driver.find_tagged(tag_filter)]
+
+    def delete_resource(self, resource: TaggedResource, ignore_missing: bool = True) -> None:
+        production = resource.tags.get(TAG_PRODUCTION)
+        if production in self.driver_of:
+            return self._for(production).delete_resource(resource, ignore_missing=ignore_missing)
+        kinds_local = ("stack", "snapshot", "dns_record")
+        driver = self.local if resource.kind in kinds_local and not resource.name.startswith("doppel-") \
+            else self.drivers.get("openstack", self.local)
+        return driver.delete_resource(resource, ignore_missing=ignore_missing)
+
+    # Backups, restores, DNS and the default store stay with the local driver for now.
+    def object_store(self):
+        return self.local.object_store()
+
+    def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
+        return self.local.switch_dns(record)
+
+    def get_dns(self, name: str) -> DnsRecord | None:
+        return self.local.get_dns(name)
+
+    def backup_source(self, env_or_production: str):
+        return self._for(env_or_production if env_or_production in self.driver_of else None) \
+            .backup_source(env_or_production)
+
+    def restore_target(self, env: str, *args, **kwargs):
+        return self.local.restore_target(env, *args, **kwargs)
+
+    def __getattr__(self, name):
+        # Extra verbs of the local driver (background, state_dir ...) stay reachable.
+        return getattr(self.local, name)
