@@ -8,6 +8,10 @@ pika consume + ack loop (prefetch 100) draining a pre-filled quorum queue.
 Publish: Doppel's batched publisher (confirms for every message) against raw
 pika publishing with asynchronous confirms (up to 1,000 in flight).
 Prints each rate and the ratio Doppel / raw.
+
+Every wait is bounded and fails with a message saying what did not happen. A
+RabbitMQ restart during a round (other test suites restart the shared broker)
+spoils that round's timing: the round is thrown away and run again.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pika
+from pika.exceptions import AMQPError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,39 +37,57 @@ from bus.retry import RetryPolicy  # noqa: E402
 from bus.worker import Worker, event_message  # noqa: E402
 from doppel.db import make_engine  # noqa: E402
 from doppel.deps import Deps  # noqa: E402
+from bus.broker import Message, PublishError  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
+
+STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it
+
+
+class Spoiled(RuntimeError):
+    """The broker went away (or stalled) during a measurement; that round's numbers mean nothing."""
 
 BODY_EVENT = lambda n: Event(type="env.requested", source="bench", data={"env": f"env-{n}", "production": "shop",
                                                                            "owner": "x" * 700})  # ~1 KiB bodies
 
 
 def raw_fill(url: str, queue: str, bodies: list[bytes]) -> None:
+    """Fill a queue before a consume run (not measured), with confirms so nothing is lost silently."""
+    broker = RabbitBroker(url)
+    try:
+        for start in range(0, len(bodies), 1000):
+            broker.publish([Message(exchange="", routing_key=queue, body=body, message_id=str(start + n))
+                            for n, body in enumerate(bodies[start:start + 1000])], timeout=STEP_TIMEOUT)
+    except PublishError as exc:
+        raise Spoiled(f"filling {queue}: {exc}") from exc
+    finally:
+        broker.close()
+
+
+def wait_depth(url: str, queue: str, depth: int, timeout=STEP_TIMEOUT) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
-    for body in bodies:  # unconfirmed: the fill is not measured; wait_depth checks it arrived
-        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    connection.close()
+    try:
+        channel = connection.channel()
+        deadline = time.monotonic() + timeout
+        while (ready := channel.queue_declare(queue, passive=True).method.message_count) < depth:
+            if time.monotonic() > deadline:
+                raise Spoiled(f"{queue} holds {ready} messages after {timeout:g} s, not the {depth} confirmed")
+            time.sleep(0.1)
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
-def wait_depth(url: str, queue: str, depth: int, timeout=120) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    channel = connection.channel()
-    deadline = time.monotonic() + timeout
-    while channel.queue_declare(queue, passive=True).method.message_count < depth:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{queue} never reached {depth} messages")
-        time.sleep(0.1)
-    connection.close()
-
-
-def raw_consume(url: str, queue: str, count: int) -> float:
+def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) -> float:
+    """pika BlockingConnection, prefetch 100, one basic.ack per message."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=100)
     seen = 0
     started = time.perf_counter()
-    for method, _props, _body in channel.consume(queue, auto_ack=False):
+    for method, _props, _body in channel.consume(queue, auto_ack=False, inactivity_timeout=idle_timeout):
+        if method is None:
+            raise Spoiled(f"raw consume: nothing delivered from {queue} for {idle_timeout:g} s "
+                          f"after {seen} of {count}")
         channel.basic_ack(method.delivery_tag)
         seen += 1
         if seen == count:
@@ -89,33 +112,45 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
 
     name = f"noop{uuid.uuid4().hex[:6]}"
     function = SimpleNamespace(NAME=name, CONSUMES="bench.none", EMITS=(), handle=noop)
-    broker = RabbitBroker(url)
     retry = RetryPolicy()
-    broker.declare(topology.queues_for([function], retry))
-    bodies = [event_message(BODY_EVENT(n)) for n in range(count)]
-    raw_fill(url, topology.function_queue(name), [m.body for m in bodies])
-    wait_depth(url, topology.function_queue(name), count)
-    engine = make_engine(f"sqlite:///{db_dir}/bench-{name}.db")
-    worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=100)
-    started = time.perf_counter()
-    worker.start()
-    done.wait(timeout=600)
-    elapsed = time.perf_counter() - started
-    worker.stop()
-    broker.close()
+    queues = topology.queues_for([function], retry)
+    broker = RabbitBroker(url)
+    try:
+        broker.declare(queues)
+        bodies = [event_message(BODY_EVENT(n)) for n in range(count)]
+        raw_fill(url, topology.function_queue(name), [m.body for m in bodies])
+        wait_depth(url, topology.function_queue(name), count)
+        engine = make_engine(f"sqlite:///{db_dir}/bench-{name}.db")
+        worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=100)
+        started = time.perf_counter()
+        worker.start()
+        finished = done.wait(timeout=STEP_TIMEOUT)
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        reconnects = broker.reconnects
+    finally:
+        broker.close()
+        delete(url, *(q.name for q in queues))
+    if reconnects:
+        raise Spoiled(f"Doppel consume: the connection to RabbitMQ dropped {reconnects} time(s) during the run")
+    if not finished:
+        raise Spoiled(f"Doppel consume: only {handled[0]} of {count} events handled within {STEP_TIMEOUT:g} s")
     return count / elapsed
 
 
 def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -> float:
     """pika SelectConnection with asynchronous confirms, `window` messages in flight."""
-    state = SimpleNamespace(sent=0, confirmed=0, started=0.0, elapsed=0.0)
+    state = SimpleNamespace(channel=None, sent=0, confirmed=0, started=0.0, elapsed=0.0, error=None)
 
     def on_open(connection):
         connection.channel(on_open_callback=on_channel)
 
     def on_channel(channel):
         state.channel = channel
-        channel.confirm_delivery(on_confirm)
+        channel.confirm_delivery(on_confirm, callback=on_confirm_mode)
+
+    def on_confirm_mode(_frame):
+        # Only messages published after Confirm.SelectOk are confirmed.
         state.started = time.perf_counter()
         pump()
 
@@ -126,28 +161,64 @@ def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -
 
     def on_confirm(frame):
         method = frame.method
-        # A multiple ack confirms everything up to its tag; tags are 1..N in order either way.
+        if isinstance(method, pika.spec.Basic.Nack):
+            stop(Spoiled(f"raw publish: RabbitMQ nacked message {method.delivery_tag}"))
+            return
+        # Tags are 1..N on this channel and confirms come in order: the highest tag seen counts them all.
         state.confirmed = max(state.confirmed, method.delivery_tag)
         if state.confirmed >= len(bodies):
             state.elapsed = time.perf_counter() - state.started
-            connection.close()
+            stop(None)
         else:
             pump()
 
-    connection = pika.SelectConnection(pika.URLParameters(url), on_open_callback=on_open)
-    connection.ioloop.start()
+    def stop(error):
+        if state.error is None:
+            state.error = error
+        if connection.is_open:
+            connection.close()  # on_closed stops the ioloop
+        elif connection.is_closed:
+            connection.ioloop.stop()
+
+    def on_closed(_connection, reason):
+        if not state.elapsed and state.error is None:
+            state.error = Spoiled(f"raw publish: connection lost after {state.confirmed} of {len(bodies)} "
+                                  f"confirmed ({reason!r})")
+        connection.ioloop.stop()
+
+    def on_open_error(_connection, error):
+        state.error = Spoiled(f"raw publish: cannot connect ({error!r})")
+        connection.ioloop.stop()
+
+    def on_deadline():
+        stop(Spoiled(f"raw publish: only {state.confirmed} of {len(bodies)} confirmed within {STEP_TIMEOUT:g} s"))
+
+    connection = pika.SelectConnection(pika.URLParameters(url), on_open_callback=on_open,
+                                       on_open_error_callback=on_open_error, on_close_callback=on_closed)
+    connection.ioloop.call_later(STEP_TIMEOUT, on_deadline)
+    connection.ioloop.start()  # returns once on_closed/on_open_error stopped it
+    if state.error is not None:
+        raise state.error
     return len(bodies) / state.elapsed
 
 
 def doppel_publish(url: str, queue: str, events: list[Event], batch: int = 1000) -> float:
+    """Doppel's RabbitBroker.publish, `batch` messages per call, each call waiting for all its confirms."""
     broker = RabbitBroker(url)
     messages = [event_message(e) for e in events]
     messages = [m.__class__(**{**m.__dict__, "exchange": "", "routing_key": queue}) for m in messages]
-    started = time.perf_counter()
-    for start in range(0, len(messages), batch):
-        broker.publish(messages[start:start + batch])
-    elapsed = time.perf_counter() - started
-    broker.close()
+    try:
+        started = time.perf_counter()
+        for start in range(0, len(messages), batch):
+            broker.publish(messages[start:start + batch], timeout=STEP_TIMEOUT)
+        elapsed = time.perf_counter() - started
+        reconnects = broker.reconnects
+    except PublishError as exc:
+        raise Spoiled(f"Doppel publish: {exc}") from exc
+    finally:
+        broker.close()
+    if reconnects:
+        raise Spoiled(f"Doppel publish: the connection to RabbitMQ dropped {reconnects} time(s) during the run")
     return len(messages) / elapsed
 
 
@@ -167,29 +238,68 @@ def delete(url: str, *queues: str) -> None:
     connection.close()
 
 
+def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str) -> dict[str, float]:
+    """raw and Doppel back to back, consume then publish, on one fresh queue."""
+    queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
+    try:
+        declare(url, queue)
+        raw_fill(url, queue, bodies)
+        wait_depth(url, queue, len(bodies))
+        rates = {"raw consume": raw_consume(url, queue, len(bodies)),
+                 "doppel consume": doppel_consume(url, len(bodies), db_dir)}
+        declare(url, queue)
+        rates["raw publish"] = raw_publish(url, queue, bodies)
+        declare(url, queue)
+        rates["doppel publish"] = doppel_publish(url, queue, events)
+        return rates
+    finally:
+        try:
+            delete(url, queue)
+        except (AMQPError, ConnectionError):
+            pass  # the broker is away; an unused bench queue is harmless
+
+
+def wait_for_broker(url: str, timeout: float = STEP_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pika.BlockingConnection(pika.URLParameters(url)).close()
+            return
+        except AMQPError as exc:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"RabbitMQ at {url.split('@')[-1]} not back within {timeout:g} s ({exc!r}); "
+                                 "tests/services/rabbitmq.sh starts it") from exc
+            time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp", default=os.environ.get("DOPPEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate raw/Doppel this many times; best of each")
+    parser.add_argument("--max-spoiled", type=int, default=5, help="rounds thrown away (broker restarts) before giving up")
     args = parser.parse_args()
     events = [BODY_EVENT(n) for n in range(args.events)]
     bodies = [e.to_json() for e in events]
-    print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each")
+    print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each", flush=True)
     with tempfile.TemporaryDirectory() as db_dir:
         results = {"raw consume": [], "doppel consume": [], "raw publish": [], "doppel publish": []}
-        for _ in range(args.rounds):
-            queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
-            declare(args.amqp, queue)
-            raw_fill(args.amqp, queue, bodies)
-            wait_depth(args.amqp, queue, args.events)
-            results["raw consume"].append(raw_consume(args.amqp, queue, args.events))
-            results["doppel consume"].append(doppel_consume(args.amqp, args.events, db_dir))
-            declare(args.amqp, queue)
-            results["raw publish"].append(raw_publish(args.amqp, queue, bodies))
-            declare(args.amqp, queue)
-            results["doppel publish"].append(doppel_publish(args.amqp, queue, events))
-            delete(args.amqp, queue)
+        spoiled = 0
+        while len(results["raw consume"]) < args.rounds:
+            try:
+                round_results = one_round(args.amqp, events, bodies, db_dir)
+            except (Spoiled, PublishError, AMQPError, ConnectionError) as exc:
+                spoiled += 1
+                print(f"round spoiled ({type(exc).__name__}: {exc}); waiting for RabbitMQ and running it again",
+                      flush=True)
+                if spoiled > args.max_spoiled:
+                    raise SystemExit(f"gave up after {spoiled} spoiled rounds; is RabbitMQ being restarted "
+                                     "in a loop? (tests/services/rabbitmq.sh starts it)")
+                wait_for_broker(args.amqp)
+                continue
+            for name, rate in round_results.items():
+                results[name].append(rate)
+            print("  " + ", ".join(f"{name} {rate:.0f}/s" for name, rate in round_results.items()), flush=True)
     best = {name: max(rates) for name, rates in results.items()}
     for name, rate in best.items():
         print(f"{name:<16} {rate:10.0f} events/s")
