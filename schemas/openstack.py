@@ -1,0 +1,98 @@
+"""A production on OpenStack, as the `openstack` driver reads it from doppel.yaml.
+
+```yaml
+productions:
+  shop:
+    driver: openstack
+    cloud: mycloud                      # a cloud in clouds.yaml (OS_CLIENT_CONFIG_FILE honoured)
+    region: RegionOne
+    stack: shop-prod                    # the existing Heat stack production is; or servers: + volumes:
+    template: /etc/doppel/shop-env.yaml # the HOT template environments are made from
+    parameters:                         # template parameter: value (placeholders below)
+      image: "{snapshot.image.app}"             # the snapshot image of production's server `app`
+      data_snapshot: "{snapshot.volume.data}"   # the Cinder snapshot of production's volume `data`
+      flavor: m1.small
+      db_password: "{secrets.db_password}"      # generated for the environment, never production's
+      config_url: "{config_url}"                # where the environment's config bundle is, in Swift
+    bundle:                             # the config instances read at boot, rewritten per environment
+      app.base_url: "{outputs.base_url}"
+      database.password: "{secrets.db_password}"
+    clone:
+      secrets: [db_password]
+      crons: disable
+```
+
+Servers and volumes are named by their Heat resource names (with `stack:`) or by
+their Nova/Cinder names (with `servers:` / `volumes:`).
+"""
+from __future__ import annotations
+
+import re
+from typing import Mapping
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from clouds.rewrite.values import TemplateError, placeholders
+from schemas.production import Identifier, Strict, needs
+
+PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.")
+PARAMETER_BARE = ("config_url", "env", "production")
+
+
+def parameter_placeholders(value) -> list[str]:
+    """The placeholders a template parameter's value uses, e.g. ['snapshot.image.app']."""
+    return PARAMETER_PLACEHOLDER.findall(value) if isinstance(value, str) else []
+
+
+class OpenStackClonePolicy(Strict):
+    secrets = fields.List(Identifier(), load_default=list)
+    crons = fields.String(load_default="disable", validate=validate.OneOf(
+        ("disable", "keep"), error="must be disable (the default: copies run no scheduled jobs) or keep"))
+
+
+class OpenStackProductionSchema(Strict):
+    driver = fields.String(required=True, validate=validate.Equal("openstack"))
+    cloud = fields.String(required=True, error_messages=needs("cloud: mycloud"))
+    region = fields.String(load_default=None)
+    stack = fields.String()
+    servers = fields.List(fields.String(), load_default=list)
+    volumes = fields.List(fields.String(), load_default=list)
+    template = fields.String(required=True, error_messages=needs("template: /etc/doppel/shop-env.yaml"))
+    parameters = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
+    bundle = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
+    base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    domain = fields.String(load_default="localhost")
+    stack_timeout_minutes = fields.Integer(load_default=30, validate=validate.Range(min=1, max=1440))
+    clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _coherent(self, data, **kwargs):
+        errors: dict = {}
+        if not data.get("stack") and not (data.get("servers") or data.get("volumes")):
+            errors["stack"] = ["say what production is: stack: <its Heat stack>, or servers: [...] and volumes: [...]"]
+        declared = set(data["clone"]["secrets"])
+        for name, value in data["parameters"].items():
+            for used in parameter_placeholders(value):
+                if not (used in PARAMETER_BARE or used.startswith(PARAMETER_ROOTS)):
+                    errors.setdefault("parameters", {})[name] = [
+                        f"unknown placeholder {{{used}}}; use {{snapshot.image.SERVER}}, {{snapshot.volume.VOLUME}}, "
+                        "{secrets.NAME}, {config_url}, {env} or {production}"]
+                elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
+                    errors.setdefault("parameters", {})[name] = [
+                        f"uses {used}, which is not declared; add it to clone.secrets"]
+        for key, value in data["bundle"].items():
+            try:
+                for root, name in placeholders(value):
+                    if root == "secrets" and name not in declared:
+                        errors.setdefault("bundle", {})[key] = [f"uses secrets.{name}, which is not declared; "
+                                                                "add it to clone.secrets"]
+            except TemplateError as exc:
+                errors.setdefault("bundle", {})[key] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+
+
+def is_openstack(entry: Mapping) -> bool:
+    """Whether a productions entry is run by the openstack driver."""
+    return isinstance(entry, Mapping) and entry.get("driver") == "openstack"
