@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from doppel import commands_bus
     commands_bus.register(sub)
-    for module_name in ("commands_env", "commands_demo", "commands_backup", "commands_schedule", "commands_dr", "commands_gateway"):
+    for module_name in ("commands_env", "commands_demo", "commands_backup", "commands_schedule", "commands_dr", "commands_gateway",
+                        "commands_listen", "commands_reap"):
         try:
             module = __import__(f"doppel.{module_name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

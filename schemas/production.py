@@ -426,9 +426,22 @@ def _check_rewrite(rule: dict, components: list, outputs: set[str] | None) -> di
     return problems
 
 
+class ProductionEntry(fields.Field):
+    """One production, validated by the schema of its `driver` (local unless it says otherwise)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, Mapping) and value.get("driver") == "openstack":
+            from schemas.openstack import OpenStackProductionSchema  # the openstack driver's own shape
+            return OpenStackProductionSchema().load(value)
+        return ProductionSchema().load(value)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return value
+
+
 class ProductionsSchema(Strict):
     productions = fields.Dict(keys=fields.String(validate=PRODUCTION_NAME),
-                              values=fields.Nested(ProductionSchema), load_default=dict)
+                              values=ProductionEntry(), load_default=dict)
 
 
 def load_productions(section: Mapping | None) -> dict[str, dict]:
