@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import BinaryIO, Iterator
 
+import requests.adapters
 from swiftclient import ClientException, Connection
 
 from clouds.stores.base import ObjectInfo, ObjectMissing, StoreError
@@ -310,11 +311,11 @@ class SwiftStore:
         options = dict(retries=self._options["retries"], insecure=self._options["insecure"],
                        timeout=self._options["timeout"], starting_backoff=0.5, max_backoff=8)
         if self._auth["auth_url"]:
-            return Connection(authurl=self._auth["auth_url"], user=self._auth["user"], key=self._key,
-                              auth_version="1", **options)
-        return Connection(session=self._keystone_session(), auth_version="3",
-                          os_options={"region_name": self._auth["region_name"],
-                                      "endpoint_type": self._auth["interface"]}, **options)
+            return _Connection(authurl=self._auth["auth_url"], user=self._auth["user"], key=self._key,
+                               auth_version="1", **options)
+        return _Connection(session=self._keystone_session(), auth_version="3",
+                           os_options={"region_name": self._auth["region_name"],
+                                       "endpoint_type": self._auth["interface"]}, **options)
 
     def _keystone_session(self):
         """One keystoneauth session (one token) shared by every connection, made from clouds.yaml."""
@@ -339,6 +340,27 @@ class SwiftStore:
             if exc.http_status == 404:
                 raise ObjectMissing(f"{self.name}: no object {what}") from None
             raise StoreError(f"{self.name}: {what}: {_reason(exc)}") from None
+
+
+class _Connection(Connection):
+    """A swiftclient Connection whose HTTP connections send a segment in 1 MiB writes.
+
+    urllib3 reads a request body in 16 KiB blocks, and every block is a read
+    through two wrappers and a send with the GIL let go and taken back: with four
+    segments going up beside the compressor, about a tenth of a backup's CPU
+    (bench/backup.py). 1 MiB writes make that negligible.
+    """
+
+    def http_connection(self, url=None):
+        parsed, conn = super().http_connection(url)
+        for scheme in ("http://", "https://"):
+            conn.request_session.mount(scheme, _LargeWrites())
+        return parsed, conn
+
+
+class _LargeWrites(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, blocksize=_CHUNK, **kwargs)
 
 
 def _reason(exc: BaseException) -> str:
