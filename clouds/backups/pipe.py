@@ -76,6 +76,9 @@ class _PipeWriter(io.RawIOBase):
         return True
 
     def write(self, data) -> int:
+        if not self._pending and type(data) is bytes and len(data) >= self._pipe._chunk_size:
+            self._pipe._put(data)        # a whole chunk (zstd writes them so): immutable, queued as it is
+            return len(data)
         self._pending += data
         if len(self._pending) >= self._pipe._chunk_size:
             self._flush()
