@@ -155,15 +155,20 @@ class _Producer(threading.Thread):
 
     def _write_tar(self, out) -> None:
         files = _FilesTally()
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK,
-                          copybufsize=CHUNK) as tar:
+        # Mode "w" on a file that only appends and tells, not the stream mode "w|": the stream
+        # mode gathers everything in a bytes buffer it re-concatenates and re-slices on every
+        # write, four copies of each byte. Plain "w" writes headers and file blocks straight
+        # through; it never seeks when writing, and the bytes are the same.
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT, copybufsize=CHUNK) as tar:
             databases = _Databases(self.source.databases)
             for path, arcname in _walk(Path(self.source.root), self.source.exclude, databases):
                 if arcname in databases.names:
                     captured = add_database(tar, path, arcname)
                     databases.done(arcname, captured)
+                    tar.members.clear()
                     continue
                 self._add(tar, path, arcname, files)
+                tar.members.clear()       # tarfile keeps every header it wrote: ~0.5 KB a file, without end
             missing = databases.missing()
             if missing:
                 raise CaptureError(f"database(s) {', '.join(missing)} not found under {self.source.root}")
@@ -240,7 +245,7 @@ class _FilesTally:
 
 
 class _Counting:
-    """Counts the uncompressed bytes on their way to the compressor."""
+    """Counts the uncompressed bytes on their way to the compressor; an append-only file for tarfile."""
 
     def __init__(self):
         self.target = None
@@ -249,6 +254,9 @@ class _Counting:
     def write(self, data) -> int:
         self.count += len(data)
         return self.target.write(data)
+
+    def tell(self) -> int:
+        return self.count
 
     def flush(self) -> None:
         self.target.flush()
@@ -354,9 +362,11 @@ def _extract(store: ObjectStore, manifest: Manifest, into: Path, progress: Progr
     failure: Exception | None = None
     try:
         with _decompressor(manifest.compression, raw) as plain:
-            # copybufsize = bufsize: tarfile's stream reader copies its whole buffer on every
-            # read, so reading it in small pieces would be quadratic.
-            with tarfile.open(fileobj=plain, mode="r|", bufsize=CHUNK, copybufsize=CHUNK) as tar:
+            # Not tarfile's stream mode "r|": it joins and re-slices its buffer on every read,
+            # and those megabyte-sized temporaries cost more in page faults than the rest of
+            # the restore. The plain mode reads headers and file data straight from the
+            # decompressor; it only seeks forward as it goes (_Sequential).
+            with tarfile.open(fileobj=_Sequential(plain), mode="r:", copybufsize=CHUNK) as tar:
                 for member in tar:
                     tar.extract(member, into, filter="data")
             while plain.read(CHUNK):     # the tar's end blocks and the compressed stream's end
@@ -410,6 +420,34 @@ def _decompressor(compression: str, raw: "_HashingReader"):
         yield reader
     finally:
         reader.close()
+
+
+class _Sequential:
+    """A decompressed stream as tarfile's plain read mode wants a file: it tells, and seeks forward by reading.
+
+    tarfile only seeks back to extract a hard link whose target it could not link
+    to; that fails here with a ReadError, as it would in stream mode.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._stream.read(n)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or offset < self._pos:
+            raise tarfile.ReadError(f"the archive is read as a stream: cannot go back to byte {offset} "
+                                    f"from byte {self._pos}")
+        while self._pos < offset and self.read(min(CHUNK, offset - self._pos)):
+            pass
+        return self._pos
 
 
 class _Prefetch(threading.Thread):
