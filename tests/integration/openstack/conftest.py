@@ -1,0 +1,169 @@
+"""A real OpenStack (tests/services/openstack.sh), a production on it, and an embedded Doppel that clones it.
+
+The production is a Heat stack with a server and a data volume (templates/production.yaml),
+made once per session. Each test gets its own Doppel (state directory, registry, in-memory
+bus running every function) whose only production, `shop`, is that stack.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+import functions
+from doppel.app import App
+from doppel.config import parse_config
+from doppel.registry import ENDED, READY
+
+ROOT = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parent
+CLOUD = "doppel-test"
+PRODUCTION_STACK = "doppel-it-production"
+FLAVOR, HUGE_FLAVOR = "doppel.tiny", "doppel.huge"
+
+
+@pytest.fixture(scope="session")
+def openstack_cloud():
+    """The control plane, started (or reused) by the project's own script; an SDK connection for checks."""
+    started = time.monotonic()
+    subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
+                   stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
+    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", os.environ.get("CLOUDS_YAML", "/etc/doppel-test/clouds.yaml"))
+    import openstack
+    conn = openstack.connect(cloud=CLOUD)
+    conn.bring_up_seconds = time.monotonic() - started
+    yield conn
+    conn.close()
+
+
+def wait_for(what: str, check, seconds: float = 180, interval: float = 1.0):
+    """Poll `check` until it returns something truthy; fail saying what did not happen."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after {seconds}s")
+        time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def production_stack(openstack_cloud):
+    """The production: a Heat stack with one server and one volume, made once (found again when it exists)."""
+    conn = openstack_cloud
+    image = conn.image.find_image("doppel-it-base")
+    if image is None or image.status != "active":
+        image = conn.image.create_image(name="doppel-it-base", disk_format="raw", container_format="bare",
+                                        data=io.BytesIO(b"\0" * 65536), allow_duplicates=True)
+        wait_for("base image active", lambda: conn.image.get_image(image.id).status == "active", 60)
+    conn.compute.find_flavor(FLAVOR) or conn.compute.create_flavor(name=FLAVOR, ram=64, vcpus=1, disk=1)
+    # Exists (so Heat accepts the template) but no host can hold it: the stack fails at the scheduler.
+    conn.compute.find_flavor(HUGE_FLAVOR) or conn.compute.create_flavor(name=HUGE_FLAVOR, ram=10_000_000, vcpus=1,
+                                                                        disk=1)
+    stack = conn.orchestration.find_stack(PRODUCTION_STACK)
+    if stack is not None and stack.status != "CREATE_COMPLETE":
+        conn.orchestration.delete_stack(stack)
+        conn.orchestration.wait_for_delete(stack, wait=180)
+        stack = None
+    if stack is None:
+        template = yaml.safe_load((HERE / "templates/production.yaml").read_text())
+        stack = conn.orchestration.create_stack(name=PRODUCTION_STACK, template=template, parameters={
+            "image": image.id, "flavor": FLAVOR, "db_password": "production-secret"})
+        conn.orchestration.wait_for_status(stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"],
+                                           interval=2, wait=300)
+    return conn.orchestration.get_stack(conn.orchestration.find_stack(PRODUCTION_STACK).id)
+
+
+def production_entry(flavor: str = FLAVOR) -> dict:
+    return {"driver": "openstack", "cloud": CLOUD, "region": "RegionOne", "stack": PRODUCTION_STACK,
+            "template": str(HERE / "templates/environment.yaml"),
+            "parameters": {"image": "{snapshot.image.app}", "data_snapshot": "{snapshot.volume.data}",
+                           "flavor": flavor, "db_password": "{secrets.db_password}", "config_url": "{config_url}"},
+            "bundle": {"app.base_url": "{outputs.base_url}", "database.password": "{secrets.db_password}",
+                       "app.env": "{env}"},
+            "clone": {"secrets": ["db_password"], "crons": "disable"}}
+
+
+class Doppel:
+    """An embedded Doppel with one openstack production, its functions served on the in-memory bus."""
+
+    def __init__(self, tmp_path: Path, **entry_options):
+        document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": production_entry(**entry_options)},
+                    "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
+        self.app = App(parse_config(document, None), role="test", fast_forward=True)
+        self.worker = self.app.worker(functions.FUNCTIONS)
+        self.worker.start()
+        self.cloud = self.app.cloud
+
+    def publish(self, event_type, **data):
+        from bus.worker import event_message
+        from doppel.commands_bus import build_event
+        event = build_event(event_type, data, source="test")
+        self.app.broker.publish([event_message(event)])
+        self.app.broker.run_until_idle(timeout=120)
+        return event
+
+    def request(self, env: str, event_id: str | None = None):
+        from bus.worker import event_message
+        from doppel.commands_bus import build_event
+        event = build_event("env.requested", {"env": env, "production": "shop", "ttl_seconds": 3600},
+                            source="test", event_id=event_id)
+        self.app.broker.publish([event_message(event)])
+        self.app.broker.run_until_idle(timeout=120)
+        return event
+
+    def tick(self, target: str = "all") -> None:
+        """What the scheduler does when notifications are off: a poll tick."""
+        self.publish("poll.tick", target=target)
+
+    def settle(self, env: str, *, tick=True, seconds: float = 240, nudge=None):
+        """Wait until `env` is ready or ended, ticking the poller (or calling `nudge`) meanwhile."""
+        def done():
+            if nudge is not None:
+                nudge()
+            elif tick:
+                self.tick()
+            else:
+                self.app.broker.run_until_idle(timeout=30)
+            found = self.app.registry.latest(env)
+            return found if found is not None and (found.state == READY or found.state in ENDED) else None
+        return wait_for(f"env {env} ready or ended", done, seconds, interval=1.0)
+
+    def events(self, event_type=None, correlation_id=None):
+        return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
+
+    def close(self):
+        self.app.close()
+
+
+@pytest.fixture
+def doppel(openstack_cloud, production_stack, tmp_path, monkeypatch):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    instance = Doppel(tmp_path)
+    yield instance
+    instance.close()
+
+
+def unique_env(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def leftovers(conn, env: str) -> dict:
+    """Everything of `env` still in the cloud, by kind (empty when nothing is left)."""
+    from clouds.openstack.driver import container_name, stack_name
+    found = {
+        "images": [i.id for i in conn.image.images() if (i.properties or {}).get("doppel-env") == env],
+        "volume_snapshots": [s.id for s in conn.block_storage.snapshots(details=True)
+                             if (s.metadata or {}).get("doppel-env") == env],
+        "stacks": [s.id for s in conn.orchestration.stacks() if s.name == stack_name(env)],
+        "containers": [c.name for c in conn.object_store.containers() if c.name == container_name(env)],
+    }
+    return {kind: ids for kind, ids in found.items() if ids}

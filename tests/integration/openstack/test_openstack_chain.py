@@ -1,0 +1,223 @@
+"""The environment chain on a real OpenStack: clone, replay, failure, teardown, reap, and how completion arrives.
+
+Every test runs the real functions on the embedded bus against tests/services/openstack.sh's
+control plane (Keystone, Glance, Placement, Nova with a fake hypervisor, neutron-server,
+Heat, Cinder with the fake volume driver, Swift behind Keystone). Each test removes what
+it made, so the next one (reap above all) sees a clean cloud.
+"""
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from clouds.openstack.driver import container_name, stack_name
+from clouds.openstack.notifications import NotificationListener
+from doppel.commands_listen import tick_for
+from doppel.commands_reap import orphans, reap
+from doppel.registry import EXPIRING, FAILED, READY
+from tests.integration.openstack.conftest import Doppel, leftovers, unique_env, wait_for
+
+pytestmark = pytest.mark.openstack
+
+
+def env_server_and_volume(conn, env):
+    stack = conn.orchestration.get_stack(conn.orchestration.find_stack(stack_name(env)).id)
+    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(stack)}
+    return conn.compute.get_server(resources["app"]), conn.block_storage.get_volume(resources["data"])
+
+
+def production_state(conn, production_stack):
+    """What must not change in production when it is cloned."""
+    stack = conn.orchestration.get_stack(production_stack.id)
+    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(stack)}
+    server = conn.compute.get_server(resources["app"])
+    return {"status": stack.status, "updated": stack.updated_at, "resources": resources,
+            "metadata": dict(server.metadata), "server_status": server.status,
+            "volume_status": conn.block_storage.get_volume(resources["data"]).status}
+
+
+def counts(conn):
+    """How many stacks, images and volume snapshots exist (a replay must not add any)."""
+    return (len(list(conn.orchestration.stacks())), len(list(conn.image.images())),
+            len(list(conn.block_storage.snapshots())))
+
+
+def remove_env(doppel: Doppel, conn, env: str) -> None:
+    """Clean up after a test, whatever state it left `env` in, and wait until nothing of it is left."""
+    from clouds.base import TAG_ENV
+    doppel.cloud.delete_stack(env, ignore_missing=True)
+    for resource in doppel.cloud.find_tagged({TAG_ENV: env}):
+        doppel.cloud.delete_resource(resource, ignore_missing=True)
+    wait_for(f"env {env} gone", lambda: not leftovers(conn, env), 180, 2)
+
+
+def test_production_stack_is_cloned_from_its_snapshots_and_a_replay_makes_nothing_new(
+        doppel, openstack_cloud, production_stack):
+    conn = openstack_cloud
+    env_name = unique_env("clone")
+    production_before = production_state(conn, production_stack)
+    try:
+        # Given notifications are not listened to: the scheduler's poll ticks finish the operations
+        request_id = str(uuid.uuid4())
+        doppel.request(env_name, event_id=request_id)
+        env = doppel.settle(env_name)
+
+        # Then the environment is ready, with its stack's outputs and its bundle's URL as endpoints
+        assert env.state == READY, env.reason
+        # (poll's events carry the tick's correlation id, so the chain is found by env)
+        chain = {e.type for e in doppel.events() if e.data.get("env") == env_name}
+        assert {"env.requested", "snapshot.done", "stack.ready", "env.ready"} <= chain
+        snapshot = next(e for e in doppel.events("snapshot.done") if e.data["env"] == env_name).data["snapshot"]
+        parts = {(c["kind"], c["name"]): c["location"] for c in snapshot["components"]}
+
+        # Its server booted from the snapshot image, its volume came from the volume's snapshot
+        server, volume = env_server_and_volume(conn, env_name)
+        assert server.image["id"] == parts[("image", "app")]
+        assert volume.snapshot_id == parts[("volume", "data")]
+        image = conn.image.get_image(parts[("image", "app")])
+        assert image.status == "active" and image.properties["doppel-env"] == env_name
+
+        # With its own credentials: not production's, and the same in the stack and in its config bundle
+        bundle = json.loads(conn.object_store.download_object("config.json", container=container_name(env_name)))
+        password = bundle["settings"]["database.password"]
+        assert password and password != "production-secret"
+        assert server.metadata["db_password"] == password
+        assert server.metadata["config_url"] == env.endpoints["config_url"]
+        assert bundle["settings"]["app.base_url"] == env.endpoints["base_url"] == f"http://doppel-{env_name}.example.com"
+        assert bundle["crons"] is False
+        assert password not in json.dumps(env.endpoints)
+
+        # Production is unchanged
+        assert production_state(conn, production_stack) == production_before
+
+        # When env.requested is replayed (same id)
+        before = counts(conn)
+        doppel.request(env_name, event_id=request_id)
+        doppel.tick()
+
+        # Then no second stack, image or snapshot exists
+        assert counts(conn) == before
+        assert len([s for s in conn.orchestration.stacks() if s.name == stack_name(env_name)]) == 1
+    finally:
+        remove_env(doppel, conn, env_name)
+
+
+def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed(
+        openstack_cloud, production_stack, tmp_path, monkeypatch):
+    from tests.integration.openstack.conftest import HUGE_FLAVOR
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    conn = openstack_cloud
+    doppel = Doppel(tmp_path, flavor=HUGE_FLAVOR)  # a flavor no host can hold
+    env_name = unique_env("fail")
+    try:
+        request = doppel.request(env_name)
+        env = doppel.settle(env_name)
+
+        assert env.state == FAILED
+        failed = [e.data for e in doppel.events("env.failed") if e.data["env"] == env_name]
+        assert failed and failed[0]["step"] == "clone"
+        assert "No valid host" in failed[0]["reason"], failed[0]["reason"]  # Heat's reason, from Nova
+        # The compensation deleted the stack and the snapshot made for it
+        wait_for("failed stack deleted", lambda: not leftovers(conn, env_name), 180, 2)
+    finally:
+        remove_env(doppel, conn, env_name)
+        doppel.close()
+
+
+def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
+        doppel, openstack_cloud, production_stack, notifications_url):
+    conn = openstack_cloud
+    env_name = unique_env("notify")
+    listener = NotificationListener(notifications_url)
+    listener.drain(0.5)  # binds the queue, forgets what earlier tests caused
+    heard = []
+
+    def listen():
+        for completion in listener.drain(1.0):
+            heard.append(completion)
+            from bus.worker import event_message
+            doppel.app.broker.publish([event_message(tick_for(completion))])
+        doppel.app.broker.run_until_idle(timeout=60)
+
+    try:
+        # Given notifications are on and listened to, and no scheduler ticks at all
+        request = doppel.request(env_name)
+        env = doppel.settle(env_name, nudge=listen)
+
+        # Then OpenStack's own notifications moved the chain: the stack's create.end among them
+        assert env.state == READY, env.reason
+        kinds = {c.event_type for c in heard}
+        assert "orchestration.stack.create.end" in kinds, kinds
+        assert any(c.target == env_name for c in heard)
+        ticks = doppel.events("poll.tick")
+        assert ticks and all(t.source == "doppel/listen-openstack" for t in ticks)
+        server, volume = env_server_and_volume(conn, env_name)
+
+        # When it expires and its backup is done, teardown runs
+        doppel.app.registry.move(doppel.app.registry.latest(env_name), EXPIRING, event_id="test-expiry")
+        doppel.publish("backup.done", env=env_name, backup_id=f"backup-{env_name}", reason="expiry")
+
+        # Then no image, snapshot, volume, stack or Swift object of the environment is left
+        def nothing_left():
+            left = leftovers(conn, env_name)
+            if conn.block_storage.find_volume(volume.id, ignore_missing=True) is not None:
+                left["volumes"] = [volume.id]
+            if conn.compute.find_server(server.id, ignore_missing=True) is not None:
+                left["servers"] = [server.id]
+            return not left
+        wait_for(f"nothing of {env_name} left", nothing_left, 180, 2)
+        assert doppel.app.registry.latest(env_name).state == "deleted"
+    finally:
+        listener.close()
+        remove_env(doppel, conn, env_name)
+
+
+def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys):
+    conn = openstack_cloud
+    ghost = unique_env("ghost")  # an environment the registry never heard of
+    tags = {"doppel-env": ghost, "doppel-key": f"test/{ghost}", "doppel-production": "shop",
+            "doppel-snapshot": f"snap-{ghost}-000000000000"}
+    image = conn.image.create_image(name=f"snap-{ghost}-000000000000-app", disk_format="raw",
+                                    container_format="bare", data=io.BytesIO(b"\0" * 1024), allow_duplicates=True,
+                                    **tags)
+    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(production_stack)}
+    snap = conn.block_storage.create_snapshot(volume_id=resources["data"], name=f"snap-{ghost}-000000000000-data",
+                                              force=True, metadata=tags)
+    conn.block_storage.wait_for_status(snap, status="available", failures=["error"], interval=1, wait=120)
+    conn.object_store.create_container(container_name(ghost), metadata=tags)
+    conn.object_store.upload_object(container_name(ghost), "config.json", data=b"{}")
+    production_images = {i.id for i in conn.image.images()} - {image.id}
+    try:
+        # When reap runs dry
+        found = reap(doppel.cloud, doppel.app.registry, dry_run=True)
+        printed = capsys.readouterr().out
+
+        # Then it lists the planted resources, and only those, and removes nothing
+        assert {(o.resource.kind, o.resource.id) for o in found} == {
+            ("snapshot", tags["doppel-snapshot"]), ("container", container_name(ghost))}
+        assert all(o.why == "unknown" for o in found)
+        assert f"would remove container {container_name(ghost)}" in printed and image.name in printed
+        assert conn.image.find_image(image.id) is not None
+
+        # When reap runs for real, then exactly those are gone and production is untouched
+        reap(doppel.cloud, doppel.app.registry, dry_run=False)
+        wait_for("planted resources removed", lambda: not leftovers(conn, ghost), 120, 2)
+        assert orphans(doppel.cloud, doppel.app.registry) == []
+        assert production_images <= {i.id for i in conn.image.images()}
+        assert conn.orchestration.get_stack(production_stack.id).status == "CREATE_COMPLETE"
+    finally:
+        conn.image.delete_image(image.id, ignore_missing=True)
+        conn.block_storage.delete_snapshot(snap.id, ignore_missing=True)
+        for obj in conn.object_store.objects(container_name(ghost)) if leftovers(conn, ghost).get("containers") else ():
+            conn.object_store.delete_object(obj, container=container_name(ghost))
+        conn.object_store.delete_container(container_name(ghost), ignore_missing=True)
+
+
+@pytest.fixture
+def notifications_url(openstack_cloud):
+    base = Path(__import__("os").environ.get("DOPPEL_OPENSTACK_BASE", "/var/tmp/doppel-openstack"))
+    return (base / "notifications.url").read_text().strip()
