@@ -92,6 +92,11 @@ def cmd_create(args) -> int:
         known = ", ".join(sorted(app.config["productions"])) or "none yet"
         raise CommandError(f"no production {args.production!r} in {app.config.path or 'the configuration'} "
                            f"(known: {known}); describe it under productions:", 2)
+    taken = app.registry.living(args.name)
+    if taken is not None:
+        raise CommandError(f"environment {args.name} already exists ({taken.state} since "
+                           f"{_when(taken.updated_at)}, from {taken.production}); `doppel env delete {args.name}` "
+                           "first, or choose another name", 2)
     try:
         if app.embedded and args.no_wait:
             raise CommandError("--no-wait needs a running worker: set DOPPEL_AMQP_URL (the embedded bus "
@@ -102,11 +107,22 @@ def cmd_create(args) -> int:
             print(event.id)
             return 0
         print(f"creating {args.name} from {args.production} (request {event.id})", file=sys.stderr)
-        env = follow(app, lambda: app.registry.by_request(request_id(event)), (READY, FAILED),
+        env = follow(app, lambda: _ours_or_refused(app, args.name, request_id(event)), (READY, FAILED),
                      parse_duration(args.timeout))
         return _report(app, env)
     finally:
         app.close()
+
+
+def _ours_or_refused(app: App, name: str, request: str):
+    """Our request's environment; an error when another request took the name meanwhile."""
+    env = app.registry.by_request(request)
+    if env is None:
+        other = app.registry.living(name)
+        if other is not None and other.request_id != request:
+            raise CommandError(f"environment {name} was requested by someone else just before "
+                               f"({other.request_id}); this request made nothing", 1)
+    return env
 
 
 def _report(app: App, env) -> int:

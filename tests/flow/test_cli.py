@@ -70,3 +70,11 @@ def test_verify_of_a_corrupted_backup_fails_naming_the_backup_and_the_mismatch(d
     assert run.returncode == 1
     assert backup_id in run.stderr and "sha256" in run.stderr
     assert "FAILED" in doppel("-c", config, "backup", "list", cwd=cwd).stdout
+
+
+def test_creating_a_name_that_is_living_says_so_instead_of_waiting(demo):
+    cwd, config = demo
+    run = doppel("-c", config, "env", "create", "demo-copy", "--from", "shop", "--timeout", "20s", cwd=cwd,
+                 check=False)
+    assert run.returncode == 2
+    assert "environment demo-copy already exists (ready" in run.stderr and "doppel env delete demo-copy" in run.stderr
