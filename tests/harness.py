@@ -9,7 +9,6 @@ import time
 import uuid
 from types import SimpleNamespace
 
-from sqlalchemy import create_engine
 
 from bus.ledger import Ledger
 from bus.retry import RetryPolicy

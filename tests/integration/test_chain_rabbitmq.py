@@ -1,7 +1,6 @@
 """The environment chain through `doppel worker` processes and the `doppel` CLI on a real RabbitMQ."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time

@@ -325,7 +325,6 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
 def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no_cli(fleet_for, tmp_path):
     # Given the environment chain (snapshot, clone, configure) served by a worker whose deps
     # hold the scheduler's handle, a sample production, and two schedulers
-    from bus.worker import event_message
     from clouds.local import LocalDriver
     from clouds.local.sample import make_sample_production
     from clouds.stores.local import LocalStore
