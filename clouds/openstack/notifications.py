@@ -111,35 +111,50 @@ class NotificationListener:
 
     def drain(self, seconds: float = 1.0) -> list[Completion]:
         """Every relevant notification that arrives within `seconds` (acked once read)."""
-        if self._channel is None:
-            self.connect()
-        found = []
+        import pika.exceptions
+        found: list[Completion] = []
+        try:
+            if self._channel is None:
+                self.connect()
+            self._consume_once(found.append, seconds)
+        except pika.exceptions.AMQPError as exc:
+            log.warning("OpenStack notifications: connection lost (%s); reconnecting on the next call", exc)
+            self.close()
+        return found
+
+    def run(self, on_completion: Callable[[Completion], None], stop) -> None:
+        """Hand each relevant notification to `on_completion` until `stop` is set; ack after it returns.
+
+        A lost connection (RabbitMQ restarted) is re-opened; unacked notifications come again.
+        """
+        import pika.exceptions
+        while not stop.is_set():
+            try:
+                if self._channel is None:
+                    self.connect()
+                self._consume_once(on_completion)
+            except pika.exceptions.AMQPError as exc:
+                log.warning("OpenStack notifications: connection lost (%s); reconnecting in 2s", exc)
+                self.close()
+                stop.wait(2.0)
+
+    def _consume_once(self, on_completion: Callable[[Completion], None], seconds: float = 1.0) -> None:
         for method, _properties, body in self._channel.consume(self.queue, inactivity_timeout=seconds):
             if method is None:
                 break
             completion = translate(body)
             if completion is not None:
-                found.append(completion)
+                log.info("OpenStack says %s (env %s)", completion.event_type, completion.target)
+                on_completion(completion)
             self._channel.basic_ack(method.delivery_tag)
         self._channel.cancel()
-        return found
-
-    def run(self, on_completion: Callable[[Completion], None], stop) -> None:
-        """Hand each relevant notification to `on_completion` until `stop` is set; ack after it returns."""
-        if self._channel is None:
-            self.connect()
-        while not stop.is_set():
-            for method, _properties, body in self._channel.consume(self.queue, inactivity_timeout=1.0):
-                if method is None:
-                    break
-                completion = translate(body)
-                if completion is not None:
-                    log.info("OpenStack says %s (env %s)", completion.event_type, completion.target)
-                    on_completion(completion)
-                self._channel.basic_ack(method.delivery_tag)
-            self._channel.cancel()
 
     def close(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            self._connection.close()
+        """Close the connection; one already lost is simply forgotten."""
+        import pika.exceptions
+        try:
+            if self._connection is not None and self._connection.is_open:
+                self._connection.close()
+        except pika.exceptions.AMQPError:
+            pass
         self._connection = self._channel = None

@@ -120,7 +120,9 @@ def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed
         assert env.state == FAILED
         failed = [e.data for e in doppel.events("env.failed") if e.data["env"] == env_name]
         assert failed and failed[0]["step"] == "clone"
-        assert "No valid host" in failed[0]["reason"], failed[0]["reason"]  # Heat's reason, from Nova
+        # Heat's own reason, naming the resource (Nova refuses the flavor: quota, or no valid host)
+        assert "Resource CREATE failed" in failed[0]["reason"] and "resources.app" in failed[0]["reason"], failed
+        assert doppel.app.registry.latest(env_name).reason.endswith(failed[0]["reason"])
         # The compensation deleted the stack and the snapshot made for it
         wait_for("failed stack deleted", lambda: not leftovers(conn, env_name), 180, 2)
     finally:
