@@ -2,14 +2,18 @@
 
 A resource tagged `doppel-env` is an orphan when the request that made it (its
 `doppel-key`) is deleted or failed in the registry, or when the registry knows
-nothing of it. Resources of a living environment are never touched. Snapshots left
-behind after their environment or backup expired are the usual catch.
+nothing of it. Resources of a living environment are never touched, nor those made
+for a production this Doppel's config does not describe (another Doppel sharing the
+project made them, and its registry is not ours to judge by). Snapshots left behind
+after their environment or backup expired are the usual catch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clouds.base import TAG_ENV, TAG_KEY, TaggedResource
+from typing import Iterable
+
+from clouds.base import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TaggedResource
 from doppel.registry import ENDED
 
 
@@ -19,12 +23,17 @@ class Orphan:
     why: str  # deleted | failed | unknown
 
 
-def orphans(cloud, registry) -> list[Orphan]:
-    """Every tagged resource whose environment is deleted, failed or unknown to the registry."""
+def orphans(cloud, registry, productions: Iterable[str] | None = None) -> list[Orphan]:
+    """Every tagged resource whose environment is deleted, failed or unknown to the registry.
+
+    With `productions`, only resources made for one of them are judged.
+    """
+    ours = set(productions) if productions is not None else None
     found = []
     for resource in cloud.find_tagged({}):
         env = resource.tags.get(TAG_ENV)
-        if not env:
+        production = resource.tags.get(TAG_PRODUCTION)
+        if not env or (ours is not None and production and production not in ours):
             continue
         key = resource.tags.get(TAG_KEY)
         owner = registry.by_request(key) if key else registry.latest(env)
@@ -35,9 +44,9 @@ def orphans(cloud, registry) -> list[Orphan]:
     return found
 
 
-def reap(cloud, registry, *, dry_run: bool, say=print) -> list[Orphan]:
+def reap(cloud, registry, *, dry_run: bool, productions: Iterable[str] | None = None, say=print) -> list[Orphan]:
     """List the orphans and, unless dry_run, delete each; returns them."""
-    found = orphans(cloud, registry)
+    found = orphans(cloud, registry, productions)
     verb = "would remove" if dry_run else "removing"
     for orphan in found:
         r = orphan.resource
@@ -59,7 +68,7 @@ def cmd_reap(args) -> int:
     from doppel.app import App
     app = App.load(args.config)
     try:
-        reap(app.cloud, app.registry, dry_run=args.dry_run)
+        reap(app.cloud, app.registry, dry_run=args.dry_run, productions=app.config["productions"])
     finally:
         app.close()
     return 0

@@ -146,13 +146,11 @@ class OpenStackDriver:
         tags = env_tags(env, key, **{TAG_PRODUCTION: production, TAG_SNAPSHOT: snapshot_id})
         servers, volumes = self._production_parts(conn, production, spec, env)
         images = {i.properties.get(TAG_COMPONENT): i for i in self._images(conn, {TAG_SNAPSHOT: snapshot_id})}
+        busy = []
         for name, server_id in servers:
-            if name not in images:
-                log.info("env %s: imaging production %s's server %s", env, production, name)
-                _call(env, f"snapshot production {production}'s server {name}",
-                      lambda: conn.compute.create_server_image(
-                          server_id, name=f"{snapshot_id}-{name}",
-                          metadata={**tags, TAG_COMPONENT: name, TAG_SERVER: server_id}))
+            if name not in images and not self._image_server(conn, env, production, snapshot_id, tags, name,
+                                                             server_id):
+                busy.append(f"server {name} is busy with another task; its image starts on a later poll")
         made = {s.metadata.get(TAG_COMPONENT) for s in self._volume_snapshots(conn, {TAG_SNAPSHOT: snapshot_id})}
         for name, volume_id in volumes:
             if name not in made:
@@ -161,24 +159,49 @@ class OpenStackDriver:
                       lambda: conn.block_storage.create_snapshot(
                           volume_id=volume_id, name=f"{snapshot_id}-{name}", force=True,
                           description=f"Doppel snapshot for env {env}", metadata={**tags, TAG_COMPONENT: name}))
-        return self._snapshot_now(conn, snapshot_id, expected=len(servers) + len(volumes))
+        found = self._snapshot_now(conn, snapshot_id, expected=len(servers) + len(volumes), busy=busy)
+        if found is None or not found.components:
+            # Nothing started yet, so no part carries the tags a poll would find it by: retry the request.
+            raise DriverError(f"cannot snapshot production {production} for env {env} yet: {'; '.join(busy)}; "
+                              "it is retried", env=env)
+        return found
+
+    def _image_server(self, conn, env: str, production: str, snapshot_id: str, tags: Mapping, name: str,
+                      server_id: str) -> bool:
+        """Start the image of one server; False when Nova says the server is busy (another snapshot)."""
+        log.info("env %s: imaging production %s's server %s", env, production, name)
+        try:
+            conn.compute.create_server_image(server_id, name=f"{snapshot_id}-{name}",
+                                             metadata={**tags, TAG_COMPONENT: name, TAG_SERVER: server_id})
+            return True
+        except Exception as exc:  # noqa: BLE001
+            if _status_code(exc) == 409 and "task_state" in str(exc):
+                return False  # one image at a time per server: another env's snapshot is being taken
+            raise _transient(env, f"snapshot production {production}'s server {name}", exc) from None
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
+        """The snapshot as it is now. A part not started yet (its server was busy) is started here."""
         for conn in self._all_conns():
             found = self._snapshot_now(conn, snapshot_id, expected=None)
-            if found is not None:
-                return found
+            if found is None:
+                continue
+            production, env, key = (found.tags.get(t) for t in (TAG_PRODUCTION, TAG_ENV, TAG_KEY))
+            if found.status != SNAPSHOT_FAILED and production in self.productions and env and key:
+                return self.snapshot(production, env, key)  # finds every part by tag; makes only missing ones
+            return found
         raise ResourceMissing(f"there is no snapshot {snapshot_id} (no image or volume snapshot tagged with it); "
                               "take a new one")
 
-    def _snapshot_now(self, conn, snapshot_id: str, expected: int | None) -> Snapshot | None:
+    def _snapshot_now(self, conn, snapshot_id: str, expected: int | None, busy: list | None = None
+                      ) -> Snapshot | None:
         """The Doppel snapshot as its images and volume snapshots are now; None when it has no part."""
         images = self._images(conn, {TAG_SNAPSHOT: snapshot_id})
         volume_snapshots = self._volume_snapshots(conn, {TAG_SNAPSHOT: snapshot_id})
         if not images and not volume_snapshots:
             return None
-        tags = _doppel_tags(images[0].properties if images else volume_snapshots[0].metadata)
-        components, waiting, failed = [], [], []
+        first = images[0].properties if images else volume_snapshots[0].metadata
+        tags = {k: v for k, v in _doppel_tags(first).items() if k not in (TAG_COMPONENT, TAG_SERVER)}
+        components, waiting, failed = [], list(busy or ()), []
         for image in images:
             name = image.properties.get(TAG_COMPONENT, image.name)
             components.append(ComponentSnapshot("image", name, image.id, int(image.size or 0)))

@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 CLOUD = "doppel-test"
 PRODUCTION_STACK = "doppel-it-production"
 FLAVOR, HUGE_FLAVOR = "doppel.tiny", "doppel.huge"
+# Unique per test session: reap judges only its own productions' resources, so two sessions
+# sharing the cloud (a developer's and CI's) never reap each other's environments.
+PRODUCTION = f"shop-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +98,9 @@ class Doppel:
     """An embedded Doppel with one openstack production, its functions served on the in-memory bus."""
 
     def __init__(self, tmp_path: Path, **entry_options):
-        document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": production_entry(**entry_options)},
+        document = {"state_dir": str(tmp_path / "state"), "productions": {PRODUCTION: production_entry(**entry_options)},
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
+        self.document = document
         self.app = App(parse_config(document, None), role="test", fast_forward=True)
         self.worker = self.app.worker(functions.FUNCTIONS)
         self.worker.start()
@@ -113,7 +117,7 @@ class Doppel:
     def request(self, env: str, event_id: str | None = None):
         from bus.worker import event_message
         from doppel.commands_bus import build_event
-        event = build_event("env.requested", {"env": env, "production": "shop", "ttl_seconds": 3600},
+        event = build_event("env.requested", {"env": env, "production": PRODUCTION, "ttl_seconds": 3600},
                             source="test", event_id=event_id)
         self.app.broker.publish([event_message(event)])
         self.app.broker.run_until_idle(timeout=120)

@@ -13,13 +13,14 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from clouds.openstack.driver import container_name, stack_name
 from clouds.openstack.notifications import NotificationListener
 from doppel.commands_listen import tick_for
 from doppel.commands_reap import orphans, reap
 from doppel.registry import EXPIRING, FAILED, READY
-from tests.integration.openstack.conftest import Doppel, leftovers, unique_env, wait_for
+from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env, wait_for
 
 pytestmark = pytest.mark.openstack
 
@@ -178,10 +179,11 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
         remove_env(doppel, conn, env_name)
 
 
-def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys):
+def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys,
+                                                              tmp_path):
     conn = openstack_cloud
     ghost = unique_env("ghost")  # an environment the registry never heard of
-    tags = {"doppel-env": ghost, "doppel-key": f"test/{ghost}", "doppel-production": "shop",
+    tags = {"doppel-env": ghost, "doppel-key": f"test/{ghost}", "doppel-production": PRODUCTION,
             "doppel-snapshot": f"snap-{ghost}-000000000000"}
     image = conn.image.create_image(name=f"snap-{ghost}-000000000000-app", disk_format="raw",
                                     container_format="bare", data=io.BytesIO(b"\0" * 1024), allow_duplicates=True,
@@ -194,21 +196,26 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
     conn.object_store.upload_object(container_name(ghost), "config.json", data=b"{}")
     production_images = {i.id for i in conn.image.images()} - {image.id}
     try:
-        # When reap runs dry
-        found = reap(doppel.cloud, doppel.app.registry, dry_run=True)
+        # When reap runs dry (as `doppel reap --dry-run`, on this Doppel's config and registry)
+        from doppel.cli import main
+        config = tmp_path / "doppel.yaml"
+        config.write_text(yaml.safe_dump(doppel.document))
+        assert main(["--config", str(config), "reap", "--dry-run"]) == 0
         printed = capsys.readouterr().out
+        found = orphans(doppel.cloud, doppel.app.registry, [PRODUCTION])
 
         # Then it lists the planted resources, and only those, and removes nothing
         assert {(o.resource.kind, o.resource.id) for o in found} == {
             ("snapshot", tags["doppel-snapshot"]), ("container", container_name(ghost))}
         assert all(o.why == "unknown" for o in found)
         assert f"would remove container {container_name(ghost)}" in printed and image.name in printed
+        assert "2 orphaned resources (dry run: nothing removed)" in printed
         assert conn.image.find_image(image.id) is not None
 
         # When reap runs for real, then exactly those are gone and production is untouched
-        reap(doppel.cloud, doppel.app.registry, dry_run=False)
+        reap(doppel.cloud, doppel.app.registry, dry_run=False, productions=[PRODUCTION])
         wait_for("planted resources removed", lambda: not leftovers(conn, ghost), 120, 2)
-        assert orphans(doppel.cloud, doppel.app.registry) == []
+        assert orphans(doppel.cloud, doppel.app.registry, [PRODUCTION]) == []
         assert production_images <= {i.id for i in conn.image.images()}
         assert conn.orchestration.get_stack(production_stack.id).status == "CREATE_COMPLETE"
     finally:
@@ -223,3 +230,47 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
 def notifications_url(openstack_cloud):
     base = Path(__import__("os").environ.get("DOPPEL_OPENSTACK_BASE", "/var/tmp/doppel-openstack"))
     return (base / "notifications.url").read_text().strip()
+
+
+@pytest.mark.rabbitmq
+def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
+        openstack_cloud, notifications_url, amqp_url, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time as _time
+
+    import pika
+    import yaml as _yaml
+    conn = openstack_cloud
+    config = tmp_path / "doppel.yaml"
+    config.write_text(_yaml.safe_dump({"state_dir": str(tmp_path / "state")}))
+    env = {**os.environ, "DOPPEL_AMQP_URL": amqp_url, "DOPPEL_CONFIG": str(config)}
+    # Given the listener role runs as the Procfile would run it
+    listener = subprocess.Popen([sys.executable, "-m", "doppel", "listen", "openstack", "--url", notifications_url],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    name = unique_env("listen")
+    try:
+        _time.sleep(3)  # its queue is bound
+        # When OpenStack finishes a stack named as Doppel names them
+        template = {"heat_template_version": "2018-08-31",
+                    "resources": {"rnd": {"type": "OS::Heat::RandomString"}}}
+        stack = conn.orchestration.create_stack(name=stack_name(name), template=template)
+        conn.orchestration.wait_for_status(stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"], wait=120)
+
+        # Then a poll.tick for that environment reaches the poll function's queue on Doppel's RabbitMQ
+        channel = pika.BlockingConnection(pika.URLParameters(amqp_url)).channel()
+
+        def tick():
+            method, _props, body = channel.basic_get("doppel.fn.poll", auto_ack=True)
+            return body and json.loads(body)["data"]["target"] == name and json.loads(body)
+        event = wait_for("a poll.tick on Doppel's bus", tick, 60, 1)
+        assert event["type"] == "poll.tick" and event["source"] == "doppel/listen-openstack"
+    finally:
+        listener.terminate()
+        output = listener.communicate(timeout=10)[0]
+        found = conn.orchestration.find_stack(stack_name(name))
+        if found is not None:
+            conn.orchestration.delete_stack(found)
+            conn.orchestration.wait_for_delete(found, wait=120)
+    assert listener.returncode in (0, -15), output
