@@ -41,10 +41,11 @@ def production_state(conn, production_stack):
             "volume_status": conn.block_storage.get_volume(resources["data"]).status}
 
 
-def counts(conn):
-    """How many stacks, images and volume snapshots exist (a replay must not add any)."""
-    return (len(list(conn.orchestration.stacks())), len(list(conn.image.images())),
-            len(list(conn.block_storage.snapshots())))
+def counts(conn, env):
+    """How many stacks, images and volume snapshots `env` has (a replay must not add any)."""
+    return (len([s for s in conn.orchestration.stacks() if s.name == stack_name(env)]),
+            len([i for i in conn.image.images() if (i.properties or {}).get("doppel-env") == env]),
+            len([v for v in conn.block_storage.snapshots(details=True) if (v.metadata or {}).get("doppel-env") == env]))
 
 
 def remove_env(doppel: Doppel, conn, env: str) -> None:
@@ -96,13 +97,13 @@ def test_production_stack_is_cloned_from_its_snapshots_and_a_replay_makes_nothin
         assert production_state(conn, production_stack) == production_before
 
         # When env.requested is replayed (same id)
-        before = counts(conn)
+        before = counts(conn, env_name)
+        assert before == (1, 1, 1)
         doppel.request(env_name, event_id=request_id)
         doppel.tick()
 
         # Then no second stack, image or snapshot exists
-        assert counts(conn) == before
-        assert len([s for s in conn.orchestration.stacks() if s.name == stack_name(env_name)]) == 1
+        assert counts(conn, env_name) == before
     finally:
         remove_env(doppel, conn, env_name)
 
