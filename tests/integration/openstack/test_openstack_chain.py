@@ -275,3 +275,23 @@ def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
             conn.orchestration.delete_stack(found)
             conn.orchestration.wait_for_delete(found, wait=120)
     assert listener.returncode in (0, -15), output
+
+
+def test_swift_behind_keystone_serves_as_the_backup_store(openstack_cloud):
+    from clouds.openstack import OpenStackDriver
+    from tests.integration.openstack.conftest import production_entry
+    # Given the openstack driver's default store: Swift, authenticated by Keystone from clouds.yaml
+    store = OpenStackDriver({PRODUCTION: production_entry()}).object_store()
+    key = f"test/{uuid.uuid4().hex}.bin"
+    data = bytes(range(256)) * 4096  # 1 MiB
+    try:
+        # When an object goes in, then it comes back whole, is listed, and is deleted
+        store.put_bytes(key, data)
+        assert store.get_bytes(key) == data
+        assert [info.key for info in store.list(prefix=key)] == [key]
+        store.delete(key)
+        assert store.list(prefix=key) == []
+        # And it really is in the Keystone project's account, through the Swift API
+        assert openstack_cloud.object_store.get_container_metadata("doppel-backups") is not None
+    finally:
+        store.delete(key, ignore_missing=True)
