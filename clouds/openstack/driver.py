@@ -362,7 +362,7 @@ class OpenStackDriver:
         body = json.dumps(bundle, sort_keys=True).encode()
         self._put_object(conn, env, current.tags, BUNDLE_OBJECT, body)
         self._hand_over(conn, env, current, spec, dict(secrets or {}))
-        self._check_configured(conn, env, body, endpoints["config_url"])
+        self._check_configured(conn, env, current, spec, body)
         self._put_object(conn, env, current.tags, MARKER_OBJECT,
                          json.dumps({"stack": current.id, "endpoints": endpoints}).encode())
         return endpoints
@@ -407,18 +407,23 @@ class OpenStackDriver:
             time.sleep(1)
         raise DriverError(f"env {env}'s stack update took over {CONFIGURE_WAIT_S}s; it is retried", env=env)
 
-    def _check_configured(self, conn, env: str, body: bytes, config_url: str) -> None:
+    def _check_configured(self, conn, env: str, current: Stack, spec: Mapping, body: bytes) -> None:
         """Read back through the APIs what instances will read: the bundle, and the stack's bundle URL."""
-        stored = conn.object_store.download_object(BUNDLE_OBJECT, container=container_name(env))
+        stored = _call(env, "read back the config bundle",
+                       lambda: conn.object_store.download_object(BUNDLE_OBJECT, container=container_name(env)))
         if hashlib.sha256(stored).digest() != hashlib.sha256(body).digest():
             raise DriverError(f"env {env}'s config bundle in Swift differs from what was written; it is retried",
                               env=env)
-        current = self._stack(conn, env)
-        urls = {v for v in (current.outputs if current else {}).values() if v == config_url}
-        parameters = conn.orchestration.get_stack(current.id).parameters if current else {}
-        if config_url not in parameters.values() and not urls and any(
-                "config_url" in str(v) for v in self._spec(current.tags[TAG_PRODUCTION], env)["parameters"].values()):
-            raise DriverError(f"env {env}'s stack does not carry its bundle URL after the update", env=env)
+        carrying = {name: value for name, value in spec["parameters"].items()
+                    if isinstance(value, str) and "{config_url}" in value.replace(" ", "")}
+        wanted = render_parameters(carrying, images={}, volume_snapshots={}, secrets={},
+                                   config_url=self._config_url(conn, env), env=env,
+                                   production=current.tags[TAG_PRODUCTION])
+        parameters = _call(env, "read back the stack", lambda: conn.orchestration.get_stack(current.id)).parameters
+        wrong = sorted(name for name, value in wanted.items() if (parameters or {}).get(name) != value)
+        if wrong:
+            raise DriverError(f"env {env}'s stack parameters {', '.join(wrong)} do not carry its bundle URL after "
+                              "the update; it is retried", env=env)
 
     def _config_url(self, conn, env: str) -> str:
         return f"{conn.object_store.get_endpoint().rstrip('/')}/{container_name(env)}/{BUNDLE_OBJECT}"
