@@ -490,11 +490,12 @@ class OpenStackDriver:
         return found
 
     def _stacks(self, conn, tag_filter: Mapping[str, str]) -> list[TaggedResource]:
-        query = {"tags": HEAT_TAG}
-        if TAG_ENV in tag_filter:
-            query["tags"] = f"{HEAT_TAG},{_heat_tag_env(tag_filter[TAG_ENV])}"
+        """Stacks Heat lists with Doppel's tag (filtered here: Heat's own tag filter misses them on Zed)."""
+        wanted = _heat_tag_env(tag_filter[TAG_ENV]) if TAG_ENV in tag_filter else HEAT_TAG
         found = []
-        for summary in conn.orchestration.stacks(**query):
+        for summary in conn.orchestration.stacks():
+            if HEAT_TAG not in (summary.tags or ()) or wanted not in (summary.tags or ()):
+                continue
             stack = _to_stack(conn.orchestration.get_stack(summary.id), None)
             if stack.status != "DELETE_COMPLETE" and tags_match(stack.tags, tag_filter):
                 found.append(TaggedResource(STACK, stack.id, stack.name, stack.tags))

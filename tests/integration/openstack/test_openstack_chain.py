@@ -195,6 +195,13 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
     conn.block_storage.wait_for_status(snap, status="available", failures=["error"], interval=1, wait=120)
     conn.object_store.create_container(container_name(ghost), metadata=tags)
     conn.object_store.upload_object(container_name(ghost), "config.json", data=b"{}")
+    planted_stack = conn.orchestration.create_stack(
+        name=stack_name(ghost), tags=f"doppel,doppel-env={ghost}",
+        template={"heat_template_version": "2018-08-31", "resources": {"r": {"type": "OS::Heat::RandomString"}},
+                  "parameters": {name: {"type": "string", "default": ""} for name in
+                                 ("doppel_env", "doppel_key", "doppel_production")}},
+        parameters={"doppel_env": ghost, "doppel_key": tags["doppel-key"], "doppel_production": PRODUCTION})
+    conn.orchestration.wait_for_status(planted_stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"], wait=120)
     production_images = {i.id for i in conn.image.images()} - {image.id}
     try:
         # When reap runs dry (as `doppel reap --dry-run`, on this Doppel's config and registry)
@@ -207,10 +214,11 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
 
         # Then it lists the planted resources, and only those, and removes nothing
         assert {(o.resource.kind, o.resource.id) for o in found} == {
-            ("snapshot", tags["doppel-snapshot"]), ("container", container_name(ghost))}
+            ("snapshot", tags["doppel-snapshot"]), ("container", container_name(ghost)),
+            ("stack", planted_stack.id)}
         assert all(o.why == "unknown" for o in found)
         assert f"would remove container {container_name(ghost)}" in printed and image.name in printed
-        assert "2 orphaned resources (dry run: nothing removed)" in printed
+        assert "3 orphaned resources (dry run: nothing removed)" in printed
         assert conn.image.find_image(image.id) is not None
 
         # When reap runs for real, then exactly those are gone and production is untouched
@@ -222,6 +230,7 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
     finally:
         conn.image.delete_image(image.id, ignore_missing=True)
         conn.block_storage.delete_snapshot(snap.id, ignore_missing=True)
+        conn.orchestration.delete_stack(planted_stack.id, ignore_missing=True)
         for obj in conn.object_store.objects(container_name(ghost)) if leftovers(conn, ghost).get("containers") else ():
             conn.object_store.delete_object(obj, container=container_name(ghost))
         conn.object_store.delete_container(container_name(ghost), ignore_missing=True)
