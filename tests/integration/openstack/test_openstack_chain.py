@@ -116,7 +116,7 @@ def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed
     doppel = Doppel(tmp_path, flavor=HUGE_FLAVOR)  # a flavor no host can hold
     env_name = unique_env("fail")
     try:
-        request = doppel.request(env_name)
+        doppel.request(env_name)
         env = doppel.settle(env_name)
 
         assert env.state == FAILED
@@ -149,7 +149,7 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
 
     try:
         # Given notifications are on and listened to, and no scheduler ticks at all
-        request = doppel.request(env_name)
+        doppel.request(env_name)
         env = doppel.settle(env_name, nudge=listen)
 
         # Then OpenStack's own notifications moved the chain: the stack's create.end among them
