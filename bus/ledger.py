@@ -3,20 +3,34 @@
 A key already done is acknowledged without running the handler again. A key
 claimed by a worker that died is taken over once its lease has run out; a live
 worker renews its lease while its handler runs.
+
+Group commit. Each claim, completion and failure is its own call, answered only
+once its transaction committed, but calls that arrive while another transaction
+is under way share the next one: a worker with 100 deliveries in flight writes
+tens of keys per transaction instead of one (SQLite allows one writer at a time,
+and its busy handler sleeps whole milliseconds between tries). A call that
+fails inside a shared transaction is retried alone, so one bad row fails only
+its own caller.
 """
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, Callable
 
-from sqlalchemy import (Column, Float, MetaData, String, Table, Text, and_, insert, or_, select,
+from sqlalchemy import (Column, Float, MetaData, String, Table, Text, and_, bindparam, insert, or_, select,
                         update)
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from doppel.db import create_tables
-from sqlalchemy.exc import IntegrityError
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -53,39 +67,151 @@ class LedgerEntry:
     updated_at: float
 
 
+@dataclass(eq=False)
+class _Call:
+    """One claim or finish, waiting for the transaction that carries it.
+
+    A caller that waits is woken through `wake`, a lock held until then (cheaper
+    than an Event). A caller that does not wait leaves `then`, run after the
+    transaction with the error or None.
+    """
+    kind: str  # claim | finish
+    row: dict
+    then: Callable[[BaseException | None], None] | None = None
+    result: Any = None
+    error: BaseException | None = None
+    finished: bool = False
+    leads: bool = False  # this caller runs the next shared transaction
+    wake: Any = None
+
+    def __post_init__(self):
+        if self.then is None:
+            self.wake = threading.Lock()
+            self.wake.acquire()
+
+
+class _GroupCommit:
+    """Calls from many threads, written together by whichever caller finds no transaction running.
+
+    No thread of its own: the first caller leads; calls that arrive meanwhile
+    queue, and when the leader's transaction is done the oldest waiting caller
+    leads the next one, carrying all that queued. A waiting caller returns only
+    after the transaction with its call committed. Calls nobody waits for
+    (`submit`) are written by the current leader, which goes on writing while
+    only such calls are queued.
+    """
+
+    def __init__(self, write: Callable[[list[_Call]], None]):
+        self._write = write  # runs the calls in one transaction, setting each one's result
+        self._lock = threading.Lock()
+        self._queued: list[_Call] = []
+        self._busy = False
+
+    def run(self, call: _Call) -> Any:
+        """Queue a call and wait until it is written; its result, or its error raised."""
+        if self._enqueue(call):
+            self._lead()
+        while not call.finished:
+            call.wake.acquire()  # released when the call is written, or when it is to lead
+            if call.leads and not call.finished:
+                self._lead()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def submit(self, call: _Call) -> None:
+        """Queue a call with `then`; write it now if no transaction is running, else leave it to the leader."""
+        if self._enqueue(call):
+            self._lead()
+
+    def _enqueue(self, call: _Call) -> bool:
+        """Queue the call; True when no one is writing, so the caller must lead."""
+        with self._lock:
+            self._queued.append(call)
+            if self._busy:
+                return False
+            self._busy = call.leads = True
+            return True
+
+    def _lead(self) -> None:
+        while True:
+            with self._lock:
+                calls, self._queued = self._queued, []
+            try:
+                self._write_each_alone_if_shared_fails(calls)
+            except BaseException as exc:  # e.g. KeyboardInterrupt: whether it committed is unknown
+                for call in calls:
+                    call.error = call.error or RuntimeError(f"ledger write interrupted ({exc!r}); nothing is known")
+                self._hand_over(may_keep_leading=False)
+                self._resolve(calls)
+                raise
+            more = self._hand_over()
+            self._resolve(calls)
+            if not more:
+                return
+
+    def _hand_over(self, may_keep_leading: bool = True) -> bool:
+        """Pass the lead to the oldest waiting caller; True when only `submit`ted calls wait (keep leading)."""
+        with self._lock:
+            successor = next((call for call in self._queued if call.then is None), None)
+            if successor is None:
+                if self._queued and may_keep_leading:
+                    return True
+                self._busy = False  # the next caller leads, and takes whatever is queued
+                return False
+            successor.leads = True
+        successor.wake.release()
+        return False
+
+    @staticmethod
+    def _resolve(calls: list[_Call]) -> None:
+        for call in calls:
+            call.finished = True
+            if call.then is None:
+                if not call.leads:  # a leader is not waiting on its lock
+                    call.wake.release()
+                continue
+            try:
+                call.then(call.error)
+            except Exception:  # noqa: BLE001 - one caller's follow-up must not stop the others'
+                log.exception("after a ledger write: a follow-up failed")
+
+    def _write_each_alone_if_shared_fails(self, calls: list[_Call]) -> None:
+        try:
+            self._write(calls)
+            return
+        except Exception as exc:  # noqa: BLE001 - handed to the callers below
+            if len(calls) == 1:
+                calls[0].error = exc
+                return
+        for call in calls:
+            call.result = None
+            try:
+                self._write([call])
+            except Exception as exc:  # noqa: BLE001 - this caller's own error
+                call.error = exc
+
+
 class Ledger:
     def __init__(self, engine: Engine, clock=time.time):
         self._engine = engine
         self._clock = clock
         create_tables(metadata, engine)
+        self._insert_new = _insert_ignoring_existing(engine)
+        self._insert_new_returning = None
+        if self._insert_new is not None and engine.dialect.insert_returning and engine.dialect.use_insertmanyvalues:
+            self._insert_new_returning = self._insert_new.returning(
+                ledger_table.c.function, ledger_table.c.key, ledger_table.c.owner)
+        self._writes = _GroupCommit(self._write)
 
     def claim(self, function: str, key: str, owner: str, lease_s: float, *, event=None) -> Claim:
         now = self._clock()
         row = {"function": function, "key": key, "status": "running", "owner": owner,
-               "lease_until": now + lease_s, "updated_at": now}
+               "lease_until": now + lease_s, "updated_at": now,
+               "event_id": None, "event_type": None, "correlation_id": None, "result": None}
         if event is not None:
             row.update(event_id=event.id, event_type=event.type, correlation_id=event.correlationid)
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(insert(ledger_table).values(**row))
-            return Claim.RUN
-        except IntegrityError:
-            pass
-        with self._engine.begin() as conn:
-            taken = conn.execute(
-                update(ledger_table)
-                .where(and_(ledger_table.c.function == function, ledger_table.c.key == key,
-                            ledger_table.c.status != "done",
-                            or_(ledger_table.c.status == "failed", ledger_table.c.lease_until < now)))
-                .values(**{k: v for k, v in row.items() if k not in ("function", "key")})
-            ).rowcount
-            if taken:
-                return Claim.RUN
-            status = conn.execute(
-                select(ledger_table.c.status).where(
-                    and_(ledger_table.c.function == function, ledger_table.c.key == key))
-            ).scalar()
-        return Claim.DONE if status == "done" else Claim.BUSY
+        return self._writes.run(_Call("claim", row))
 
     def renew(self, function: str, key: str, owner: str, lease_s: float) -> bool:
         """Extend the lease; False when the claim was lost (taken over after expiry)."""
@@ -98,6 +224,15 @@ class Ledger:
 
     def complete(self, function: str, key: str, owner: str, result: dict) -> None:
         self._finish(function, key, owner, "done", result)
+
+    def complete_later(self, function: str, key: str, owner: str, result: dict,
+                       then: Callable[[BaseException | None], None]) -> None:
+        """`complete` without waiting: `then(None)` runs once it committed, `then(error)` if it failed.
+
+        It may run on this thread before this returns, or on another caller's.
+        `then` must be quick and must not call the ledger.
+        """
+        self._writes.submit(_Call("finish", self._finish_row(function, key, owner, "done", result), then))
 
     def fail(self, function: str, key: str, owner: str, error: str) -> None:
         """Release the claim after a failure, so a retry (or a replay) may claim it again."""
@@ -115,12 +250,109 @@ class Ledger:
                     for r in conn.execute(query)]
 
     def _finish(self, function, key, owner, status, result) -> None:
+        self._writes.run(_Call("finish", self._finish_row(function, key, owner, status, result)))
+
+    def _finish_row(self, function, key, owner, status, result) -> dict:
+        return {"b_function": function, "b_key": key, "b_owner": owner, "b_status": status,
+                "b_result": json.dumps(result), "b_updated_at": self._clock()}
+
+    # -- one shared transaction ----------------------------------------------------
+    def _write(self, calls: list[_Call]) -> None:
+        """Finishes first, then claims, all in one transaction; each call gets its own result."""
+        finishes = [call.row for call in calls if call.kind == "finish"]
+        claims = [call for call in calls if call.kind == "claim"]
         with self._engine.begin() as conn:
-            conn.execute(
-                update(ledger_table).where(self._mine(function, key, owner))
-                .values(status=status, result=json.dumps(result), updated_at=self._clock()))
+            if finishes:
+                conn.execute(_FINISH, finishes)
+            if claims and self._insert_new is None:
+                for call in claims:
+                    call.result = self._claim_alone(conn, call.row)
+            elif claims:
+                self._claim_together(conn, claims)
+
+    def _claim_together(self, conn: Connection, claims: list[_Call]) -> None:
+        """Insert every key not there yet; a key whose row now names our owner is ours.
+
+        With RETURNING (SQLite >= 3.35, PostgreSQL) the insert itself says which
+        rows it wrote, and only the other keys (redeliveries, duplicates) are
+        read back; without it every key is read back.
+        """
+        rows = [call.row for call in claims]
+        holders: dict[tuple[str, str], tuple[str, str]] = {}
+        if self._insert_new_returning is not None:
+            for inserted in conn.execute(self._insert_new_returning, rows):
+                holders[(inserted.function, inserted.key)] = (inserted.owner, "running")
+            others = [row for row in rows if (row["function"], row["key"]) not in holders]
+        else:
+            conn.execute(self._insert_new, rows)
+            others = rows
+        by_function: dict[str, list[str]] = {}
+        for row in others:
+            by_function.setdefault(row["function"], []).append(row["key"])
+        for function, keys in by_function.items():
+            for start in range(0, len(keys), 500):  # well under any database's bound-parameter limit
+                for held in conn.execute(_HOLDERS, {"b_function": function, "b_keys": keys[start:start + 500]}):
+                    holders[(function, held.key)] = (held.owner, held.status)
+        for call in claims:
+            row = call.row
+            owner, status = holders.get((row["function"], row["key"]), (None, None))
+            if owner == row["owner"] and status == "running":
+                call.result = Claim.RUN
+            elif status == "done":
+                call.result = Claim.DONE
+            else:  # held by another: take it over if it failed or its lease ran out
+                call.result = Claim.RUN if self._take_over(conn, row) else (
+                    Claim.DONE if self._status(conn, row) == "done" else Claim.BUSY)
+
+    def _claim_alone(self, conn: Connection, row: dict) -> Claim:
+        """For databases without INSERT ... ON CONFLICT DO NOTHING: a savepoint around the insert."""
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(ledger_table).values(**row))
+            return Claim.RUN
+        except IntegrityError:
+            pass
+        if self._take_over(conn, row):
+            return Claim.RUN
+        return Claim.DONE if self._status(conn, row) == "done" else Claim.BUSY
+
+    @staticmethod
+    def _take_over(conn: Connection, row: dict) -> bool:
+        now = row["updated_at"]
+        return bool(conn.execute(
+            update(ledger_table)
+            .where(and_(ledger_table.c.function == row["function"], ledger_table.c.key == row["key"],
+                        ledger_table.c.status != "done",
+                        or_(ledger_table.c.status == "failed", ledger_table.c.lease_until < now)))
+            .values(**{k: v for k, v in row.items() if k not in ("function", "key", "result")})
+        ).rowcount)
+
+    @staticmethod
+    def _status(conn: Connection, row: dict) -> str | None:
+        return conn.execute(select(ledger_table.c.status).where(
+            and_(ledger_table.c.function == row["function"], ledger_table.c.key == row["key"]))).scalar()
 
     @staticmethod
     def _mine(function, key, owner):
         return and_(ledger_table.c.function == function, ledger_table.c.key == key,
                     ledger_table.c.owner == owner, ledger_table.c.status == "running")
+
+
+# Statements of the hot path, built once (SQLAlchemy caches their compiled form).
+_FINISH = (update(ledger_table)
+           .where(and_(ledger_table.c.function == bindparam("b_function"), ledger_table.c.key == bindparam("b_key"),
+                       ledger_table.c.owner == bindparam("b_owner"), ledger_table.c.status == "running"))
+           .values(status=bindparam("b_status"), result=bindparam("b_result"),
+                   updated_at=bindparam("b_updated_at")))
+
+_HOLDERS = (select(ledger_table.c.key, ledger_table.c.owner, ledger_table.c.status)
+            .where(and_(ledger_table.c.function == bindparam("b_function"),
+                        ledger_table.c.key.in_(bindparam("b_keys", expanding=True)))))
+
+
+def _insert_ignoring_existing(engine: Engine):
+    """INSERT that skips keys already present, where the database has one; None elsewhere."""
+    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
+    if dialect is None:
+        return None
+    return dialect.insert(ledger_table).on_conflict_do_nothing(index_elements=["function", "key"])

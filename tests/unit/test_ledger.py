@@ -1,0 +1,108 @@
+"""The idempotency ledger under many threads: one run per key, whatever shares a transaction."""
+import threading
+
+from bus.ledger import Claim, Ledger, _Call, _GroupCommit
+from doppel.db import make_engine
+
+
+def ledger(tmp_path) -> Ledger:
+    return Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+
+
+def claim_all_at_once(ledger: Ledger, keys: list[str], lease_s: float = 30) -> list[tuple[str, Claim]]:
+    results, start = [], threading.Barrier(len(keys))
+
+    def claim(n: int, key: str) -> None:
+        start.wait()
+        results.append((key, ledger.claim("fn", key, f"owner-{n}", lease_s)))
+    threads = [threading.Thread(target=claim, args=(n, key)) for n, key in enumerate(keys)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_concurrent_claims_of_the_same_keys_run_each_key_once(tmp_path):
+    # Given 40 threads claiming 10 keys, 4 claims per key, all at the same moment
+    book = ledger(tmp_path)
+    keys = [f"key-{n % 10}" for n in range(40)]
+    # When they claim
+    results = claim_all_at_once(book, keys)
+    # Then each key is run by exactly one claimant; the others are told it is busy
+    assert len(results) == 40
+    for key in set(keys):
+        outcomes = sorted(claim.value for k, claim in results if k == key)
+        assert outcomes == ["busy", "busy", "busy", "run"], key
+
+
+def test_a_completed_key_is_done_for_every_later_claim(tmp_path):
+    book = ledger(tmp_path)
+    assert book.claim("fn", "k", "first", 30) is Claim.RUN
+    # Given a completion recorded without waiting
+    recorded = threading.Event()
+    errors = []
+    book.complete_later("fn", "k", "first", {"emitted": []}, then=lambda error: (errors.append(error), recorded.set()))
+    assert recorded.wait(10) and errors == [None]
+    # When the key is claimed again, even by many at once
+    results = claim_all_at_once(book, ["k"] * 8)
+    # Then none runs it again
+    assert {claim for _key, claim in results} == {Claim.DONE}
+
+
+def test_a_key_whose_owner_died_is_taken_over_by_exactly_one_claimant(tmp_path):
+    book = ledger(tmp_path)
+    # Given a claim whose lease ran out (its worker died)
+    assert book.claim("fn", "orphan", "dead-worker", -1) is Claim.RUN
+    # When eight workers claim it at once
+    results = claim_all_at_once(book, ["orphan"] * 8)
+    # Then one takes it over and the others wait for its lease
+    assert sorted(claim.value for _key, claim in results) == ["busy"] * 7 + ["run"]
+
+
+def test_a_call_that_breaks_a_shared_transaction_fails_alone():
+    # Given a writer that refuses one row, and calls queued behind a slow first transaction
+    written, release = [], threading.Event()
+
+    def write(calls):
+        if any(call.row.get("first") for call in calls):
+            release.wait(10)
+        if any(call.row.get("bad") for call in calls):
+            raise ValueError("bad row")
+        written.extend(call.row["n"] for call in calls)
+    group = _GroupCommit(write)
+    outcomes = {}
+
+    def run(n, **row):
+        try:
+            outcomes[n] = group.run(_Call("claim", {"n": n, **row}))
+        except ValueError as exc:
+            outcomes[n] = exc
+    first = threading.Thread(target=run, args=(0,), kwargs={"first": True})
+    first.start()
+    later = [threading.Thread(target=run, args=(n,), kwargs={"bad": n == 3}) for n in range(1, 6)]
+    for thread in later:
+        thread.start()
+    # When the first transaction ends and the five queued calls share the next one
+    release.set()
+    for thread in [first, *later]:
+        thread.join(10)
+    # Then only the bad call failed, and every other was written
+    assert isinstance(outcomes.pop(3), ValueError)
+    assert sorted(written) == [0, 1, 2, 4, 5]
+    assert set(outcomes) == {0, 1, 2, 4, 5}
+
+
+def test_calls_nobody_waits_for_are_written_and_followed_up():
+    written, followed = [], []
+    group = _GroupCommit(lambda calls: written.extend(call.row["n"] for call in calls))
+    # When 50 threads each submit a call without waiting
+    threads = [threading.Thread(target=group.submit, args=(_Call("finish", {"n": n}, then=followed.append),))
+               for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    # Then each was written once and its follow-up ran once, without error
+    assert sorted(written) == list(range(50))
+    assert followed == [None] * 50
