@@ -4,12 +4,15 @@ For each delivery: read the envelope and validate the data (an invalid event is
 parked at once, never retried); claim (function, idempotency key) in the ledger
 (a completed key is acked without running); run the handler off the broker's I/O
 thread; publish what it returned and wait for the broker's confirms; record the
-key as done; and only then ack. A failure is retried through the function's delay
-queues with the attempt count in the headers, and parked with its reason after
-the last attempt, or at once when it is permanent.
+key as done; and only then ack. The handler's thread does not wait for that last
+ledger write: the ack follows its commit, from whichever thread wrote it. A
+failure is retried through the function's delay queues with the attempt count in
+the headers, and parked with its reason after the last attempt, or at once when
+it is permanent.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -27,7 +30,7 @@ from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
 from doppel.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
-from schemas.events import UnknownEventType, validate_in
+from schemas.events import INCLUDE, SCHEMAS, UnknownEventType, validate_in
 
 log = logging.getLogger(__name__)
 MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
@@ -44,6 +47,24 @@ def default_key(event: Event) -> str:
 
 class InvalidEvent(ValueError):
     pass
+
+
+_thread_schemas = threading.local()
+
+
+def data_errors(event_type: str, data: dict) -> dict:
+    """`validate_in`, with each schema built once per thread: building one costs more than validating.
+
+    Per thread, so no two deliveries ever share a marshmallow schema instance.
+    """
+    schema_class = SCHEMAS.get(event_type)
+    if schema_class is None:
+        return validate_in(event_type, data)  # raises UnknownEventType, worded where the schemas live
+    cache = _thread_schemas.__dict__
+    schema = cache.get((event_type, schema_class))
+    if schema is None:
+        schema = cache[(event_type, schema_class)] = schema_class(unknown=INCLUDE)
+    return schema.validate(data)
 
 
 @dataclass
@@ -76,6 +97,9 @@ class Worker:
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        # Ledger owners: unique per claim across workers; a counter is cheaper than a uuid per delivery.
+        self._owner_prefix = uuid.uuid4().hex
+        self._claims = itertools.count(1)
 
     # -- lifecycle -------------------------------------------------------------
     def declare(self) -> None:
@@ -104,7 +128,7 @@ class Worker:
             return
         key_of = getattr(function, "idempotency_key", default_key)
         key = f"{key_of(event)}"
-        owner = uuid.uuid4().hex
+        owner = f"{self._owner_prefix}.{next(self._claims)}"
         claim = self.ledger.claim(function.NAME, key, owner, self.lease_s, event=event)
         if claim is Claim.DONE:
             self.stats.add("duplicate", function.NAME)
@@ -119,6 +143,7 @@ class Worker:
     def _run(self, function, delivery, event: Event, key: str, owner: str, attempt: int) -> None:
         with self._active_lock:
             self._active[(function.NAME, key)] = (owner, time.monotonic())
+        completing = False  # once true, _completed releases the claim's lease and settles the delivery
         try:
             emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
             if emitted:
@@ -150,18 +175,36 @@ class Worker:
                             self.retry.attempts, event.type, event.id, reason)
                 self._delay(function, delivery, attempt, reason, step=attempt, count_attempt=True)
         else:
-            self.ledger.complete(function.NAME, key, owner, {"emitted": [[e.type, e.id] for e in emitted]})
-            self.stats.add("handled", function.NAME)
-            delivery.ack()
+            # The ack waits for the ledger's commit, but this thread does not: it takes the next delivery
+            # while the completion rides in a transaction shared with other deliveries'.
+            self.ledger.complete_later(function.NAME, key, owner, {"emitted": [[e.type, e.id] for e in emitted]},
+                                       then=lambda error: self._completed(function, delivery, key, owner, error))
+            completing = True
         finally:
-            with self._active_lock:
-                self._active.pop((function.NAME, key), None)
+            if not completing:
+                self._forget_active(function.NAME, key, owner)
+
+    def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> None:
+        """After the ledger write of a completion: ack, or put the message back if the write failed."""
+        self._forget_active(function.NAME, key, owner)
+        if error is not None:
+            log.error("%s: could not record %s as done (%s); it will be redelivered", function.NAME,
+                      delivery.message.message_id, redact(str(error)))
+            delivery.nack(requeue=True)
+            return
+        self.stats.add("handled", function.NAME)
+        delivery.ack()
+
+    def _forget_active(self, name: str, key: str, owner: str) -> None:
+        with self._active_lock:
+            if self._active.get((name, key), (None,))[0] == owner:
+                del self._active[(name, key)]
 
     # -- outcomes --------------------------------------------------------------
     def _read(self, message: Message) -> Event:
         try:
             event = from_amqp(message.body, message.headers, message.content_type)
-            errors = validate_in(event.type, event.data)
+            errors = data_errors(event.type, event.data)
         except (EnvelopeError, UnknownEventType) as exc:
             raise InvalidEvent(str(exc)) from exc
         if errors:
