@@ -28,6 +28,12 @@ before anything else is sent. What callers see meanwhile:
 - Deliveries in flight when the connection drops are redelivered by RabbitMQ;
   their `ack`/`nack` become logged no-ops.
 
+Settling in bulk. A handler's ack or nack is queued, and the I/O thread is woken
+once for everything queued meanwhile, not once per message. It then acks the
+longest run of a consumer's oldest unsettled deliveries with one multiple ack
+(every delivery that run covers has been acked by its handler) and the others
+one by one, so a slow handler never has its delivery acked by another's.
+
 The broker only moves bytes: retries, parking and idempotency are the worker's.
 """
 from __future__ import annotations
@@ -37,6 +43,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -155,9 +162,10 @@ class RabbitDelivery:
     """
 
     def __init__(self, broker: "RabbitBroker", channel, delivery_tag: int, queue: str, message: Message,
-                 redelivered: bool):
+                 redelivered: bool, unsettled: "_UnsettledTags | None" = None):
         self.message, self.queue, self.redelivered = message, queue, redelivered
         self._broker, self._channel, self._tag = broker, channel, delivery_tag
+        self._unsettled = unsettled  # the consumer channel's bookkeeping; None for `get`
         self._settled = False
         self._lock = threading.Lock()
 
@@ -166,28 +174,70 @@ class RabbitDelivery:
         return self._settled
 
     def ack(self) -> None:
-        self._settle("ack", lambda channel: channel.basic_ack(self._tag))
+        self._settle("ack", False)
 
     def nack(self, requeue: bool = True) -> None:
-        self._settle("nack", lambda channel: channel.basic_nack(self._tag, requeue=requeue))
+        self._settle("nack", requeue)
 
-    def _settle(self, verb: str, action: Callable) -> None:
+    def _settle(self, verb: str, requeue: bool) -> None:
         with self._lock:
             if self._settled:
                 raise RuntimeError(f"delivery of {self.message.message_id} from {self.queue} settled twice")
             self._settled = True
-        if not self._broker._call_soon(lambda: self._settle_on_io(verb, action)):
+        if not self._broker._settle_soon(self, verb, requeue):
             self._log_dropped(verb, "the broker is closed")
-
-    def _settle_on_io(self, verb: str, action: Callable) -> None:
-        if not self._channel.is_open:
-            self._log_dropped(verb, "its channel closed since it was delivered")
-            return
-        action(self._channel)
 
     def _log_dropped(self, verb: str, why: str) -> None:
         log.info("%s of %s from %s not sent: %s; RabbitMQ will deliver it again",
                  verb, self.message.message_id, self.queue, why)
+
+
+class _UnsettledTags:
+    """The delivery tags one consumer channel handed out and RabbitMQ still counts as unacked (I/O thread)."""
+
+    def __init__(self):
+        self._order: deque[int] = deque()  # delivery order, which is tag order
+        self._settled: set[int] = set()  # settled one by one while an older delivery was still out
+
+    def delivered(self, tag: int) -> None:
+        self._order.append(tag)
+
+    def settle(self, channel, acks: set[int], nacks: list[tuple[int, bool]]) -> None:
+        for tag, requeue in nacks:
+            channel.basic_nack(tag, requeue=requeue)
+            self._settled.add(tag)
+        # The oldest deliveries, as far as each was acked now or settled before: one multiple ack covers them,
+        # and no delivery still being handled is among them.
+        last = None
+        while self._order:
+            tag = self._order[0]
+            if tag in acks:
+                acks.discard(tag)
+                last = tag
+            elif tag in self._settled:
+                self._settled.discard(tag)
+            else:
+                break
+            self._order.popleft()
+        if last is not None:
+            channel.basic_ack(last, multiple=True)
+        for tag in acks:  # behind a delivery still being handled
+            channel.basic_ack(tag)
+            self._settled.add(tag)
+
+
+def _settle_on_channel(channel, deliveries: list[tuple[RabbitDelivery, str, bool]]) -> None:
+    """Send the acks and nacks handlers queued for one channel (I/O thread)."""
+    unsettled = deliveries[0][0]._unsettled
+    if unsettled is None:  # taken by `get`: nothing to batch with
+        for delivery, verb, requeue in deliveries:
+            if verb == "ack":
+                channel.basic_ack(delivery._tag)
+            else:
+                channel.basic_nack(delivery._tag, requeue=requeue)
+        return
+    unsettled.settle(channel, {d._tag for d, verb, _ in deliveries if verb == "ack"},
+                     [(d._tag, requeue) for d, verb, requeue in deliveries if verb == "nack"])
 
 
 # -- publishing -------------------------------------------------------------------
@@ -198,6 +248,11 @@ class _Batch:
     messages: Sequence[Message]
     future: Future = field(default_factory=Future)
     unconfirmed: int = 0
+    # Built by the caller's thread, so the I/O thread only encodes and sends.
+    properties: list = field(init=False)
+
+    def __post_init__(self):
+        self.properties = [amqp_properties(message) for message in self.messages]
 
     def confirmed(self) -> None:
         self.unconfirmed -= 1
@@ -239,14 +294,14 @@ class _ConfirmChannel:
         if not batch.future.set_running_or_notify_cancel():
             return  # the caller timed out while we were disconnected: send nothing
         batch.unconfirmed = len(batch.messages)
-        for message in batch.messages:
+        channel = self._channel
+        for message, properties in zip(batch.messages, batch.properties):
             self._last_tag += 1
             self._unconfirmed[self._last_tag] = _Sent(batch, message)
             # mandatory only on the default exchange: a message to a missing queue must come back
             # as an error; on the topic exchange an unbound type is dropped, as AMQP intends.
-            self._channel.basic_publish(message.exchange, message.routing_key, message.body,
-                                        amqp_properties(message),
-                                        mandatory=message.exchange == DEFAULT_EXCHANGE)
+            channel.basic_publish(message.exchange, message.routing_key, message.body, properties,
+                                  mandatory=message.exchange == DEFAULT_EXCHANGE)
 
     def abandon_waiting(self, error: PublishError) -> None:
         waiting, self._waiting = self._waiting, []
@@ -325,6 +380,7 @@ class _Consumer:
         self.retry_delay = RECONNECT_FIRST_DELAY
         self._channel = None
         self._consumer_tag: str | None = None
+        self._unsettled = _UnsettledTags()
 
     def start(self, connection) -> None:
         if self.stopping or (self._channel is not None and not self._channel.is_closed):
@@ -342,6 +398,7 @@ class _Consumer:
         channel.basic_cancel(self._consumer_tag, callback=lambda _frame: stopped())
 
     def _on_open(self, channel) -> None:
+        self._unsettled = _UnsettledTags()  # delivery tags start again at 1 on a new channel
         channel.add_on_cancel_callback(lambda _frame: self._on_cancelled_by_broker(channel))
         channel.basic_qos(prefetch_count=self.prefetch, callback=lambda _frame: self._consume(channel))
 
@@ -370,7 +427,9 @@ class _Consumer:
 
     def _on_message(self, channel, method, properties, body) -> None:
         delivery = RabbitDelivery(self.broker, channel, method.delivery_tag, self.queue,
-                                  delivered_message(method, properties, body), bool(method.redelivered))
+                                  delivered_message(method, properties, body), bool(method.redelivered),
+                                  self._unsettled)
+        self._unsettled.delivered(method.delivery_tag)
         self.broker._handlers.started()
         try:
             self.pool.submit(self._handle, delivery)
@@ -448,6 +507,10 @@ class RabbitBroker:
         self._publisher = _ConfirmChannel(on_lost=self._reopen_publisher_later)
         self._get_channel = None
         self._pending_get: tuple[str, Future] | None = None
+        # Acks and nacks from handler threads, waiting for the I/O thread (see "Settling in bulk").
+        self._settle_lock = threading.Lock()
+        self._to_settle: list[tuple[RabbitDelivery, str, bool]] = []
+        self._settle_woken = False  # the I/O thread has been asked to send _to_settle
 
         self._thread = threading.Thread(target=self._run_io_thread, name="doppel-rabbitmq-io", daemon=True)
         self._thread.start()
@@ -538,6 +601,10 @@ class RabbitBroker:
             log.error("the RabbitMQ I/O thread did not stop within %g s", timeout)
         else:
             self._ioloop.close()
+            with self._settle_lock:
+                dropped, self._to_settle = self._to_settle, []
+            for delivery, verb, _requeue in dropped:
+                delivery._log_dropped(verb, "the broker closed first")
 
     # -- handing work to the I/O thread ---------------------------------------------
 
@@ -559,6 +626,36 @@ class RabbitBroker:
                 return False
             self._ioloop.add_callback_threadsafe(callback)
             return True
+
+    def _settle_soon(self, delivery: RabbitDelivery, verb: str, requeue: bool) -> bool:
+        """Queue an ack/nack; wake the I/O thread only if it is not already due to send the queue."""
+        with self._settle_lock:
+            self._to_settle.append((delivery, verb, requeue))
+            if self._settle_woken:
+                return True
+            self._settle_woken = True
+        if self._call_soon(self._settle_on_io):
+            return True
+        with self._settle_lock:
+            self._settle_woken = False
+            if (delivery, verb, requeue) in self._to_settle:
+                self._to_settle.remove((delivery, verb, requeue))
+        return False
+
+    def _settle_on_io(self) -> None:
+        with self._settle_lock:
+            queued, self._to_settle = self._to_settle, []
+            self._settle_woken = False
+        by_channel: dict[int, list[tuple[RabbitDelivery, str, bool]]] = {}
+        for item in queued:
+            by_channel.setdefault(id(item[0]._channel), []).append(item)
+        for deliveries in by_channel.values():
+            channel = deliveries[0][0]._channel
+            if not channel.is_open:
+                for delivery, verb, _requeue in deliveries:
+                    delivery._log_dropped(verb, "its channel closed since it was delivered")
+                continue
+            _settle_on_channel(channel, deliveries)
 
     def _request(self, start: Callable[[Future], None], timeout: float, what: str) -> Any:
         """Run `start(future)` on the I/O thread once connected; wait for what it resolves to."""
