@@ -48,6 +48,7 @@ envs_table = Table(
     Column("endpoints", Text),
     Column("reason", Text),
     Column("correlation_id", String(255)),
+    Column("reply_to", Text),  # where the requester waits for the outcome (a chat command's response URL)
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -82,6 +83,7 @@ class Environment:
     endpoints: dict
     reason: str | None
     correlation_id: str | None
+    reply_to: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -108,7 +110,7 @@ def _utc(moment):
 def _row(row) -> Environment:
     return Environment(row.id, row.name, row.request_id, row.production, row.state, row.owner, row.data_version,
                        row.ttl_seconds, _utc(row.expires_at), json.loads(row.endpoints or "{}"), row.reason,
-                       row.correlation_id, _utc(row.created_at), _utc(row.updated_at))
+                       row.correlation_id, row.reply_to, _utc(row.created_at), _utc(row.updated_at))
 
 
 class Registry:
@@ -165,7 +167,7 @@ class Registry:
     # -- writing ---------------------------------------------------------------
     def request(self, *, name: str, request_id: str, production: str, owner: str | None = None,
                 data_version: str | None = None, ttl_seconds: int | None = None,
-                correlation_id: str | None = None) -> tuple[Environment, bool]:
+                correlation_id: str | None = None, reply_to: str | None = None) -> tuple[Environment, bool]:
         """Register a request; returns (environment, created). A living env of that name
         from another request is returned unchanged with created=False."""
         if (existing := self.by_request(request_id)) is not None:
@@ -177,7 +179,7 @@ class Registry:
             env_id = conn.execute(insert(envs_table).values(
                 name=name, request_id=request_id, production=production, state=REQUESTED, owner=owner,
                 data_version=data_version, ttl_seconds=ttl_seconds, correlation_id=correlation_id,
-                created_at=now, updated_at=now)).inserted_primary_key[0]
+                reply_to=reply_to, created_at=now, updated_at=now)).inserted_primary_key[0]
             conn.execute(insert(transitions_table).values(env_id=env_id, from_state=None, to_state=REQUESTED,
                                                           event_id=request_id, at=now))
         return self.by_request(request_id), True

@@ -39,22 +39,13 @@ def message_for(event) -> str:
 
 
 def reply_address(event, deps) -> str | None:
-    """The `reply_to` of the event that started this chain (e.g. a slash command's response URL), if any.
-
-    A chain event that names its request (`request`: source/id) was started by a
-    recorded event; if the audit trail has not recorded it yet, this raises so the
-    worker retries, rather than answering nobody.
-    """
-    if deps.audit is None:
+    """Where the requester of this chain's environment waits for the outcome (a slash command's
+    response URL), from the registry: written by `snapshot` before any event of the chain exists."""
+    request = event.data.get("request")
+    if not request or deps.registry is None:
         return None
-    wanted = event.data.get("request")
-    for record in deps.audit.events(correlation_id=event.correlationid):
-        if (wanted and f"{record.source}/{record.id}" == wanted) or (not wanted and record.id == event.correlationid):
-            return record.data.get("reply_to") or None
-    if wanted:
-        raise RuntimeError(f"the request {wanted} of {event.type} {event.id} is not in the audit trail yet; "
-                           "retrying to find where to answer")
-    return None
+    env = deps.registry.by_request(request)
+    return env.reply_to if env is not None else None
 
 
 def handle(event, deps) -> list:

@@ -25,7 +25,7 @@ def handle(event, deps) -> list:
     env, created = deps.registry.request(
         name=data["env"], request_id=request_id(event), production=data["production"], owner=data.get("owner"),
         data_version=data.get("data_version"), ttl_seconds=data.get("ttl_seconds"),
-        correlation_id=event.correlationid)
+        correlation_id=event.correlationid, reply_to=data.get("reply_to"))
     if not created and env.request_id != request_id(event):
         return []  # that name is taken by a living environment: this request makes nothing
     if env.state == FAILED and deps.registry.living(env.name) is None:
