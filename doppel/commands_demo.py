@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from contextlib import closing
 import sys
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool)
     say()
     say("5. Personal data, anonymised (first three customers):")
     for label, db in (("production", production / "data/shop.db"), ("copy", clone / "data/shop.db")):
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
             for name, email, phone in conn.execute("SELECT name, email, phone FROM customers ORDER BY id LIMIT 3"):
                 say(f"   {label:<11} {name:<22} {email:<36} {phone}")
     say()

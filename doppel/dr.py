@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sqlite3
+from contextlib import closing
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
@@ -121,7 +122,7 @@ def probe_files(deps, production: str, root: Path, policy: dict) -> list[str]:
 
 def _integrity(database: Path, name: str) -> list[str]:
     try:
-        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
             answer = [r[0] for r in conn.execute("PRAGMA integrity_check")]
     except sqlite3.Error as exc:
         return [f"{name} cannot be opened: {exc}"]

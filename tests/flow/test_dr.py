@@ -1,6 +1,7 @@
 """Disaster recovery on the embedded bus: alarm -> failover -> failback, flapping, sync during a failover,
 confirmation, and restore drills, on the sample production and the local driver's records file."""
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -29,13 +30,13 @@ def dr_shop(tmp_path, monkeypatch):
 
 
 def add_order(db: Path, cents: int) -> None:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:  # commit, then close: no WAL left behind
         conn.execute("INSERT INTO orders (customer_id, total_cents, created_at) VALUES (1, ?, '2026-11-22')",
                      (cents,))
 
 
 def has_order(db: Path, cents: int) -> bool:
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:  # commit, then close: no WAL left behind
         return conn.execute("SELECT count(*) FROM orders WHERE total_cents = ?", (cents,)).fetchone()[0] == 1
 
 
