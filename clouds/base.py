@@ -103,6 +103,24 @@ def _time_in(text: str | datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def configurable_stack(env: str, requested: "Stack | None", current: "Stack | None") -> "Stack":
+    """The env's stack as it is now, when it is the one the caller means and is complete.
+
+    Every driver's `configure` starts here; the error says why the stack cannot be
+    configured, and is permanent when waiting cannot help (no stack, rebuilt, failed).
+    """
+    if current is None:
+        raise ResourceMissing(f"cannot configure env {env}: it has no stack; create it first", env=env)
+    if requested is not None and requested.id and requested.id != current.id:
+        raise ResourceConflict(f"cannot configure env {env}: it was rebuilt by another request (stack "
+                               f"{current.id}, not {requested.id})", env=env)
+    if current.status != CREATE_COMPLETE:
+        raise DriverError(f"cannot configure env {env} yet: its stack is {current.status}"
+                          f"{' (' + current.status_reason + ')' if current.status_reason else ''}",
+                          env=env, permanent=current.status == CREATE_FAILED)
+    return current
+
+
 @dataclass(frozen=True)
 class ComponentSnapshot:
     """One component of a production as captured: a copied tree, a database image, a volume snapshot."""

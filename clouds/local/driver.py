@@ -34,7 +34,8 @@ from typing import Any, Callable, Mapping
 from clouds.base import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED, SNAPSHOT_IN_PROGRESS,
     TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ComponentSnapshot, DnsRecord, DriverError,
-    ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, env_tags, resource_name, tags_match)
+    ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, configurable_stack, env_tags, resource_name,
+    tags_match)
 from clouds.local import state
 from clouds.local.components import copy_roots, kind_of
 from clouds.local.configure import apply_clone_policy
@@ -372,16 +373,7 @@ class LocalDriver:
         `stack` says which build the caller means: if the env was rebuilt by another
         request since, nothing is done. One configure runs at a time per env.
         """
-        current = self.stack_status(env)
-        if current is None:
-            raise ResourceMissing(f"cannot configure env {env}: it has no stack; create it first", env=env)
-        if stack is not None and stack.id != current.id:
-            raise ResourceConflict(f"cannot configure env {env}: it was rebuilt by another request (stack "
-                                   f"{current.id}, not {stack.id})", env=env)
-        if current.status != CREATE_COMPLETE:
-            raise DriverError(f"cannot configure env {env} yet: its stack is {current.status}"
-                              f"{' (' + current.status_reason + ')' if current.status_reason else ''}",
-                              env=env, permanent=current.status == CREATE_FAILED)
+        current = configurable_stack(env, stack, self.stack_status(env))
         production = current.tags[TAG_PRODUCTION]
         spec = self._production(production, env)
         env_dir = self._env_dir(env)

@@ -35,7 +35,7 @@ from clouds.base import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED,
     SNAPSHOT_IN_PROGRESS, TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ComponentSnapshot, DnsRecord,
     DriverError, ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, env_tags, resource_name,
-    tags_match)
+    tags_match, configurable_stack)
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters, uses_secrets_or_bundle
 from clouds.rewrite.values import TemplateError, render
 from schemas.production import ProductionConfigError, load_productions
@@ -341,16 +341,7 @@ class OpenStackDriver:
         The bundle is the production's `bundle:` settings rendered with the stack's outputs and the
         fresh secrets, plus whether crons run. Done once: a marker object records the endpoints.
         """
-        current = self.stack_status(env)
-        if current is None:
-            raise ResourceMissing(f"cannot configure env {env}: it has no stack; create it first", env=env)
-        if stack is not None and stack.id and stack.id != current.id:
-            raise ResourceConflict(f"cannot configure env {env}: it was rebuilt by another request (stack "
-                                   f"{current.id}, not {stack.id})", env=env)
-        if current.status != CREATE_COMPLETE:
-            raise DriverError(f"cannot configure env {env} yet: its stack is {current.status}"
-                              f"{' (' + current.status_reason + ')' if current.status_reason else ''}",
-                              env=env, permanent=current.status == CREATE_FAILED)
+        current = configurable_stack(env, stack, self.stack_status(env))
         production = current.tags[TAG_PRODUCTION]
         spec = self._spec(production, env)
         conn = self._conn(spec)
