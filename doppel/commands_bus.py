@@ -18,7 +18,7 @@ from schemas.events import SCHEMAS, UnknownEventType, validate_in
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="run every role (worker and the rest as they exist) in one process")
+    p = sub.add_parser("run", help="worker, scheduler and gateway in one process (small installs, the embedded bus)")
     p.set_defaults(handler=cmd_run)
 
     p = sub.add_parser("worker", help="consume events and run functions")
