@@ -30,7 +30,7 @@ from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
 from doppel.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
-from schemas.events import INCLUDE, SCHEMAS, UnknownEventType, validate_in
+from schemas.events import UnknownEventType, validate_in
 
 log = logging.getLogger(__name__)
 MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
@@ -47,24 +47,6 @@ def default_key(event: Event) -> str:
 
 class InvalidEvent(ValueError):
     pass
-
-
-_thread_schemas = threading.local()
-
-
-def data_errors(event_type: str, data: dict) -> dict:
-    """`validate_in`, with each schema built once per thread: building one costs more than validating.
-
-    Per thread, so no two deliveries ever share a marshmallow schema instance.
-    """
-    schema_class = SCHEMAS.get(event_type)
-    if schema_class is None:
-        return validate_in(event_type, data)  # raises UnknownEventType, worded where the schemas live
-    cache = _thread_schemas.__dict__
-    schema = cache.get((event_type, schema_class))
-    if schema is None:
-        schema = cache[(event_type, schema_class)] = schema_class(unknown=INCLUDE)
-    return schema.validate(data)
 
 
 @dataclass
@@ -204,7 +186,7 @@ class Worker:
     def _read(self, message: Message) -> Event:
         try:
             event = from_amqp(message.body, message.headers, message.content_type)
-            errors = data_errors(event.type, event.data)
+            errors = validate_in(event.type, event.data)
         except (EnvelopeError, UnknownEventType) as exc:
             raise InvalidEvent(str(exc)) from exc
         if errors:

@@ -6,6 +6,8 @@ schema knows is a bug, caught before it reaches the bus).
 """
 from __future__ import annotations
 
+import threading
+
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 ENV_NAME = validate.Regexp(
@@ -212,12 +214,21 @@ class UnknownEventType(ValueError):
     pass
 
 
+_built = threading.local()
+
+
 def _schema(event_type: str, unknown) -> Schema:
-    try:
-        return SCHEMAS[event_type](unknown=unknown)
-    except KeyError:
+    """The type's schema, built once per thread: building one costs more than validating with it,
+    and per thread no two callers ever share a marshmallow schema instance."""
+    schema_class = SCHEMAS.get(event_type)
+    if schema_class is None:
         known = ", ".join(sorted(SCHEMAS))
-        raise UnknownEventType(f"unknown event type {event_type!r}; known types: {known}") from None
+        raise UnknownEventType(f"unknown event type {event_type!r}; known types: {known}")
+    cache = _built.__dict__
+    schema = cache.get((schema_class, unknown))
+    if schema is None:
+        schema = cache[(schema_class, unknown)] = schema_class(unknown=unknown)
+    return schema
 
 
 def validate_in(event_type: str, data: dict) -> dict:
