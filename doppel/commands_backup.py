@@ -7,7 +7,8 @@ import time
 from bus.worker import event_message
 from doppel.app import App, safe
 from doppel.cli import CommandError
-from doppel.commands_bus import _functions, build_event
+from doppel.commands_bus import build_event
+from doppel.commands_env import serve_embedded
 
 
 def register(sub) -> None:
@@ -81,9 +82,7 @@ def _wait_for(app: App, cause, done_types, timeout: float):
 
 
 def _publish(app: App, event) -> None:
-    if app.embedded:
-        app.worker(_functions()).start()
-        app.broker.start()
+    serve_embedded(app)
     app.broker.publish([event_message(event)])
 
 

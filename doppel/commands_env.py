@@ -73,7 +73,7 @@ def follow(app: App, find, done_states, timeout: float, out=sys.stderr, already:
                        f"`doppel env show` follows it further", 3)
 
 
-def _serve_embedded(app: App):
+def serve_embedded(app: App) -> None:
     """On the embedded bus, this process is the worker too."""
     if app.embedded:
         app.worker(_functions()).start()
@@ -101,7 +101,7 @@ def cmd_create(args) -> int:
         if app.embedded and args.no_wait:
             raise CommandError("--no-wait needs a running worker: set DOPPEL_AMQP_URL (the embedded bus "
                                "lives only as long as this command)", 2)
-        _serve_embedded(app)
+        serve_embedded(app)
         app.broker.publish([event_message(event)])
         if args.no_wait:
             print(event.id)
@@ -180,7 +180,7 @@ def cmd_delete(args) -> int:
     try:
         if app.embedded and args.no_wait:
             raise CommandError("--no-wait needs a running worker: set DOPPEL_AMQP_URL", 2)
-        _serve_embedded(app)
+        serve_embedded(app)
         app.broker.publish([event_message(event)])
         if args.no_wait:
             print(event.id)
