@@ -73,8 +73,8 @@ def _functions(only=None):
         raise CommandError(str(exc), 2) from None
 
 
-def cmd_worker(args, roles=("worker",)) -> int:
-    app = App.load(args.config, role="+".join(roles))
+def cmd_worker(args) -> int:
+    app = App.load(args.config, role="worker")
     worker = app.worker(_functions(getattr(args, "only", None)))
     worker.start()
     if app.embedded:
@@ -153,15 +153,11 @@ def build_event(event_type: str, data: dict, *, source=None, event_id=None, corr
 
 def publish_and_settle(app: App, event: Event, functions=None) -> None:
     """Publish; on the embedded bus, also run the chain it starts to completion in this process."""
+    functions = functions or _functions()
+    app.broker.declare(topology.queues_for(functions, app.retry))
+    app.broker.publish([event_message(event)])
     if app.embedded:
-        worker = app.worker(functions or _functions())
-        worker.declare()
-        worker.start()
-        app.broker.publish([event_message(event)])
-        app.broker.run_until_idle(timeout=3600)
-    else:
-        app.broker.declare(topology.queues_for(functions or _functions(), app.retry))
-        app.broker.publish([event_message(event)])
+        settle_embedded(app, functions)
 
 
 def cmd_publish(args) -> int:
@@ -299,16 +295,16 @@ def cmd_dlq_replay(args) -> int:
                     _replay(app, name, delivery)
                     replayed += 1
         if app.embedded and replayed:
-            publish_settle_embedded(app)
+            settle_embedded(app)
     finally:
         app.close()
     print(f"replayed {replayed} message(s)", file=sys.stderr)
     return 0
 
 
-def publish_settle_embedded(app: App) -> None:
-    worker = app.worker(_functions())
-    worker.start()
+def settle_embedded(app: App, functions=None) -> None:
+    """On the embedded bus, be the worker and run what is queued to completion in this process."""
+    app.worker(functions or _functions()).start()
     app.broker.run_until_idle(timeout=3600)
 
 
