@@ -64,6 +64,9 @@ class OpenStackProductionSchema(Strict):
     base_url = fields.Url(require_tld=False, schemes={"http", "https"})
     domain = fields.String(load_default="localhost")
     stack_timeout_minutes = fields.Integer(load_default=30, validate=validate.Range(min=1, max=1440))
+    # A server image or volume snapshot still unfinished after this long fails the chain instead of
+    # leaving the environment snapshotting for ever (e.g. a server Nova can no longer snapshot).
+    snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
 
     @validates_schema(skip_on_field_errors=True)

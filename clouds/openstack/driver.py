@@ -224,6 +224,14 @@ class OpenStackDriver:
             status, reason = SNAPSHOT_IN_PROGRESS, f"{len(components)} of {expected} parts started"
         created = min((_when(part.created_at) for part in [*images, *volume_snapshots]),
                       default=datetime.now(timezone.utc))
+        spec = self.productions.get(tags.get(TAG_PRODUCTION, ""))
+        if status == SNAPSHOT_IN_PROGRESS and spec is not None:
+            age = datetime.now(timezone.utc) - created
+            if age.total_seconds() > spec["snapshot_timeout_minutes"] * 60:
+                status, reason = SNAPSHOT_FAILED, (
+                    f"not complete {age.total_seconds() / 60:.0f} minutes after it started ({reason}); "
+                    f"productions.{tags.get(TAG_PRODUCTION)}.snapshot_timeout_minutes is "
+                    f"{spec['snapshot_timeout_minutes']} (see the nova-compute / cinder-volume logs)")
         return Snapshot(id=snapshot_id, production=tags.get(TAG_PRODUCTION, ""), env=tags.get(TAG_ENV, ""),
                         created=created, components=tuple(sorted(components, key=lambda c: (c.kind, c.name))),
                         tags=tags, status=status, status_reason=reason)

@@ -71,7 +71,7 @@ def production_stack(openstack_cloud):
     conn.compute.find_flavor(HUGE_FLAVOR) or conn.compute.create_flavor(name=HUGE_FLAVOR, ram=10_000_000, vcpus=1,
                                                                         disk=1)
     stack = conn.orchestration.find_stack(PRODUCTION_STACK)
-    if stack is not None and stack.status != "CREATE_COMPLETE":
+    if stack is not None and not production_is_healthy(conn, stack):
         conn.orchestration.delete_stack(stack)
         conn.orchestration.wait_for_delete(stack, wait=180)
         stack = None
@@ -82,6 +82,21 @@ def production_stack(openstack_cloud):
         conn.orchestration.wait_for_status(stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"],
                                            interval=2, wait=300)
     return conn.orchestration.get_stack(conn.orchestration.find_stack(PRODUCTION_STACK).id)
+
+
+def production_is_healthy(conn, stack) -> bool:
+    """Complete, with its servers running and idle. Nova's fake hypervisor keeps its instances in
+    memory: after nova-compute restarts, a server made before is only a database row, and Nova
+    leaves a snapshot of it in task_state image_snapshot for ever. Such a production is made again."""
+    stack = conn.orchestration.get_stack(stack.id)
+    if stack.status != "CREATE_COMPLETE":
+        return False
+    for resource in conn.orchestration.resources(stack):
+        if resource.resource_type == "OS::Nova::Server":
+            server = conn.compute.find_server(resource.physical_resource_id, ignore_missing=True)
+            if server is None or server.power_state != 1 or server.task_state is not None:
+                return False
+    return True
 
 
 def production_entry(flavor: str = FLAVOR) -> dict:
