@@ -74,6 +74,9 @@ class Broker(Protocol):
     def consume(self, queue: str, handler: Callable[[Delivery], None], prefetch: int = 32) -> None:
         """Call `handler` for each delivery, off the I/O thread, at most `prefetch` unacked at once."""
 
+    def consume_batches(self, queue: str, handler: Callable[[list[Delivery]], None], prefetch: int = 32) -> None:
+        """`consume`, with `handler` called with a list of the deliveries that arrived together (one or more)."""
+
     def get(self, queue: str) -> Delivery | None:
         """One message from the queue without a consumer (for `doppel dlq`), or None when empty."""
 

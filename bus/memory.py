@@ -146,6 +146,10 @@ class MemoryBroker:
             self._require(queue).consumers.append(_Consumer(handler, prefetch))
             self._wake.notify_all()
 
+    def consume_batches(self, queue: str, handler: Callable, prefetch: int = 32) -> None:
+        """`consume` with `handler` taking a list; this broker hands over one delivery at a time."""
+        self.consume(queue, lambda delivery: handler([delivery]), prefetch)
+
     def get(self, queue: str) -> MemoryDelivery | None:
         with self._lock:
             self._expire_due()
@@ -184,7 +188,7 @@ class MemoryBroker:
         self._dispatcher.start()
 
     def run_until_idle(self, timeout: float = 30.0, max_deliveries: int | None = None) -> int:
-        """Deliver on this thread until nothing is ready or delayed (or `max_deliveries` were made)."""
+        """Deliver on this thread until nothing is ready, unacked or delayed (or `max_deliveries` were made)."""
         deadline = time.monotonic() + timeout
         delivered = 0
         while time.monotonic() < deadline:
@@ -197,6 +201,10 @@ class MemoryBroker:
                 delivered += len(batch)
                 continue
             with self._lock:
+                if self._unsettled():
+                    # Handled, but its ack waits for the ledger's commit (written by another thread)
+                    self._wake.wait(0.05)
+                    continue
                 if not self._delayed:
                     return delivered
                 wait = self._delayed[0][0] - self.now()
@@ -205,6 +213,9 @@ class MemoryBroker:
                 elif wait > 0:
                     self._wake.wait(min(wait, 0.05))
         raise TimeoutError(f"broker still busy after {timeout} s")
+
+    def _unsettled(self) -> int:
+        return sum(consumer.unacked for queue in self._queues.values() for consumer in queue.consumers)
 
     def _dispatch_forever(self) -> None:
         while True:

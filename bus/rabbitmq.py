@@ -372,8 +372,12 @@ class _Consumer:
     Channel work happens on the I/O thread; handlers run on the pool.
     """
 
-    def __init__(self, broker: "RabbitBroker", queue: str, handler: Callable, prefetch: int, threads: int):
+    def __init__(self, broker: "RabbitBroker", queue: str, handler: Callable, prefetch: int, threads: int,
+                 batches: bool = False):
         self.broker, self.queue, self.handler, self.prefetch = broker, queue, handler, prefetch
+        self.batches = batches  # handler takes a list: what arrived in one read from the socket
+        self._inbox: list[RabbitDelivery] = []  # batches only: delivered in this pass of the ioloop
+        self._flush_due = False
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix=f"doppel-handler-{queue}")
         self.first_start: Future = Future()  # consuming, or why the first attempt failed
         self.stopping = False
@@ -430,10 +434,39 @@ class _Consumer:
                                   delivered_message(method, properties, body), bool(method.redelivered),
                                   self._unsettled)
         self._unsettled.delivered(method.delivery_tag)
+        if not self.batches:
+            self._submit(self._handle, delivery)
+            return
+        # Everything pika reads from the socket in one go is dispatched before the ioloop's timers run:
+        # the deliveries of one read become one batch, handed to one handler thread.
+        self._inbox.append(delivery)
+        if not self._flush_due:
+            self._flush_due = True
+            self.broker._ioloop.call_later(0, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        batch, self._inbox = self._inbox, []
+        if batch:
+            self._submit(self._handle_batch, batch)
+
+    def _submit(self, handle: Callable, work) -> None:
         self.broker._handlers.started()
         try:
-            self.pool.submit(self._handle, delivery)
+            self.pool.submit(handle, work)
         except RuntimeError:  # the pool is shut down: we are closing, RabbitMQ will redeliver it
+            self.broker._handlers.finished()
+
+    def _handle_batch(self, batch: list[RabbitDelivery]) -> None:
+        try:
+            self.handler(batch)
+        except Exception:  # noqa: BLE001 - a handler must settle its deliveries; an escape is a bug
+            log.exception("handler for %s raised on a batch of %d; putting the unsettled back", self.queue,
+                          len(batch))
+            for delivery in batch:
+                if not delivery.settled:
+                    delivery.nack(requeue=True)
+        finally:
             self.broker._handlers.finished()
 
     def _handle(self, delivery: RabbitDelivery) -> None:
@@ -551,8 +584,16 @@ class RabbitBroker:
         the queue does not exist. If RabbitMQ is away, returns after `timeout`
         and the consumer starts when the connection comes back.
         """
+        self._start_consumer(queue, handler, prefetch, timeout, batches=False)
+
+    def consume_batches(self, queue: str, handler: Callable, prefetch: int = 32,
+                        timeout: float = OPERATION_TIMEOUT) -> None:
+        """`consume`, but `handler` gets a list: the deliveries that arrived together (one socket read)."""
+        self._start_consumer(queue, handler, prefetch, timeout, batches=True)
+
+    def _start_consumer(self, queue: str, handler: Callable, prefetch: int, timeout: float, batches: bool) -> None:
         threads = self._consumer_threads or max(1, min(prefetch, MAX_HANDLER_THREADS))
-        consumer = _Consumer(self, queue, handler, prefetch, threads)
+        consumer = _Consumer(self, queue, handler, prefetch, threads, batches=batches)
         if not self._call_soon(lambda: self._add_consumer(consumer)):
             raise BrokerUnavailable(f"consuming from {queue}: the broker is closed")
         try:

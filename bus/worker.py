@@ -1,14 +1,20 @@
-"""The worker: one delivery in, a function run at most once in effect, its events out, then the ack.
+"""The worker: deliveries in, a function run at most once in effect per event, its events out, then the ack.
 
 For each delivery: read the envelope and validate the data (an invalid event is
 parked at once, never retried); claim (function, idempotency key) in the ledger
 (a completed key is acked without running); run the handler off the broker's I/O
 thread; publish what it returned and wait for the broker's confirms; record the
 key as done; and only then ack. The handler's thread does not wait for that last
-ledger write: the ack follows its commit, from whichever thread wrote it. A
+ledger write: the ack follows its commit, from the ledger's writer thread. A
 failure is retried through the function's delay queues with the attempt count in
 the headers, and parked with its reason after the last attempt, or at once when
 it is permanent.
+
+Batches. The broker hands over the deliveries that arrived together; their
+events are read and claimed in one ledger transaction, then their handlers run
+one after another on the batch's thread. So that a slow handler does not hold
+up the rest of its batch, a watchdog gives claimed events that have waited
+longer than STALL_S to a helper thread.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ import threading
 import time
 import traceback
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -34,6 +41,8 @@ from schemas.events import UnknownEventType, validate_in
 
 log = logging.getLogger(__name__)
 MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
+STALL_S = 0.02  # a claimed event waiting this long behind a running handler goes to a helper thread
+MAX_HELPERS = 16
 
 
 def event_message(event: Event) -> Message:
@@ -67,6 +76,34 @@ class Stats:
             self.counts[f"{name}:{function}"] += 1
 
 
+class _Batch:
+    """The claimed events of one delivered batch; its thread returns once all have run, wherever they ran."""
+
+    def __init__(self, count: int):
+        self.left = count
+        self.lock = threading.Lock()
+        self.all_run = threading.Event()
+
+    def one_run(self) -> None:
+        with self.lock:
+            self.left -= 1
+            if self.left == 0:
+                self.all_run.set()
+
+
+@dataclass(eq=False)
+class _Job:
+    """One claimed event, waiting for its handler to run."""
+    function: object
+    delivery: object
+    event: Event
+    key: str
+    owner: str
+    attempt: int
+    batch: _Batch | None = None
+    queued_at: float = 0.0
+
+
 class Worker:
     def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
                  lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None):
@@ -82,6 +119,14 @@ class Worker:
         # Ledger owners: unique per claim across workers; a counter is cheaper than a uuid per delivery.
         self._owner_prefix = uuid.uuid4().hex
         self._claims = itertools.count(1)
+        # Claimed events whose handler has not started; any batch thread or helper takes the oldest.
+        self._ready: deque[_Job] = deque()
+        self._ready_changed = threading.Condition()
+        self._helpers: ThreadPoolExecutor | None = None
+        self._helpers_starting = 0  # submitted, not yet taking jobs: no second one while one is on its way
+        self._helpers_running = 0
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_asleep = False  # waiting for the next job without a timeout: wake it when jobs wait
 
     # -- lifecycle -------------------------------------------------------------
     def declare(self) -> None:
@@ -91,40 +136,112 @@ class Worker:
         self.declare()
         self._renewer = threading.Thread(target=self._renew_leases, name="doppel-lease-renewer", daemon=True)
         self._renewer.start()
+        self._helpers = ThreadPoolExecutor(MAX_HELPERS, thread_name_prefix="doppel-helper")
+        self._watchdog = threading.Thread(target=self._watch_ready, name="doppel-worker-watchdog", daemon=True)
+        self._watchdog.start()
         for function in self.functions:
-            self.broker.consume(topology.function_queue(function.NAME),
-                                lambda delivery, fn=function: self.on_delivery(fn, delivery),
-                                prefetch=self.prefetch)
+            self.broker.consume_batches(topology.function_queue(function.NAME),
+                                        lambda deliveries, fn=function: self.on_deliveries(fn, deliveries),
+                                        prefetch=self.prefetch)
 
     def stop(self) -> None:
         self._stop.set()
+        with self._ready_changed:
+            self._ready_changed.notify_all()
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=False)
 
-    # -- one delivery ------------------------------------------------------------
+    # -- a batch of deliveries ------------------------------------------------------
     def on_delivery(self, function, delivery) -> None:
-        message = delivery.message
-        attempt = int(message.headers.get(H_ATTEMPT, 1))
-        try:
-            event = self._read(message)
-        except InvalidEvent as exc:
-            self._park(function, delivery, None, "invalid", redact(str(exc)), attempt)
-            return
-        key_of = getattr(function, "idempotency_key", default_key)
-        key = f"{key_of(event)}"
-        owner = f"{self._owner_prefix}.{next(self._claims)}"
-        claim = self.ledger.claim(function.NAME, key, owner, self.lease_s, event=event)
-        if claim is Claim.DONE:
-            self.stats.add("duplicate", function.NAME)
-            delivery.ack()
-            return
-        if claim is Claim.BUSY:
-            # Another worker holds it; if that worker died, its lease runs out and a later try takes over.
-            self._delay(function, delivery, attempt, "claimed by another worker", step=1, count_attempt=False)
-            return
-        self._run(function, delivery, event, key, owner, attempt)
+        self.on_deliveries(function, [delivery])
 
-    def _run(self, function, delivery, event: Event, key: str, owner: str, attempt: int) -> None:
+    def on_deliveries(self, function, deliveries) -> None:
+        """Read and claim them all in one ledger transaction, run what is ours, return once all have run."""
+        jobs = []
+        key_of = getattr(function, "idempotency_key", default_key)
+        for delivery in deliveries:
+            attempt = int(delivery.message.headers.get(H_ATTEMPT, 1))
+            try:
+                event = self._read(delivery.message)
+            except InvalidEvent as exc:
+                self._park(function, delivery, None, "invalid", redact(str(exc)), attempt)
+                continue
+            jobs.append(_Job(function, delivery, event, f"{key_of(event)}",
+                             f"{self._owner_prefix}.{next(self._claims)}", attempt))
+        if not jobs:
+            return
+        claims = self.ledger.claim_many([(function.NAME, job.key, job.owner, job.event) for job in jobs],
+                                        self.lease_s)
+        mine = []
+        for job, claim in zip(jobs, claims):
+            if claim is Claim.RUN:
+                mine.append(job)
+            elif claim is Claim.DONE:
+                self.stats.add("duplicate", function.NAME)
+                job.delivery.ack()
+            else:  # another worker holds it; if that worker died, its lease runs out and a later try takes over
+                self._delay(function, job.delivery, job.attempt, "claimed by another worker", step=1,
+                            count_attempt=False)
+        if not mine:
+            return
+        batch, now = _Batch(len(mine)), time.monotonic()
         with self._active_lock:
-            self._active[(function.NAME, key)] = (owner, time.monotonic())
+            for job in mine:
+                self._active[(function.NAME, job.key)] = (job.owner, now)
+        with self._ready_changed:
+            for job in mine:
+                job.batch, job.queued_at = batch, now
+            self._ready.extend(mine)
+            if len(self._ready) > 1 and self._watchdog_asleep:
+                self._ready_changed.notify()  # the watchdog keeps an eye on what waits
+        self._run_ready()
+        batch.all_run.wait()
+
+    def _run_ready(self) -> None:
+        """Run claimed events, oldest first, until none is waiting."""
+        while True:
+            with self._ready_changed:
+                if not self._ready:
+                    return
+                job = self._ready.popleft()
+            try:
+                self._run(job.function, job.delivery, job.event, job.key, job.owner, job.attempt)
+            finally:
+                job.batch.one_run()
+
+    def _watch_ready(self) -> None:
+        """Give waiting claimed events to a helper thread when they wait longer than STALL_S."""
+        while not self._stop.is_set():
+            with self._ready_changed:
+                if not self._ready:
+                    self._watchdog_asleep = True
+                    self._ready_changed.wait()
+                    self._watchdog_asleep = False
+                    continue
+                waited = time.monotonic() - self._ready[0].queued_at
+                if waited < STALL_S or self._helpers_starting or self._helpers_running >= MAX_HELPERS:
+                    self._ready_changed.wait(max(STALL_S - waited, STALL_S / 4))
+                    continue
+                self._helpers_starting += 1
+                self._helpers_running += 1
+            try:
+                self._helpers.submit(self._help)
+            except RuntimeError:  # shut down: stopping
+                return
+
+    def _help(self) -> None:
+        with self._ready_changed:
+            self._helpers_starting -= 1
+        try:
+            self._run_ready()
+        finally:
+            with self._ready_changed:
+                self._helpers_running -= 1
+                self._ready_changed.notify()
+
+    # -- one event ----------------------------------------------------------------
+    def _run(self, function, delivery, event: Event, key: str, owner: str, attempt: int) -> None:
+        """Run a claimed event's handler (its claim is in _active); settle its delivery, now or after the commit."""
         completing = False  # once true, _completed releases the claim's lease and settles the delivery
         try:
             emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []

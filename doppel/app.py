@@ -40,7 +40,9 @@ class App:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.engine)
+        ledger = Ledger(self.engine)
+        self._closers.append(ledger.close)
+        return ledger
 
     @cached_property
     def audit(self) -> AuditTrail:

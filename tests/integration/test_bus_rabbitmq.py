@@ -118,3 +118,43 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
         worker.kill()
         worker.wait()
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=False)
+
+
+def test_a_slow_handler_does_not_hold_up_the_events_that_arrived_with_it(tmp_path, amqp_url):
+    from bus.worker import Worker
+    from tests.harness import Bus, make_function
+    bus = Bus("rabbitmq", tmp_path, amqp_url)
+    release, finished = threading.Event(), {}
+
+    def handle(event, deps):
+        if event.data["env"] == "slow":
+            release.wait(30)
+        finished[event.data["env"]] = time.monotonic()
+        return []
+    worker = Worker(bus.broker(), [make_function(f"batch{bus.prefix}", "env.requested", handle)], bus.ledger,
+                    bus.deps, retry=bus.retry, prefetch=16, reporter=bus.reporter)
+    bus.workers.append(worker)
+    sizes = []
+    whole_batch = worker.on_deliveries
+    worker.on_deliveries = lambda function, deliveries: (sizes.append(len(deliveries)),
+                                                         whole_batch(function, deliveries))
+    try:
+        # Given six events waiting together in the function's queue, the slow one first
+        worker.declare()
+        events = [request("slow")] + [request(f"quick-{n}") for n in range(5)]
+        worker.broker.publish([event_message(e) for e in events])
+
+        # When the worker starts and takes them (as one batch, or a few)
+        worker.start()
+
+        # Then the five quick ones are handled and acked while the slow one still runs
+        wait_for(lambda: len(finished) == 5, 10, "the five quick events")
+        assert "slow" not in finished and max(sizes) > 1, sizes
+        wait_for(lambda: {e.status for e in bus.ledger.entries() if e.event_id != events[0].id} == {"done"}
+                 and len(bus.ledger.entries()) == 6, 10, "five completions recorded")
+        release.set()
+        wait_for(lambda: len(finished) == 6 and all(e.status == "done" for e in bus.ledger.entries()), 10,
+                 "the slow one")
+    finally:
+        release.set()
+        bus.close()

@@ -251,6 +251,35 @@ def test_a_handler_that_raises_gets_its_message_back(brokers):
     assert calls == [False, True]
 
 
+def test_a_batch_consumer_gets_what_arrived_together_and_settles_each_delivery_alone(brokers):
+    # Given 50 messages waiting before anyone consumes
+    broker = brokers()
+    broker.declare([QueueSpec("batched", "quorum")])
+    broker.publish([to_queue("batched", n) for n in range(50)])
+    batches, lock = [], threading.Lock()
+
+    def handle(deliveries):
+        with lock:
+            batches.append([d.message.message_id for d in deliveries])
+        for delivery in deliveries:  # every other one is put back once
+            if delivery.redelivered or int(delivery.message.message_id.split("-")[-1]) % 2 == 0:
+                delivery.ack()
+            else:
+                delivery.nack(requeue=True)
+
+    # When a batch consumer with room for all of them starts
+    broker.consume_batches("batched", handle, prefetch=50)
+    wait_for(lambda: sum(map(len, batches)) == 75, 10, "50 deliveries and 25 redeliveries")
+
+    # Then they came in fewer calls than messages, each message once per delivery, and the nacked ones again
+    assert len(batches) < 50
+    delivered = [m for batch in batches for m in batch]
+    assert sorted(set(delivered)) == sorted(f"batched-{n}" for n in range(50))
+    assert all(delivered.count(f"batched-{n}") == (1 if n % 2 == 0 else 2) for n in range(50))
+    time.sleep(0.5)
+    assert broker.depth("batched") == 0 and sum(map(len, batches)) == 75
+
+
 def test_single_active_consumer_queue_feeds_one_consumer_only(brokers):
     # Given two brokers consuming one single-active-consumer queue (the scheduler's lease)
     leader, follower = brokers(), brokers()

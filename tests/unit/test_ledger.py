@@ -65,17 +65,17 @@ def test_a_call_that_breaks_a_shared_transaction_fails_alone():
     written, release = [], threading.Event()
 
     def write(calls):
-        if any(call.row.get("first") for call in calls):
+        if any(call.rows[0].get("first") for call in calls):
             release.wait(10)
-        if any(call.row.get("bad") for call in calls):
+        if any(call.rows[0].get("bad") for call in calls):
             raise ValueError("bad row")
-        written.extend(call.row["n"] for call in calls)
+        written.extend(call.rows[0]["n"] for call in calls)
     group = _GroupCommit(write)
     outcomes = {}
 
     def run(n, **row):
         try:
-            outcomes[n] = group.run(_Call("claim", {"n": n, **row}))
+            outcomes[n] = group.run(_Call("claim", [{"n": n, **row}]))
         except ValueError as exc:
             outcomes[n] = exc
     first = threading.Thread(target=run, args=(0,), kwargs={"first": True})
@@ -95,14 +95,40 @@ def test_a_call_that_breaks_a_shared_transaction_fails_alone():
 
 def test_calls_nobody_waits_for_are_written_and_followed_up():
     written, followed = [], []
-    group = _GroupCommit(lambda calls: written.extend(call.row["n"] for call in calls))
+    group = _GroupCommit(lambda calls: written.extend(call.rows[0]["n"] for call in calls))
     # When 50 threads each submit a call without waiting
-    threads = [threading.Thread(target=group.submit, args=(_Call("finish", {"n": n}, then=followed.append),))
+    threads = [threading.Thread(target=group.submit, args=(_Call("finish", [{"n": n}], then=followed.append),))
                for n in range(50)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(10)
-    # Then each was written once and its follow-up ran once, without error
+    # Then each is written once (by the group's writer thread) and its follow-up runs once, without error
+    group.close()
     assert sorted(written) == list(range(50))
     assert followed == [None] * 50
+    # And after close, a submit is written by its own thread before it returns
+    group.submit(_Call("finish", [{"n": 50}], then=followed.append))
+    assert written[-1] == 50 and len(followed) == 51
+
+
+def test_a_batch_claim_answers_each_key_as_a_claim_of_its_own_would(tmp_path):
+    book = ledger(tmp_path)
+    # Given one key done, one held by a live worker, one whose worker died
+    assert book.claim("fn", "done", "a", 30) is Claim.RUN
+    book.complete("fn", "done", "a", {"emitted": []})
+    assert book.claim("fn", "held", "b", 30) is Claim.RUN
+    assert book.claim("fn", "orphan", "c", -1) is Claim.RUN
+    # When a batch claims them, two new keys, and one new key twice (the same event delivered twice)
+    outcomes = book.claim_many([("fn", key, f"w-{n}", None) for n, key in
+                                enumerate(["done", "held", "orphan", "new-1", "twice", "twice", "new-2"])], 30)
+    # Then each gets its own answer, in order, and the duplicate runs once
+    assert outcomes == [Claim.DONE, Claim.BUSY, Claim.RUN, Claim.RUN, Claim.RUN, Claim.BUSY, Claim.RUN]
+    # And a batch of completions is written in one go, after which every one of them is done
+    written = threading.Event()
+    book.complete_many_later([("fn", key, f"w-{n}", {"emitted": []}) for n, key in
+                              [(2, "orphan"), (3, "new-1"), (4, "twice"), (6, "new-2")]],
+                             then=lambda error: written.set() if error is None else None)
+    assert written.wait(10)
+    assert book.claim_many([("fn", k, "late", None) for k in ("orphan", "new-1", "twice", "new-2")], 30) == \
+        [Claim.DONE] * 4
