@@ -347,9 +347,9 @@ class Ledger:
         """
         holders: dict[tuple[str, str], tuple[str, str]] = {}
         if self._driver_sql is not None:
-            for function, key, owner in self._driver_sql.insert_new_returning(conn, rows):
-                holders[(function, key)] = (owner, "running")
-            others = [row for row in rows if (row["function"], row["key"]) not in holders]
+            if self._driver_sql.insert_new(conn, rows):
+                return [Claim.RUN] * len(rows)  # every key was new: all ours, nothing to read back
+            others = rows
         elif self._insert_new_returning is not None:
             for inserted in conn.execute(self._insert_new_returning, rows):
                 holders[(inserted.function, inserted.key)] = (inserted.owner, "running")
@@ -431,19 +431,19 @@ class _DriverSQL:
 
     SQLAlchemy's Core spends more per row than SQLite does (it builds each row's
     parameters, twice the cost of the write itself in a batch), so the claims of
-    a batch go as one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING and
-    its completions as one executemany UPDATE, with the driver's own placeholders.
+    a batch go as one executemany INSERT ... ON CONFLICT DO NOTHING, whose row
+    count says whether every key was new (the usual case: then all are ours and
+    nothing is read back), and its completions as one executemany UPDATE, with
+    the driver's own placeholders.
     """
     COLUMNS = ("function", "key", "status", "owner", "lease_until", "updated_at", "event_id", "event_type",
                "correlation_id")
-    ROWS_PER_INSERT = 500  # 4,500 parameters: under SQLite's limit (32,766 since 3.32)
 
     def __init__(self, quote: Callable[[str], str], mark: str):
         table, column = quote(ledger_table.name), {name: quote(name) for name in (*self.COLUMNS, "result")}
-        self._values = "(" + ", ".join([mark] * len(self.COLUMNS)) + ")"
-        self._insert_head = f"INSERT INTO {table} ({', '.join(column[c] for c in self.COLUMNS)}) VALUES "
-        self._insert_tail = (f" ON CONFLICT ({column['function']}, {column['key']}) DO NOTHING "
-                             f"RETURNING {column['function']}, {column['key']}, {column['owner']}")
+        self._insert = (f"INSERT INTO {table} ({', '.join(column[c] for c in self.COLUMNS)}) "
+                        f"VALUES ({', '.join([mark] * len(self.COLUMNS))}) "
+                        f"ON CONFLICT ({column['function']}, {column['key']}) DO NOTHING")
         self._finish = (f"UPDATE {table} SET {column['status']} = {mark}, {column['result']} = {mark}, "
                         f"{column['updated_at']} = {mark} WHERE {column['function']} = {mark} AND "
                         f"{column['key']} = {mark} AND {column['owner']} = {mark} AND {column['status']} = 'running'")
@@ -455,15 +455,11 @@ class _DriverSQL:
             return None
         return cls(dialect.identifier_preparer.quote, "?")
 
-    def insert_new_returning(self, conn: Connection, rows: list[dict]) -> list[tuple[str, str, str]]:
-        """Insert the rows whose key is new; (function, key, owner) of each one inserted."""
-        inserted = []
-        for start in range(0, len(rows), self.ROWS_PER_INSERT):
-            chunk = rows[start:start + self.ROWS_PER_INSERT]
-            sql = self._insert_head + ", ".join([self._values] * len(chunk)) + self._insert_tail
-            parameters = tuple(row[c] for row in chunk for c in self.COLUMNS)
-            inserted.extend(tuple(found) for found in conn.exec_driver_sql(sql, parameters))
-        return inserted
+    def insert_new(self, conn: Connection, rows: list[dict]) -> bool:
+        """Insert the rows whose key is new; True when every one was."""
+        columns = self.COLUMNS
+        inserted = conn.exec_driver_sql(self._insert, [tuple(row[c] for c in columns) for row in rows]).rowcount
+        return inserted == len(rows)
 
     def finish(self, conn: Connection, rows: list[dict]) -> None:
         conn.exec_driver_sql(self._finish, [(r["b_status"], r["b_result"], r["b_updated_at"], r["b_function"],
