@@ -1,6 +1,6 @@
 """Events/s through Doppel's bus against raw pika on the same broker, measured in the same run.
 
-    python bench/bus_throughput.py [--amqp URL] [--events 20000]
+    python bench/bus_throughput.py [--amqp URL] [--events 20000] [--rounds 2] [--processes 2]
 
 Consume: a no-op function behind Doppel's worker (envelope parse, schema
 validation, idempotency ledger claim + complete in SQLite, ack) against a raw
@@ -139,6 +139,68 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
     return count / elapsed
 
 
+def _worker_process(url: str, name: str, db_path: str, handled, ready, go, stop) -> None:
+    """One more `doppel worker`-like process for --processes: its own connection, the shared ledger."""
+    def noop(event, deps):
+        with handled.get_lock():
+            handled.value += 1
+        return []
+    function = SimpleNamespace(NAME=name, CONSUMES="bench.none", EMITS=(), handle=noop)
+    broker = RabbitBroker(url)
+    try:
+        worker = Worker(broker, [function], Ledger(make_engine(f"sqlite:///{db_path}")), Deps(), retry=RetryPolicy(),
+                        prefetch=100)
+        ready.release()
+        go.wait(STEP_TIMEOUT)
+        worker.start()
+        stop.wait(STEP_TIMEOUT)
+        worker.stop()
+    finally:
+        broker.close()
+
+
+def doppel_consume_processes(url: str, count: int, db_dir: str, processes: int) -> float:
+    """Doppel consume with `processes` worker processes on the same queue and ledger database."""
+    import multiprocessing
+    context = multiprocessing.get_context("fork")
+    handled, ready, go, stop = context.Value("l", 0), context.Semaphore(0), context.Event(), context.Event()
+    name = f"noop{uuid.uuid4().hex[:6]}"
+    function = SimpleNamespace(NAME=name, CONSUMES="bench.none", EMITS=(), handle=None)
+    retry = RetryPolicy()
+    queues = topology.queues_for([function], retry)
+    broker = RabbitBroker(url)
+    children = []
+    try:
+        broker.declare(queues)
+        raw_fill(url, topology.function_queue(name), [event_message(BODY_EVENT(n)).body for n in range(count)])
+        wait_depth(url, topology.function_queue(name), count)
+        db_path = f"{db_dir}/bench-{name}.db"
+        Ledger(make_engine(f"sqlite:///{db_path}"))  # the table, before the workers race to make it
+        children = [context.Process(target=_worker_process, args=(url, name, db_path, handled, ready, go, stop))
+                    for _ in range(processes)]
+        for child in children:
+            child.start()
+        for _ in children:
+            if not ready.acquire(timeout=STEP_TIMEOUT):
+                raise Spoiled("Doppel consume: a worker process did not connect")
+        started = time.perf_counter()
+        go.set()
+        deadline = started + STEP_TIMEOUT
+        while handled.value < count and time.perf_counter() < deadline:
+            time.sleep(0.002)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        for child in children:
+            child.join(30)
+        broker.close()
+        delete(url, *(q.name for q in queues))
+    if handled.value < count:
+        raise Spoiled(f"Doppel consume ({processes} processes): only {handled.value} of {count} handled "
+                      f"within {STEP_TIMEOUT:g} s")
+    return count / elapsed
+
+
 def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -> float:
     """pika SelectConnection with asynchronous confirms, `window` messages in flight."""
     state = SimpleNamespace(channel=None, sent=0, confirmed=0, started=0.0, elapsed=0.0, error=None)
@@ -239,7 +301,8 @@ def delete(url: str, *queues: str) -> None:
     connection.close()
 
 
-def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str) -> dict[str, float]:
+def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str, processes: int = 1
+              ) -> dict[str, float]:
     """raw and Doppel back to back, consume then publish, on one fresh queue."""
     queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
     try:
@@ -248,6 +311,8 @@ def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str) -
         wait_depth(url, queue, len(bodies))
         rates = {"raw consume": raw_consume(url, queue, len(bodies)),
                  "doppel consume": doppel_consume(url, len(bodies), db_dir)}
+        if processes > 1:
+            rates[f"doppel consume x{processes}"] = doppel_consume_processes(url, len(bodies), db_dir, processes)
         declare(url, queue)
         rates["raw publish"] = raw_publish(url, queue, bodies)
         declare(url, queue)
@@ -278,6 +343,9 @@ def main() -> None:
     parser.add_argument("--amqp", default=os.environ.get("DOPPEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=2, help="alternate raw/Doppel this many times; best of each")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="also measure Doppel consume with this many worker processes (a deployment scales "
+                             "workers out; the headline ratio is one process against one raw consumer)")
     parser.add_argument("--max-spoiled", type=int, default=5, help="rounds thrown away (broker restarts) before giving up")
     args = parser.parse_args()
     events = [BODY_EVENT(n) for n in range(args.events)]
@@ -285,10 +353,12 @@ def main() -> None:
     print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each", flush=True)
     with tempfile.TemporaryDirectory() as db_dir:
         results = {"raw consume": [], "doppel consume": [], "raw publish": [], "doppel publish": []}
+        if args.processes > 1:
+            results[f"doppel consume x{args.processes}"] = []
         spoiled = 0
         while len(results["raw consume"]) < args.rounds:
             try:
-                round_results = one_round(args.amqp, events, bodies, db_dir)
+                round_results = one_round(args.amqp, events, bodies, db_dir, args.processes)
             except (Spoiled, PublishError, AMQPError, ConnectionError) as exc:
                 spoiled += 1
                 print(f"round spoiled ({type(exc).__name__}: {exc}); waiting for RabbitMQ and running it again",
@@ -303,7 +373,7 @@ def main() -> None:
             print("  " + ", ".join(f"{name} {rate:.0f}/s" for name, rate in round_results.items()), flush=True)
     best = {name: max(rates) for name, rates in results.items()}
     for name, rate in best.items():
-        print(f"{name:<16} {rate:10.0f} events/s")
+        print(f"{name:<18} {rate:10.0f} events/s")
     # Each round's ratio compares runs seconds apart; best-of pairs may come from different rounds, which on a
     # shared machine can differ by 3x, so the per-round median is the number to quote.
     for what, doppel, raw, label in (("consume", "doppel consume", "raw consume", "Doppel worker / raw pika"),
@@ -312,6 +382,11 @@ def main() -> None:
         per_round = [d / r for d, r in zip(results[doppel], results[raw])]
         print(f"{what} ratio ({label}): median of rounds {statistics.median(per_round):.2f} "
               f"(rounds {', '.join(f'{x:.2f}' for x in per_round)}; best-of {best[doppel] / best[raw]:.2f})")
+    if args.processes > 1:
+        scaled = f"doppel consume x{args.processes}"
+        per_round = [d / r for d, r in zip(results[scaled], results["raw consume"])]
+        print(f"consume ratio ({args.processes} Doppel worker processes / one raw pika consumer): median of rounds "
+              f"{statistics.median(per_round):.2f} (rounds {', '.join(f'{x:.2f}' for x in per_round)})")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ class Delivery(Protocol):
     message: Message
     queue: str
     redelivered: bool
+    settled: bool  # ack or nack was called
 
     def ack(self) -> None: ...
 

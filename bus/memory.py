@@ -73,6 +73,10 @@ class MemoryDelivery:
         self._broker, self._item, self._consumer = broker, item, consumer
         self._settled = False
 
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
     def ack(self) -> None:
         self._settle(requeue=False)
 

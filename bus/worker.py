@@ -206,6 +206,11 @@ class Worker:
                 job = self._ready.popleft()
             try:
                 self._run(job.function, job.delivery, job.event, job.key, job.owner, job.attempt)
+            except Exception:  # noqa: BLE001 - e.g. parking failed: this one goes back, the others run on
+                log.exception("%s: handling %s failed unexpectedly; putting it back", job.function.NAME, job.event.id)
+                self._forget_active(job.function.NAME, job.key, job.owner)
+                if not job.delivery.settled:
+                    job.delivery.nack(requeue=True)
             finally:
                 job.batch.one_run()
 

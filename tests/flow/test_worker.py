@@ -4,6 +4,7 @@ import time
 
 from bus import topology
 from bus.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message
+from bus.worker import event_message
 from doppel.errors import PermanentError
 from schemas.envelope import Event
 from tests.harness import make_function
@@ -189,3 +190,39 @@ def test_a_key_claimed_by_a_dead_worker_is_taken_over_after_its_lease(memory_bus
     bus.publish(event)
     bus.settle()
     assert runs == [event.id]
+
+
+def test_an_unexpected_error_on_one_event_of_a_batch_puts_it_back_and_the_others_run(memory_bus):
+    bus = memory_bus
+    runs = []
+
+    def handle(event, deps):
+        runs.append(event.data["env"])
+        if event.data["env"] == "bad":
+            raise PermanentError("refused")
+        return []
+    name = "batchfail"
+    worker = bus.worker([make_function(name, "env.requested", handle)])
+    broken = {"once": True}
+    real_park = worker._park
+
+    def park_fails_once(*args, **kwargs):  # e.g. the broker went away just as the message was to be parked
+        if broken.pop("once", False):
+            raise RuntimeError("dead-letter publish failed")
+        return real_park(*args, **kwargs)
+    worker._park = park_fails_once
+    # Given three events taken from the function's queue together, the middle one failing for good
+    events = [requested("good-1"), requested("bad"), requested("good-2")]
+    worker.broker.publish([event_message(e) for e in events])
+    batch = [worker.broker.get(topology.function_queue(name)) for _ in events]
+
+    # When the worker handles them as one batch, and parking the bad one breaks
+    worker.on_deliveries(worker.functions[0], batch)
+
+    # Then the two good ones were handled and acked, and the bad one went back to its queue, not lost
+    assert runs == ["good-1", "bad", "good-2"]
+    bus.settle(lambda: all(d.settled for d in batch))  # the good ones' acks follow their completions' commit
+    # And once it comes back, it is parked as it should have been
+    bus.settle(lambda: worker.stats.counts[f"parked:{name}"] == 1)
+    assert worker.stats.counts[f"handled:{name}"] == 2
+    assert runs == ["good-1", "bad", "good-2", "bad"]
