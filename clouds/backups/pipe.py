@@ -76,8 +76,12 @@ class _PipeWriter(io.RawIOBase):
         return True
 
     def write(self, data) -> int:
-        if not self._pending and type(data) is bytes and len(data) >= self._pipe._chunk_size:
-            self._pipe._put(data)        # a whole chunk (zstd writes them so): immutable, queued as it is
+        if type(data) is bytes and len(data) >= self._pipe._chunk_size:
+            # A whole chunk (zstd writes them so, each after a few dozen bytes of its own):
+            # immutable, queued as it is, after those few bytes. Joining the two would copy
+            # the megabyte twice, with the GIL held.
+            self._flush()
+            self._pipe._put(data)
             return len(data)
         self._pending += data
         if len(self._pending) >= self._pipe._chunk_size:

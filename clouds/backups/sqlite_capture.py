@@ -40,6 +40,7 @@ import contextlib
 import os
 import sqlite3
 import tarfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,9 @@ class _Exactly:
     """Reads exactly `size` bytes from a file: zero-padded if it shrank, cut if it grew.
 
     tarfile has already written the header with `size`; anything else would corrupt the archive.
+    Each read fills the same buffer (this thread's) and returns a view of it: tarfile
+    hands it to the compressor, which copies it, before it reads again. A new bytes
+    object per megabyte would be memory the kernel faults in again for every read.
     """
 
     def __init__(self, handle, size: int):
@@ -127,11 +131,27 @@ class _Exactly:
         self._left = size
         self.changed = False
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int = -1) -> memoryview:
         n = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._handle.read(n)
-        if len(data) < n:
-            self.changed = True
-            data += bytes(n - len(data))
+        view = _read_buffer(n)
+        filled = 0
+        while filled < n:
+            got = self._handle.readinto(view[filled:])
+            if not got:
+                self.changed = True
+                view[filled:] = bytes(n - filled)
+                break
+            filled += got
         self._left -= n
-        return data
+        return view
+
+
+_buffers = threading.local()
+
+
+def _read_buffer(n: int) -> memoryview:
+    """A view of `n` bytes of this thread's read buffer (grown when a read asks for more)."""
+    buffer = getattr(_buffers, "buffer", None)
+    if buffer is None or len(buffer) < n:
+        buffer = _buffers.buffer = bytearray(max(n, 1 << 20))
+    return memoryview(buffer)[:n]

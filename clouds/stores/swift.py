@@ -123,7 +123,7 @@ class SwiftStore:
         # SLO manifest, pins the segment as stored.
         name = f"{prefix}{index + 1:08d}"
         with self._connection() as conn, self._errors(name):
-            etag = conn.put_object(self.segment_container, name, BufferReader(data), content_length=len(data))
+            etag = conn.put_object(self.segment_container, name, _SegmentBody(data), content_length=len(data))
         return {"path": f"/{self.segment_container}/{name}", "etag": etag, "size_bytes": len(data)}
 
     def _put_manifest(self, key: str, prefix: str, upload: str, entries: list[dict]) -> str:
@@ -361,6 +361,20 @@ class _Connection(Connection):
 class _LargeWrites(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, blocksize=_CHUNK, **kwargs)
+
+
+class _SegmentBody(BufferReader):
+    """A segment's buffer as a request body that hands out views of itself, not copies.
+
+    The HTTP connection only sends each piece before it asks for the next, and a
+    retry seeks back to the start: the buffer stays the caller's until the PUT returns.
+    """
+
+    def read(self, size: int = -1) -> memoryview:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk = self._view[self._pos:end]
+        self._pos = end
+        return chunk
 
 
 def _reason(exc: BaseException) -> str:
