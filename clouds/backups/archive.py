@@ -53,6 +53,7 @@ Progress = Callable[[int, float], None]   # (bytes so far, bytes per second)
 COMPRESSIONS = ("zstd", "gzip")
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _DEFAULT_LEVEL = {"zstd": 3, "gzip": 6}
+_ZSTD_JOB = 4 * CHUNK          # bytes per zstd compression job (see _compressor)
 _FILE_WRITE = 256 * 1024      # bytes per write of a restored file (see _Extracting)
 _PARALLEL_REQUESTS = 8        # small requests in flight at once when listing or pruning many backups
 
@@ -267,7 +268,14 @@ class _Counting:
 def _compressor(compression: str, level: int, out: BinaryIO):
     """A writable file compressing into `out`; the stream's end is written on exit, `out` left open."""
     if compression == "zstd":
-        writer = zstandard.ZstdCompressor(level=level).stream_writer(out, closefd=False, write_size=CHUNK)
+        # One zstd worker thread, in jobs of 4 MiB. Not for parallelism: fed in small writes
+        # (tar headers, then a megabyte), zstd's single-threaded stream wraps its window
+        # buffer and matches on its slow external-dictionary path, about twice the CPU
+        # (bench/RESULTS.md). Jobs keep the window contiguous. The same level, one frame,
+        # the same window; memory grows by about 25 MiB, whatever the size.
+        params = zstandard.ZstdCompressionParameters.from_level(level, threads=1, job_size=_ZSTD_JOB)
+        writer = zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False,
+                                                                                   write_size=CHUNK)
     else:
         writer = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=level, mtime=0)
     try:
