@@ -5,7 +5,8 @@ runs its ioloop for the broker's whole life. Every other thread (callers of
 publish, declare, get; handlers acking) hands work over with
 `ioloop.add_callback_threadsafe` and waits on a Future. Handlers run on a thread
 pool per consumer, never on the I/O thread, so heartbeats keep flowing while a
-handler takes minutes.
+handler takes minutes. A consumer started with `consume_batches` hands its
+handler the deliveries of one socket read together, as one list on one thread.
 
 Channels. One confirm-mode channel carries every publish. One channel serves
 `get` (what `doppel dlq` takes stays unacked on it until settled). Each consumer

@@ -152,9 +152,6 @@ class Worker:
             self._helpers.shutdown(wait=False)
 
     # -- a batch of deliveries ------------------------------------------------------
-    def on_delivery(self, function, delivery) -> None:
-        self.on_deliveries(function, [delivery])
-
     def on_deliveries(self, function, deliveries) -> None:
         """Read and claim them all in one ledger transaction, run what is ours, return once all have run."""
         jobs = []
