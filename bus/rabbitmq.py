@@ -379,6 +379,8 @@ class _Consumer:
         self.batches = batches  # handler takes a list: what arrived in one read from the socket
         self._inbox: list[RabbitDelivery] = []  # batches only: delivered in this pass of the ioloop
         self._flush_due = False
+        self._waiting: list[RabbitDelivery] | None = None  # a batch handed to the pool, not yet taken by a thread
+        self._waiting_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix=f"doppel-handler-{queue}")
         self.first_start: Future = Future()  # consuming, or why the first attempt failed
         self.stopping = False
@@ -448,8 +450,19 @@ class _Consumer:
     def _flush(self) -> None:
         self._flush_due = False
         batch, self._inbox = self._inbox, []
-        if batch:
-            self._submit(self._handle_batch, batch)
+        if not batch:
+            return
+        with self._waiting_lock:
+            if self._waiting is not None:  # no thread has taken the last batch yet: this joins it
+                self._waiting.extend(batch)
+                return
+            self._waiting = batch
+        self._submit(self._take_waiting, None)
+
+    def _take_waiting(self, _unused) -> None:
+        with self._waiting_lock:
+            batch, self._waiting = self._waiting, None
+        self._handle_batch(batch)
 
     def _submit(self, handle: Callable, work) -> None:
         self.broker._handlers.started()
