@@ -54,7 +54,7 @@ COMPRESSIONS = ("zstd", "gzip")
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 _DEFAULT_LEVEL = {"zstd": 3, "gzip": 6}
 _ZSTD_JOB = 4 * CHUNK          # bytes per zstd compression job (see _compressor)
-_FILE_WRITE = 256 * 1024      # bytes per write of a restored file (see _Extracting)
+_FILE_WRITE = 64 * 1024      # bytes per write of a restored file (see _Extracting)
 _PARALLEL_REQUESTS = 8        # small requests in flight at once when listing or pruning many backups
 
 
@@ -437,9 +437,9 @@ class _Extracting(tarfile.TarFile):
     TarFile.makefile copies with a read per megabyte, each a new bytes object:
     memory the allocator takes back and the kernel has to fault in again for the
     next, and a second copy of every byte on top of the decompressor's. The writes
-    are of 256 KiB: on this project's test machines (Linux 6.18, ext4) writes of
-    512 KiB and more into the page cache cost up to ten times the kernel CPU per
-    byte, at random (bench/RESULTS.md).
+    are of 64 KiB, as `swift download` writes: on this project's test machines
+    (Linux 6.18, ext4, a VM) writes of 1 MiB into the page cache cost 3 to 10 times
+    the kernel CPU per byte, 256 KiB writes now and then twice (bench/RESULTS.md).
     """
 
     def makefile(self, tarinfo: tarfile.TarInfo, targetpath: str) -> None:
@@ -460,19 +460,20 @@ class _Sequential:
     def __init__(self, stream):
         self._stream = stream
         self._pos = 0
-        self._buffer = memoryview(bytearray(_FILE_WRITE))
+        self._buffer = memoryview(bytearray(CHUNK))
 
     def copy_to(self, target, size: int) -> None:
         """Write the next `size` bytes into `target`, decompressed straight into the one buffer."""
         while size:
-            view = self._buffer[:min(size, _FILE_WRITE)]
+            view = self._buffer[:min(size, CHUNK)]
             filled = 0
             while filled < len(view):
                 n = self._stream.readinto(view[filled:])
                 if not n:
                     raise tarfile.ReadError("unexpected end of data")
                 filled += n
-            target.write(view)
+            for start in range(0, filled, _FILE_WRITE):
+                target.write(view[start:start + _FILE_WRITE])
             self._pos += filled
             size -= filled
 
