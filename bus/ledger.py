@@ -249,10 +249,16 @@ class Ledger:
                 ledger_table.c.function, ledger_table.c.key, ledger_table.c.owner)
         self._driver_sql = _DriverSQL.for_dialect(engine.dialect) if self._insert_new_returning is not None else None
         self._writes = _GroupCommit(self._write)
+        # Shared transactions run one at a time, so they share one connection: checking one out of the
+        # pool and back costs six times an empty transaction on SQLite.
+        self._write_conn: Connection | None = None
 
     def close(self) -> None:
         """Write the completions still queued; later ones are written by the thread that submits them."""
         self._writes.close()
+        conn, self._write_conn = self._write_conn, None
+        if conn is not None:
+            conn.close()
 
     def claim(self, function: str, key: str, owner: str, lease_s: float, *, event=None) -> Claim:
         return self.claim_many([(function, key, owner, event)], lease_s)[0]
@@ -323,20 +329,31 @@ class Ledger:
         """Finishes first, then claims, all in one transaction; each call gets its own result."""
         finishes = [row for call in calls if call.kind == "finish" for row in call.rows]
         claims = [call for call in calls if call.kind == "claim"]
-        with self._engine.begin() as conn:
-            if finishes and self._driver_sql is not None:
-                self._driver_sql.finish(conn, finishes)
-            elif finishes:
-                conn.execute(_FINISH, finishes)
-            if not claims:
-                return
-            rows = [row for call in claims for row in call.rows]
-            if self._insert_new is None:
-                outcomes = iter([self._claim_alone(conn, row) for row in rows])
-            else:
-                outcomes = iter(self._claim_together(conn, rows))
-            for call in claims:
-                call.result = [next(outcomes) for _ in call.rows]
+        conn = self._write_conn
+        if conn is None or conn.closed:
+            conn = self._write_conn = self._engine.connect()
+        try:
+            with conn.begin():
+                self._write_in(conn, finishes, claims)
+        except BaseException:
+            self._write_conn = None  # whatever broke, the next transaction starts on a fresh connection
+            conn.close()
+            raise
+
+    def _write_in(self, conn: Connection, finishes: list[dict], claims: list[_Call]) -> None:
+        if finishes and self._driver_sql is not None:
+            self._driver_sql.finish(conn, finishes)
+        elif finishes:
+            conn.execute(_FINISH, finishes)
+        if not claims:
+            return
+        rows = [row for call in claims for row in call.rows]
+        if self._insert_new is None:
+            outcomes = iter([self._claim_alone(conn, row) for row in rows])
+        else:
+            outcomes = iter(self._claim_together(conn, rows))
+        for call in claims:
+            call.result = [next(outcomes) for _ in call.rows]
 
     def _claim_together(self, conn: Connection, rows: list[dict]) -> list[Claim]:
         """Insert every key not there yet; a key whose row now names our owner is ours.
