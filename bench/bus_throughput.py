@@ -4,7 +4,8 @@
 
 Consume: a no-op function behind Doppel's worker (envelope parse, schema
 validation, idempotency ledger claim + complete in SQLite, ack) against a raw
-pika consume + ack loop (prefetch 100) draining a pre-filled quorum queue.
+pika consume + ack loop draining a pre-filled quorum queue, both with the same
+prefetch (--prefetch, 100 by default).
 Publish: Doppel's batched publisher (confirms for every message) against raw
 pika publishing with asynchronous confirms (up to 1,000 in flight).
 Prints each rate and the ratio Doppel / raw.
@@ -42,6 +43,7 @@ from bus.broker import Message, PublishError  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
 
 STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it
+PREFETCH = 100  # unacked deliveries per consumer, raw and Doppel alike (--prefetch)
 
 
 class Spoiled(RuntimeError):
@@ -79,10 +81,10 @@ def wait_depth(url: str, queue: str, depth: int, timeout=STEP_TIMEOUT) -> None:
 
 
 def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) -> float:
-    """pika BlockingConnection, prefetch 100, one basic.ack per message."""
+    """pika BlockingConnection, PREFETCH unacked, one basic.ack per message."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    channel.basic_qos(prefetch_count=100)
+    channel.basic_qos(prefetch_count=PREFETCH)
     seen = 0
     started = time.perf_counter()
     for method, _props, _body in channel.consume(queue, auto_ack=False, inactivity_timeout=idle_timeout):
@@ -122,7 +124,7 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
         raw_fill(url, topology.function_queue(name), [m.body for m in bodies])
         wait_depth(url, topology.function_queue(name), count)
         engine = make_engine(f"sqlite:///{db_dir}/bench-{name}.db")
-        worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=100)
+        worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=PREFETCH)
         started = time.perf_counter()
         worker.start()
         finished = done.wait(timeout=STEP_TIMEOUT)
@@ -149,7 +151,7 @@ def _worker_process(url: str, name: str, db_path: str, handled, ready, go, stop)
     broker = RabbitBroker(url)
     try:
         worker = Worker(broker, [function], Ledger(make_engine(f"sqlite:///{db_path}")), Deps(), retry=RetryPolicy(),
-                        prefetch=100)
+                        prefetch=PREFETCH)
         ready.release()
         go.wait(STEP_TIMEOUT)
         worker.start()
@@ -346,11 +348,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="also measure Doppel consume with this many worker processes (a deployment scales "
                              "workers out; the headline ratio is one process against one raw consumer)")
+    parser.add_argument("--prefetch", type=int, default=100,
+                        help="unacked deliveries per consumer, the same for raw pika and Doppel (default 100)")
     parser.add_argument("--max-spoiled", type=int, default=5, help="rounds thrown away (broker restarts) before giving up")
     args = parser.parse_args()
+    globals()["PREFETCH"] = args.prefetch
     events = [BODY_EVENT(n) for n in range(args.events)]
     bodies = [e.to_json() for e in events]
-    print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each", flush=True)
+    print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each; "
+          f"prefetch {PREFETCH}", flush=True)
     with tempfile.TemporaryDirectory() as db_dir:
         results = {"raw consume": [], "doppel consume": [], "raw publish": [], "doppel publish": []}
         if args.processes > 1:

@@ -286,6 +286,11 @@ class Ledger:
     def complete(self, function: str, key: str, owner: str, result: dict) -> None:
         self._finish(function, key, owner, "done", result)
 
+    def complete_many(self, completions: list[tuple[str, str, str, dict]]) -> None:
+        """Record several (function, key, owner, result) as done, in one shared transaction, and wait for it."""
+        self._writes.run(_Call("finish", [self._finish_row(function, key, owner, "done", result)
+                                          for function, key, owner, result in completions]))
+
     def complete_later(self, function: str, key: str, owner: str, result: dict,
                        then: Callable[[BaseException | None], None]) -> None:
         """`complete` without waiting: `then(None)` runs once it committed, `then(error)` if it failed.

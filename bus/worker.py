@@ -69,11 +69,15 @@ class Reporter:
 class Stats:
     counts: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _keys: dict = field(default_factory=dict)  # (name, function) -> "name:function", made once
 
     def add(self, name: str, function: str) -> None:
+        key = self._keys.get((name, function))
+        if key is None:
+            key = self._keys[(name, function)] = f"{name}:{function}"
         with self.lock:
             self.counts[name] += 1
-            self.counts[f"{name}:{function}"] += 1
+            self.counts[key] += 1
 
 
 class _Batch:
@@ -91,7 +95,7 @@ class _Batch:
                 self.all_run.set()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     """One claimed event, waiting for its handler to run."""
     function: object
@@ -127,6 +131,10 @@ class Worker:
         self._helpers_running = 0
         self._watchdog: threading.Thread | None = None
         self._watchdog_asleep = False  # waiting for the next job without a timeout: wake it when jobs wait
+        # Handlers that returned, whose completion is not yet written (guarded by _ready_changed too): the
+        # thread that runs out of jobs writes them all; the watchdog does if they wait longer than STALL_S.
+        self._done: list[tuple] = []
+        self._done_since = 0.0
 
     # -- lifecycle -------------------------------------------------------------
     def declare(self) -> None:
@@ -199,7 +207,7 @@ class Worker:
         while True:
             with self._ready_changed:
                 if not self._ready:
-                    return
+                    break
                 job = self._ready.popleft()
             try:
                 self._run(job.function, job.delivery, job.event, job.key, job.owner, job.attempt)
@@ -210,14 +218,19 @@ class Worker:
                     job.delivery.nack(requeue=True)
             finally:
                 job.batch.one_run()
+        self._write_done(wait=True)
 
     def _watch_ready(self) -> None:
         """Give waiting claimed events to a helper thread when they wait longer than STALL_S."""
         while not self._stop.is_set():
             with self._ready_changed:
+                overdue = self._done and time.monotonic() - self._done_since >= STALL_S
+            if overdue:  # their thread is in a slow handler: the writer thread writes them
+                self._write_done(wait=False)
+            with self._ready_changed:
                 if not self._ready:
                     self._watchdog_asleep = True
-                    self._ready_changed.wait()
+                    self._ready_changed.wait(STALL_S if self._done else None)
                     self._watchdog_asleep = False
                     continue
                 waited = time.monotonic() - self._ready[0].queued_at
@@ -276,14 +289,39 @@ class Worker:
                             self.retry.attempts, event.type, event.id, reason)
                 self._delay(function, delivery, attempt, reason, step=attempt, count_attempt=True)
         else:
-            # The ack waits for the ledger's commit, but this thread does not: it takes the next delivery
-            # while the completion rides in a transaction shared with other deliveries'.
-            self.ledger.complete_later(function.NAME, key, owner, {"emitted": [[e.type, e.id] for e in emitted]},
-                                       then=lambda error: self._completed(function, delivery, key, owner, error))
+            # The ack waits for the ledger's commit, written with others' once this thread runs out of jobs
+            # (or by the watchdog, if the next handler is slow).
+            with self._ready_changed:
+                if not self._done:
+                    self._done_since = time.monotonic()
+                    if self._watchdog_asleep:
+                        self._ready_changed.notify()
+                self._done.append((function, delivery, key, owner, [[e.type, e.id] for e in emitted]))
             completing = True
         finally:
             if not completing:
                 self._forget_active(function.NAME, key, owner)
+
+    def _write_done(self, wait: bool) -> None:
+        """Record the handled events as done in one transaction (here, or on the ledger's writer thread), then ack."""
+        with self._ready_changed:
+            done, self._done = self._done, []
+        if not done:
+            return
+        rows = [(function.NAME, key, owner, {"emitted": emitted}) for function, _d, key, owner, emitted in done]
+
+        def settle(error: BaseException | None) -> None:
+            for function, delivery, key, owner, _emitted in done:
+                self._completed(function, delivery, key, owner, error)
+        if not wait:
+            self.ledger.complete_many_later(rows, then=settle)
+            return
+        try:
+            self.ledger.complete_many(rows)
+        except Exception as exc:  # noqa: BLE001 - each delivery goes back; the handlers' effects are idempotent
+            settle(exc)
+        else:
+            settle(None)
 
     def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> None:
         """After the ledger write of a completion: ack, or put the message back if the write failed."""
