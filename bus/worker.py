@@ -4,17 +4,17 @@ For each delivery: read the envelope and validate the data (an invalid event is
 parked at once, never retried); claim (function, idempotency key) in the ledger
 (a completed key is acked without running); run the handler off the broker's I/O
 thread; publish what it returned and wait for the broker's confirms; record the
-key as done; and only then ack. The handler's thread does not wait for that last
-ledger write: the ack follows its commit, from the ledger's writer thread. A
-failure is retried through the function's delay queues with the attempt count in
-the headers, and parked with its reason after the last attempt, or at once when
-it is permanent.
+key as done; and only then ack. A failure is retried through the function's
+delay queues with the attempt count in the headers, and parked with its reason
+after the last attempt, or at once when it is permanent.
 
 Batches. The broker hands over the deliveries that arrived together; their
 events are read and claimed in one ledger transaction, then their handlers run
-one after another on the batch's thread. So that a slow handler does not hold
-up the rest of its batch, a watchdog gives claimed events that have waited
-longer than STALL_S to a helper thread.
+one after another on the batch's thread, which records the handled ones as done
+in one transaction when it runs out of events, and acks them. So that a slow
+handler does not hold up the rest of its batch, a watchdog gives claimed events
+that have waited longer than STALL_S to a helper thread, and has the ledger's
+writer thread record completions that have waited that long.
 """
 from __future__ import annotations
 
