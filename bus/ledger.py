@@ -247,7 +247,7 @@ class Ledger:
         if self._insert_new is not None and engine.dialect.insert_returning and engine.dialect.use_insertmanyvalues:
             self._insert_new_returning = self._insert_new.returning(
                 ledger_table.c.function, ledger_table.c.key, ledger_table.c.owner)
-        self._driver_sql = _DriverSQL.for_dialect(engine.dialect) if self._insert_new_returning is not None else None
+        self._driver_sql = _DriverSQL.for_dialect(engine.dialect)
         self._writes = _GroupCommit(self._write)
         # Shared transactions run one at a time, so they share one connection: checking one out of the
         # pool and back costs six times an empty transaction on SQLite.
