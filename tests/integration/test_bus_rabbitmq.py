@@ -121,6 +121,7 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
 
 
 def test_a_slow_handler_does_not_hold_up_the_events_that_arrived_with_it(tmp_path, amqp_url):
+    from bus import topology
     from bus.worker import Worker
     from tests.harness import Bus, make_function
     bus = Bus("rabbitmq", tmp_path, amqp_url)
@@ -131,30 +132,34 @@ def test_a_slow_handler_does_not_hold_up_the_events_that_arrived_with_it(tmp_pat
             release.wait(30)
         finished[event.data["env"]] = time.monotonic()
         return []
-    worker = Worker(bus.broker(), [make_function(f"batch{bus.prefix}", "env.requested", handle)], bus.ledger,
-                    bus.deps, retry=bus.retry, prefetch=16, reporter=bus.reporter)
+    function = make_function(f"batch{bus.prefix}", "env.requested", handle)
+    worker = Worker(bus.broker(), [function], bus.ledger, bus.deps, retry=bus.retry, prefetch=16,
+                    reporter=bus.reporter)
     bus.workers.append(worker)
-    sizes = []
-    whole_batch = worker.on_deliveries
-    worker.on_deliveries = lambda function, deliveries: (sizes.append(len(deliveries)),
-                                                         whole_batch(function, deliveries))
     try:
-        # Given six events waiting together in the function's queue, the slow one first
+        # Given six events delivered together from RabbitMQ, the slow one first
         worker.declare()
         events = [request("slow")] + [request(f"quick-{n}") for n in range(5)]
         worker.broker.publish([event_message(e) for e in events])
+        queue = topology.function_queue(function.NAME)
+        wait_for(lambda: worker.broker.depth(queue) == 6, 10, "six events in the queue")
+        batch = [worker.broker.get(queue) for _ in events]
+        worker.start()  # its watchdog and helpers (the queue is empty now)
 
-        # When the worker starts and takes them (as one batch, or a few)
-        worker.start()
+        # When the worker handles them as one batch
+        handling = threading.Thread(target=worker.on_deliveries, args=(function, batch))
+        handling.start()
 
-        # Then the five quick ones are handled and acked while the slow one still runs
+        # Then the five quick ones are handled, recorded done and acked while the slow one still runs
         wait_for(lambda: len(finished) == 5, 10, "the five quick events")
-        assert "slow" not in finished and max(sizes) > 1, sizes
-        wait_for(lambda: {e.status for e in bus.ledger.entries() if e.event_id != events[0].id} == {"done"}
-                 and len(bus.ledger.entries()) == 6, 10, "five completions recorded")
+        assert "slow" not in finished
+        wait_for(lambda: all(d.settled for d in batch[1:]), 10, "five acks")
+        assert {e.event_id: e.status for e in bus.ledger.entries()} == {
+            **{e.id: "done" for e in events[1:]}, events[0].id: "running"}
         release.set()
-        wait_for(lambda: len(finished) == 6 and all(e.status == "done" for e in bus.ledger.entries()), 10,
-                 "the slow one")
+        handling.join(10)
+        assert len(finished) == 6 and batch[0].settled
+        assert all(e.status == "done" for e in bus.ledger.entries())
     finally:
         release.set()
         bus.close()
