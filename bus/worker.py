@@ -203,7 +203,7 @@ class Worker:
         batch.all_run.wait()
 
     def _run_ready(self) -> None:
-        """Run claimed events, oldest first, until none is waiting."""
+        """Run claimed events, oldest first, until none is waiting; then record the handled ones as done and ack."""
         while True:
             with self._ready_changed:
                 if not self._ready:
