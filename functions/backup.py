@@ -4,8 +4,7 @@ For an expiring environment this is the step before deletion: teardown runs only
 on the backup.done it emits. The backup id is derived from the event, so a retry
 after a crash writes the same backup again instead of a second one.
 """
-import hashlib
-
+from clouds.backups.layout import derived_backup_id
 from doppel.registry import EXPIRING
 
 NAME = "backup"
@@ -18,7 +17,7 @@ def idempotency_key(event) -> str:
 
 
 def backup_id_for(event) -> str:
-    return f"{event.time:%Y%m%dT%H%M%SZ}-{hashlib.sha256(event.id.encode()).hexdigest()[:6]}"
+    return derived_backup_id(event.time, event.id)
 
 
 def handle(event, deps) -> list:

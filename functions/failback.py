@@ -8,9 +8,9 @@ unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 
+from clouds.backups.layout import derived_backup_id
 from doppel import dr
 from doppel.dr_state import FAILED_OVER, FAILING_BACK, FAILING_OVER, NORMAL
 from doppel.errors import PermanentError
@@ -27,7 +27,7 @@ def idempotency_key(event) -> str:
 
 
 def backup_id_for(event) -> str:
-    return f"{event.time:%Y%m%dT%H%M%SZ}-fb{hashlib.sha256(event.id.encode()).hexdigest()[:6]}"
+    return derived_backup_id(event.time, event.id, tag="fb")
 
 
 def handle(event, deps) -> list:

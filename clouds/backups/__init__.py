@@ -14,10 +14,11 @@ Object layout and manifest: layout.py. Restoring without Doppel: docs/restore-by
 from clouds.backups.archive import (BackupError, BackupNotFound, IntegrityError, VerifyResult, delete_backup,
                                     find_backup, list_backups, restore, verify, write_backup)
 from clouds.backups.cleanup import PruneResult, prune, remove_incomplete
-from clouds.backups.layout import Component, Manifest, ManifestError, backup_time, new_backup_id
+from clouds.backups.layout import (Component, Manifest, ManifestError, backup_time, derived_backup_id,
+                                   new_backup_id)
 from clouds.backups.retention import RetentionPolicy, select_to_keep
 
 __all__ = ["BackupError", "BackupNotFound", "Component", "IntegrityError", "Manifest", "ManifestError",
-           "PruneResult", "RetentionPolicy", "VerifyResult", "backup_time", "delete_backup", "find_backup",
-           "list_backups", "new_backup_id", "prune", "remove_incomplete", "restore", "select_to_keep",
+           "PruneResult", "RetentionPolicy", "VerifyResult", "backup_time", "delete_backup", "derived_backup_id",
+           "find_backup", "list_backups", "new_backup_id", "prune", "remove_incomplete", "restore", "select_to_keep",
            "verify", "write_backup"]

@@ -7,7 +7,9 @@ Object layout, the same in every store (a directory, a Swift container, an S3 bu
     <env>/<backup_id>/manifest.json      written LAST: a backup without it is incomplete
 
 `backup_id` is `YYYYMMDDTHHMMSSZ-xxxxxx`: the UTC time the backup started and six
-random hex digits, so ids sort by time and two backups in the same second differ.
+hex digits, random or derived from the event that asked for it, so ids sort by
+time and two backups in the same second differ. A tag of up to two letters may
+come before the digits (`fb`: a failback's backup of the DR copy).
 In Swift the archive's segments live in `<container>_segments`; in S3 they are the
 parts of a multipart upload. Neither shows up under the keys above until complete.
 
@@ -28,6 +30,7 @@ a downloaded archive can be compared with the manifest by hand.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -38,7 +41,7 @@ from typing import Any
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 ARCHIVE_NAMES = {"zstd": "archive.tar.zst", "gzip": "archive.tar.gz"}
-BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([0-9a-f]{6})$")
+BACKUP_ID = re.compile(r"^(\d{8}T\d{6}Z)-([a-z]{0,2}[0-9a-f]{6})$")
 ENV = re.compile(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$")
 
 
@@ -50,6 +53,13 @@ def new_backup_id(now: datetime | None = None) -> str:
     """A fresh id: the start time in UTC (so ids sort by time) and 6 random hex digits."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def derived_backup_id(moment: datetime, seed: str, tag: str = "") -> str:
+    """The id the same seed (an event id) at the same moment always gives, so a retried step writes the
+    same backup again instead of a second one; the six hex digits come from the seed, after the tag."""
+    digest = hashlib.sha256(seed.encode()).hexdigest()[:6]
+    return f"{moment.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{tag}{digest}"
 
 
 def backup_time(backup_id: str) -> datetime:

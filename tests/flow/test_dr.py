@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from clouds.backups import list_backups
 from clouds.base import DnsRecord
 from doppel.dr_state import FAILED_OVER, NORMAL
 from tests.flow.conftest import Shop, tree_digest
@@ -96,6 +97,8 @@ def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_
     assert shop.app.dr_states.get("shop").state == NORMAL
     # and the failback's backup is production's newest; production's old tree (with order 2222) is kept aside
     assert shop.app.backups.newest("shop").id == back.data["backup_id"]
+    # (and the store lists it, so `doppel backup sync`, retention and cleanup see it too)
+    assert back.data["backup_id"] in [m.backup_id for m in list_backups(shop.app.backups.store, "shop")]
     (kept,) = shop.production.parent.glob(".shop.before-failback-*")
     assert has_order(kept / "data/shop.db", 2222)
 
