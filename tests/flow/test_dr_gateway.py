@@ -9,13 +9,9 @@ import uuid
 
 import pytest
 
-import functions
 from clouds.base import DnsRecord
 from clouds.local.sample import make_sample_production
-from doppel.app import App
-from doppel.commands_gateway import start_gateway
-from doppel.config import parse_config
-from tests.support.gateway import GATEWAY, SECRETS, Front
+from tests.support.gateway import SECRETS, Front, embedded_gateway_env
 
 NAME = "shop.example.com"
 
@@ -24,25 +20,14 @@ class DrFront(Front):
     """Front with a DR policy for the sample production."""
 
     def __init__(self, tmp_path, production, alarms=("shop-http-down",)):
-        document = {"state_dir": str(tmp_path / "state"), "gateway": GATEWAY,
-                    "productions": {"shop": make_sample_production(production)},
-                    "dr": {"shop": {"target": {"env": "shop-dr"}, "alarms": list(alarms),
-                                    "dns": {"records": [{"name": NAME, "value": "127.0.0.20"}]}}}}
-        self.app = App(parse_config(document, None), role="test")
-        self.worker = self.app.worker(functions.FUNCTIONS)
-        self.worker.start()
-        self.app.broker.start()
-        self.server = start_gateway(self.app, functions.FUNCTIONS)
-        self.url = self.server.url
-        self._markers = 0
+        super().__init__(tmp_path, productions={"shop": make_sample_production(production)},
+                         dr={"shop": {"target": {"env": "shop-dr"}, "alarms": list(alarms),
+                                      "dns": {"records": [{"name": NAME, "value": "127.0.0.20"}]}}})
 
 
 @pytest.fixture
 def front(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    embedded_gateway_env(monkeypatch)
     front = DrFront(tmp_path, tmp_path / "production" / "shop")
     yield front
     front.close()

@@ -15,15 +15,12 @@ from slack_sdk.signature import SignatureVerifier
 
 from clouds.local.sample import make_sample_production
 from doppel.registry import FAILED, READY
-from tests.support.gateway import GATEWAY, SECRETS, Front, ReplyCatcher, call
+from tests.support.gateway import GATEWAY, SECRETS, Front, ReplyCatcher, call, embedded_gateway_env
 
 
 @pytest.fixture
 def shop_front(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    embedded_gateway_env(monkeypatch)
     production = tmp_path / "production" / "shop"
     entry = make_sample_production(production)
     front = Front(tmp_path, productions={"shop": entry})

@@ -14,7 +14,7 @@ import pytest
 
 from clouds.base import DnsRecord
 from tests.flow.test_dr_gateway import NAME, DrFront
-from tests.support.gateway import SECRETS
+from tests.support.gateway import SECRETS, embedded_gateway_env
 
 pytestmark = pytest.mark.openstack
 
@@ -36,10 +36,7 @@ def conn():
 
 @pytest.fixture
 def front(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    embedded_gateway_env(monkeypatch)
     alarm_name = f"doppel-dr-{uuid.uuid4().hex[:8]}"
     front = DrFront(tmp_path, tmp_path / "production" / "shop", alarms=(alarm_name,))
     front.alarm_name = alarm_name

@@ -50,12 +50,24 @@ def call(url: str, method: str, path: str, body: bytes | None = None, headers: d
         conn.close()
 
 
+def embedded_gateway_env(monkeypatch, **extra: str) -> None:
+    """An embedded Doppel's environment for a gateway test: no bus or database URL from the shell running
+    the tests, and the gateway's secrets (with `extra` ones)."""
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    for name, value in {**SECRETS, **extra}.items():
+        monkeypatch.setenv(name, value)
+
+
 class Front:
     """An embedded Doppel serving every function, with its gateway listening."""
 
-    def __init__(self, tmp_path: Path, gateway: dict | None = None, productions: dict | None = None):
+    def __init__(self, tmp_path: Path, gateway: dict | None = None, productions: dict | None = None,
+                 dr: dict | None = None):
         document = {"state_dir": str(tmp_path / "state"), "gateway": gateway or GATEWAY,
                     "productions": productions or {}}
+        if dr:
+            document["dr"] = dr
         self.app = App(parse_config(document, None), role="test")
         self.worker = self.app.worker(functions.FUNCTIONS)
         self.worker.start()

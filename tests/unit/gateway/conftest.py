@@ -1,14 +1,11 @@
 import pytest
 
-from tests.support.gateway import SECRETS, Front
+from tests.support.gateway import Front, embedded_gateway_env
 
 
 @pytest.fixture
 def front(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    for name, value in SECRETS.items():
-        monkeypatch.setenv(name, value)
+    embedded_gateway_env(monkeypatch)
     running = Front(tmp_path)
     yield running
     running.close()

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.support.gateway import SECRETS, Front
+from tests.support.gateway import Front, embedded_gateway_env
 
 PASSWORD = "service-password-3e9d"
 ALERT = {"alarm_id": "a1", "alarm_name": "shop-down", "severity": "critical", "previous": "ok",
@@ -76,10 +76,7 @@ def _later(seconds: int) -> str:
 
 @pytest.fixture
 def keystone_front(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    for name, value in {**SECRETS, "DOPPEL_TEST_KEYSTONE_PASSWORD": PASSWORD}.items():
-        monkeypatch.setenv(name, value)
+    embedded_gateway_env(monkeypatch, DOPPEL_TEST_KEYSTONE_PASSWORD=PASSWORD)
     keystone = KeystoneStandIn()
     gateway = {"port": 0, "events": {"token_env": "DOPPEL_TEST_GATEWAY_TOKEN"},
                "aodh": {"keystone": {"auth_url": keystone.url, "username": "doppel", "project": "service",
