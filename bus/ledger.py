@@ -291,18 +291,11 @@ class Ledger:
         self._writes.run(_Call("finish", [self._finish_row(function, key, owner, "done", result)
                                           for function, key, owner, result in completions]))
 
-    def complete_later(self, function: str, key: str, owner: str, result: dict,
-                       then: Callable[[BaseException | None], None]) -> None:
-        """`complete` without waiting: `then(None)` runs once it committed, `then(error)` if it failed.
-
-        It may run on this thread before this returns, or on another caller's.
-        `then` must be quick and must not call the ledger.
-        """
-        self.complete_many_later([(function, key, owner, result)], then)
-
     def complete_many_later(self, completions: list[tuple[str, str, str, dict]],
                             then: Callable[[BaseException | None], None]) -> None:
-        """`complete_later` for several (function, key, owner, result) in one transaction, with one `then`."""
+        """Record several (function, key, owner, result) as done without waiting: `then(None)` runs once they
+        committed, `then(error)` if that failed. It runs on the ledger's writer thread (or another caller's,
+        or this one after close()); it must be quick and must not call the ledger."""
         self._writes.submit(_Call("finish", [self._finish_row(function, key, owner, "done", result)
                                              for function, key, owner, result in completions], then))
 

@@ -42,7 +42,8 @@ def test_a_completed_key_is_done_for_every_later_claim(tmp_path):
     # Given a completion recorded without waiting
     recorded = threading.Event()
     errors = []
-    book.complete_later("fn", "k", "first", {"emitted": []}, then=lambda error: (errors.append(error), recorded.set()))
+    book.complete_many_later([("fn", "k", "first", {"emitted": []})],
+                             then=lambda error: (errors.append(error), recorded.set()))
     assert recorded.wait(10) and errors == [None]
     # When the key is claimed again, even by many at once
     results = claim_all_at_once(book, ["k"] * 8)
