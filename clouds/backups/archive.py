@@ -84,8 +84,9 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
     check_env(env)
     if compression not in COMPRESSIONS:
         raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}")
-    # Whole seconds: the manifest stores them so, and the returned manifest must equal the stored one.
-    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    # To the microsecond, as the manifest stores it: two backups of one env in the same second still sort
+    # by when they started (the id keeps whole seconds only).
+    created = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     backup_id = backup_id or new_backup_id(created)
     key = archive_key(env, backup_id, compression)
     meter = ProgressMeter(progress)
@@ -112,7 +113,7 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
 
 
 def _manifest(env, backup_id, created, key, compression, producer: "_Producer") -> Manifest:
-    completed = datetime.now(timezone.utc).replace(microsecond=0)
+    completed = datetime.now(timezone.utc)
     return Manifest(backup_id=backup_id, env=env, created=created, completed=completed,
                     archive_key=key, compression=compression, size=producer.pipe.reader.size,
                     sha256=producer.pipe.reader.sha256, uncompressed_size=producer.uncompressed,
@@ -287,7 +288,8 @@ def _compressor(compression: str, level: int, out: BinaryIO):
 # ----------------------------------------------------------------------------- finding
 
 def list_backups(store: ObjectStore, env: str | None = None) -> list[Manifest]:
-    """Complete backups (those with a readable manifest), oldest first; all environments when env is None.
+    """Complete backups (those with a readable manifest), oldest first (by start time, then id); all
+    environments when env is None.
 
     Manifests are fetched a few at a time: a year of nightly backups is hundreds of small GETs.
     """
@@ -296,7 +298,7 @@ def list_backups(store: ObjectStore, env: str | None = None) -> list[Manifest]:
             if (parts := split_key(info.key)) is not None and parts[2] == MANIFEST_NAME]
     with ThreadPoolExecutor(_PARALLEL_REQUESTS, thread_name_prefix="manifests") as pool:
         manifests = [m for m in pool.map(lambda key: _read_manifest(store, key), keys) if m is not None]
-    return sorted(manifests, key=lambda m: m.backup_id)
+    return sorted(manifests, key=lambda m: (m.created, m.backup_id))
 
 
 def _read_manifest(store: ObjectStore, key: str) -> Manifest | None:

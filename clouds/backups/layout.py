@@ -8,7 +8,8 @@ Object layout, the same in every store (a directory, a Swift container, an S3 bu
 
 `backup_id` is `YYYYMMDDTHHMMSSZ-xxxxxx`: the UTC time the backup started and six
 hex digits, random or derived from the event that asked for it, so ids sort by
-time and two backups in the same second differ. A tag of up to two letters may
+time and two backups in the same second differ. Which of two backups is newer is
+told by the manifest's `created`, kept to the microsecond; the id breaks a tie. A tag of up to two letters may
 come before the digits (`fb`: a failback's backup of the DR copy).
 In Swift the archive's segments live in `<container>_segments`; in S3 they are the
 parts of a multipart upload. Neither shows up under the keys above until complete.
@@ -16,7 +17,7 @@ parts of a multipart upload. Neither shows up under the keys above until complet
 The manifest (JSON, `format: 1`):
 
     {"format": 1, "backup_id": "...", "env": "prod",
-     "created": "2026-11-22T03:15:00Z", "completed": "2026-11-22T03:16:40Z",
+     "created": "2026-11-22T03:15:00.402117Z", "completed": "2026-11-22T03:16:40.090512Z",
      "archive": {"key": "prod/<id>/archive.tar.zst", "compression": "zstd",
                  "size": <bytes stored>, "sha256": "<hex of the bytes stored>"},
      "uncompressed_size": <bytes of the tar stream>,
@@ -194,7 +195,8 @@ class Manifest:
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 in UTC to the microsecond (older manifests kept whole seconds; both parse)."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _parse(text: str) -> datetime:

@@ -11,10 +11,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import zstandard
+from sqlalchemy import create_engine
 
 from clouds.backups import (BackupError, BackupNotFound, IntegrityError, Manifest, find_backup, list_backups,
                             remove_incomplete, restore, verify, write_backup)
 from clouds.backups.layout import archive_key
+from doppel.catalogue import Catalogue
 from clouds.base import BackupSource
 
 from .environment import DATABASES, file_checksums, table_checksums
@@ -76,6 +78,23 @@ def test_backup_ids_sort_by_time_and_list_shows_complete_backups_only(environmen
     with pytest.raises(BackupNotFound, match=second.backup_id):
         find_backup(store, second.backup_id)
     assert find_backup(store, first.backup_id) == first
+
+
+def test_two_backups_in_one_second_sort_by_when_they_started_not_by_id(tmp_path, environment, store):
+    # Given two backups started in the same second, the later one with an id that sorts first
+    second = datetime(2026, 11, 22, 8, 34, 36, tzinfo=timezone.utc)
+    earlier = write_backup(store, "prod", environment, now=second.replace(microsecond=100),
+                           backup_id="20261122T083436Z-fc41a9")
+    later = write_backup(store, "prod", environment, now=second.replace(microsecond=900),
+                         backup_id="20261122T083436Z-fb37fafd")
+
+    # Then the store's listing and the catalogue built from it both call the later one the newest
+    assert [m.backup_id for m in list_backups(store, "prod")] == [earlier.backup_id, later.backup_id]
+    catalogue = Catalogue(create_engine(f"sqlite:///{tmp_path / 'catalogue.db'}"))
+    for manifest in reversed(list_backups(store, "prod")):
+        catalogue.record(manifest, store.name, reason="test")
+    assert catalogue.newest("prod").id == later.backup_id
+    assert find_backup(store, later.backup_id).created == later.created
 
 
 @pytest.mark.parametrize("damage", ["flip one byte", "truncate"])
