@@ -76,7 +76,7 @@ class _Call:
     than an Event). A caller that does not wait leaves `then`, run after the
     transaction with the error or None.
     """
-    kind: str  # claim | finish
+    kind: str  # claim | finish | release (close() letting the held connection go)
     rows: list[dict]  # one caller's rows, written together (a worker claims a whole batch of deliveries)
     then: Callable[[BaseException | None], None] | None = None
     result: Any = None  # for a claim: one Claim per row
@@ -252,13 +252,16 @@ class Ledger:
         # Shared transactions run one at a time, so they share one connection: checking one out of the
         # pool and back costs six times an empty transaction on SQLite.
         self._write_conn: Connection | None = None
+        self._released = False  # close() let the held connection go
 
     def close(self) -> None:
-        """Write the completions still queued; later ones are written by the thread that submits them."""
+        """Write the completions still queued and let the held connection go; later writes (by the thread that
+        asks) each take a connection from the pool for their transaction.
+
+        The connection is let go by a shared transaction of its own, never beside one: closing it under a
+        transaction running on another thread would free what SQLite is still using."""
         self._writes.close()
-        conn, self._write_conn = self._write_conn, None
-        if conn is not None:
-            conn.close()
+        self._writes.run(_Call("release", []))
 
     def claim(self, function: str, key: str, owner: str, lease_s: float, *, event=None) -> Claim:
         return self.claim_many([(function, key, owner, event)], lease_s)[0]
@@ -337,6 +340,9 @@ class Ledger:
             self._write_conn = None  # whatever broke, the next transaction starts on a fresh connection
             conn.close()
             raise
+        if self._released or any(call.kind == "release" for call in calls):
+            self._released, self._write_conn = True, None  # closed: hold no connection from now on
+            conn.close()
 
     def _write_in(self, conn: Connection, finishes: list[dict], claims: list[_Call]) -> None:
         if finishes and self._driver_sql is not None:

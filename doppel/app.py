@@ -25,7 +25,8 @@ class App:
     config: Config
     role: str = "cli"
     fast_forward: bool = False  # in-memory bus: skip retry delays (tests)
-    _closers: list = field(default_factory=list)
+    _workers: list = field(default_factory=list)
+    _closed: set = field(default_factory=set)  # ids of the parts closed already
 
     @classmethod
     def load(cls, config_path=None, role: str = "cli", **kwargs) -> "App":
@@ -40,9 +41,7 @@ class App:
 
     @cached_property
     def ledger(self) -> Ledger:
-        ledger = Ledger(self.engine)
-        self._closers.append(ledger.close)
-        return ledger
+        return Ledger(self.engine)
 
     @cached_property
     def audit(self) -> AuditTrail:
@@ -60,7 +59,6 @@ class App:
         else:
             from bus.rabbitmq import RabbitBroker
             broker = RabbitBroker(self.config.amqp_url)
-        self._closers.append(broker.close)
         return broker
 
     @cached_property
@@ -113,14 +111,23 @@ class App:
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]
-        return Worker(self.broker, functions, self.ledger, self.deps, retry=self.retry,
-                      lease_s=bus["lease"], prefetch=bus["prefetch"],
-                      reporter=SentryReporter(self.sentry_enabled))
+        worker = Worker(self.broker, functions, self.ledger, self.deps, retry=self.retry,
+                        lease_s=bus["lease"], prefetch=bus["prefetch"],
+                        reporter=SentryReporter(self.sentry_enabled))
+        self._workers.append(worker)
+        return worker
 
     def close(self) -> None:
-        while self._closers:
+        """Stop in dependency order, whatever order the parts were built in: the workers' own threads, then
+        the broker (which waits for the handlers it is running), then the ledger those handlers write to."""
+        parts = [self.__dict__[name] for name in ("broker", "ledger") if name in self.__dict__]
+        steps = [worker.stop for worker in self._workers]
+        steps += [part.close for part in parts if id(part) not in self._closed]
+        self._workers = []
+        self._closed.update(id(part) for part in parts)
+        for step in steps:
             try:
-                self._closers.pop()()
+                step()
             except Exception:  # noqa: BLE001 - closing must go on
                 log.exception("while closing")
 

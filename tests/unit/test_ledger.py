@@ -133,3 +133,40 @@ def test_a_batch_claim_answers_each_key_as_a_claim_of_its_own_would(tmp_path):
     assert written.wait(10)
     assert book.claim_many([("fn", k, "late", None) for k in ("orphan", "new-1", "twice", "new-2")], 30) == \
         [Claim.DONE] * 4
+
+
+def test_close_lets_the_held_connection_go_only_after_the_transaction_running_on_another_thread(tmp_path):
+    # Given a ledger holding its connection, and a claim in the middle of its transaction on another thread
+    book = ledger(tmp_path)
+    book.claim("fn", "warm-up", "owner", 30)
+    inside, finish = threading.Event(), threading.Event()
+    connection_open_throughout = []
+    write_in = book._write_in
+
+    def slow_write_in(conn, finishes, claims):
+        write_in(conn, finishes, claims)
+        if claims:
+            inside.set()
+            finish.wait(5)
+            connection_open_throughout.append(not conn.closed)
+    book._write_in = slow_write_in
+    claimer = threading.Thread(target=lambda: book.claim("fn", "during-close", "owner", 30))
+    claimer.start()
+    assert inside.wait(5)
+
+    # When the ledger is closed meanwhile
+    closer = threading.Thread(target=book.close)
+    closer.start()
+    closer.join(0.3)
+
+    # Then close waits for that transaction, which ends on an open connection; then nothing is held
+    assert closer.is_alive()
+    finish.set()
+    claimer.join(5)
+    closer.join(5)
+    assert not closer.is_alive() and connection_open_throughout == [True]
+    assert book._engine.pool.checkedout() == 0
+    # and the ledger still answers, each transaction on a connection of its own
+    assert book.claim("fn", "during-close", "other", 30) is Claim.BUSY
+    assert book.claim("fn", "after-close", "owner", 30) is Claim.RUN
+    assert book._engine.pool.checkedout() == 0
