@@ -1,7 +1,7 @@
 """A real OpenStack (tests/services/openstack.sh), a production on it, and an embedded Doppel that clones it.
 
 The production is a Heat stack with a server and a data volume (templates/production.yaml),
-made once per session. Each test gets its own Doppel (state directory, registry, in-memory
+made for each test session and deleted after it. Each test gets its own Doppel (state directory, registry, in-memory
 bus running every function) whose only production, `shop`, is that stack.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,14 @@ from doppel.registry import ENDED, READY
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
 CLOUD = "doppel-test"
-PRODUCTION_STACK = "doppel-it-production"
 FLAVOR, HUGE_FLAVOR = "doppel.tiny", "doppel.huge"
 # Unique per test session: reap judges only its own productions' resources, so two sessions
 # sharing the cloud (a developer's and CI's) never reap each other's environments.
-PRODUCTION = f"shop-{uuid.uuid4().hex[:6]}"
+SESSION = uuid.uuid4().hex[:6]
+PRODUCTION = f"shop-{SESSION}"
+PRODUCTION_STACK_PREFIX = "doppel-it-production-"
+PRODUCTION_STACK = PRODUCTION_STACK_PREFIX + SESSION
+LEGACY_PRODUCTION_STACK = "doppel-it-production"  # the one stack earlier versions of these tests shared
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +63,14 @@ def wait_for(what: str, check, seconds: float = 180, interval: float = 1.0):
 
 @pytest.fixture(scope="session")
 def production_stack(openstack_cloud):
-    """The production: a Heat stack with one server and one volume, made once (found again when it exists)."""
+    """The production: a Heat stack with one server and one volume, made for this test session and deleted
+    after it.
+
+    Never one left by an earlier session: Nova's fake hypervisor keeps its instances in memory, so after
+    nova-compute restarts (a new machine from a snapshot, a restarted control plane) an older server is
+    only a database row that may still read "running", and Nova leaves a snapshot of it in task_state
+    image_snapshot for ever. Productions of sessions that died without cleaning up are removed here.
+    """
     conn = openstack_cloud
     image = conn.image.find_image("doppel-it-base")
     if image is None or image.status != "active":
@@ -70,33 +81,31 @@ def production_stack(openstack_cloud):
     # Exists (so Heat accepts the template) but no host can hold it: the stack fails at the scheduler.
     conn.compute.find_flavor(HUGE_FLAVOR) or conn.compute.create_flavor(name=HUGE_FLAVOR, ram=10_000_000, vcpus=1,
                                                                         disk=1)
-    stack = conn.orchestration.find_stack(PRODUCTION_STACK)
-    if stack is not None and not production_is_healthy(conn, stack):
-        conn.orchestration.delete_stack(stack)
-        conn.orchestration.wait_for_delete(stack, wait=180)
-        stack = None
-    if stack is None:
-        template = yaml.safe_load((HERE / "templates/production.yaml").read_text())
-        stack = conn.orchestration.create_stack(name=PRODUCTION_STACK, template=template, parameters={
-            "image": image.id, "flavor": FLAVOR, "db_password": "production-secret"})
+    remove_abandoned_productions(conn)
+    template = yaml.safe_load((HERE / "templates/production.yaml").read_text())
+    stack = conn.orchestration.create_stack(name=PRODUCTION_STACK, template=template, parameters={
+        "image": image.id, "flavor": FLAVOR, "db_password": "production-secret"})
+    try:
         conn.orchestration.wait_for_status(stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"],
                                            interval=2, wait=300)
-    return conn.orchestration.get_stack(conn.orchestration.find_stack(PRODUCTION_STACK).id)
+        yield conn.orchestration.get_stack(stack.id)
+    finally:
+        conn.orchestration.delete_stack(stack, ignore_missing=True)
 
 
-def production_is_healthy(conn, stack) -> bool:
-    """Complete, with its servers running and idle. Nova's fake hypervisor keeps its instances in
-    memory: after nova-compute restarts, a server made before is only a database row, and Nova
-    leaves a snapshot of it in task_state image_snapshot for ever. Such a production is made again."""
-    stack = conn.orchestration.get_stack(stack.id)
-    if stack.status != "CREATE_COMPLETE":
-        return False
-    for resource in conn.orchestration.resources(stack):
-        if resource.resource_type == "OS::Nova::Server":
-            server = conn.compute.find_server(resource.physical_resource_id, ignore_missing=True)
-            if server is None or server.power_state != 1 or server.task_state is not None:
-                return False
-    return True
+def remove_abandoned_productions(conn, older_than_s: float = 3 * 3600) -> None:
+    """Delete the productions of test sessions that ended without deleting theirs (killed, or crashed).
+
+    A session runs well under an hour; one started hours ago is over, so a developer's suite and CI
+    sharing the cloud never delete each other's production."""
+    now = time.time()
+    for stack in conn.orchestration.stacks():
+        if stack.name == LEGACY_PRODUCTION_STACK:
+            conn.orchestration.delete_stack(stack, ignore_missing=True)
+        elif stack.name.startswith(PRODUCTION_STACK_PREFIX) and stack.name != PRODUCTION_STACK:
+            created = datetime.fromisoformat(stack.created_at.replace("Z", "+00:00")).timestamp()
+            if now - created > older_than_s:
+                conn.orchestration.delete_stack(stack, ignore_missing=True)
 
 
 def production_entry(flavor: str = FLAVOR) -> dict:
