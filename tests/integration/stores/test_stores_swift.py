@@ -79,6 +79,25 @@ def test_swift_object_beyond_one_manifest_nests_manifests(swift_store):
     assert swift_segments(swift_store.container) == []
 
 
+@pytest.mark.parametrize("damage", ["shortened", "deleted"])
+def test_swift_read_of_a_damaged_segment_fails_naming_it(swift_store, damage):
+    # Given a segmented object whose third segment is shortened, or gone, behind the store's back
+    data = os.urandom(4 * SWIFT_SEGMENT)
+    swift_store.put_stream("prod/x/archive.tar.zst", io.BytesIO(data))
+    segment = sorted(swift_segments(swift_store.container))[2]
+    if damage == "shortened":
+        swift_connection().put_object(f"{swift_store.container}_segments", segment, os.urandom(100))
+    else:
+        swift_connection().delete_object(f"{swift_store.container}_segments", segment)
+
+    # When it is read, then the read fails at that segment, naming it, after the intact ones came back
+    received = bytearray()
+    with pytest.raises((StoreError, ObjectMissing), match=re.escape(segment)):
+        for chunk in swift_store.get_stream("prod/x/archive.tar.zst"):
+            received += chunk
+    assert bytes(received) == data[:len(received)] and len(received) <= 2 * SWIFT_SEGMENT
+
+
 def test_s3_large_object_goes_up_in_parts_and_comes_back_whole(s3_store):
     data = os.urandom(2 * S3_PART + 777)
 
