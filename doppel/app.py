@@ -118,11 +118,13 @@ class App:
         return worker
 
     def close(self) -> None:
-        """Stop in dependency order, whatever order the parts were built in: the workers' own threads, then
-        the broker (which waits for the handlers it is running), then the ledger those handlers write to."""
-        parts = [self.__dict__[name] for name in ("broker", "ledger") if name in self.__dict__]
-        steps = [worker.stop for worker in self._workers]
-        steps += [part.close for part in parts if id(part) not in self._closed]
+        """Stop in dependency order, whatever order the parts were built in: the broker (which waits for the
+        handlers it is running, their leases still renewed), the workers' own threads, then the ledger."""
+        broker, ledger = (self.__dict__.get(name) for name in ("broker", "ledger"))
+        parts = [part for part in (broker, ledger) if part is not None and id(part) not in self._closed]
+        steps = [broker.close] if broker in parts else []
+        steps += [worker.stop for worker in self._workers]
+        steps += [ledger.close] if ledger in parts else []
         self._workers = []
         self._closed.update(id(part) for part in parts)
         for step in steps:
