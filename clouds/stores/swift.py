@@ -167,7 +167,7 @@ class SwiftStore:
         except BaseException:
             self._give_back(conn)
             raise
-        if headers.get("x-static-large-object", "").lower() != "true":
+        if not _is_slo(headers):
             return self._chunks(conn, body, progress)
         manifest = b"".join(self._chunks(conn, body, None))
         with self._errors(key):
