@@ -1,8 +1,9 @@
 """A real OpenStack (tests/services/openstack.sh), a production on it, and an embedded Doppel that clones it.
 
 The production is a Heat stack with a server and a data volume (templates/production.yaml),
-made for each test session and deleted after it. Each test gets its own Doppel (state directory, registry, in-memory
-bus running every function) whose only production, `shop`, is that stack.
+made for each test session and deleted after it. Each test gets its own Doppel (state
+directory, registry, in-memory bus running every function) whose only production, `shop`,
+is that stack.
 """
 from __future__ import annotations
 
