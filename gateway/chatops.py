@@ -29,6 +29,23 @@ class SlashCommand:
     user: str
     reply_to: str
     platform: str  # slack | mattermost: the event's source says where a request came from
+    user_id: str = ""
+    channel_id: str = ""
+
+
+def refusal(command: SlashCommand, settings: dict) -> str | None:
+    """Why this user or channel may not use the command (the answer to give), or None when it may.
+
+    `settings` is the platform's gateway section: empty allow-lists let everyone through."""
+    users, channels = settings.get("allowed_users") or [], settings.get("allowed_channels") or []
+    where = f"gateway.{command.platform}"
+    if users and command.user_id not in users:
+        return (f"You are not on Doppel's list of users for this command. An operator can add your user id "
+                f"({command.user_id or 'not sent'}) to {where}.allowed_users.")
+    if channels and command.channel_id not in channels:
+        return (f"Doppel does not take commands in this channel. Use an allowed one, or an operator can add "
+                f"this channel's id ({command.channel_id or 'not sent'}) to {where}.allowed_channels.")
+    return None
 
 
 class ChatUsage(ValueError):

@@ -15,7 +15,7 @@ from bus.broker import PublishError
 from bus.worker import event_message
 from gateway import auth
 from gateway.aodh import alert_event
-from gateway.chatops import ChatOps, SlashCommand
+from gateway.chatops import ChatOps, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
 from gateway.http import Refused, Request, Response, masked
@@ -160,8 +160,15 @@ class Gateway:
 
     def _slash(self, form: dict, platform: str) -> Response:
         command = SlashCommand(text=form.get("text", ""), user=form.get("user_name") or form.get("user_id", ""),
-                               reply_to=form.get("response_url", ""), platform=platform)
-        return Response.json(200, {"response_type": "ephemeral", "text": self.chat.answer(command)})
+                               reply_to=form.get("response_url", ""), platform=platform,
+                               user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""))
+        refused = refusal(command, self.settings[platform])
+        if refused is not None:
+            self.metrics.rejected("chat_not_allowed")
+            log.warning("%s: /doppel from user %s in channel %s refused: not on the allow-list", platform,
+                        command.user_id or "-", command.channel_id or "-")
+        text = refused if refused is not None else self.chat.answer(command)
+        return Response.json(200, {"response_type": "ephemeral", "text": text})
 
     def on_envs(self, request: Request) -> Response:
         self._check_status(request)

@@ -62,12 +62,19 @@ class AodhRoute(_Strict):
                                   "and/or keystone (trust+http actions)")
 
 
-class SlackRoute(_Strict):
+class _ChatAllowList(_Strict):
+    # Who may use the slash command, by the platform's ids (user_id, channel_id); empty: everyone who can
+    # send a signed request, that is everyone in the workspace or team.
+    allowed_users = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    allowed_channels = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+
+
+class SlackRoute(_ChatAllowList):
     signing_secret_env = fields.String(required=True, validate=_ENV_NAME)
     max_age = Duration(load_default=300.0)  # Slack's advice: refuse requests older than five minutes
 
 
-class MattermostRoute(_Strict):
+class MattermostRoute(_ChatAllowList):
     token_env = fields.String(required=True, validate=_ENV_NAME)
 
 

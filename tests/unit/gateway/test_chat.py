@@ -4,7 +4,10 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from tests.support.gateway import SECRETS, Front
+import pytest
+
+from clouds.local.sample import make_sample_production
+from tests.support.gateway import GATEWAY, SECRETS, Front, embedded_gateway_env
 
 SIGNING = SECRETS["DOPPEL_TEST_SLACK_SIGNING"]
 
@@ -94,3 +97,45 @@ def test_mattermost_needs_the_commands_token(front: Front):
     assert accepted.status == in_header.status == 200 and "Doppel slash commands" in accepted.json["text"]
     assert refused.status == 401 and SECRETS["DOPPEL_TEST_MATTERMOST_TOKEN"] not in refused.body.decode()
     assert front.quiesce() == before
+
+
+@pytest.fixture
+def guarded(tmp_path, monkeypatch):
+    """A gateway whose slash commands only U1 and U2 may use, only in C1 (Slack) and only U9 (Mattermost)."""
+    embedded_gateway_env(monkeypatch)
+    gateway = {**GATEWAY,
+               "slack": {**GATEWAY["slack"], "allowed_users": ["U1", "U2"], "allowed_channels": ["C1"]},
+               "mattermost": {**GATEWAY["mattermost"], "allowed_users": ["U9"]}}
+    running = Front(tmp_path, gateway=gateway,
+                    productions={"shop": make_sample_production(tmp_path / "production" / "shop")})
+    yield running
+    running.close()
+
+
+def test_slash_commands_from_outside_the_allow_lists_are_answered_and_publish_nothing(guarded: Front):
+    before = guarded.quiesce()
+    answers = {}
+    for who, extra in {"stranger": {"user_id": "U7"}, "wrong channel": {"channel_id": "C2"},
+                       "no user id": {"user_id": ""}}.items():
+        body = slash_form("env create perf-test --from shop", **extra)
+        answer = guarded.call("POST", "/chat/slack", body, slack_headers(body))
+        assert answer.status == 200 and answer.json["response_type"] == "ephemeral"
+        answers[who] = answer.json["text"]
+    body = slash_form("env delete perf-test", token=SECRETS["DOPPEL_TEST_MATTERMOST_TOKEN"])  # user U1
+    mattermost = guarded.call("POST", "/chat/mattermost", body,
+                              {"Content-Type": "application/x-www-form-urlencoded"}).json["text"]
+
+    assert "(U7) to gateway.slack.allowed_users" in answers["stranger"]
+    assert "(C2) to gateway.slack.allowed_channels" in answers["wrong channel"]
+    assert "(not sent) to gateway.slack.allowed_users" in answers["no user id"]
+    assert "(U1) to gateway.mattermost.allowed_users" in mattermost
+    assert guarded.quiesce() == before
+    assert guarded.gateway_metric("doppel_gateway_requests_rejected_total", "chat_not_allowed") == 4
+
+
+def test_an_allowed_user_in_an_allowed_channel_is_served(guarded: Front):
+    body = slash_form("env create perf-test --from shop", user_id="U2")
+    answer = guarded.call("POST", "/chat/slack", body, slack_headers(body)).json["text"]
+
+    assert answer.startswith("Creating perf-test from shop")
+    assert guarded.gateway_metric("doppel_gateway_requests_rejected_total", "chat_not_allowed") == 0
