@@ -111,6 +111,14 @@ def test_s3_large_object_goes_up_in_parts_and_comes_back_whole(s3_store):
         s3_store.get_bytes("prod/x/archive.tar.zst")
 
 
+def test_s3_empty_and_one_part_objects_come_back_whole(s3_store):
+    s3_store.put_bytes("prod/x/empty", b"")
+    s3_store.put_bytes("prod/x/small", b"doppel" * 1000)
+
+    assert b"".join(s3_store.get_stream("prod/x/empty")) == b""
+    assert b"".join(s3_store.get_stream("prod/x/small")) == b"doppel" * 1000
+
+
 @pytest.mark.parametrize("api", ["swift", "s3"])
 def test_wrong_credentials_fail_naming_the_store_but_not_the_secret(swift_service, bucket_name, api):
     secret = "not-the-key-0d5e"
