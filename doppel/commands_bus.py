@@ -84,8 +84,7 @@ def cmd_worker(args) -> int:
     try:
         run_until_signalled(stop)
     finally:
-        worker.stop()
-        app.close()
+        app.close()  # stops the worker too, after the handlers it is running
     return 0
 
 
@@ -117,8 +116,7 @@ def cmd_run(args) -> int:
         if service is not None:
             service.stop_soon()
             scheduler_loop.join(timeout=15)
-        worker.stop()
-        app.close()
+        app.close()  # stops the worker too, after the handlers it is running
     return 0
 
 

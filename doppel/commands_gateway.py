@@ -63,7 +63,5 @@ def serve(args, *, roles: tuple[str, ...], worker: bool) -> int:
     finally:
         if server is not None:
             server.stop()
-        if running_worker is not None:
-            running_worker.stop()
-        app.close()
+        app.close()  # stops the worker too, after the handlers it is running
     return 0

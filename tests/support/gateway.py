@@ -131,8 +131,7 @@ class Front:
 
     def close(self) -> None:
         self.server.stop()
-        self.worker.stop()
-        self.app.close()
+        self.app.close()  # stops the worker too, after the handlers it is running
 
 
 class ReplyCatcher:

@@ -60,8 +60,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
-    worker.stop()
-    app.close()
+    app.close()  # stops the worker too, after the handlers it is running
 
 
 if __name__ == "__main__":
