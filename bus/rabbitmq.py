@@ -462,7 +462,7 @@ class _Consumer:
     def _take_waiting(self, _unused) -> None:
         with self._waiting_lock:
             batch, self._waiting = self._waiting, None
-        self._handle_batch(batch)
+        self._handle(batch)
 
     def _submit(self, handle: Callable, work) -> None:
         self.broker._handlers.started()
@@ -471,26 +471,18 @@ class _Consumer:
         except RuntimeError:  # the pool is shut down: we are closing, RabbitMQ will redeliver it
             self.broker._handlers.finished()
 
-    def _handle_batch(self, batch: list[RabbitDelivery]) -> None:
+    def _handle(self, work) -> None:
+        """Run the handler on `work` (a delivery, or a batch's list of them); if it raises, put back what it
+        left unsettled."""
+        deliveries = work if self.batches else [work]
         try:
-            self.handler(batch)
+            self.handler(work)
         except Exception:  # noqa: BLE001 - a handler must settle its deliveries; an escape is a bug
-            log.exception("handler for %s raised on a batch of %d; putting the unsettled back", self.queue,
-                          len(batch))
-            for delivery in batch:
+            what = deliveries[0].message.message_id if len(deliveries) == 1 else f"a batch of {len(deliveries)}"
+            log.exception("handler for %s raised on %s; putting the unsettled back", self.queue, what)
+            for delivery in deliveries:
                 if not delivery.settled:
                     delivery.nack(requeue=True)
-        finally:
-            self.broker._handlers.finished()
-
-    def _handle(self, delivery: RabbitDelivery) -> None:
-        try:
-            self.handler(delivery)
-        except Exception:  # noqa: BLE001 - a handler must settle its delivery; an escape is a bug
-            log.exception("handler for %s raised on %s; putting the message back", self.queue,
-                          delivery.message.message_id)
-            if not delivery.settled:
-                delivery.nack(requeue=True)
         finally:
             self.broker._handlers.finished()
 
