@@ -348,7 +348,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1,
                         help="also measure Doppel consume with this many worker processes (a deployment scales "
                              "workers out; the headline ratio is one process against one raw consumer)")
-    parser.add_argument("--prefetch", type=int, default=100,
+    parser.add_argument("--prefetch", type=int, default=PREFETCH,
                         help="unacked deliveries per consumer, the same for raw pika and Doppel (default 100)")
     parser.add_argument("--max-spoiled", type=int, default=5, help="rounds thrown away (broker restarts) before giving up")
     args = parser.parse_args()

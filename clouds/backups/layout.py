@@ -8,9 +8,10 @@ Object layout, the same in every store (a directory, a Swift container, an S3 bu
 
 `backup_id` is `YYYYMMDDTHHMMSSZ-xxxxxx`: the UTC time the backup started and six
 hex digits, random or derived from the event that asked for it, so ids sort by
-time and two backups in the same second differ. Which of two backups is newer is
-told by the manifest's `created`, kept to the microsecond; the id breaks a tie. A tag of up to two letters may
-come before the digits (`fb`: a failback's backup of the DR copy).
+time and two backups in the same second differ. A tag of up to two letters may
+come before the digits (`fb`: a failback's backup of the DR copy). Which of two
+backups is newer is told by the manifest's `created`, kept to the microsecond;
+the id breaks a tie.
 In Swift the archive's segments live in `<container>_segments`; in S3 they are the
 parts of a multipart upload. Neither shows up under the keys above until complete.
 
