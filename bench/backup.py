@@ -122,7 +122,7 @@ def doppel_child(mode: str, **spec) -> tuple[Run, dict]:
 def child_main(mode: str, spec: dict) -> None:
     """In a fresh process: one Doppel backup or restore, as `doppel backup now` / `restore` would run it."""
     from clouds.backups import find_backup, restore, write_backup
-    from clouds.base import BackupSource
+    from core.cloud import BackupSource
     from clouds.stores import make_store
 
     store = make_store({"type": "swift", "container": spec["container"], "auth_url": AUTH_URL, "user": USER,

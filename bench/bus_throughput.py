@@ -36,10 +36,11 @@ from bus import topology  # noqa: E402
 from bus.ledger import Ledger  # noqa: E402
 from bus.rabbitmq import RabbitBroker  # noqa: E402
 from bus.retry import RetryPolicy  # noqa: E402
-from bus.worker import Worker, event_message  # noqa: E402
-from doppel.db import make_engine  # noqa: E402
-from doppel.deps import Deps  # noqa: E402
-from bus.broker import Message, PublishError  # noqa: E402
+from bus.worker import Worker
+from core.broker import event_message  # noqa: E402
+from core.db import make_engine  # noqa: E402
+from core.deps import Deps  # noqa: E402
+from core.broker import Message, PublishError  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
 
 STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it

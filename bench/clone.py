@@ -75,10 +75,10 @@ def time_doppel(driver: LocalDriver, env: str) -> tuple[float, float]:
 def chain_overhead(work: Path, runs: int = 10) -> list[float]:
     """env.requested -> env.ready through the embedded bus and every function, tiny production."""
     import functions
-    from bus.worker import event_message
+    from core.broker import event_message
     from doppel.app import App
-    from doppel.chain import request_id
-    from doppel.commands_bus import build_event
+    from core.chain import request_id
+    from doppel.cli.common import build_event
     from doppel.config import parse_config
 
     entry = make_sample_production(work / "tiny" / "shop", rows=20)

@@ -1,1 +1,1 @@
-"""The event bus: envelope on the wire, topology, brokers (RabbitMQ and in-memory), ledger, worker."""
+"""The event bus: topology, brokers (RabbitMQ and in-memory), retry policy, idempotency ledger, worker."""

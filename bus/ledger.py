@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from doppel.db import create_tables
+from core.db import create_tables
 
 log = logging.getLogger(__name__)
 

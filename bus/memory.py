@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from bus.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
+from core.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ class ParkingTable:
             Column("correlation_id", String(255)),
             Column("timestamp", Integer),
             Column("body", LargeBinary, nullable=False))
-        from doppel.db import create_tables
+        from core.db import create_tables
         create_tables(metadata, engine)
 
     def add(self, queue: str, message: Message) -> int:

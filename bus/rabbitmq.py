@@ -55,7 +55,7 @@ from pika import spec
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker
 
-from bus.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
+from core.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
 
 log = logging.getLogger(__name__)
 

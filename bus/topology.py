@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from bus.broker import QueueSpec
+from core.broker import QueueSpec
 from bus.retry import RetryPolicy
 
 

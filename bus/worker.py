@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bus import topology
-from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message, PublishError)
+from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
+                        H_ROUTING_KEY, Message, PublishError, event_message)
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
-from doppel.errors import PermanentError
-from doppel.secrets import redact
+from core.errors import PermanentError
+from core.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
 
@@ -43,11 +43,6 @@ log = logging.getLogger(__name__)
 MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
 STALL_S = 0.02  # a claimed event waiting this long behind a running handler goes to a helper thread
 MAX_HELPERS = 16
-
-
-def event_message(event: Event) -> Message:
-    return Message(routing_key=event.type, body=event.to_json(), message_id=event.id,
-                   timestamp=int(time.time()), correlation_id=event.correlationid)
 
 
 def default_key(event: Event) -> str:

@@ -1,1 +1,1 @@
-"""Cloud drivers behind one interface (local, openstack, aws), object stores and DNS providers."""
+"""Cloud drivers (local, openstack), object stores, DNS providers, backups, config rewriting and chat webhooks."""

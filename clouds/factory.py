@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from clouds.base import TAG_PRODUCTION, DnsRecord, ResourceMissing, Snapshot, Stack, TaggedResource
+from core.cloud import TAG_PRODUCTION, DnsRecord, ResourceMissing, Snapshot, Stack, TaggedResource
 
 
 def make_driver(config) -> object:

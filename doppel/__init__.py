@@ -1,1 +1,1 @@
-"""Doppel's composition root: configuration, wiring of deps, the CLI."""
+"""The program: configuration, wiring of deps (app), the long-running roles, and the command line (cli/)."""

@@ -6,15 +6,16 @@ import os
 import socket
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 from bus.ledger import Ledger
 from bus.retry import RetryPolicy
 from bus.worker import Worker
-from doppel.audit import AuditTrail
+from core.audit import AuditTrail
 from doppel.config import Config, load_config
-from doppel.db import database_url, make_engine, redact_url
-from doppel.deps import Deps
-from doppel.secrets import redact
+from core.db import database_url, make_engine, redact_url
+from core.deps import Deps
+from core.secrets import redact
 from doppel.sentry import SentryReporter, init_sentry
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class App:
 
     @cached_property
     def registry(self):
-        from doppel.registry import Registry
+        from core.registry import Registry
         return Registry(self.engine)
 
     @cached_property
@@ -84,14 +85,14 @@ class App:
 
     @cached_property
     def catalogue(self):
-        from doppel.catalogue import Catalogue
+        from core.catalogue import Catalogue
         return Catalogue(self.engine)
 
     @cached_property
     def backups(self):
         from clouds.backups.retention import RetentionPolicy
         from clouds.stores import make_store
-        from doppel.backups import Backups
+        from clouds.backups.service import Backups
         section = self.config["backups"]
         store = make_store(section["store"]) if section["store"] else self.cloud.object_store()
         return Backups(store, self.catalogue, compression=section["compression"],
@@ -99,15 +100,28 @@ class App:
 
     @cached_property
     def dr_states(self):
-        from doppel.dr_state import DrStates
+        from core.dr_state import DrStates
         return DrStates(self.engine)
 
     @cached_property
     def deps(self) -> Deps:
+        from clouds.chat import WebhookChat
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
-                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]), source=self.config["source"],
-                    extra={"dr": self.dr_states})
+                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]),
+                    dr=self.dr_states, chat=WebhookChat(self.config["notify"]), dns_for=self.dns_for,
+                    source=self.config["source"])
+
+    def dns_for(self, policy: dict):
+        """A DR policy's DNS provider; by default the local driver's records file."""
+        from clouds.dns import make_dns_provider
+        from clouds.dns.local import LocalDnsProvider
+        spec = policy["dns"].get("provider")
+        if spec:
+            return make_dns_provider(spec)
+        if self.cloud.name == "local":
+            return LocalDnsProvider(self.cloud)
+        return LocalDnsProvider.for_state_dir(Path(self.config.state_dir) / "local")
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

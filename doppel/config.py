@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from marshmallow import ValidationError
 
-from doppel.errors import ConfigError
+from core.errors import ConfigError
 from schemas.config import ConfigSchema
 from schemas.production import ProductionConfigError, load_productions
 

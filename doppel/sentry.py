@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 
-from doppel.secrets import scrub, secret_values
+from core.secrets import scrub, secret_values
 
 log = logging.getLogger(__name__)
 def init_sentry(role: str, environment: str = "production", release: str | None = None) -> bool:

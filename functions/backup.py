@@ -4,8 +4,8 @@ For an expiring environment this is the step before deletion: teardown runs only
 on the backup.done it emits. The backup id is derived from the event, so a retry
 after a crash writes the same backup again instead of a second one.
 """
-from clouds.backups.layout import derived_backup_id
-from doppel.registry import EXPIRING
+from core.ids import derived_backup_id
+from core.registry import EXPIRING
 
 NAME = "backup"
 CONSUMES = ("backup.due", "env.expired")

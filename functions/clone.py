@@ -2,10 +2,10 @@
 
 The stack may take minutes (Heat); then `poll` emits stack.ready when it is complete.
 """
-from clouds.base import Snapshot
-from doppel.chain import environment_of, on_chain_failure
-from doppel.errors import PermanentError
-from doppel.registry import CLONING, SNAPSHOTTING
+from core.cloud import Snapshot
+from core.chain import environment_of, on_chain_failure
+from core.errors import PermanentError
+from core.registry import CLONING, SNAPSHOTTING
 
 NAME = "clone"
 CONSUMES = "snapshot.done"

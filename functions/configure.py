@@ -5,9 +5,9 @@ off, personal data anonymised, as the production's clone policy says.
 """
 import secrets
 
-from clouds.base import Stack
-from doppel.chain import environment_of, on_chain_failure
-from doppel.registry import CLONING, CONFIGURING, READY
+from core.cloud import Stack
+from core.chain import environment_of, on_chain_failure
+from core.registry import CLONING, CONFIGURING, READY
 
 NAME = "configure"
 CONSUMES = "stack.ready"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import time
 
-from doppel import dr
-from doppel.dr_state import Drill
-from doppel.errors import PermanentError
+from core import dr
+from core.dr_state import Drill
+from core.errors import PermanentError
 
 NAME = "drill"
 CONSUMES = "drill.due"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 
-from doppel import dr
-from doppel.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING, SYNCING
-from doppel.errors import TransientError
+from core import dr
+from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING, SYNCING
+from core.errors import TransientError
 
 log = logging.getLogger(__name__)
 

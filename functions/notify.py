@@ -6,8 +6,7 @@ and, when the chain began with a chat command, to that command's response URL
 (the `reply_to` of the event that started the chain). Secret values are masked
 before anything leaves.
 """
-from doppel.chat import reply_to_command, send_to_chat
-from doppel.secrets import redact
+from core.secrets import redact
 
 NAME = "notify"
 CONSUMES = ("env.ready", "env.failed", "env.deleted", "backup.failed", "restore.failed",
@@ -51,7 +50,7 @@ def reply_address(event, deps) -> str | None:
 def handle(event, deps) -> list:
     reply_to = reply_address(event, deps)
     text = redact(message_for(event))
-    send_to_chat(text, deps.config["notify"])
+    deps.chat.send(text)
     if reply_to:
-        reply_to_command(reply_to, text)
+        deps.chat.reply(reply_to, text)
     return []

@@ -3,9 +3,9 @@
 A replay of the same request, or a request for a name that is already living, makes
 nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud snapshot that takes minutes is finished by `poll`.
 """
-from doppel.chain import on_chain_failure, request_id
-from doppel.errors import PermanentError
-from doppel.registry import FAILED, REQUESTED, SNAPSHOTTING
+from core.chain import on_chain_failure, request_id
+from core.errors import PermanentError
+from core.registry import FAILED, REQUESTED, SNAPSHOTTING
 
 NAME = "snapshot"
 CONSUMES = "env.requested"

@@ -8,8 +8,8 @@ state so a failover waits for the swap instead of racing it.
 """
 from __future__ import annotations
 
-from doppel import dr
-from doppel.dr_state import NORMAL, SYNCING
+from core import dr
+from core.dr_state import NORMAL, SYNCING
 
 NAME = "sync"
 CONSUMES = "sync.due"

@@ -1,6 +1,6 @@
 """backup.done (of an expiring environment) -> env.deleted: delete the environment. Backup first, always."""
-from clouds.base import TAG_ENV, TAG_KEY
-from doppel.registry import DELETED, EXPIRING
+from core.cloud import TAG_ENV, TAG_KEY
+from core.registry import DELETED, EXPIRING
 
 NAME = "teardown"
 CONSUMES = "backup.done"

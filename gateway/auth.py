@@ -11,7 +11,7 @@ import hmac
 import os
 import time
 
-from doppel.errors import ConfigError
+from core.errors import ConfigError
 from gateway.http import Refused, Request
 
 SLACK_VERSION = "v0"

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 
-from doppel.errors import ConfigError
+from core.errors import ConfigError
 from gateway.http import Refused
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 
 from bus import topology
-from bus.broker import PublishError
-from bus.worker import event_message
+from core.broker import PublishError
+from core.broker import event_message
 from gateway import auth
 from gateway.aodh import alert_event
 from gateway.chatops import ChatOps, SlashCommand, refusal

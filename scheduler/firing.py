@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from bus.worker import event_message
+from core.broker import event_message
 from schemas.envelope import Event, derived_id, format_time
 from scheduler.jobs import EXPIRY, JobSpec
 from scheduler.tables import create_tables, outbox_table
@@ -144,7 +144,7 @@ class Emitter:
 class Firer:
     """Turns a job's due times into published events: fenced by the lease, held by pauses."""
     control: object  # scheduler.control.Scheduler
-    registry: object  # doppel.registry.Registry
+    registry: object  # core.registry.Registry
     emitter: Emitter
     may_fire: Callable[[], bool]  # the lease's valid()
     source: str = SOURCE

@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from scheduler import triggers
+from schemas import triggers
 
 CONFIG, EXPIRY = "config", "expiry"
 EXPIRY_PREFIX = "expiry:"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
 from sqlalchemy.engine import Engine
 
-from doppel.db import create_tables as shared_create_tables
+from core.db import create_tables as shared_create_tables
 
 metadata = MetaData()
 

@@ -1,1 +1,1 @@
-"""Marshmallow schemas: the CloudEvents envelope, one schema per event type, and the config file's."""
+"""Marshmallow schemas: the CloudEvents envelope, one schema per event type, the config file's, and their vocabulary."""

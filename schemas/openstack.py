@@ -32,8 +32,8 @@ from typing import Mapping
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from clouds.rewrite.values import TemplateError, placeholders
-from schemas.production import Identifier, Strict, needs
+from schemas.base import Identifier, Strict, needs
+from schemas.templates import TemplateError, placeholders
 
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.")

@@ -38,12 +38,11 @@ from typing import Any, Mapping
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
 
-from clouds.rewrite.anonymise import METHODS as ANONYMISE_METHODS
-from clouds.rewrite.configfile import CONFIG_FORMATS, detect_format
-from clouds.rewrite.values import TemplateError, placeholders
+from schemas.base import NAME, Identifier, ProductionConfigError, Strict, format_errors, needs
+from schemas.templates import TemplateError, placeholders
+from schemas.vocabulary import ANONYMISE_METHODS, CONFIG_FORMATS, detect_format
 
 DRIVERS = ("local", "openstack", "aws")
-NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 PRODUCTION_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
                                   error="must be 2-40 characters of lower-case letters, digits and '-', "
                                         "starting with a letter (e.g. shop)")
@@ -51,64 +50,6 @@ _HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a
 
 # The outputs every local stack has, besides db_<name>_path and db_<name>_url per database.
 LOCAL_OUTPUTS = ("env", "root", "base_url", "dns_name")
-
-
-class ProductionConfigError(ValueError):
-    """The productions section is wrong; `str()` lists every error as `key.path: what to write`."""
-
-    def __init__(self, messages: Mapping, prefix: str = "productions"):
-        self.messages = messages
-        self.lines = format_errors(messages, prefix)
-        super().__init__("; ".join(self.lines))
-
-
-def format_errors(messages: Any, prefix: str = "") -> list[str]:
-    """Marshmallow's nested error dict as flat `dotted.key[index]: message` lines."""
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix}: {message}" if prefix else message for message in messages]
-    if isinstance(messages, Mapping):
-        lines = []
-        for key, value in messages.items():
-            if key == "_schema":
-                here = prefix
-            elif isinstance(key, int):
-                here = f"{prefix}[{key}]"
-            elif key == "value" and isinstance(value, Mapping) and prefix:
-                here = prefix  # a Dict field's value errors: the key already names the entry
-            else:
-                here = f"{prefix}.{key}" if prefix else str(key)
-            lines.extend(format_errors(value, here))
-        return lines
-    return [f"{prefix}: {messages}"]
-
-
-class Strict(Schema):
-    """Refuses unknown keys, naming the closest known one (a typo must not silently switch a rule off)."""
-
-    class Meta:
-        unknown = EXCLUDE  # reported by _refuse_unknown below, with a suggestion, alongside other errors
-
-    error_messages = {"type": "must be a mapping of keys to values"}
-
-    @validates_schema(pass_original=True, skip_on_field_errors=False)
-    def _refuse_unknown(self, data, original_data, **kwargs):
-        if not isinstance(original_data, Mapping):
-            return
-        known = [name for name, field in self.fields.items() if not field.dump_only]
-        errors = {}
-        for key in original_data:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known keys here: {', '.join(sorted(known))}"
-                errors[key] = [f"unknown key; {hint}"]
-        if errors:
-            raise ValidationError(errors)
-
-
-def needs(example: str) -> dict:
-    """error_messages for a required key, saying what to write."""
-    example = example.replace("{", "{{").replace("}", "}}")  # marshmallow formats these messages
-    return {"required": f"missing; add it, e.g. {example}"}
 
 
 def _relative_path(value: str) -> str:
@@ -127,17 +68,6 @@ def _relative_path(value: str) -> str:
 class RelativePath(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         return _relative_path(super()._deserialize(value, attr, data, **kwargs))
-
-
-class Identifier(fields.String):
-    """A name used in output keys and placeholders: db_<name>_path, {secrets.<name>}."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        text = super()._deserialize(value, attr, data, **kwargs)
-        if not NAME.match(text):
-            raise ValidationError(f"{text!r} must be lower-case letters, digits and '_', starting with a letter "
-                                  "(e.g. main)")
-        return text
 
 
 # --- components ----------------------------------------------------------------------

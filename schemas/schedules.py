@@ -50,7 +50,7 @@ class ScheduleSchema(Schema):
 
 
 def _trigger_errors(job: str, entry: dict) -> dict:
-    from scheduler.triggers import cron_trigger, interval_trigger, zone
+    from schemas.triggers import cron_trigger, interval_trigger, zone
     has_cron, has_every = "cron" in entry, "every" in entry
     if has_cron == has_every:
         return {"cron": [f"{job}: give exactly one of cron (e.g. '0 2 * * *') or every (e.g. 30s)"]}

@@ -12,10 +12,11 @@ from types import SimpleNamespace
 
 from bus.ledger import Ledger
 from bus.retry import RetryPolicy
-from bus.worker import Worker, event_message
-from doppel.audit import AuditTrail
-from doppel.db import make_engine
-from doppel.deps import Deps
+from bus.worker import Worker
+from core.broker import event_message
+from core.audit import AuditTrail
+from core.db import make_engine
+from core.deps import Deps
 
 
 def make_function(name, consumes, handle, key=None, on_failure=None):

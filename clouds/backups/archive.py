@@ -44,8 +44,8 @@ from clouds.backups.layout import (Component, Manifest, ManifestError, MANIFEST_
                                    check_env, manifest_key, new_backup_id, split_key)
 from clouds.backups.pipe import CHUNK, ProgressMeter, StreamPipe
 from clouds.backups.sqlite_capture import CaptureError, add_database, add_file
-from clouds.base import BackupSource
-from clouds.stores.base import ObjectMissing, ObjectStore
+from core.cloud import BackupSource
+from core.stores import ObjectMissing, ObjectStore
 
 log = logging.getLogger(__name__)
 

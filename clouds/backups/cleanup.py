@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from clouds.backups.archive import delete_backup, list_backups
 from clouds.backups.layout import MANIFEST_NAME, Manifest, backup_time, check_env, split_key
 from clouds.backups.retention import RetentionPolicy, select_to_keep
-from clouds.stores.base import ObjectStore
+from core.stores import ObjectStore
 
 log = logging.getLogger(__name__)
 

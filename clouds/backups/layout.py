@@ -40,6 +40,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from core.ids import derived_backup_id
+
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 ARCHIVE_NAMES = {"zstd": "archive.tar.zst", "gzip": "archive.tar.gz"}
@@ -55,13 +57,6 @@ def new_backup_id(now: datetime | None = None) -> str:
     """A fresh id: the start time in UTC (so ids sort by time) and 6 random hex digits."""
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def derived_backup_id(moment: datetime, seed: str, tag: str = "") -> str:
-    """The id the same seed (an event id) at the same moment always gives, so a retried step writes the
-    same backup again instead of a second one; the six hex digits come from the seed, after the tag."""
-    digest = hashlib.sha256(seed.encode()).hexdigest()[:6]
-    return f"{moment.astimezone(timezone.utc):%Y%m%dT%H%M%SZ}-{tag}{digest}"
 
 
 def backup_time(backup_id: str) -> datetime:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from clouds.dns.base import DnsConflict, DnsError, DnsProvider
+from core.dns import DnsConflict, DnsError, DnsProvider
 
 __all__ = ["DnsConfigError", "DnsConflict", "DnsError", "DnsProvider", "make_dns_provider"]
 

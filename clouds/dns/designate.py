@@ -22,8 +22,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
-from clouds.base import DnsRecord, ResourceMissing
-from clouds.dns.base import DnsError, checked_record, normalise_name, same_record
+from core.cloud import DnsRecord, ResourceMissing
+from core.dns import DnsError, checked_record, normalise_name, same_record
 
 
 class DesignateProvider:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clouds.base import DnsRecord, ResourceMissing, TaggedResource
-from clouds.dns.base import checked_record, normalise_name, same_record
+from core.cloud import DnsRecord, ResourceMissing, TaggedResource
+from core.dns import checked_record, normalise_name, same_record
 from clouds.local.driver import DNS_KIND, LocalDriver
 
 

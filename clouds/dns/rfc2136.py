@@ -37,8 +37,8 @@ import dns.rdtypes.ANY.TXT
 import dns.tsig
 import dns.update
 
-from clouds.base import DnsRecord, ResourceMissing
-from clouds.dns.base import DnsConflict, DnsError, checked_record, normalise_name, same_record
+from core.cloud import DnsRecord, ResourceMissing
+from core.dns import DnsConflict, DnsError, checked_record, normalise_name, same_record
 
 ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5")
 

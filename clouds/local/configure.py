@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from clouds.base import DriverError
+from core.cloud import DriverError
 from clouds.local import state
 from clouds.local.components import kind_of
 from clouds.rewrite.anonymise import Pseudonyms
 from clouds.rewrite.configfile import RewriteError, rewrite_file
 from clouds.rewrite.crontab import disable_crontab_file
-from clouds.rewrite.values import TemplateError, render
+from schemas.templates import TemplateError, render
 from schemas.production import ProductionConfigError, load_production
 
 

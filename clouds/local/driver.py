@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from clouds.base import (
+from core.cloud import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED, SNAPSHOT_IN_PROGRESS,
     TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ComponentSnapshot, DnsRecord, DriverError,
     ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, configurable_stack, env_tags, resource_name,

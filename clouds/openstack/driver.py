@@ -18,7 +18,7 @@ configure waits, for the in-place stack update that hands the environment its
 fresh credentials (seconds).
 
 openstacksdk objects never leave this module: everything returned is one of
-`clouds.base`'s dataclasses.
+`core.cloud`'s dataclasses.
 """
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from clouds.base import (
+from core.cloud import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, DELETE_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED,
     SNAPSHOT_IN_PROGRESS, TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ComponentSnapshot, DnsRecord,
     DriverError, ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, env_tags, resource_name,
     tags_match, configurable_stack)
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters, uses_secrets_or_bundle
-from clouds.rewrite.values import TemplateError, render
+from schemas.templates import TemplateError, render
 from schemas.production import ProductionConfigError, load_productions
 
 log = logging.getLogger(__name__)

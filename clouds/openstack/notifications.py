@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from schemas.envelope import Event, derived_id
+
 log = logging.getLogger(__name__)
 
 # Completion (and failure) notifications of the operations Doppel starts.
@@ -60,6 +62,13 @@ def translate(body: bytes | str) -> Completion | None:
     payload = message.get("payload") or {}
     return Completion(event_type=event_type, target=_env_of(payload) or "openstack",
                       message_id=str(message.get("message_id") or ""))
+
+
+def tick_for(completion: Completion, source: str = "doppel/listen-openstack") -> Event:
+    """The poll.tick a completion becomes; its id is derived from the notification's, so a redelivery is one tick."""
+    event_id = derived_id("listen-openstack", completion.message_id) if completion.message_id else None
+    return Event(type="poll.tick", source=source, data={"target": completion.target},
+                 **({"id": event_id} if event_id else {}))
 
 
 def _env_of(payload: dict) -> str | None:

@@ -9,7 +9,8 @@ from clouds.rewrite.anonymise import Pseudonyms
 from clouds.rewrite.configfile import (CONFIG_FORMATS, RewriteError, detect_format, read_value, rewrite_file,
                                       rewrite_text)
 from clouds.rewrite.crontab import DISABLED_PREFIX, disable_crontab_file, disable_crontab_text
-from clouds.rewrite.values import TemplateError, new_secrets, placeholders, render
+from clouds.rewrite.values import new_secrets
+from schemas.templates import TemplateError, placeholders, render
 
 __all__ = [
     "CONFIG_FORMATS", "DISABLED_PREFIX", "Pseudonyms", "RewriteError", "TemplateError", "detect_format",

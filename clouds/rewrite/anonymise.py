@@ -13,8 +13,7 @@ import hashlib
 import hmac
 from typing import Any
 
-METHODS = ("email", "name", "phone", "hash", "null", "truncate")
-VALUE_METHODS = ("email", "name", "phone", "hash")  # replace each value with a pseudonym
+from schemas.vocabulary import ANONYMISE_METHODS as METHODS, VALUE_METHODS
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "io")

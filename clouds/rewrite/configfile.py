@@ -19,22 +19,10 @@ from typing import Any, Iterable
 
 import yaml
 
-CONFIG_FORMATS = ("ini", "env", "yaml", "json", "php")
-
-_BY_SUFFIX = {".ini": "ini", ".cfg": "ini", ".conf": "ini", ".env": "env", ".yaml": "yaml", ".yml": "yaml",
-              ".json": "json", ".php": "php"}
-
+from schemas.vocabulary import CONFIG_FORMATS, detect_format
 
 class RewriteError(ValueError):
     """A key could not be rewritten; the message names the file, the key and what to do."""
-
-
-def detect_format(path: str | Path) -> str | None:
-    """The config format a file name implies (`.env`, `app.env`, `x.ini`, `x.yml` ...), or None."""
-    name = Path(path).name
-    if name == ".env" or name.startswith(".env."):
-        return "env"
-    return _BY_SUFFIX.get(Path(name).suffix.lower())
 
 
 def rewrite_text(text: str, fmt: str, key: str, value: Any) -> str:

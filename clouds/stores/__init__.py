@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from clouds.stores.base import ObjectInfo, ObjectMissing, ObjectStore, StoreError
+from core.stores import ObjectInfo, ObjectMissing, ObjectStore, StoreError
 
 __all__ = ["ObjectInfo", "ObjectMissing", "ObjectStore", "StoreConfigError", "StoreError", "make_store"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import quote, unquote
 
-from clouds.stores.base import ObjectInfo, ObjectMissing, StoreError
+from core.stores import ObjectInfo, ObjectMissing, StoreError
 from clouds.stores.segments import MiB, check_key, read_full
 
 log = logging.getLogger(__name__)

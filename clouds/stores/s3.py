@@ -23,7 +23,7 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from clouds.stores.base import ObjectInfo, ObjectMissing, StoreError
+from core.stores import ObjectInfo, ObjectMissing, StoreError
 from clouds.stores.segments import MiB, BufferReader, ParallelSegments, check_key
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from typing import BinaryIO, Iterator
 import requests.adapters
 from swiftclient import ClientException, Connection
 
-from clouds.stores.base import ObjectInfo, ObjectMissing, StoreError
+from core.stores import ObjectInfo, ObjectMissing, StoreError
 from clouds.stores.segments import MiB, BufferReader, ParallelSegments, check_key
 
 log = logging.getLogger(__name__)

@@ -57,8 +57,8 @@ class Shop:
         self.worker.start()
 
     def publish(self, event_type, **data):
-        from bus.worker import event_message
-        from doppel.commands_bus import build_event
+        from core.broker import event_message
+        from doppel.cli.common import build_event
         event = build_event(event_type, data, source="test")
         self.app.broker.publish([event_message(event)])
         self.app.broker.run_until_idle(timeout=120)

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from bus.worker import event_message
+from core.broker import event_message
 from doppel.app import App
 from doppel.config import parse_config
 from schemas.envelope import Event

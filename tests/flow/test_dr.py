@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from clouds.backups import list_backups
-from clouds.base import DnsRecord
-from doppel.dr_state import FAILED_OVER, NORMAL
+from core.cloud import DnsRecord
+from core.dr_state import FAILED_OVER, NORMAL
 from tests.flow.conftest import Shop, tree_digest
 
 NAME, HOME, DR_ADDRESS = "shop.example.com", "127.0.0.10", "127.0.0.20"
@@ -111,7 +111,7 @@ def test_flapping_and_repeated_alarms_make_one_failover(dr_shop):
     alert(shop, previous="alarm", current="ok")
     alert(shop, previous="ok", current="alarm")          # flapped back inside the window
     alert(shop, previous="alarm", current="alarm")       # Aodh's repeat_actions
-    from bus.worker import event_message
+    from core.broker import event_message
     shop.app.broker.publish([event_message(first)])      # the same notification resent
     shop.app.broker.run_until_idle(timeout=60)
 

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from clouds.base import DnsRecord
+from core.cloud import DnsRecord
 from clouds.local.sample import make_sample_production
 from tests.support.gateway import SECRETS, Front, embedded_gateway_env
 

@@ -4,7 +4,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from doppel.registry import FAILED, READY
+from core.registry import FAILED, READY
 from tests.flow.conftest import content_digest, tree_digest
 
 
@@ -66,7 +66,7 @@ def test_replaying_the_request_or_reusing_a_living_name_makes_no_second_environm
     made = sorted(p.name for p in envs_dir.iterdir())
 
     # the same event again (same id and source) ...
-    from bus.worker import event_message
+    from core.broker import event_message
     shop.app.broker.publish([event_message(first)])
     shop.app.broker.run_until_idle()
     # ... and a new request for the same living name
@@ -199,7 +199,7 @@ def test_a_failed_pre_deletion_backup_deletes_nothing(shop):
 
 def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_again(shop):
     from bus import topology
-    from bus.broker import Message
+    from core.broker import Message
     # Given production's directory was away when the request came: parked, and the env failed
     moved = shop.production.with_name("shop.moved")
     shop.production.rename(moved)

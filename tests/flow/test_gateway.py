@@ -14,7 +14,7 @@ import yaml
 from slack_sdk.signature import SignatureVerifier
 
 from clouds.local.sample import make_sample_production
-from doppel.registry import FAILED, READY
+from core.registry import FAILED, READY
 from tests.support.gateway import GATEWAY, SECRETS, Front, ReplyCatcher, call, embedded_gateway_env
 
 

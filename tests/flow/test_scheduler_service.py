@@ -8,10 +8,10 @@ import time
 from datetime import timedelta
 
 import pytest
-from bus.broker import QueueSpec
+from core.broker import QueueSpec
 from bus.memory import MemoryBroker
-from doppel.db import make_engine
-from doppel.registry import Registry
+from core.db import make_engine
+from core.registry import Registry
 from schemas.envelope import Event, parse_time
 from scheduler.lease import LeaseTiming
 from scheduler.service import SchedulerService

@@ -22,8 +22,8 @@ SCRIPT = textwrap.dedent('''
     import sentry_sdk
     from doppel.app import App
     from doppel.config import parse_config
-    from doppel.errors import PermanentError
-    from bus.worker import event_message
+    from core.errors import PermanentError
+    from core.broker import event_message
     from schemas.envelope import Event
     from tests.harness import make_function
 

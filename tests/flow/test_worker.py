@@ -3,9 +3,9 @@ import threading
 import time
 
 from bus import topology
-from bus.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message
-from bus.worker import event_message
-from doppel.errors import PermanentError
+from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message
+from core.broker import event_message
+from core.errors import PermanentError
 from schemas.envelope import Event
 from tests.harness import make_function
 

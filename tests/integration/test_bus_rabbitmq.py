@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bus.rabbitmq import RabbitBroker
-from bus.broker import PublishError
-from bus.worker import event_message
+from core.broker import PublishError
+from core.broker import event_message
 from schemas.envelope import Event
 
 pytestmark = pytest.mark.rabbitmq

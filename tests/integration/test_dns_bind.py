@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from clouds.base import DnsRecord, ResourceMissing
+from core.cloud import DnsRecord, ResourceMissing
 from clouds.dns import DnsConflict, DnsError, make_dns_provider
 from clouds.dns.rfc2136 import Rfc2136Provider
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clouds.base import DnsRecord
+from core.cloud import DnsRecord
 from tests.flow.test_dr_gateway import NAME, DrFront
 from tests.support.gateway import SECRETS, embedded_gateway_env
 

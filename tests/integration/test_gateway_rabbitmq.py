@@ -7,7 +7,7 @@ import pytest
 import functions
 from bus import topology
 from doppel.app import App
-from doppel.commands_gateway import start_gateway
+from doppel.roles import start_gateway
 from doppel.config import parse_config
 from tests.support.gateway import GATEWAY, SECRETS, call
 

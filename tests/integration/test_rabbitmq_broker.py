@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from bus.broker import DEFAULT_EXCHANGE, PublishError, QueueSpec
-from bus.broker import Message
+from core.broker import DEFAULT_EXCHANGE, PublishError, QueueSpec
+from core.broker import Message
 from bus.rabbitmq import BrokerUnavailable, MissingQueue, RabbitBroker, safe_url
 
 pytestmark = pytest.mark.rabbitmq

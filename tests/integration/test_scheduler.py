@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 import functions.audit
-from bus.broker import QueueSpec
-from doppel.audit import AuditTrail
-from doppel.registry import READY, Registry
+from core.broker import QueueSpec
+from core.audit import AuditTrail
+from core.registry import READY, Registry
 from schemas.envelope import Event, parse_time
 from scheduler.control import Scheduler
 from scheduler.firing import expiry_id, fire_id
@@ -328,10 +328,10 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
     from clouds.local import LocalDriver
     from clouds.local.sample import make_sample_production
     from clouds.stores.local import LocalStore
-    from doppel.backups import Backups
-    from doppel.catalogue import Catalogue
+    from clouds.backups.service import Backups
+    from core.catalogue import Catalogue
     from doppel.config import parse_config
-    from doppel.deps import Deps
+    from core.deps import Deps
     import functions.backup
     import functions.clone
     import functions.configure

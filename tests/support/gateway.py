@@ -13,7 +13,7 @@ from pathlib import Path
 import functions
 from bus import topology
 from doppel.app import App
-from doppel.commands_gateway import start_gateway
+from doppel.roles import start_gateway
 from doppel.config import parse_config
 
 SECRETS = {"DOPPEL_TEST_GATEWAY_TOKEN": "events-token-7c1f9e",

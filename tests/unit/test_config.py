@@ -1,7 +1,7 @@
 import pytest
 
 from doppel.config import load_config, parse_config
-from doppel.errors import ConfigError
+from core.errors import ConfigError
 
 
 def test_defaults_need_no_file(tmp_path, monkeypatch):

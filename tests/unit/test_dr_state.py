@@ -1,8 +1,8 @@
 """The dr_state row is the failover lock: of many workers moving it at once, exactly one wins."""
 import threading
 
-from doppel.db import make_engine
-from doppel.dr_state import FAILING_OVER, NORMAL, DrStates
+from core.db import make_engine
+from core.dr_state import FAILING_OVER, NORMAL, DrStates
 
 
 def test_of_eight_racing_failovers_exactly_one_takes_the_lock(tmp_path):

@@ -2,7 +2,7 @@
 import threading
 
 from bus.ledger import Claim, Ledger, _Call, _GroupCommit
-from doppel.db import make_engine
+from core.db import make_engine
 
 
 def ledger(tmp_path) -> Ledger:

@@ -4,9 +4,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from doppel.config import parse_config
-from doppel.db import make_engine
-from doppel.errors import ConfigError
-from doppel.registry import READY, Registry
+from core.db import make_engine
+from core.errors import ConfigError
+from core.registry import READY, Registry
 from schemas.envelope import derived_id
 from schemas.events import validate_in
 from scheduler.firing import expiry_event, expiry_id, fire_id, schedule_event

@@ -3,7 +3,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from doppel.db import make_engine
+from core.db import make_engine
 from scheduler.control import Scheduler
 from scheduler.jobs import JobSpec
 from scheduler.selectors import SelectorError, normalize

@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from doppel.db import make_engine
+from core.db import make_engine
 from scheduler.firing import plan
 from scheduler.lease import Lease, LeaseTiming
 

@@ -1,4 +1,4 @@
-from doppel.secrets import MASK, scrub, secret_values
+from core.secrets import MASK, scrub, secret_values
 
 
 def test_secret_values_come_from_secret_named_variables_and_url_passwords():

@@ -21,7 +21,7 @@ import yaml
 import functions
 from doppel.app import App
 from doppel.config import parse_config
-from doppel.registry import ENDED, READY
+from core.registry import ENDED, READY
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -132,16 +132,16 @@ class Doppel:
         self.cloud = self.app.cloud
 
     def publish(self, event_type, **data):
-        from bus.worker import event_message
-        from doppel.commands_bus import build_event
+        from core.broker import event_message
+        from doppel.cli.common import build_event
         event = build_event(event_type, data, source="test")
         self.app.broker.publish([event_message(event)])
         self.app.broker.run_until_idle(timeout=120)
         return event
 
     def request(self, env: str, event_id: str | None = None):
-        from bus.worker import event_message
-        from doppel.commands_bus import build_event
+        from core.broker import event_message
+        from doppel.cli.common import build_event
         event = build_event("env.requested", {"env": env, "production": PRODUCTION, "ttl_seconds": 3600},
                             source="test", event_id=event_id)
         self.app.broker.publish([event_message(event)])

@@ -17,9 +17,9 @@ import yaml
 
 from clouds.openstack.driver import container_name, stack_name
 from clouds.openstack.notifications import NotificationListener
-from doppel.commands_listen import tick_for
-from doppel.commands_reap import orphans, reap
-from doppel.registry import EXPIRING, FAILED, READY
+from clouds.openstack.notifications import tick_for
+from doppel.cli.reap import orphans, reap
+from core.registry import EXPIRING, FAILED, READY
 from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env, wait_for
 
 pytestmark = pytest.mark.openstack
@@ -50,7 +50,7 @@ def counts(conn, env):
 
 def remove_env(doppel: Doppel, conn, env: str) -> None:
     """Clean up after a test, whatever state it left `env` in, and wait until nothing of it is left."""
-    from clouds.base import TAG_ENV
+    from core.cloud import TAG_ENV
     doppel.cloud.delete_stack(env, ignore_missing=True)
     for resource in doppel.cloud.find_tagged({TAG_ENV: env}):
         doppel.cloud.delete_resource(resource, ignore_missing=True)
@@ -143,7 +143,7 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
     def listen():
         for completion in listener.drain(1.0):
             heard.append(completion)
-            from bus.worker import event_message
+            from core.broker import event_message
             doppel.app.broker.publish([event_message(tick_for(completion))])
         doppel.app.broker.run_until_idle(timeout=60)
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from clouds.backups import write_backup
-from clouds.base import BackupSource
+from core.cloud import BackupSource
 from clouds.stores.s3 import S3Store
 from clouds.stores.swift import SwiftStore
 from swift_service import make_s3_store, make_swift_store

@@ -16,8 +16,8 @@ import pytest
 
 from clouds.backups import (RetentionPolicy, list_backups, prune, remove_incomplete, restore, verify,
                             write_backup)
-from clouds.base import BackupSource
-from clouds.stores.base import ObjectMissing, StoreError
+from core.cloud import BackupSource
+from core.stores import ObjectMissing, StoreError
 from tests.unit.backups.environment import DATABASES, file_checksums, make_environment, table_checksums
 
 from swift_service import (AUTH_URL, KEY, MiB, ROOT, S3_ENDPOINT, S3_PART, SWIFT_SEGMENT, USER, make_s3_store,

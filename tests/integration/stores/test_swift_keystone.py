@@ -10,7 +10,7 @@ import os
 import pytest
 
 from clouds.backups import list_backups, remove_incomplete, restore, verify, write_backup
-from clouds.base import BackupSource
+from core.cloud import BackupSource
 from tests.unit.backups.environment import file_checksums
 
 from swift_service import MiB

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from clouds.base import BackupSource
+from core.cloud import BackupSource
 from clouds.stores.local import LocalStore
 
 from .environment import make_environment

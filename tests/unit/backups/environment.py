@@ -6,7 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from clouds.base import BackupSource
+from core.cloud import BackupSource
 
 DATABASES = ("data/app.db", "data/audit.db")
 

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine
 from clouds.backups import (BackupError, BackupNotFound, IntegrityError, Manifest, find_backup, list_backups,
                             remove_incomplete, restore, verify, write_backup)
 from clouds.backups.layout import archive_key
-from doppel.catalogue import Catalogue
-from clouds.base import BackupSource
+from core.catalogue import Catalogue
+from core.cloud import BackupSource
 
 from .environment import DATABASES, file_checksums, table_checksums
 

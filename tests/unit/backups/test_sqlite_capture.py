@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from clouds.backups import BackupError, restore, write_backup
-from clouds.base import BackupSource
+from core.cloud import BackupSource
 from clouds.stores.local import LocalStore
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from clouds.base import DriverError
+from core.cloud import DriverError
 from clouds.local.sqlite import SqliteError, anonymise_database
 from clouds.rewrite import Pseudonyms
 

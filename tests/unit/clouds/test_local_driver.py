@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from clouds.base import (
+from core.cloud import (
     CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, TAG_ENV, TAG_KEY, BackupSource, CloudDriver, DnsRecord,
     DriverError, ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource)
 from clouds.local import LocalDriver

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from clouds.openstack.notifications import translate
-from doppel.commands_listen import tick_for
+from clouds.openstack.notifications import tick_for
 from schemas.production import ProductionConfigError, load_productions
 
 

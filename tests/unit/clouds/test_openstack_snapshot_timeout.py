@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from clouds.base import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
 from clouds.openstack.driver import TAG_COMPONENT, OpenStackDriver
 
 PRODUCTION = {"shop": {"driver": "openstack", "cloud": "c", "stack": "shop", "template": "/t.yaml",

@@ -15,8 +15,8 @@ from openstack import exceptions
 from openstack.dns.v2.recordset import Recordset
 from openstack.dns.v2.zone import Zone
 
-from clouds.base import DnsRecord, ResourceMissing
-from clouds.dns.base import DnsError, DnsProvider
+from core.cloud import DnsRecord, ResourceMissing
+from core.dns import DnsError, DnsProvider
 from clouds.dns.designate import DesignateProvider
 
 SHOP = "shop.example.com"

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import openstack
 import pytest
 
-from clouds.base import DnsRecord
-from clouds.dns.base import DnsError
+from core.cloud import DnsRecord
+from core.dns import DnsError
 from clouds.dns.designate import DesignateProvider
 
 SHOP = "shop.example.com"

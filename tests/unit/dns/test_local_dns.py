@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from clouds.base import DnsRecord, ResourceMissing
-from clouds.dns.base import DnsProvider
+from core.cloud import DnsRecord, ResourceMissing
+from core.dns import DnsProvider
 from clouds.dns.local import LocalDnsProvider
 
 SHOP = "shop.example.com"

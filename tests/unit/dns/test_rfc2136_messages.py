@@ -13,8 +13,8 @@ import dns.tsig
 import dns.tsigkeyring
 import pytest
 
-from clouds.base import DnsRecord
-from clouds.dns.base import DnsError
+from core.cloud import DnsRecord
+from core.dns import DnsError
 from clouds.dns.rfc2136 import (
     Rfc2136Provider, delete_message, make_key, rdata_of, rdataset_from_answer, record_from_rdataset,
     switch_message, update_refusal, value_of)

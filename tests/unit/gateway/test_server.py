@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 import functions
 from doppel.app import App
 from doppel.config import parse_config
-from doppel.errors import ConfigError
+from core.errors import ConfigError
 from gateway.routes import Gateway
 
 from tests.support.gateway import SECRETS, Front

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from clouds.stores.base import ObjectMissing
+from core.stores import ObjectMissing
 from clouds.stores.local import INCOMING, LocalStore
 
 

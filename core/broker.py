@@ -8,7 +8,10 @@ few verbs, so both brokers behave alike by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import time
 from typing import Callable, Protocol, Sequence
+
+from schemas.envelope import Event
 
 EXCHANGE = "doppel.events"
 DEFAULT_EXCHANGE = ""  # AMQP's default exchange: routing key = queue name
@@ -86,3 +89,9 @@ class Broker(Protocol):
     def purge(self, queue: str) -> int: ...
 
     def close(self) -> None: ...
+
+
+def event_message(event: Event) -> Message:
+    """The AMQP message an event travels as: its type the routing key, its id the message id."""
+    return Message(routing_key=event.type, body=event.to_json(), message_id=event.id,
+                   timestamp=int(time.time()), correlation_id=event.correlationid)

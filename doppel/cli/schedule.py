@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
-import threading
 from datetime import datetime, timezone
 
+from doppel import roles
 from doppel.app import App
-from doppel.cli import CommandError, run_until_signalled
+from doppel.cli.common import CommandError
 from scheduler.control import Scheduler
 from scheduler.jobs import EXPIRY
 from scheduler.lease import read_lease
@@ -47,26 +46,8 @@ def _control(app: App) -> Scheduler:
 
 
 def cmd_scheduler(args) -> int:
-    from scheduler.service import SchedulerService
-    app = App.load(args.config, role="scheduler")
-    if app.embedded:
-        raise CommandError("the scheduler publishes to RabbitMQ and DOPPEL_AMQP_URL is not set; set it "
-                           "(amqp://user:pass@host:5672/vhost), or use `doppel run` for everything in one process", 2)
-    if not args.verbose:
-        logging.getLogger().setLevel(logging.INFO)  # the role says when it takes and loses the lease
-        logging.getLogger("pika").setLevel(logging.WARNING)
-    app.sentry_enabled
-    service = SchedulerService.from_app(app)
-    stop = threading.Event()
-    loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler")
-    loop.start()
-    try:
-        run_until_signalled(stop)
-    finally:
-        stop.set()
-        service.stop_soon()
-        loop.join()
-        app.close()
+    roles.quiet_pika(args.verbose)  # the role says when it takes and loses the lease
+    roles.run_scheduler(App.load(args.config, role="scheduler"))
     return 0
 
 
@@ -140,7 +121,7 @@ def cmd_resume(args) -> int:
 
 
 def cmd_run_now(args) -> int:
-    from doppel.commands_bus import publish_and_settle
+    from doppel.cli.bus import publish_and_settle
     from scheduler.firing import schedule_event
     app = App.load(args.config)
     try:

@@ -52,3 +52,16 @@ def reply_to_command(response_url: str, text: str, timeout: float = 10.0) -> boo
         log.warning("notify: the chat command's response URL did not accept the answer: %s",
                     getattr(exc, "reason", None) or type(exc).__name__)
         return False
+
+
+class WebhookChat:
+    """The ChatClient of deps: the `notify:` section's webhooks, and slash commands' reply addresses."""
+
+    def __init__(self, settings: dict, timeout: float = 10.0):
+        self.settings, self.timeout = settings, timeout
+
+    def send(self, text: str) -> int:
+        return send_to_chat(text, self.settings, self.timeout)
+
+    def reply(self, response_url: str, text: str) -> bool:
+        return reply_to_command(response_url, text, self.timeout)

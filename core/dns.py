@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Protocol, runtime_checkable
 
-from clouds.base import DnsRecord, DriverError
+from core.cloud import DnsRecord, DriverError
 
 RECORD_TYPES = ("A", "AAAA", "CNAME", "TXT")
 

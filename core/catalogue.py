@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, and_, select, update
 from sqlalchemy.engine import Engine
 
-from doppel.db import create_tables
+from core.db import create_tables
 
 metadata = MetaData()
 

@@ -1,13 +1,16 @@
-"""The `doppel` command line."""
+"""The `doppel` command line: one module per command group, registered from COMMAND_GROUPS."""
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
 
-from doppel.errors import ConfigError
+from core.errors import ConfigError
+from doppel.cli import backup, bus, demo, dr, env, gateway, listen, reap, schedule
+from doppel.cli.common import CommandError
+
+# In `doppel --help` order.
+COMMAND_GROUPS = (bus, env, demo, backup, schedule, dr, gateway, listen, reap)
 
 EPILOG = """
 The bus: with DOPPEL_AMQP_URL set (amqp://user:pass@host:5672/vhost) Doppel uses
@@ -23,7 +26,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from doppel.secrets import RedactingFilter
+    from core.secrets import RedactingFilter
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
     if not getattr(args, "handler", None):
@@ -45,12 +48,6 @@ def main(argv=None) -> int:
         return 141
 
 
-class CommandError(Exception):
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="doppel", description="Production doubles on demand, and production back when it falls.",
@@ -59,26 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug detail")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    from doppel import commands_bus
-    commands_bus.register(sub)
-    for module_name in ("commands_env", "commands_demo", "commands_backup", "commands_schedule", "commands_dr", "commands_gateway",
-                        "commands_listen", "commands_reap"):
-        try:
-            module = __import__(f"doppel.{module_name}", fromlist=["register"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"doppel.{module_name}":
-                raise
-            continue
-        module.register(sub)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
     return parser
-
-
-def run_until_signalled(stop: threading.Event) -> None:
-    """Block until SIGINT or SIGTERM (the Procfile's processes are stopped with SIGTERM)."""
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(1.0):
-        pass
 
 
 if __name__ == "__main__":

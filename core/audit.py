@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Engine
 
-from doppel.db import create_tables
+from core.db import create_tables
 from sqlalchemy.exc import IntegrityError
 
 from schemas.envelope import Event, utcnow

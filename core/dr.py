@@ -1,6 +1,6 @@
 """What the disaster-recovery functions share: the policy, the backup to use, a safe directory swap,
 the health probe and the DNS switch. Not a function itself: `functions/failover.py`, `failback.py`,
-`sync.py` and `drill.py` use it (as the environment chain uses `doppel/chain.py`).
+`sync.py` and `drill.py` use it (as the environment chain uses `core/chain.py`).
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from clouds.base import DnsRecord
-from doppel.dr_state import DrStates
-from doppel.errors import PermanentError, TransientError
+from core.cloud import DnsRecord
+from core.dr_state import DrStates
+from core.errors import PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ FROZEN_TYPES = ("sync.due", "backup.due")  # the jobs that would overwrite the D
 
 
 def states(deps) -> DrStates:
-    """The DR state table (`deps.extra["dr"]`, made in doppel/app.py)."""
-    return deps.extra["dr"]
+    """The DR state table (`deps.dr`, made in doppel/app.py)."""
+    return deps.dr
 
 
 def policy_for(deps, production: str) -> dict:
@@ -153,16 +153,8 @@ def require_healthy(production: str, where: str, problems: list[str]) -> None:
 
 
 def dns_provider(deps, policy: dict):
-    """The policy's DNS provider; by default the local driver's records file."""
-    from clouds.dns import make_dns_provider
-    from clouds.dns.local import LocalDnsProvider
-    from clouds.local.driver import LocalDriver
-    spec = policy["dns"].get("provider")
-    if spec:
-        return make_dns_provider(spec)
-    if isinstance(deps.cloud, LocalDriver):
-        return LocalDnsProvider(deps.cloud)
-    return LocalDnsProvider.for_state_dir(Path(deps.config.state_dir) / "local")
+    """The policy's DNS provider (`deps.dns_for`, made in doppel/app.py)."""
+    return deps.dns_for(policy)
 
 
 def wanted_records(policy: dict) -> list[DnsRecord]:

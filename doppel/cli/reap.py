@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from typing import Iterable
 
-from clouds.base import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TaggedResource
-from doppel.registry import ENDED
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TaggedResource
+from core.registry import ENDED
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,17 @@ from pathlib import Path
 
 import yaml
 
-from bus.worker import event_message
+from core.broker import event_message
 from clouds.local.sample import make_sample_production
 from clouds.rewrite.configfile import detect_format, read_value
 from doppel.app import App
-from doppel.chain import request_id
-from doppel.cli import CommandError
-from doppel.commands_bus import _functions, build_event
-from doppel.commands_env import follow
+from core.chain import request_id
+from doppel.cli.common import CommandError
+from doppel.cli.common import build_event
+from doppel.roles import functions_named
+from doppel.cli.env import follow
 from doppel.config import load_config
-from doppel.registry import DELETED, FAILED, READY
+from core.registry import DELETED, FAILED, READY
 
 ENV = "demo-copy"
 HIDDEN = "********"
@@ -56,7 +57,7 @@ def cmd_demo(args) -> int:
     app = App(load_config(config_file), role="demo")
     if not app.embedded:
         raise CommandError("the demo runs on the embedded bus; unset DOPPEL_AMQP_URL to run it", 2)
-    app.worker(_functions()).start()
+    app.worker(functions_named()).start()
     app.broker.start()
     try:
         return _run(app, entry, production, config_file, args.keep)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from clouds.stores.base import ObjectStore
+    from core.stores import ObjectStore
 
 # Tags every driver puts on what it makes for an environment (compensation and the
 # reaper find leftovers by them).

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from clouds.base import TAG_ENV, TAG_KEY
-from doppel.errors import PermanentError
-from doppel.registry import FAILED, Environment
+from core.cloud import TAG_ENV, TAG_KEY
+from core.errors import PermanentError
+from core.registry import FAILED, Environment
 
 log = logging.getLogger(__name__)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 import time
 
-from bus.worker import event_message
+from core.broker import event_message
 from doppel.app import App, safe
-from doppel.cli import CommandError
-from doppel.commands_bus import build_event
-from doppel.commands_env import serve_embedded
+from doppel.cli.common import CommandError
+from doppel.cli.common import build_event
+from doppel.cli.env import serve_embedded
 
 
 def register(sub) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from clouds import backups as archive
 from clouds.backups.retention import RetentionPolicy
-from doppel.catalogue import Catalogue
+from core.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import json
 import sys
 
 from doppel.app import App
-from doppel.cli import CommandError
+from doppel.cli.common import CommandError
 
 OUTCOMES = {"failover.confirmed": ("failover.done", "failover.failed"),
             "failback.requested": ("failback.done", "failback.failed"),
@@ -61,7 +61,8 @@ def confirm(question: str, yes: bool) -> bool:
 
 
 def _publish(app: App, event_type: str, production: str) -> int:
-    from doppel.commands_bus import build_event, publish_and_settle
+    from doppel.cli.bus import publish_and_settle
+    from doppel.cli.common import build_event
     event = build_event(event_type, {"production": production})
     publish_and_settle(app, event)
     if not app.embedded:

@@ -21,7 +21,7 @@ from sqlalchemy import (Boolean, Column, DateTime, Float, Integer, MetaData, Str
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from doppel.db import create_tables
+from core.db import create_tables
 
 NORMAL, PENDING, SYNCING, FAILING_OVER, FAILED_OVER, FAILING_BACK = (
     "normal", "pending", "syncing", "failing_over", "failed_over", "failing_back")

@@ -14,7 +14,7 @@ from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text
                         update)
 from sqlalchemy.engine import Engine
 
-from doppel.db import create_tables
+from core.db import create_tables
 
 metadata = MetaData()
 

@@ -6,11 +6,12 @@ import time
 from datetime import datetime, timezone
 
 from doppel.app import App, safe
-from doppel.chain import request_id
-from doppel.cli import CommandError
-from doppel.commands_bus import _functions, build_event
-from doppel.registry import DELETED, FAILED, READY
-from bus.worker import event_message
+from core.chain import request_id
+from doppel.cli.common import CommandError
+from doppel.cli.common import build_event
+from doppel.roles import functions_named
+from core.registry import DELETED, FAILED, READY
+from core.broker import event_message
 from schemas.fields import parse_duration
 
 
@@ -76,7 +77,7 @@ def follow(app: App, find, done_states, timeout: float, out=sys.stderr, already:
 def serve_embedded(app: App) -> None:
     """On the embedded bus, this process is the worker too."""
     if app.embedded:
-        app.worker(_functions()).start()
+        app.worker(functions_named()).start()
         app.broker.start()
 
 

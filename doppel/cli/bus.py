@@ -2,19 +2,18 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
-import threading
 from datetime import datetime, timezone
 
 from bus import topology
-from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
+from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
                         H_ROUTING_KEY, Message)
-from bus.worker import event_message
+from core.broker import event_message
 from doppel.app import App, safe
-from doppel.cli import CommandError, run_until_signalled
+from doppel import roles
+from doppel.cli.common import CommandError, build_event
 from schemas.envelope import Event
-from schemas.events import SCHEMAS, UnknownEventType, validate_in
+from schemas.events import SCHEMAS
 
 
 def register(sub) -> None:
@@ -65,58 +64,15 @@ def register(sub) -> None:
 
 
 # -- roles -----------------------------------------------------------------------
-def _functions(only=None):
-    import functions
-    try:
-        return functions.select(only)
-    except ValueError as exc:
-        raise CommandError(str(exc), 2) from None
-
-
 def cmd_worker(args) -> int:
-    app = App.load(args.config, role="worker")
-    worker = app.worker(_functions(getattr(args, "only", None)))
-    worker.start()
-    if app.embedded:
-        app.broker.start()
-        print("doppel: serving on the embedded in-memory bus (set DOPPEL_AMQP_URL for RabbitMQ)", file=sys.stderr)
-    stop = threading.Event()
-    try:
-        run_until_signalled(stop)
-    finally:
-        app.close()  # stops the worker too, after the handlers it is running
+    roles.run_worker(App.load(args.config, role="worker"), roles.functions_named(getattr(args, "only", None)))
     return 0
 
 
 def cmd_run(args) -> int:
     """Every role in one process: worker, scheduler and gateway (the embedded bus's usual shape)."""
-    from doppel.commands_gateway import start_gateway
-    from scheduler.service import SchedulerService
-    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    logging.getLogger("pika").setLevel(logging.WARNING)
-    app = App.load(args.config, role="worker+scheduler+gateway")
-    functions = _functions()
-    stop = threading.Event()
-    worker, server, service, scheduler_loop = app.worker(functions), None, None, None
-    try:
-        worker.start()
-        if app.embedded:
-            app.broker.start()
-        service = SchedulerService.from_app(app)
-        scheduler_loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler", daemon=True)
-        scheduler_loop.start()
-        server = start_gateway(app, functions)
-        bus = "the embedded in-memory bus (set DOPPEL_AMQP_URL for RabbitMQ)" if app.embedded else "RabbitMQ"
-        print(f"doppel: worker, scheduler, and gateway on {server.url}, on {bus}", file=sys.stderr)
-        run_until_signalled(stop)
-    finally:
-        stop.set()
-        if server is not None:
-            server.stop()
-        if service is not None:
-            service.stop_soon()
-            scheduler_loop.join(timeout=15)
-        app.close()  # stops the worker too, after the handlers it is running
+    roles.quiet_pika(args.verbose)
+    roles.run_all(App.load(args.config, role="worker+scheduler+gateway"), roles.functions_named())
     return 0
 
 
@@ -136,22 +92,9 @@ def read_data(text: str) -> dict:
     return data
 
 
-def build_event(event_type: str, data: dict, *, source=None, event_id=None, correlation=None) -> Event:
-    try:
-        errors = validate_in(event_type, data)
-    except UnknownEventType as exc:
-        raise CommandError(str(exc), 2) from None
-    if errors:
-        lines = "; ".join(f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                          for field, msgs in errors.items())
-        raise CommandError(f"{event_type} is invalid: {lines}", 2)
-    kwargs = {"id": event_id} if event_id else {}
-    return Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
-
-
 def publish_and_settle(app: App, event: Event, functions=None) -> None:
     """Publish; on the embedded bus, also run the chain it starts to completion in this process."""
-    functions = functions or _functions()
+    functions = functions or roles.functions_named()
     app.broker.declare(topology.queues_for(functions, app.retry))
     app.broker.publish([event_message(event)])
     if app.embedded:
@@ -197,7 +140,7 @@ def cmd_events(args) -> int:
 
 # -- parked messages -------------------------------------------------------------
 def _dead_queues(app: App, only: str | None):
-    functions = _functions(only)
+    functions = roles.functions_named(only)
     app.broker.declare(topology.queues_for(functions, app.retry))
     return [(f.NAME, topology.dead_queue(f.NAME)) for f in functions]
 
@@ -302,15 +245,15 @@ def cmd_dlq_replay(args) -> int:
 
 def settle_embedded(app: App, functions=None) -> None:
     """On the embedded bus, be the worker and run what is queued to completion in this process."""
-    app.worker(functions or _functions()).start()
+    app.worker(functions or roles.functions_named()).start()
     app.broker.run_until_idle(timeout=3600)
 
 
 def cmd_dlq_purge(args) -> int:
     app = App.load(args.config)
     try:
-        queue = topology.dead_queue(_functions(args.function)[0].NAME)
-        app.broker.declare(topology.queues_for(_functions(args.function), app.retry))
+        queue = topology.dead_queue(roles.functions_named(args.function)[0].NAME)
+        app.broker.declare(topology.queues_for(roles.functions_named(args.function), app.retry))
         depth = app.broker.depth(queue)
         if not args.yes:
             if not sys.stdin.isatty():
@@ -325,7 +268,7 @@ def cmd_dlq_purge(args) -> int:
 
 def cmd_topology(args) -> int:
     app = App.load(args.config)
-    specs = topology.queues_for(_functions(), app.retry)
+    specs = topology.queues_for(roles.functions_named(), app.retry)
     print(topology.describe(specs))
     if args.declare:
         app.broker.declare(specs)
