@@ -82,18 +82,25 @@ class Deps:
     _cause: Event | None = None
     _emitter: str = ""
     _counter: Iterator[int] | None = None
+    _emits: tuple[str, ...] | None = None  # what the bound function declares it may emit (None: unchecked)
 
-    def for_event(self, event: Event, function: str, key: str) -> "Deps":
-        # A shallow copy with four fields set: dataclasses.replace (or copy.copy) costs ten times as much, and
+    def for_event(self, event: Event, function: str, key: str, emits: tuple[str, ...] | None = None) -> "Deps":
+        """These deps bound to one event of one function: what it emits joins the event's chain, and only
+        the types in `emits` (the function's EMITS) may be emitted."""
+        # A shallow copy with five fields set: dataclasses.replace (or copy.copy) costs ten times as much, and
         # this runs for every delivery.
         bound = object.__new__(Deps)
         bound.__dict__.update(self.__dict__)
         bound._cause, bound._emitter, bound._counter = event, f"{function}:{key}", itertools.count()
+        bound._emits = emits
         bound.source = f"doppel/{function}"
         return bound
 
     def emit(self, event_type: str, **data) -> Event:
         """An event to publish once the handler returns it; validated strictly here."""
+        if self._emits is not None and event_type not in self._emits:
+            raise PermanentError(f"{self._emitter} emitted {event_type}, which its function does not declare "
+                                 f"(EMITS: {', '.join(self._emits) or 'none'}); add it to EMITS or emit another type")
         data = {k: v for k, v in data.items() if v is not None}
         try:
             validate_out(event_type, data)

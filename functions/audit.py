@@ -6,9 +6,6 @@ CONSUMES = "#"
 EMITS = ()
 
 
-def idempotency_key(event: Event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def handle(event: Event, deps) -> list:
     deps.audit.record(event)

@@ -12,9 +12,6 @@ CONSUMES = ("backup.due", "env.expired")
 EMITS = ("backup.done", "backup.failed")
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def backup_id_for(event) -> str:
     return derived_backup_id(event.time, event.id)

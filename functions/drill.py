@@ -22,9 +22,6 @@ EMITS = ("drill.done", "drill.failed")
 DEFAULT_HEALTH = {"health": {"paths": None}}
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def scratch_env(production: str, event) -> str:
     return f"{production[:24]}-drill-{hashlib.sha256(event.id.encode()).hexdigest()[:8]}"

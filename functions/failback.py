@@ -22,9 +22,6 @@ CONSUMES = "failback.requested"
 EMITS = ("failback.done", "failback.failed")
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def backup_id_for(event) -> str:
     return derived_backup_id(event.time, event.id, tag="fb")

@@ -24,9 +24,6 @@ EMITS = ("failover.done", "failover.failed")
 SYNC_WAIT_S = 1800.0  # a sync older than this is taken for dead, and the failover goes ahead
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def handle(event, deps) -> list:
     production = dr.production_of_alert(deps, event.data) if event.type == "monitor.alert" \

@@ -4,9 +4,6 @@ CONSUMES = "restore.requested"
 EMITS = ("restore.done", "restore.failed")
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def handle(event, deps) -> list:
     data = event.data

@@ -16,9 +16,6 @@ CONSUMES = "sync.due"
 EMITS = ("sync.done", "sync.failed")
 
 
-def idempotency_key(event) -> str:
-    return f"{event.source}:{event.id}"
-
 
 def handle(event, deps) -> list:
     production = event.data["production"]
