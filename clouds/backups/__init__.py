@@ -11,8 +11,8 @@
 
 Object layout and manifest: layout.py. Restoring without Doppel: docs/restore-by-hand.md.
 """
-from clouds.backups.archive import (BackupError, BackupNotFound, IntegrityError, VerifyResult, delete_backup,
-                                    find_backup, list_backups, restore, verify, write_backup)
+from clouds.backups.write import (BackupError, BackupNotFound, IntegrityError, VerifyResult, delete_backup,
+                                  find_backup, list_backups, restore, verify, write_backup)
 from clouds.backups.cleanup import PruneResult, prune, remove_incomplete
 from clouds.backups.layout import (Component, Manifest, ManifestError, backup_time, derived_backup_id,
                                    new_backup_id)
