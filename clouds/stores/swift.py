@@ -10,18 +10,17 @@ tells the segments of a live object from those an interrupted upload left.
 
 A plain `swift download <container> <key>` reads such an object whole: nothing in
 the layout is private to Doppel. Connections, authentication and error messages
-are in swift_connections.py.
+are in swift_connections.py; reading an SLO's segments back is in swift_slo.py.
 """
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import re
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from swiftclient import Connection
 
 from clouds.stores.segments import BufferReader, MiB, ParallelSegments, check_key
 from clouds.stores.swift_connections import CHUNK, SwiftConnections, reason
+from clouds.stores.swift_slo import is_slo, manifest_segments, segment_chunks, segment_names
 from core.stores import ObjectInfo, ObjectMissing, StoreError
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,6 @@ log = logging.getLogger(__name__)
 UPLOAD_META = "X-Object-Meta-Doppel-Upload"
 _UPLOAD_TOKEN = re.compile(r"^doppel-\d{8}T\d{6}Z-[0-9a-f]{8}$")
 _SEGMENT_PART = re.compile(r"^(\d{8}|manifest-\d{5})$")
-# Segments downloading while one is read: two GETs keep two proxy processes busy; each holds a segment.
-_SEGMENTS_AHEAD = 2
 
 
 class SwiftStore:
@@ -152,7 +150,7 @@ class SwiftStore:
         by one proxy process, so one core); anything else is one GET.
 
         One request tells which: the GET asks for the manifest, and Swift answers with the object itself
-        when it is not an SLO. Memory stays under `segment_size * (_SEGMENTS_AHEAD + 1)`."""
+        when it is not an SLO. Memory stays under `segment_size * (_SEGMENTS_AHEAD + 1)` (swift_slo.py)."""
         check_key(key)
         conn = self._swift.borrow()
         try:
@@ -162,66 +160,12 @@ class SwiftStore:
         except BaseException:
             self._swift.give_back(conn)
             raise
-        if not _is_slo(headers):
+        if not is_slo(headers):
             return self._chunks(conn, body, progress)
         manifest = b"".join(self._chunks(conn, body, None))
         with self._swift.errors(key):
-            segments = self._segments(key, manifest)
-        return self._segment_chunks(segments, progress)
-
-    def _segments(self, key: str, manifest: bytes) -> list[tuple[str, str, int]]:
-        """(container, name, size) of every segment of an SLO manifest, nested manifests expanded."""
-        try:
-            entries = json.loads(manifest)
-        except ValueError as exc:
-            raise StoreError(f"{self.name}: the SLO manifest of {key} is not JSON: {exc}") from None
-        segments = []
-        for entry in entries:
-            if entry.get("range"):
-                raise StoreError(f"{self.name}: {key} uses segment ranges, which Doppel never writes; "
-                                 "read it with `swift download`")
-            container, _, name = entry["name"].lstrip("/").partition("/")
-            if entry.get("sub_slo"):
-                with self._swift.connection() as conn, self._swift.errors(entry["name"]):
-                    _, sub = conn.get_object(container, name, query_string="multipart-manifest=get")
-                segments.extend(self._segments(key, sub))
-            else:
-                segments.append((container, name, int(entry["bytes"])))
-        return segments
-
-    def _segment_chunks(self, segments: list[tuple[str, str, int]], progress) -> Iterator[bytes]:
-        """Each segment whole, in order, while the next ones download; a short or missing one raises."""
-        def fetch(container: str, name: str, size: int) -> list[bytes]:
-            with self._swift.connection() as conn, self._swift.errors(f"{container}/{name}"):
-                _, body = conn.get_object(container, name, resp_chunk_size=CHUNK)
-                chunks = list(body)
-            got = sum(len(c) for c in chunks)
-            if got != size:
-                raise StoreError(f"{self.name}: segment {container}/{name} has {got} bytes, its manifest says "
-                                 f"{size}")
-            return chunks
-        ahead = max(1, min(self.segment_threads, _SEGMENTS_AHEAD))
-        pool = ThreadPoolExecutor(ahead, thread_name_prefix="swift-get")
-        waiting = iter(segments)
-        pending = deque(pool.submit(fetch, *segment) for segment in itertools.islice(waiting, ahead))
-        done = 0
-        try:
-            while pending:
-                chunks = pending.popleft().result()
-                following = next(waiting, None)
-                if following is not None:
-                    pending.append(pool.submit(fetch, *following))
-                chunks.reverse()
-                while chunks:                  # each megabyte let go once handed on
-                    chunk = chunks.pop()
-                    done += len(chunk)
-                    yield chunk
-                if progress is not None:
-                    progress(done)
-        finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=False)
+            segments = manifest_segments(self._swift, key, manifest)
+        return segment_chunks(self._swift, segments, self.segment_threads, progress)
 
     def _chunks(self, conn: Connection, body, progress) -> Iterator[bytes]:
         done = 0
@@ -257,7 +201,7 @@ class SwiftStore:
         try:
             with self._swift.connection() as conn, self._swift.errors(key):
                 headers = conn.head_object(self.container, key)
-                segments = self._segment_names(conn, key) if _is_slo(headers) else []
+                segments = segment_names(conn, self.container, self.segment_container, key) if is_slo(headers) else []
                 conn.delete_object(self.container, key)
         except ObjectMissing:
             if not ignore_missing:
@@ -291,22 +235,6 @@ class SwiftStore:
         except ObjectMissing:
             return None
 
-    def _segment_names(self, conn: Connection, key: str) -> list[str]:
-        """Every segment of an SLO, sub-manifests included (listed after their own segments)."""
-        _, body = conn.get_object(self.container, key, query_string="multipart-manifest=get")
-        return self._expand(conn, json.loads(body))
-
-    def _expand(self, conn: Connection, entries: list[dict]) -> list[str]:
-        names = []
-        for entry in entries:
-            container, _, name = entry["name"].lstrip("/").partition("/")
-            if container != self.segment_container:
-                continue                        # never delete what lives outside our segment container
-            if entry.get("sub_slo"):
-                _, body = conn.get_object(container, name, query_string="multipart-manifest=get")
-                names.extend(self._expand(conn, json.loads(body)))
-            names.append(name)
-        return names
 
     def _remove_segments_quietly(self, prefix: str) -> None:
         """After a failed upload: try to remove its segments; cleanup_orphans catches what this misses."""
@@ -363,10 +291,7 @@ class _SegmentBody(BufferReader):
         return chunk
 
 
-def _is_slo(headers: dict) -> bool:
-    return headers.get("x-static-large-object", "").lower() == "true"
-
-
 def _when(text: str) -> datetime:
     """Swift's listing times are UTC without a zone."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
