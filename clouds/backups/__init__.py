@@ -9,14 +9,17 @@
     prune(store, env, policy)                        apply it
     remove_incomplete(store)                         leftovers of interrupted backups, after a grace period
 
-Object layout and manifest: layout.py. Restoring without Doppel: docs/restore-by-hand.md.
+Writing: write.py; finding: manifests.py; reading back: extract.py, restore.py, verify.py;
+object layout and manifest: layout.py. Restoring without Doppel: docs/restore-by-hand.md.
 """
-from clouds.backups.archive import (BackupError, BackupNotFound, IntegrityError, VerifyResult, delete_backup,
-                                    find_backup, list_backups, restore, verify, write_backup)
 from clouds.backups.cleanup import PruneResult, prune, remove_incomplete
-from clouds.backups.layout import (Component, Manifest, ManifestError, backup_time, derived_backup_id,
-                                   new_backup_id)
+from clouds.backups.extract import IntegrityError
+from clouds.backups.layout import Component, Manifest, ManifestError, backup_time, derived_backup_id, new_backup_id
+from clouds.backups.manifests import BackupNotFound, delete_backup, find_backup, list_backups
+from clouds.backups.restore import restore
 from clouds.backups.retention import RetentionPolicy, select_to_keep
+from clouds.backups.verify import VerifyResult, verify
+from clouds.backups.write import BackupError, write_backup
 
 __all__ = ["BackupError", "BackupNotFound", "Component", "IntegrityError", "Manifest", "ManifestError",
            "PruneResult", "RetentionPolicy", "VerifyResult", "backup_time", "delete_backup", "derived_backup_id",

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from clouds.backups.archive import delete_backup, list_backups
 from clouds.backups.layout import MANIFEST_NAME, Manifest, backup_time, check_env, split_key
+from clouds.backups.manifests import delete_backup, list_backups
 from clouds.backups.retention import RetentionPolicy, select_to_keep
 from core.stores import ObjectStore
 

@@ -17,9 +17,10 @@ import io
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 CHUNK = 1024 * 1024
+Progress = Callable[[int, float], None]   # (bytes so far, bytes per second)
 _EOF = object()
 
 
@@ -142,7 +143,7 @@ class _PipeReader(io.RawIOBase):
 class ProgressMeter:
     """Turns `progress(bytes_so_far)` from a store into `callback(bytes, bytes_per_second)`, at most every `every` s."""
 
-    def __init__(self, callback: Callable[[int, float], None] | None, every: float = 0.5):
+    def __init__(self, callback: Progress | None, every: float = 0.5):
         self._callback = callback
         self._every = every
         self._started = time.monotonic()

@@ -6,9 +6,9 @@ anonymisation. Pure functions over text and values: the local driver applies the
 to files in place, a cloud driver to the config bundle it delivers to its servers.
 """
 from clouds.rewrite.anonymise import Pseudonyms
-from clouds.rewrite.configfile import (CONFIG_FORMATS, RewriteError, detect_format, read_value, rewrite_file,
-                                      rewrite_text)
+from clouds.rewrite.configfile import CONFIG_FORMATS, detect_format, read_value, rewrite_file, rewrite_text
 from clouds.rewrite.crontab import DISABLED_PREFIX, disable_crontab_file, disable_crontab_text
+from clouds.rewrite.formats.text import RewriteError
 from clouds.rewrite.values import new_secrets
 from schemas.templates import TemplateError, placeholders, render
 

@@ -9,39 +9,35 @@ upload's token in `X-Object-Meta-Doppel-Upload`, which is how `cleanup_orphans`
 tells the segments of a live object from those an interrupted upload left.
 
 A plain `swift download <container> <key>` reads such an object whole: nothing in
-the layout is private to Doppel.
+the layout is private to Doppel. Connections, authentication and error messages
+are in swift_connections.py; reading an SLO's segments back is in swift_slo.py.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import itertools
 import json
 import logging
-import queue
 import re
-import threading
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import BinaryIO, Iterator
+from datetime import UTC, datetime
+from typing import BinaryIO
 
-import requests.adapters
-from swiftclient import ClientException, Connection
+from swiftclient import Connection
 
+from clouds.stores.segments import BufferReader, MiB, ParallelSegments, check_key
+from clouds.stores.swift_connections import CHUNK, SwiftConnections, reason
+from clouds.stores.swift_slo import is_slo, manifest_segments, segment_chunks, segment_names
 from core.stores import ObjectInfo, ObjectMissing, StoreError
-from clouds.stores.segments import MiB, BufferReader, ParallelSegments, check_key
 
 log = logging.getLogger(__name__)
 
 UPLOAD_META = "X-Object-Meta-Doppel-Upload"
 _UPLOAD_TOKEN = re.compile(r"^doppel-\d{8}T\d{6}Z-[0-9a-f]{8}$")
 _SEGMENT_PART = re.compile(r"^(\d{8}|manifest-\d{5})$")
-_CHUNK = MiB
-# Segments downloading while one is read: two GETs keep two proxy processes busy; each holds a segment.
-_SEGMENTS_AHEAD = 2
 
 
 class SwiftStore:
@@ -72,16 +68,13 @@ class SwiftStore:
         self.segment_threads = int(segment_threads)
         self.orphan_grace = float(orphan_grace)
         self.name = f"swift:{container}"
-        self._auth = dict(auth_url=auth_url, user=user, cloud=cloud, region_name=region_name, interface=interface)
-        self._key = key                     # kept out of repr, name and every message
-        self._options = dict(insecure=insecure, retries=retries, timeout=timeout)
-        self._pool: queue.LifoQueue[Connection] = queue.LifoQueue()
-        self._session = None
-        self._session_lock = threading.Lock()
+        self._swift = SwiftConnections(self.name, auth_url=auth_url, user=user, key=key, cloud=cloud,
+                                       region_name=region_name, interface=interface, insecure=insecure,
+                                       retries=retries, timeout=timeout)
         self._containers_ready = False
 
     def __repr__(self) -> str:
-        return f"SwiftStore({self.container!r}, {self._auth['cloud'] or self._auth['auth_url']!r})"
+        return f"SwiftStore({self.container!r}, {self._swift.where!r})"
 
     # -- writing -----------------------------------------------------------------
 
@@ -104,9 +97,9 @@ class SwiftStore:
             self._remove_segments_quietly(prefix)
             if isinstance(exc, (StoreError, KeyboardInterrupt, SystemExit)):
                 raise
-            raise StoreError(f"{self.name}: upload of {key} failed: {_reason(exc)}") from exc
+            raise StoreError(f"{self.name}: upload of {key} failed: {reason(exc)}") from exc
         return ObjectInfo(key=key, size=sum(e["size_bytes"] for e in entries), etag=etag,
-                          modified=datetime.now(timezone.utc))
+                          modified=datetime.now(UTC))
 
     def put_bytes(self, key: str, data: bytes) -> ObjectInfo:
         check_key(key)
@@ -115,9 +108,9 @@ class SwiftStore:
 
     def _put_one(self, key: str, data: memoryview) -> ObjectInfo:
         etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        with self._connection() as conn, self._errors(key):
+        with self._swift.connection() as conn, self._swift.errors(key):
             conn.put_object(self.container, key, BufferReader(data), content_length=len(data), etag=etag)
-        return ObjectInfo(key=key, size=len(data), etag=etag, modified=datetime.now(timezone.utc))
+        return ObjectInfo(key=key, size=len(data), etag=etag, modified=datetime.now(UTC))
 
     def _put_segment(self, prefix: str, index: int, data: memoryview) -> dict:
         # No client-side MD5 here: at ~500 MB/s it costs more CPU than the rest of the
@@ -125,7 +118,7 @@ class SwiftStore:
         # byte end to end, TLS every byte in transit. Swift's own etag, recorded in the
         # SLO manifest, pins the segment as stored.
         name = f"{prefix}{index + 1:08d}"
-        with self._connection() as conn, self._errors(name):
+        with self._swift.connection() as conn, self._swift.errors(name):
             etag = conn.put_object(self.segment_container, name, _SegmentBody(data), content_length=len(data))
         return {"path": f"/{self.segment_container}/{name}", "etag": etag, "size_bytes": len(data)}
 
@@ -138,13 +131,13 @@ class SwiftStore:
             if len(entries) > limit:
                 raise StoreError(f"{self.name}: {key} needs more than {limit * limit} segments; "
                                  "raise segment_size")
-        with self._connection() as conn, self._errors(key):
+        with self._swift.connection() as conn, self._swift.errors(key):
             etag = conn.put_object(self.container, key, json.dumps(entries),
                                    query_string="multipart-manifest=put", headers={UPLOAD_META: upload})
         return etag
 
     def _put_sub_manifest(self, name: str, entries: list[dict]) -> dict:
-        with self._connection() as conn, self._errors(name):
+        with self._swift.connection() as conn, self._swift.errors(name):
             conn.put_object(self.segment_container, name, json.dumps(entries), query_string="multipart-manifest=put")
         return {"path": f"/{self.segment_container}/{name}", "etag": None,
                 "size_bytes": sum(e["size_bytes"] for e in entries)}
@@ -157,76 +150,22 @@ class SwiftStore:
         by one proxy process, so one core); anything else is one GET.
 
         One request tells which: the GET asks for the manifest, and Swift answers with the object itself
-        when it is not an SLO. Memory stays under `segment_size * (_SEGMENTS_AHEAD + 1)`."""
+        when it is not an SLO. Memory stays under `segment_size * (_SEGMENTS_AHEAD + 1)` (swift_slo.py)."""
         check_key(key)
-        conn = self._borrow()
+        conn = self._swift.borrow()
         try:
-            with self._errors(key):
-                headers, body = conn.get_object(self.container, key, resp_chunk_size=_CHUNK,
+            with self._swift.errors(key):
+                headers, body = conn.get_object(self.container, key, resp_chunk_size=CHUNK,
                                                 query_string="multipart-manifest=get")
         except BaseException:
-            self._give_back(conn)
+            self._swift.give_back(conn)
             raise
-        if not _is_slo(headers):
+        if not is_slo(headers):
             return self._chunks(conn, body, progress)
         manifest = b"".join(self._chunks(conn, body, None))
-        with self._errors(key):
-            segments = self._segments(key, manifest)
-        return self._segment_chunks(segments, progress)
-
-    def _segments(self, key: str, manifest: bytes) -> list[tuple[str, str, int]]:
-        """(container, name, size) of every segment of an SLO manifest, nested manifests expanded."""
-        try:
-            entries = json.loads(manifest)
-        except ValueError as exc:
-            raise StoreError(f"{self.name}: the SLO manifest of {key} is not JSON: {exc}") from None
-        segments = []
-        for entry in entries:
-            if entry.get("range"):
-                raise StoreError(f"{self.name}: {key} uses segment ranges, which Doppel never writes; "
-                                 "read it with `swift download`")
-            container, _, name = entry["name"].lstrip("/").partition("/")
-            if entry.get("sub_slo"):
-                with self._connection() as conn, self._errors(entry["name"]):
-                    _, sub = conn.get_object(container, name, query_string="multipart-manifest=get")
-                segments.extend(self._segments(key, sub))
-            else:
-                segments.append((container, name, int(entry["bytes"])))
-        return segments
-
-    def _segment_chunks(self, segments: list[tuple[str, str, int]], progress) -> Iterator[bytes]:
-        """Each segment whole, in order, while the next ones download; a short or missing one raises."""
-        def fetch(container: str, name: str, size: int) -> list[bytes]:
-            with self._connection() as conn, self._errors(f"{container}/{name}"):
-                _, body = conn.get_object(container, name, resp_chunk_size=_CHUNK)
-                chunks = list(body)
-            got = sum(len(c) for c in chunks)
-            if got != size:
-                raise StoreError(f"{self.name}: segment {container}/{name} has {got} bytes, its manifest says "
-                                 f"{size}")
-            return chunks
-        ahead = max(1, min(self.segment_threads, _SEGMENTS_AHEAD))
-        pool = ThreadPoolExecutor(ahead, thread_name_prefix="swift-get")
-        waiting = iter(segments)
-        pending = deque(pool.submit(fetch, *segment) for segment in itertools.islice(waiting, ahead))
-        done = 0
-        try:
-            while pending:
-                chunks = pending.popleft().result()
-                following = next(waiting, None)
-                if following is not None:
-                    pending.append(pool.submit(fetch, *following))
-                chunks.reverse()
-                while chunks:                  # each megabyte let go once handed on
-                    chunk = chunks.pop()
-                    done += len(chunk)
-                    yield chunk
-                if progress is not None:
-                    progress(done)
-        finally:
-            for future in pending:
-                future.cancel()
-            pool.shutdown(wait=False)
+        with self._swift.errors(key):
+            segments = manifest_segments(self._swift, key, manifest)
+        return segment_chunks(self._swift, segments, self.segment_threads, progress)
 
     def _chunks(self, conn: Connection, body, progress) -> Iterator[bytes]:
         done = 0
@@ -240,13 +179,13 @@ class SwiftStore:
             finished = True
         finally:
             if finished:
-                self._give_back(conn)
+                self._swift.give_back(conn)
             else:                               # abandoned mid-body: the connection is not reusable
                 conn.close()
 
     def get_bytes(self, key: str) -> bytes:
         check_key(key)
-        with self._connection() as conn, self._errors(key):
+        with self._swift.connection() as conn, self._swift.errors(key):
             return conn.get_object(self.container, key)[1]
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
@@ -260,9 +199,9 @@ class SwiftStore:
         """Delete the manifest first (the object is gone at once), then its segments."""
         check_key(key)
         try:
-            with self._connection() as conn, self._errors(key):
+            with self._swift.connection() as conn, self._swift.errors(key):
                 headers = conn.head_object(self.container, key)
-                segments = self._segment_names(conn, key) if _is_slo(headers) else []
+                segments = segment_names(conn, self.container, self.segment_container, key) if is_slo(headers) else []
                 conn.delete_object(self.container, key)
         except ObjectMissing:
             if not ignore_missing:
@@ -291,27 +230,11 @@ class SwiftStore:
 
     def _live_upload(self, key: str) -> str | None:
         try:
-            with self._connection() as conn, self._errors(key):
+            with self._swift.connection() as conn, self._swift.errors(key):
                 return conn.head_object(self.container, key).get(UPLOAD_META.lower())
         except ObjectMissing:
             return None
 
-    def _segment_names(self, conn: Connection, key: str) -> list[str]:
-        """Every segment of an SLO, sub-manifests included (listed after their own segments)."""
-        _, body = conn.get_object(self.container, key, query_string="multipart-manifest=get")
-        return self._expand(conn, json.loads(body))
-
-    def _expand(self, conn: Connection, entries: list[dict]) -> list[str]:
-        names = []
-        for entry in entries:
-            container, _, name = entry["name"].lstrip("/").partition("/")
-            if container != self.segment_container:
-                continue                        # never delete what lives outside our segment container
-            if entry.get("sub_slo"):
-                _, body = conn.get_object(container, name, query_string="multipart-manifest=get")
-                names.extend(self._expand(conn, json.loads(body)))
-            names.append(name)
-        return names
 
     def _remove_segments_quietly(self, prefix: str) -> None:
         """After a failed upload: try to remove its segments; cleanup_orphans catches what this misses."""
@@ -320,7 +243,7 @@ class SwiftStore:
             self._delete_all(self.segment_container, names)
         except Exception as exc:  # noqa: BLE001 - the upload's own error is the one to report
             log.warning("%s: could not remove the segments of a failed upload under %s: %s",
-                        self.name, prefix, _reason(exc))
+                        self.name, prefix, reason(exc))
 
     def _delete_all(self, container: str, names: list[str]) -> None:
         if not names:
@@ -330,16 +253,16 @@ class SwiftStore:
 
     def _delete_one(self, container: str, name: str) -> None:
         try:
-            with self._connection() as conn, self._errors(name):
+            with self._swift.connection() as conn, self._swift.errors(name):
                 conn.delete_object(container, name)
         except ObjectMissing:
             pass
 
-    # -- connections and errors --------------------------------------------------
+    # -- containers --------------------------------------------------------------
 
     def _listing(self, container: str, prefix: str) -> list[dict]:
         try:
-            with self._connection() as conn, self._errors(container):
+            with self._swift.connection() as conn, self._swift.errors(container):
                 return conn.get_container(container, prefix=prefix or None, full_listing=True)[1]
         except ObjectMissing:
             return []                           # no container yet: nothing stored
@@ -347,89 +270,11 @@ class SwiftStore:
     def _ensure_containers(self) -> None:
         if self._containers_ready:
             return
-        with self._connection() as conn:
+        with self._swift.connection() as conn:
             for container in (self.container, self.segment_container):
-                with self._errors(container):
+                with self._swift.errors(container):
                     conn.put_container(container)
         self._containers_ready = True
-
-    @contextlib.contextmanager
-    def _connection(self):
-        """A connection of our own for the duration: swiftclient connections are not thread-safe."""
-        conn = self._borrow()
-        try:
-            yield conn
-        except (ObjectMissing, StoreError):
-            self._give_back(conn)               # Swift answered: the connection is fine
-            raise
-        except BaseException:
-            conn.close()
-            raise
-        self._give_back(conn)
-
-    def _borrow(self) -> Connection:
-        try:
-            return self._pool.get_nowait()
-        except queue.Empty:
-            return self._connect()
-
-    def _give_back(self, conn: Connection) -> None:
-        self._pool.put(conn)
-
-    def _connect(self) -> Connection:
-        options = dict(retries=self._options["retries"], insecure=self._options["insecure"],
-                       timeout=self._options["timeout"], starting_backoff=0.5, max_backoff=8)
-        if self._auth["auth_url"]:
-            return _Connection(authurl=self._auth["auth_url"], user=self._auth["user"], key=self._key,
-                               auth_version="1", **options)
-        return _Connection(session=self._keystone_session(), auth_version="3",
-                           os_options={"region_name": self._auth["region_name"],
-                                       "endpoint_type": self._auth["interface"]}, **options)
-
-    def _keystone_session(self):
-        """One keystoneauth session (one token) shared by every connection, made from clouds.yaml."""
-        with self._session_lock:
-            if self._session is None:
-                import openstack.config  # only Keystone users pay for importing openstacksdk
-                try:
-                    region = openstack.config.OpenStackConfig().get_one(
-                        cloud=self._auth["cloud"], region_name=self._auth["region_name"])
-                except Exception as exc:  # noqa: BLE001 - openstacksdk raises several kinds
-                    raise StoreError(f"{self.name}: cannot load cloud {self._auth['cloud']!r} "
-                                     f"from clouds.yaml: {type(exc).__name__}") from None
-                self._session = region.get_session()
-        return self._session
-
-    @contextlib.contextmanager
-    def _errors(self, what: str):
-        """Turn swiftclient's exceptions into ObjectMissing / StoreError naming the store and the object."""
-        try:
-            yield
-        except ClientException as exc:
-            if exc.http_status == 404:
-                raise ObjectMissing(f"{self.name}: no object {what}") from None
-            raise StoreError(f"{self.name}: {what}: {_reason(exc)}") from None
-
-
-class _Connection(Connection):
-    """A swiftclient Connection whose HTTP connections send a segment in 1 MiB writes.
-
-    urllib3 reads a request body in 16 KiB blocks, and every block is a read
-    through two wrappers and a send with the GIL let go and taken back: with four
-    segments going up beside the compressor, about a tenth of a backup's CPU
-    (bench/backup.py). 1 MiB writes make that negligible.
-    """
-
-    def http_connection(self, url=None):
-        parsed, conn = super().http_connection(url)
-        for scheme in ("http://", "https://"):
-            conn.request_session.mount(scheme, _LargeWrites())
-        return parsed, conn
-
-
-class _LargeWrites(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, blocksize=_CHUNK, **kwargs)
 
 
 class _SegmentBody(BufferReader):
@@ -446,20 +291,7 @@ class _SegmentBody(BufferReader):
         return chunk
 
 
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ClientException):
-        if exc.http_status in (401, 403):
-            return (f"HTTP {exc.http_status}: refused credentials; check the user and the key in the variable "
-                    f"key_env names (tempauth), or the cloud's entry in clouds.yaml (Keystone)")
-        status = f"HTTP {exc.http_status} {exc.http_reason}".strip() if exc.http_status else "no HTTP answer"
-        return f"{status} ({exc.msg})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _is_slo(headers: dict) -> bool:
-    return headers.get("x-static-large-object", "").lower() == "true"
-
-
 def _when(text: str) -> datetime:
     """Swift's listing times are UTC without a zone."""
-    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+

@@ -1,0 +1,54 @@
+"""Restoring a backup into a directory, whole or not at all.
+
+The archive is extracted (extract.py) into a staging directory beside the
+target, which becomes the target only when the sha256 and size match.
+docs/restore-by-hand.md shows how to do the same with the swift or aws CLI,
+zstd, tar and sha256sum.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+from pathlib import Path
+
+from clouds.backups.extract import extract
+from clouds.backups.layout import Manifest
+from clouds.backups.manifests import find_backup
+from clouds.backups.pipe import Progress
+from core.stores import ObjectStore
+
+
+def restore(store: ObjectStore, backup: str | Manifest, target_dir: Path, *, env: str | None = None,
+            progress: Progress | None = None) -> Manifest:
+    """Restore a backup into `target_dir` (absent or empty), whole or not at all.
+
+    Extracts into a staging directory beside the target and renames it into place
+    only once the archive's sha256 and size match the manifest; SQLite databases
+    are then checkpointed, so each is one self-contained file again.
+    """
+    manifest = backup if isinstance(backup, Manifest) else find_backup(store, backup, env)
+    target = Path(target_dir)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise FileExistsError(f"restore of backup {manifest.backup_id}: {target} exists and is not empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.restoring-{manifest.backup_id}"
+    shutil.rmtree(staging, ignore_errors=True)     # left by a restore that crashed
+    try:
+        extract(store, manifest, staging, progress)
+        _checkpoint_databases(manifest, staging)
+        if target.exists():
+            target.rmdir()
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest
+
+
+def _checkpoint_databases(manifest: Manifest, root: Path) -> None:
+    for database in manifest.databases:
+        conn = sqlite3.connect(root / database.name)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            conn.close()
