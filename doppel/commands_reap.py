@@ -45,7 +45,8 @@ class DrCopies:
 
     def holds(self, resource: TaggedResource) -> bool:
         tags = resource.tags
-        return tags.get(TAG_ENV) in self.envs or (not tags.get(TAG_KEY) and tags.get(TAG_PRODUCTION) in self.productions)
+        return tags.get(TAG_ENV) in self.envs or (not tags.get(TAG_KEY)
+                                                  and tags.get(TAG_PRODUCTION) in self.productions)
 
 
 def orphans(cloud, registry, productions: Iterable[str] | None = None, dr: DrCopies = DrCopies()) -> list[Orphan]:

@@ -8,7 +8,8 @@ from marshmallow import INCLUDE, Schema, fields, validate, validates_schema
 from schemas.events import SCHEMAS, _QUICK_CHECKS, _quick_check, validate_in
 
 # Values of every JSON type and then some, valid and invalid for the fields and validators in use
-CANDIDATES = ["shop", "ab", "a", "Shop", "env-1", "x" * 41, "x" * 5000, "", "alarm", "ok", "insufficient data", "ttl", "manual",
+CANDIDATES = ["shop", "ab", "a", "Shop", "env-1", "x" * 41, "x" * 5000, "", "alarm", "ok", "insufficient data", "ttl",
+              "manual",
               "scheduled", "12", "1.5", b"bytes", 0, 1, -1, 7, 2 ** 60, 1.5, 0.0, -2.5, math.nan, math.inf, True,
               False, None, {}, {"a": 1}, [], ["a", "b"], ["a", 1], [None]]
 
