@@ -22,7 +22,7 @@ from core.dr_state import DrStates
 from core.errors import PermanentError
 from core.registry import Registry
 from schemas.envelope import Event, derived_id
-from schemas.events import validate_out
+from schemas.events import clip_out, validate_out
 
 
 class BackupService(Protocol):
@@ -97,11 +97,12 @@ class Deps:
         return bound
 
     def emit(self, event_type: str, **data) -> Event:
-        """An event to publish once the handler returns it; validated strictly here."""
+        """An event to publish once the handler returns it; validated strictly here (an over-long reason is
+        shortened first, so the `*.failed` that carries it is still sent)."""
         if self._emits is not None and event_type not in self._emits:
             raise PermanentError(f"{self._emitter} emitted {event_type}, which its function does not declare "
                                  f"(EMITS: {', '.join(self._emits) or 'none'}); add it to EMITS or emit another type")
-        data = {k: v for k, v in data.items() if v is not None}
+        data = clip_out(event_type, {k: v for k, v in data.items() if v is not None})
         try:
             validate_out(event_type, data)
         except ValidationError as exc:
