@@ -539,9 +539,11 @@ class OpenStackDriver:
         raise DriverError(f"backups of OpenStack environments ({env_or_production}) are not supported by the "
                           "openstack driver yet", env=env_or_production, permanent=True)
 
-    def restore_target(self, env: str):
-        raise DriverError(f"restores into OpenStack environments ({env}) are not supported by the openstack "
-                          "driver yet", env=env, permanent=True)
+    def restore_target(self, env: str, production: str | None = None):
+        of = f" of production {production}" if production else ""
+        raise DriverError(f"restores into OpenStack environments (env {env}{of}) are not supported by the openstack "
+                          "driver yet; the issue \"OpenStack end to end\" builds them, until then failover, "
+                          "drills and restores need a local production", env=env, permanent=True)
 
 
 # --- helpers ------------------------------------------------------------------------------------
