@@ -115,7 +115,7 @@ class App:
     def dns_for(self, policy: dict):
         """A DR policy's DNS provider; by default the local driver's records file."""
         from clouds.dns import make_dns_provider
-        from clouds.dns.local import LocalDnsProvider
+        from clouds.local.dns import LocalDnsProvider
         spec = policy["dns"].get("provider")
         if spec:
             return make_dns_provider(spec)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from clouds.dns import DnsConfigError, make_dns_provider
-from clouds.dns.local import LocalDnsProvider
+from clouds.local.dns import LocalDnsProvider
 from clouds.dns.rfc2136 import Rfc2136Provider
 
 SECRET = "c2VjcmV0LW9mLXRoZS10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm"

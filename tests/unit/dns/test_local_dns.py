@@ -7,7 +7,7 @@ import pytest
 
 from core.cloud import DnsRecord, ResourceMissing
 from core.dns import DnsProvider
-from clouds.dns.local import LocalDnsProvider
+from clouds.local.dns import LocalDnsProvider
 
 SHOP = "shop.example.com"
 
