@@ -120,8 +120,8 @@ class App:
         if spec:
             return make_dns_provider(spec)
         if self.cloud.name == "local":
-            return LocalDnsProvider(self.cloud)
-        return LocalDnsProvider.for_state_dir(Path(self.config.state_dir) / "local")
+            return self.cloud.dns
+        return LocalDnsProvider(Path(self.config.state_dir) / "local")
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

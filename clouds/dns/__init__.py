@@ -60,4 +60,4 @@ def _designate(config: dict, environ) -> DnsProvider:
 
 def _local(config: dict, environ) -> DnsProvider:
     from clouds.local.dns import LocalDnsProvider
-    return LocalDnsProvider.for_state_dir(config["state_dir"])
+    return LocalDnsProvider(config["state_dir"])

@@ -5,7 +5,7 @@ State directory layout (everything Doppel makes lives here, never in production)
     snapshots/<id>/            snapshot.json, tags.json, root/ (the captured components)
     envs/<env>/                stack.json, tags.json, configure.json, root/ (the environment)
     <either>.partial/          a build under way (owner.json names its builder) or failed
-    dns.json                   the DNS records
+    dns.json                   the DNS records (clouds.local.dns)
     objects/                   the default object store (backups)
     .lock                      held while a decision reads-then-writes
 
@@ -40,11 +40,12 @@ from clouds.local import state
 from clouds.local.components import copy_roots, kind_of
 from clouds.local.configure import apply_clone_policy
 from clouds.local.copying import copy_tree
+from clouds.local.dns import DNS_KIND, LocalDnsProvider
 from clouds.local.sqlite import SIDE_SUFFIXES
 from schemas.production import ProductionConfigError, load_productions
 
 PARTIAL = ".partial"
-DNS_KIND, STACK_KIND, SNAPSHOT_KIND = "dns_record", "stack", "snapshot"
+STACK_KIND, SNAPSHOT_KIND = "stack", "snapshot"
 
 
 class BuildCancelled(Exception):
@@ -68,6 +69,7 @@ class LocalDriver:
         for folder in ("snapshots", "envs"):
             (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
         self._lock_file = self.state_dir / ".lock"
+        self.dns = LocalDnsProvider(self.state_dir)  # its records file, written under the same lock
         self._store = None
 
     # --- productions ------------------------------------------------------------------
@@ -281,9 +283,9 @@ class LocalDriver:
             self._write_stack(partial, done, production, parameters)
             with state.locked(self._lock_file):
                 self._check_still_ours(partial, cancel)
-                self._put_dns(DnsRecord(name=outputs["dns_name"], type="A",
-                                        value=str(parameters.get("address", "127.0.0.1")),
-                                        ttl=int(parameters.get("dns_ttl", 60))), done.tags)
+                self.dns.put(DnsRecord(name=outputs["dns_name"], type="A",
+                                       value=str(parameters.get("address", "127.0.0.1")),
+                                       ttl=int(parameters.get("dns_ttl", 60))), done.tags)
                 (partial / "owner.json").unlink()
                 os.rename(partial, final)
             return done
@@ -359,7 +361,7 @@ class LocalDriver:
         partial = final.with_name(final.name + PARTIAL)
         with state.locked(self._lock_file):
             doomed = self._set_aside(final, partial)
-            records = self._drop_dns({TAG_ENV: env})
+            records = self.dns.drop({TAG_ENV: env})
         if not doomed and not records and not ignore_missing:
             raise ResourceMissing(f"there is no environment {env} to delete", env=env)
         for path in doomed:
@@ -411,9 +413,7 @@ class LocalDriver:
                         found.append(TaggedResource(kind, record.get("stack", {}).get("id", name), name, tags))
                     else:
                         found.append(TaggedResource(kind, name, name, tags))
-        for name, record in sorted(self._dns_records().items()):
-            if tags_match(record.get("tags", {}), tag_filter) and record.get("tags"):
-                found.append(TaggedResource(DNS_KIND, name, name, dict(record["tags"])))
+        found += self.dns.tagged(tag_filter)
         return _unique(found)
 
     def delete_resource(self, resource: TaggedResource, ignore_missing: bool = True) -> None:
@@ -423,7 +423,7 @@ class LocalDriver:
             self.delete_snapshot(resource.id, ignore_missing=ignore_missing)
         elif resource.kind == DNS_KIND:
             with state.locked(self._lock_file):
-                removed = self._drop_dns(None, name=resource.name)
+                removed = self.dns.drop(None, name=resource.name)
             if not removed and not ignore_missing:
                 raise ResourceMissing(f"there is no DNS record {resource.name} to delete")
         else:
@@ -432,38 +432,12 @@ class LocalDriver:
 
     # --- DNS --------------------------------------------------------------------------
 
-    def _dns_records(self) -> dict:
-        return (state.read_json(self.state_dir / "dns.json") or {}).get("records", {})
-
-    def _put_dns(self, record: DnsRecord, tags: Mapping | None) -> DnsRecord | None:
-        """Write one record (caller holds the lock); returns the one it replaced."""
-        records = self._dns_records()
-        name = _dns_name(record.name)
-        previous = records.get(name)
-        kept_tags = dict(tags) if tags is not None else (previous or {}).get("tags", {})
-        records[name] = {**DnsRecord(name, record.type, record.value, record.ttl).to_dict(), "tags": kept_tags}
-        state.write_json(self.state_dir / "dns.json", {"records": records})
-        return DnsRecord.from_dict(previous) if previous else None
-
-    def _drop_dns(self, tag_filter: Mapping | None, name: str | None = None) -> list[str]:
-        """Delete records by tags or by name (caller holds the lock); returns the names deleted."""
-        records = self._dns_records()
-        doomed = [n for n, r in records.items()
-                  if (name is not None and n == _dns_name(name)) or
-                  (tag_filter is not None and r.get("tags") and tags_match(r["tags"], tag_filter))]
-        if doomed:
-            for doomed_name in doomed:
-                del records[doomed_name]
-            state.write_json(self.state_dir / "dns.json", {"records": records})
-        return doomed
-
     def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
         with state.locked(self._lock_file):
-            return self._put_dns(record, None)
+            return self.dns.put(record, None)
 
     def get_dns(self, name: str) -> DnsRecord | None:
-        record = self._dns_records().get(_dns_name(name))
-        return DnsRecord.from_dict(record) if record else None
+        return self.dns.record(name)
 
     # --- object store, backups, restores ----------------------------------------------
 
@@ -554,10 +528,6 @@ class LocalDriver:
                 os.rename(folder, trash)
                 moved.append(trash)
         return moved
-
-
-def _dns_name(name: str) -> str:
-    return name.strip().rstrip(".").lower()
 
 
 def _describe(exc: BaseException) -> str:
