@@ -87,7 +87,7 @@ class ProductionDriver:
             else self.drivers.get("openstack", self.local)
         return driver.delete_resource(resource, ignore_missing=ignore_missing)
 
-    # Backups, restores, DNS and the default store stay with the local driver for now.
+    # The default store and DNS stay with the local driver for now; backups and restores go to the production's.
     def object_store(self):
         return self.local.object_store()
 
@@ -101,8 +101,8 @@ class ProductionDriver:
         return self._for(env_or_production if env_or_production in self.driver_of else None) \
             .backup_source(env_or_production)
 
-    def restore_target(self, env: str, *args, **kwargs):
-        return self.local.restore_target(env, *args, **kwargs)
+    def restore_target(self, env: str, production: str | None = None):
+        return self._for(production).restore_target(env, production=production)
 
     def __getattr__(self, name):
         # Extra verbs of the local driver (background, state_dir ...) stay reachable.

@@ -306,5 +306,9 @@ class CloudDriver(Protocol):
     def backup_source(self, env_or_production: str) -> BackupSource:
         """What a backup of that environment or production must read."""
 
-    def restore_target(self, env: str) -> Path:
-        """The directory a restore of `env` writes into (created, empty or not)."""
+    def restore_target(self, env: str, production: str | None = None) -> Path:
+        """The directory a restore of `env` writes into (created, empty or not).
+
+        `production` is the one whose backups will be restored there: an env made here
+        gets that production's shape (its databases, its endpoints).
+        """

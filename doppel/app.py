@@ -115,13 +115,13 @@ class App:
     def dns_for(self, policy: dict):
         """A DR policy's DNS provider; by default the local driver's records file."""
         from clouds.dns import make_dns_provider
-        from clouds.dns.local import LocalDnsProvider
+        from clouds.local.dns import LocalDnsProvider
         spec = policy["dns"].get("provider")
         if spec:
             return make_dns_provider(spec)
         if self.cloud.name == "local":
-            return LocalDnsProvider(self.cloud)
-        return LocalDnsProvider.for_state_dir(Path(self.config.state_dir) / "local")
+            return self.cloud.dns
+        return LocalDnsProvider(Path(self.config.state_dir) / "local")
 
     def worker(self, functions) -> Worker:
         bus = self.config["bus"]

@@ -42,7 +42,7 @@ from schemas.base import NAME, Identifier, ProductionConfigError, Strict, format
 from schemas.templates import TemplateError, placeholders
 from schemas.vocabulary import ANONYMISE_METHODS, CONFIG_FORMATS, detect_format
 
-DRIVERS = ("local", "openstack", "aws")
+DRIVERS = ("local", "openstack")  # the drivers that exist; a production naming another is refused
 PRODUCTION_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
                                   error="must be 2-40 characters of lower-case letters, digits and '-', "
                                         "starting with a letter (e.g. shop)")
@@ -203,7 +203,8 @@ class ClonePolicy(Strict):
 # --- a production ----------------------------------------------------------------------
 
 class ProductionSchema(Strict):
-    driver = fields.String(load_default="local", validate=validate.OneOf(DRIVERS, error="must be one of {choices}"))
+    driver = fields.String(load_default="local", validate=validate.OneOf(
+        DRIVERS, error="there is no {input} driver; Doppel has these: {choices}"))
     path = fields.String()
     base_url = fields.Url(required=True, require_tld=False, schemes={"http", "https"},
                           error_messages={"invalid": "must be a URL such as https://shop.example.com",

@@ -1,4 +1,4 @@
-"""DNS providers behind one interface: RFC 2136 (any standard DNS server), OpenStack Designate, local file.
+"""DNS providers behind one interface: RFC 2136, OpenStack Designate, the local driver's file (clouds.local.dns).
 
 `make_dns_provider(spec)` builds one from its configuration (schemas/dns.py). The
 TSIG secret comes only from the environment variable the configuration names
@@ -59,5 +59,5 @@ def _designate(config: dict, environ) -> DnsProvider:
 
 
 def _local(config: dict, environ) -> DnsProvider:
-    from clouds.dns.local import LocalDnsProvider
-    return LocalDnsProvider.for_state_dir(config["state_dir"])
+    from clouds.local.dns import LocalDnsProvider
+    return LocalDnsProvider(config["state_dir"])

@@ -5,53 +5,49 @@ State directory layout (everything Doppel makes lives here, never in production)
     snapshots/<id>/            snapshot.json, tags.json, root/ (the captured components)
     envs/<env>/                stack.json, tags.json, configure.json, root/ (the environment)
     <either>.partial/          a build under way (owner.json names its builder) or failed
-    dns.json                   the DNS records
+    dns.json                   the DNS records (clouds.local.dns)
     objects/                   the default object store (backups)
     .lock                      held while a decision reads-then-writes
 
-Snapshots and stacks complete before the call returns, unless `background=True`:
-then they return IN_PROGRESS and finish on a thread, as a Heat stack or a Cinder
-snapshot would, and `stack_status` / `snapshot_status` tell when they are done.
-
-A snapshot is a full, real copy (never hard links to production). Building the env
-it was taken for then moves that copy into place instead of copying it again, so a
-clone costs one copy of production, as `cp -a` does; the snapshot's record stays
-(for find_tagged) and says which env took its data. A snapshot used for another env,
-or any snapshot when `keep_snapshots=True`, is copied and stays whole.
+The verbs live beside this module by what they make: snapshots.py (snapshots),
+stacks.py (environments, and a snapshot's copy taken over by its env), builds.py
+(running a build now or on a thread, and what a cancelled or failed one leaves),
+dns.py (the records file); configure.py makes a copy an environment of its own.
 """
 from __future__ import annotations
 
 import os
 import secrets as _secrets
-import shutil
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
 
-from core.cloud import (
-    CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, SNAPSHOT_COMPLETE, SNAPSHOT_FAILED, SNAPSHOT_IN_PROGRESS,
-    TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ComponentSnapshot, DnsRecord, DriverError,
-    ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource, configurable_stack, env_tags, resource_name,
-    tags_match)
-from clouds.local import state
-from clouds.local.components import copy_roots, kind_of
+from clouds.local import builds, state
+from clouds.local.components import kind_of
 from clouds.local.configure import apply_clone_policy
-from clouds.local.copying import copy_tree
+from clouds.local.dns import DNS_KIND, LocalDnsProvider
+from clouds.local.snapshots import SnapshotVerbs
 from clouds.local.sqlite import SIDE_SUFFIXES
+from clouds.local.stacks import StackVerbs
+from core.cloud import (
+    CREATE_COMPLETE,
+    TAG_ENV,
+    TAG_PRODUCTION,
+    BackupSource,
+    DnsRecord,
+    DriverError,
+    ResourceMissing,
+    Stack,
+    TaggedResource,
+    configurable_stack,
+    resource_name,
+    tags_match,
+)
 from schemas.production import ProductionConfigError, load_productions
 
-PARTIAL = ".partial"
-DNS_KIND, STACK_KIND, SNAPSHOT_KIND = "dns_record", "stack", "snapshot"
+STACK_KIND, SNAPSHOT_KIND = "stack", "snapshot"
 
 
-class BuildCancelled(Exception):
-    """The resource being built was deleted meanwhile."""
-
-
-class LocalDriver:
+class LocalDriver(SnapshotVerbs, StackVerbs):
     """The `CloudDriver` for productions that are directories on this host."""
 
     name = "local"
@@ -68,9 +64,10 @@ class LocalDriver:
         for folder in ("snapshots", "envs"):
             (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
         self._lock_file = self.state_dir / ".lock"
+        self.dns = LocalDnsProvider(self.state_dir)  # its records file, written under the same lock
         self._store = None
 
-    # --- productions ------------------------------------------------------------------
+    # --- productions and environment names -----------------------------------------
 
     def _production(self, name: str, env: str | None = None) -> dict:
         """The production's config entry, checked to be one this driver can copy."""
@@ -107,114 +104,6 @@ class LocalDriver:
                                   f"{component['path']}) is not in {root}; fix productions.{name}.components in "
                                   "doppel.yaml, or restore it", env=env, permanent=True)
 
-    # --- snapshots --------------------------------------------------------------------
-
-    def _snapshot_dir(self, snapshot_id: str) -> Path:
-        if "/" in snapshot_id or snapshot_id.startswith("."):
-            raise ResourceMissing(f"{snapshot_id!r} is not a snapshot id of the local driver")
-        return self.state_dir / "snapshots" / snapshot_id
-
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
-        """A consistent copy of the production's components, made once per key."""
-        self._new_env_name(env)
-        spec = self._production(production, env)
-        source_root = self._production_root(production, spec, env)
-        self._check_components(production, spec, source_root, env)
-        snapshot_id = resource_name("snap", env, key)
-        final = self._snapshot_dir(snapshot_id)
-        partial = final.with_name(final.name + PARTIAL)
-        with state.locked(self._lock_file):
-            found = self._read_snapshot(final, partial)
-            if found is not None and found.status != SNAPSHOT_FAILED:
-                return found
-            shutil.rmtree(partial, ignore_errors=True)  # a failed or abandoned attempt: start again
-            owner, cancel = state.start_build()
-            pending = Snapshot(id=snapshot_id, production=production, env=env,
-                               created=datetime.now(timezone.utc), status=SNAPSHOT_IN_PROGRESS,
-                               tags=env_tags(env, key, **{TAG_PRODUCTION: production}))
-            partial.mkdir()
-            state.write_json(partial / "owner.json", owner)
-            state.write_json(partial / "tags.json", pending.tags)
-            state.write_json(partial / "snapshot.json", pending.to_dict())
-        return self._run(lambda: self._capture(pending, spec, source_root, partial, final, cancel), owner, pending)
-
-    def _capture(self, pending: Snapshot, spec: Mapping, source_root: Path, partial: Path, final: Path,
-                 cancel: threading.Event) -> Snapshot:
-        """Copy every component into `partial`, then make it the snapshot in one rename."""
-        try:
-            components = self._capture_components(spec, source_root, partial / "root", final / "root", cancel)
-            done = replace(pending, components=components, status=SNAPSHOT_COMPLETE)
-            state.write_json(partial / "snapshot.json", done.to_dict())
-            with state.locked(self._lock_file):
-                self._check_still_ours(partial, cancel)
-                (partial / "owner.json").unlink()
-                os.rename(partial, final)
-            return done
-        except BuildCancelled:
-            raise DriverError(f"snapshot {pending.id} was deleted while it was being taken", env=pending.env)
-        except Exception as exc:
-            reason = f"snapshot of production {pending.production} for env {pending.env} failed: {_describe(exc)}"
-            failed = replace(pending, status=SNAPSHOT_FAILED, status_reason=reason)
-            self._record_failure(partial, lambda: state.write_json(partial / "snapshot.json", failed.to_dict()))
-            raise DriverError(f"{reason}; it is retried from scratch with the same key", env=pending.env) from exc
-
-    def _capture_components(self, spec: Mapping, source_root: Path, target_root: Path, final_root: Path,
-                            cancel: threading.Event) -> tuple[ComponentSnapshot, ...]:
-        target_root.mkdir()
-        components = spec["components"]
-        own_files = {path for c in components for path in kind_of(c).own_files(c)}
-
-        def exclude(relative: str) -> bool:
-            if cancel.is_set():
-                raise BuildCancelled()
-            return relative in own_files
-
-        sizes: dict[str, int] = {}
-        databases = [c for c in components if kind_of(c).holds_data]
-        # Databases are backed up while the files copy: the time of a clone is the time of its largest part.
-        with ThreadPoolExecutor(max_workers=max(1, len(databases)), thread_name_prefix="doppel-db") as pool:
-            backups = {c["path"]: pool.submit(kind_of(c).capture, c, source_root, target_root, exclude)
-                       for c in databases}
-            for component in copy_roots(components):
-                sizes[component["path"]] = kind_of(component).capture(component, source_root, target_root, exclude)
-            sizes.update({path: job.result() for path, job in backups.items()})
-        return tuple(ComponentSnapshot(kind=c["kind"], name=c["name"], location=str(final_root / c["path"]),
-                                       size=sizes[c["path"]] if c["path"] in sizes else kind_of(c).size(c, target_root))
-                     for c in components)
-
-    def snapshot_status(self, snapshot_id: str) -> Snapshot:
-        final = self._snapshot_dir(snapshot_id)
-        found = self._read_snapshot(final, final.with_name(final.name + PARTIAL))
-        if found is None:
-            raise ResourceMissing(f"there is no snapshot {snapshot_id}; take a new one")
-        return found
-
-    def _read_snapshot(self, final: Path, partial: Path) -> Snapshot | None:
-        data = state.read_json(final / "snapshot.json")
-        if data:
-            return Snapshot.from_dict(data)
-        data = state.read_json(partial / "snapshot.json")
-        if not data:
-            return None
-        found = Snapshot.from_dict(data)
-        if found.status == SNAPSHOT_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
-            return replace(found, status=SNAPSHOT_FAILED,
-                           status_reason="interrupted: the worker taking it stopped; snapshot again with the same "
-                                         "key to start over")
-        return found
-
-    def delete_snapshot(self, snapshot_id: str, ignore_missing: bool = True) -> None:
-        final = self._snapshot_dir(snapshot_id)
-        partial = final.with_name(final.name + PARTIAL)
-        with state.locked(self._lock_file):
-            doomed = self._set_aside(final, partial)
-        if not doomed and not ignore_missing:
-            raise ResourceMissing(f"there is no snapshot {snapshot_id} to delete")
-        for path in doomed:
-            shutil.rmtree(path, ignore_errors=True)
-
-    # --- stacks -----------------------------------------------------------------------
-
     def _env_dir(self, env: str) -> Path:
         if not env or "/" in env or env.startswith("."):
             raise DriverError(f"{env!r} is not an environment name", env=env, permanent=True)
@@ -226,144 +115,6 @@ class LocalDriver:
         if env in self.productions:
             raise DriverError(f"{env} is the name of a production; give the environment another name (e.g. "
                               f"{env}-copy)", env=env, permanent=True)
-
-    def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
-        """Build `env` from `snapshot`: its files, its databases, its DNS record. Once per key."""
-        self._new_env_name(env)
-        spec = self._production(snapshot.production, env)
-        final = self._env_dir(env)
-        partial = final.with_name(final.name + PARTIAL)
-        snapshot_dir = self._snapshot_dir(snapshot.id)
-        with state.locked(self._lock_file):
-            found = self._read_stack(final, partial)
-            if found is not None and found.status != CREATE_FAILED:
-                if found.tags.get(TAG_KEY) != key:
-                    raise ResourceConflict(
-                        f"environment {env} already exists, made by another request; delete it first "
-                        "(doppel env delete) or choose another name", env=env)
-                return found
-            recorded = state.read_json(snapshot_dir / "snapshot.json") or {}
-            if not (snapshot_dir / "root").is_dir():
-                why = f"its copy became env {recorded['used_by']}" if recorded.get("used_by") else \
-                    "it was deleted, or is not complete"
-                raise ResourceMissing(f"cannot build env {env} from snapshot {snapshot.id}: {why}; take a new "
-                                      "snapshot", env=env)
-            take_over = not self.keep_snapshots and recorded.get("env") == env
-            shutil.rmtree(partial, ignore_errors=True)  # a failed or abandoned attempt: build again
-            owner, cancel = state.start_build()
-            tags = env_tags(env, key, **{TAG_PRODUCTION: snapshot.production, TAG_SNAPSHOT: snapshot.id})
-            pending = Stack(id=resource_name("stack", env, key), name=env, env=env, status=CREATE_IN_PROGRESS,
-                            tags=tags)
-            partial.mkdir()
-            state.write_json(partial / "owner.json", owner)
-            state.write_json(partial / "tags.json", tags)
-            self._write_stack(partial, pending, snapshot.production, parameters)
-        return self._run(lambda: self._build(pending, spec, snapshot_dir, take_over, parameters, partial, final,
-                                             cancel), owner, pending)
-
-    def _build(self, pending: Stack, spec: Mapping, snapshot_dir: Path, take_over: bool, parameters: Mapping,
-               partial: Path, final: Path, cancel: threading.Event) -> Stack:
-        """Fill `partial` from the snapshot, register the DNS record, then rename it into place."""
-        production = pending.tags[TAG_PRODUCTION]
-        taken = False
-        try:
-            def exclude(_relative: str) -> bool:
-                if cancel.is_set():
-                    raise BuildCancelled()
-                return False
-
-            if take_over:
-                taken = self._take_snapshot_copy(snapshot_dir, partial, pending.env, cancel)
-            else:
-                copy_tree(snapshot_dir / "root", partial / "root", exclude=exclude)
-            outputs = self._outputs(pending.env, spec, final / "root")
-            done = replace(pending, status=CREATE_COMPLETE, outputs=outputs)
-            self._write_stack(partial, done, production, parameters)
-            with state.locked(self._lock_file):
-                self._check_still_ours(partial, cancel)
-                self._put_dns(DnsRecord(name=outputs["dns_name"], type="A",
-                                        value=str(parameters.get("address", "127.0.0.1")),
-                                        ttl=int(parameters.get("dns_ttl", 60))), done.tags)
-                (partial / "owner.json").unlink()
-                os.rename(partial, final)
-            return done
-        except BuildCancelled:
-            raise DriverError(f"environment {pending.env} was deleted while it was being built", env=pending.env)
-        except Exception as exc:
-            if taken:
-                self._give_snapshot_copy_back(snapshot_dir, partial)
-            reason = f"building env {pending.env} from snapshot {pending.tags[TAG_SNAPSHOT]} failed: {_describe(exc)}"
-            failed = replace(pending, status=CREATE_FAILED, status_reason=reason)
-            self._record_failure(partial, lambda: self._write_stack(partial, failed, production, parameters))
-            raise DriverError(f"{reason}; create_stack with the same key rebuilds it, delete_stack removes it",
-                              env=pending.env) from exc
-
-    def _take_snapshot_copy(self, snapshot_dir: Path, partial: Path, env: str, cancel: threading.Event) -> bool:
-        """Move the snapshot's copy into the env being built (one rename), noting it in the snapshot."""
-        with state.locked(self._lock_file):
-            self._check_still_ours(partial, cancel)
-            os.rename(snapshot_dir / "root", partial / "root")
-            record = state.read_json(snapshot_dir / "snapshot.json")
-            record.update(used_by=env, status_reason=f"its copy became env {env} (moved, not copied)")
-            state.write_json(snapshot_dir / "snapshot.json", record)
-        return True
-
-    def _give_snapshot_copy_back(self, snapshot_dir: Path, partial: Path) -> None:
-        """Undo a take-over after a failed build, so a retry has its snapshot again."""
-        with state.locked(self._lock_file):
-            if (partial / "root").is_dir() and snapshot_dir.is_dir() and not (snapshot_dir / "root").exists():
-                os.rename(partial / "root", snapshot_dir / "root")
-                record = state.read_json(snapshot_dir / "snapshot.json")
-                record.pop("used_by", None)
-                record["status_reason"] = ""
-                state.write_json(snapshot_dir / "snapshot.json", record)
-
-    def _outputs(self, env: str, spec: Mapping, env_root: Path) -> dict:
-        """The new environment's endpoints: where it lives, its URL, each database's path and URL."""
-        dns_name = f"{env}.{spec['domain']}"
-        outputs: dict[str, Any] = {"env": env, "root": str(env_root), "base_url": f"http://{dns_name}",
-                                   "dns_name": dns_name}
-        for component in spec["components"]:
-            outputs.update(kind_of(component).outputs(component, env_root))
-        return outputs
-
-    def _write_stack(self, folder: Path, stack: Stack, production: str, parameters: Mapping) -> None:
-        state.write_json(folder / "stack.json", {"stack": stack.to_dict(), "production": production,
-                                                 "parameters": dict(parameters)})
-
-    def stack_status(self, env: str) -> Stack | None:
-        final = self._env_dir(env)
-        return self._read_stack(final, final.with_name(final.name + PARTIAL))
-
-    def _read_stack(self, final: Path, partial: Path) -> Stack | None:
-        data = state.read_json(final / "stack.json")
-        if data:
-            return Stack.from_dict(data["stack"])
-        data = state.read_json(partial / "stack.json")
-        if not data:
-            return None
-        found = Stack.from_dict(data["stack"])
-        if found.status == CREATE_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
-            return replace(found, status=CREATE_FAILED,
-                           status_reason="interrupted: the worker building it stopped; create_stack with the same "
-                                         "key rebuilds it, delete_stack removes it")
-        return found
-
-    def delete_stack(self, env: str, ignore_missing: bool = True) -> None:
-        """Remove the environment's directory (whole or half-made) and its DNS records.
-
-        The snapshot it was built from is a separate resource (delete_snapshot, or
-        find_tagged on the env and delete_resource).
-        """
-        final = self._env_dir(env)
-        partial = final.with_name(final.name + PARTIAL)
-        with state.locked(self._lock_file):
-            doomed = self._set_aside(final, partial)
-            records = self._drop_dns({TAG_ENV: env})
-        if not doomed and not records and not ignore_missing:
-            raise ResourceMissing(f"there is no environment {env} to delete", env=env)
-        for path in doomed:
-            shutil.rmtree(path, ignore_errors=True)
 
     # --- configure --------------------------------------------------------------------
 
@@ -405,15 +156,13 @@ class LocalDriver:
                     continue
                 tags = state.read_json(entry / "tags.json") or {}
                 if tags and tags_match(tags, tag_filter):
-                    name = entry.name.removesuffix(PARTIAL)
+                    name = entry.name.removesuffix(builds.PARTIAL)
                     if kind == STACK_KIND:
                         record = state.read_json(entry / "stack.json") or {}
                         found.append(TaggedResource(kind, record.get("stack", {}).get("id", name), name, tags))
                     else:
                         found.append(TaggedResource(kind, name, name, tags))
-        for name, record in sorted(self._dns_records().items()):
-            if tags_match(record.get("tags", {}), tag_filter) and record.get("tags"):
-                found.append(TaggedResource(DNS_KIND, name, name, dict(record["tags"])))
+        found += self.dns.tagged(tag_filter)
         return _unique(found)
 
     def delete_resource(self, resource: TaggedResource, ignore_missing: bool = True) -> None:
@@ -423,7 +172,7 @@ class LocalDriver:
             self.delete_snapshot(resource.id, ignore_missing=ignore_missing)
         elif resource.kind == DNS_KIND:
             with state.locked(self._lock_file):
-                removed = self._drop_dns(None, name=resource.name)
+                removed = self.dns.drop(None, name=resource.name)
             if not removed and not ignore_missing:
                 raise ResourceMissing(f"there is no DNS record {resource.name} to delete")
         else:
@@ -432,38 +181,12 @@ class LocalDriver:
 
     # --- DNS --------------------------------------------------------------------------
 
-    def _dns_records(self) -> dict:
-        return (state.read_json(self.state_dir / "dns.json") or {}).get("records", {})
-
-    def _put_dns(self, record: DnsRecord, tags: Mapping | None) -> DnsRecord | None:
-        """Write one record (caller holds the lock); returns the one it replaced."""
-        records = self._dns_records()
-        name = _dns_name(record.name)
-        previous = records.get(name)
-        kept_tags = dict(tags) if tags is not None else (previous or {}).get("tags", {})
-        records[name] = {**DnsRecord(name, record.type, record.value, record.ttl).to_dict(), "tags": kept_tags}
-        state.write_json(self.state_dir / "dns.json", {"records": records})
-        return DnsRecord.from_dict(previous) if previous else None
-
-    def _drop_dns(self, tag_filter: Mapping | None, name: str | None = None) -> list[str]:
-        """Delete records by tags or by name (caller holds the lock); returns the names deleted."""
-        records = self._dns_records()
-        doomed = [n for n, r in records.items()
-                  if (name is not None and n == _dns_name(name)) or
-                  (tag_filter is not None and r.get("tags") and tags_match(r["tags"], tag_filter))]
-        if doomed:
-            for doomed_name in doomed:
-                del records[doomed_name]
-            state.write_json(self.state_dir / "dns.json", {"records": records})
-        return doomed
-
     def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
         with state.locked(self._lock_file):
-            return self._put_dns(record, None)
+            return self.dns.put(record, None)
 
     def get_dns(self, name: str) -> DnsRecord | None:
-        record = self._dns_records().get(_dns_name(name))
-        return DnsRecord.from_dict(record) if record else None
+        return self.dns.record(name)
 
     # --- object store, backups, restores ----------------------------------------------
 
@@ -512,57 +235,6 @@ class LocalDriver:
                 self._write_stack(final, stack, production or "", {})
         return final / "root"
 
-    # --- shared steps -------------------------------------------------------------------
-
-    def _run(self, build: Callable[[], Any], owner: dict, pending: Any) -> Any:
-        """Run a build now and return what it made, or start it on a thread and return `pending`."""
-        def body():
-            try:
-                return build()
-            finally:
-                state.end_build(owner)
-
-        if not self.background:
-            return body()
-        threading.Thread(target=_quietly(body), name="doppel-local-build", daemon=True).start()
-        return pending
-
-    def _check_still_ours(self, partial: Path, cancel: threading.Event) -> None:
-        if cancel.is_set() or not (partial / "owner.json").exists():
-            raise BuildCancelled()
-
-    def _record_failure(self, partial: Path, write_record: Callable[[], None]) -> None:
-        """Keep the failed attempt's record (for status and find_tagged), drop its data."""
-        if not partial.is_dir():
-            return  # deleted meanwhile: nothing to record
-        shutil.rmtree(partial / "root", ignore_errors=True)
-        try:
-            write_record()
-            (partial / "owner.json").unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass  # deleted while we wrote
-
-    def _set_aside(self, *folders: Path) -> list[Path]:
-        """Rename folders out of sight at once (caller holds the lock); removing them can then take its time."""
-        moved = []
-        for folder in folders:
-            if folder.exists():
-                owner = state.read_json(folder / "owner.json")
-                if owner:
-                    state.cancel_build(owner)
-                trash = folder.with_name(f".deleting-{folder.name}-{_secrets.token_hex(4)}")
-                os.rename(folder, trash)
-                moved.append(trash)
-        return moved
-
-
-def _dns_name(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or exc.__class__.__name__
-
 
 def _unique(resources: list[TaggedResource]) -> list[TaggedResource]:
     seen, result = set(), []
@@ -571,13 +243,3 @@ def _unique(resources: list[TaggedResource]) -> list[TaggedResource]:
             seen.add((resource.kind, resource.id))
             result.append(resource)
     return result
-
-
-def _quietly(body: Callable[[], Any]) -> Callable[[], None]:
-    """A thread target that keeps a failed background build's error in its status, not on stderr."""
-    def run():
-        try:
-            body()
-        except Exception:
-            pass
-    return run

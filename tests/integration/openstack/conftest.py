@@ -187,7 +187,7 @@ def unique_env(prefix: str) -> str:
 
 def leftovers(conn, env: str) -> dict:
     """Everything of `env` still in the cloud, by kind (empty when nothing is left)."""
-    from clouds.openstack.driver import container_name, stack_name
+    from clouds.openstack.resources import container_name, stack_name
     found = {
         "images": [i.id for i in conn.image.images() if (i.properties or {}).get("doppel-env") == env],
         "volume_snapshots": [s.id for s in conn.block_storage.snapshots(details=True)

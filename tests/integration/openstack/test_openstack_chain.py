@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from clouds.openstack.driver import container_name, stack_name
+from clouds.openstack.resources import container_name, stack_name
 from clouds.openstack.notifications import NotificationListener
 from clouds.openstack.notifications import tick_for
 from doppel.cli.reap import orphans, reap

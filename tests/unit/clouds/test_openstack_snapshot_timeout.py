@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
-from clouds.openstack.driver import TAG_COMPONENT, OpenStackDriver
+from clouds.openstack import OpenStackDriver
+from clouds.openstack.resources import TAG_COMPONENT
 
 PRODUCTION = {"shop": {"driver": "openstack", "cloud": "c", "stack": "shop", "template": "/t.yaml",
                        "snapshot_timeout_minutes": 20}}

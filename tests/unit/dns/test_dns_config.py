@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from clouds.dns import DnsConfigError, make_dns_provider
-from clouds.dns.local import LocalDnsProvider
+from clouds.local.dns import LocalDnsProvider
 from clouds.dns.rfc2136 import Rfc2136Provider
 
 SECRET = "c2VjcmV0LW9mLXRoZS10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm"
@@ -72,4 +72,4 @@ def test_designate_needs_a_cloud_and_a_zone():
 def test_a_local_provider_uses_the_local_driver_state_directory(tmp_path):
     provider = make_dns_provider({"type": "local", "state_dir": str(tmp_path)})
 
-    assert isinstance(provider, LocalDnsProvider) and provider.driver.state_dir == tmp_path.resolve()
+    assert isinstance(provider, LocalDnsProvider) and provider.state_dir == tmp_path.resolve()
