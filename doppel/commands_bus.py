@@ -13,7 +13,7 @@ from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FU
 from bus.worker import event_message
 from doppel.app import App, safe
 from doppel.cli import CommandError, run_until_signalled
-from schemas.envelope import Event
+from schemas.envelope import EnvelopeError, Event, check_attributes, read_json
 from schemas.events import SCHEMAS, UnknownEventType, validate_in
 
 
@@ -128,9 +128,9 @@ def read_data(text: str) -> dict:
         except OSError as exc:
             raise CommandError(f"cannot read the data file {text[1:]}: {exc.strerror}", 2) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--data is not valid JSON: {exc}", 2) from None
+        data = read_json(text, "--data")
+    except EnvelopeError as exc:
+        raise CommandError(f"{exc}", 2) from None
     if not isinstance(data, dict):
         raise CommandError("--data must be a JSON object, e.g. '{\"env\": \"perf-test\"}'", 2)
     return data
@@ -146,7 +146,14 @@ def build_event(event_type: str, data: dict, *, source=None, event_id=None, corr
                           for field, msgs in errors.items())
         raise CommandError(f"{event_type} is invalid: {lines}", 2)
     kwargs = {"id": event_id} if event_id else {}
-    return Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    event = Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    try:
+        check_attributes(event)  # what a reader would refuse is not sent
+    except EnvelopeError as exc:
+        option = {"id": "--id ", "source": "--source ", "correlationid": "--correlation "}.get(
+            getattr(exc, "name", None), "")
+        raise CommandError(f"{option}refused: {exc}", 2) from None
+    return event
 
 
 def publish_and_settle(app: App, event: Event, functions=None) -> None:
