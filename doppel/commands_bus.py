@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from bus import topology
 from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message)
+                        H_ROUTING_KEY, Message, PublishError, Unsendable)
 from bus.worker import event_message
 from doppel.app import App, safe
 from doppel.cli import CommandError, run_until_signalled
@@ -171,6 +171,11 @@ def cmd_publish(args) -> int:
     app = App.load(args.config)
     try:
         publish_and_settle(app, event)
+    except Unsendable as exc:
+        raise CommandError(f"{event.type} was not published: {exc}", 2) from None
+    except PublishError as exc:
+        raise CommandError(f"{event.type} {event.id} was not published: {exc}; publish it again once the bus "
+                           "answers (the same --id is handled once)", 1) from None
     finally:
         app.close()
     print(event.id)

@@ -2,9 +2,12 @@
 import json
 import uuid
 
+import pytest
 from cloudevents.core.bindings.http import to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 
+from gateway.http import Refused
+from schemas.envelope import Event
 from tests.support.gateway import Front
 
 
@@ -137,5 +140,15 @@ def test_an_id_or_correlationid_too_long_for_the_bus_is_a_400_that_names_it_and_
     assert front.quiesce() == before
     assert front.gateway_metric("doppel_gateway_requests_rejected_total", "too_long") == 2
     health = front.call("GET", "/health")
-    assert health.status == 200 and health.json["ok"] is True
+    assert health.status == 200 and health.json["publisher"]["ok"] is True
 
+
+def test_an_event_built_in_the_gateway_that_the_bus_cannot_carry_is_a_400_not_a_503(front: Front):
+    # e.g. a chat command or an alarm whose correlation id came out too long: refused, never half-sent
+    event = Event(type="notify.sent", source="doppel/gateway/slack", data={"text": "x"}, correlationid="c" * 300)
+
+    with pytest.raises(Refused) as refused:
+        front.server.gateway.publish(event, "slack")
+
+    assert refused.value.status == 400 and refused.value.reason == "unsendable"
+    assert refused.value.details == {"field": "correlation_id", "bytes": 300, "limit": 255}
