@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from core.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
+from core.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec, check_sendable
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class MemoryBroker:
                         self._bindings.append((pattern, spec.name))
 
     def publish(self, messages: Sequence[Message]) -> None:
+        """Enqueue every message, or none when one is Unsendable: what RabbitMQ could not carry is refused here too."""
+        for message in messages:
+            check_sendable(message)
         with self._lock:
             for message in messages:
                 if message.exchange == DEFAULT_EXCHANGE:
@@ -144,6 +147,10 @@ class MemoryBroker:
                 else:
                     raise PublishError(f"no exchange {message.exchange!r}")
             self._wake.notify_all()
+
+    def publisher_state(self) -> dict:
+        """As RabbitBroker's; a publish here is a function call, so there is no channel to lose."""
+        return {"ok": True}
 
     def consume(self, queue: str, handler: Callable, prefetch: int = 32) -> None:
         with self._lock:

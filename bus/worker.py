@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 
 from bus import topology
 from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message, PublishError, event_message)
+                        H_ROUTING_KEY, Message, PublishError, Unsendable, event_message)
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
 from core.errors import PermanentError
@@ -254,10 +254,10 @@ class Worker:
         """Run a claimed event's handler (its claim is in _active); settle its delivery, now or after the commit."""
         completing = False  # once true, _completed releases the claim's lease and settles the delivery
         try:
-            emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
+            emitted = function.handle(event, self.deps.for_event(event, function.NAME, key, function.EMITS)) or []
             if emitted:
                 self.broker.publish([event_message(e) for e in emitted])
-        except PermanentError as exc:
+        except (PermanentError, Unsendable) as exc:  # Unsendable: what it emitted cannot be sent, ever
             reason = redact(str(exc))
             self.ledger.fail(function.NAME, key, owner, reason)
             self._give_up(function, delivery, event, "permanent", reason, attempt)
@@ -365,7 +365,7 @@ class Worker:
         on_failure = getattr(function, "on_failure", None)
         if on_failure is not None:
             try:
-                deps = self.deps.for_event(event, function.NAME, "failure")
+                deps = self.deps.for_event(event, function.NAME, "failure", function.EMITS)
                 self.broker.publish([event_message(e) for e in on_failure(event, reason, deps) or []])
             except Exception as exc:  # noqa: BLE001 - the park below must still happen
                 log.exception("%s: compensation for %s failed", function.NAME, event.id)

@@ -4,14 +4,17 @@ Structured mode: `Content-Type: application/cloudevents+json`, the whole event i
 the body. Binary mode: the attributes in `ce-*` headers (values percent-decoded),
 `Content-Type` as `datacontenttype`, the data in the body. Batched mode is refused:
 one request, one event, one answer.
+
+An attribute over its limit (`id`, `correlationid`, `type`, `source`, `subject`:
+255 bytes of UTF-8, see schemas/envelope.py) is a 400 that names it, its length
+and the limit, before anything is published.
 """
 from __future__ import annotations
 
-import json
 from urllib.parse import unquote
 
 from gateway.http import Refused, Request
-from schemas.envelope import CONTENT_TYPE as STRUCTURED, EnvelopeError, Event
+from schemas.envelope import CONTENT_TYPE as STRUCTURED, AttributeTooLong, EnvelopeError, Event, read_json
 
 BATCH = "application/cloudevents-batch+json"
 _PREFIX = "ce-"
@@ -27,6 +30,10 @@ def read_event(request: Request) -> Event:
             return Event.from_json(request.body)
         if request.header("ce-specversion"):
             return _binary(request)
+    except AttributeTooLong as exc:
+        raise Refused(400, "too_long", f"not a CloudEvent Doppel can carry: {exc}",
+                      f"shorten {exc.name} to at most {exc.limit} bytes",
+                      details={"field": exc.name, "bytes": exc.length, "limit": exc.limit}) from None
     except EnvelopeError as exc:
         raise Refused(400, "malformed", f"not a valid CloudEvent: {exc}",
                       "check the attributes against CloudEvents 1.0 (specversion, id, source, type)") from None
@@ -42,9 +49,6 @@ def _binary(request: Request) -> Event:
     if request.content_type and request.content_type != "application/json" \
             and not request.content_type.endswith("+json"):
         raise EnvelopeError(f"data of content type {request.content_type!r}; Doppel reads JSON data only")
-    try:
-        attributes["data"] = json.loads(request.body) if request.body.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"the data in the body is not JSON: {exc}") from None
+    attributes["data"] = read_json(request.body, "the data in the body") if request.body.strip() else {}
     attributes.pop("datacontenttype", None)  # binary mode carries it as Content-Type
     return Event.from_dict(attributes)

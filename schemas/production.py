@@ -34,11 +34,11 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-from typing import Any, Mapping
+from typing import Mapping
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from schemas.base import NAME, Identifier, ProductionConfigError, Strict, format_errors, needs
+from schemas.base import Identifier, ProductionConfigError, Strict, needs
 from schemas.templates import TemplateError, placeholders
 from schemas.vocabulary import ANONYMISE_METHODS, CONFIG_FORMATS, detect_format
 

@@ -19,8 +19,9 @@ from core.db import make_engine
 from core.deps import Deps
 
 
-def make_function(name, consumes, handle, key=None, on_failure=None):
-    fn = SimpleNamespace(NAME=name, CONSUMES=consumes, EMITS=(), handle=handle)
+def make_function(name, consumes, handle, key=None, on_failure=None, emits=()):
+    """A function made in a test; `emits` is its EMITS (deps.emit refuses any other type)."""
+    fn = SimpleNamespace(NAME=name, CONSUMES=consumes, EMITS=tuple(emits), handle=handle)
     if key:
         fn.idempotency_key = key
     if on_failure:

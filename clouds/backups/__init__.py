@@ -14,7 +14,7 @@ object layout and manifest: layout.py. Restoring without Doppel: docs/restore-by
 """
 from clouds.backups.cleanup import PruneResult, prune, remove_incomplete
 from clouds.backups.extract import IntegrityError
-from clouds.backups.layout import Component, Manifest, ManifestError, backup_time, derived_backup_id, new_backup_id
+from clouds.backups.layout import Component, Manifest, ManifestError, backup_time, new_backup_id
 from clouds.backups.manifests import BackupNotFound, delete_backup, find_backup, list_backups
 from clouds.backups.restore import restore
 from clouds.backups.retention import RetentionPolicy, select_to_keep
@@ -22,6 +22,6 @@ from clouds.backups.verify import VerifyResult, verify
 from clouds.backups.write import BackupError, write_backup
 
 __all__ = ["BackupError", "BackupNotFound", "Component", "IntegrityError", "Manifest", "ManifestError",
-           "PruneResult", "RetentionPolicy", "VerifyResult", "backup_time", "delete_backup", "derived_backup_id",
+           "PruneResult", "RetentionPolicy", "VerifyResult", "backup_time", "delete_backup",
            "find_backup", "list_backups", "new_backup_id", "prune", "remove_incomplete", "restore", "select_to_keep",
            "verify", "write_backup"]

@@ -32,7 +32,6 @@ a downloaded archive can be compared with the manifest by hand.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import secrets
@@ -40,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from core.ids import derived_backup_id
 
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from typing import Any
 
-from schemas.vocabulary import ANONYMISE_METHODS as METHODS, VALUE_METHODS
+from schemas.vocabulary import VALUE_METHODS
 
 _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "io")

@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 
 from bus import topology
 from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message)
+                        H_ROUTING_KEY, Message, PublishError, Unsendable)
 from core.broker import event_message
 from doppel.app import App, safe
 from doppel import roles
 from doppel.cli.common import CommandError, build_event
-from schemas.envelope import Event
+from schemas.envelope import EnvelopeError, Event, read_json
 from schemas.events import SCHEMAS
 
 
@@ -84,9 +84,9 @@ def read_data(text: str) -> dict:
         except OSError as exc:
             raise CommandError(f"cannot read the data file {text[1:]}: {exc.strerror}", 2) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--data is not valid JSON: {exc}", 2) from None
+        data = read_json(text, "--data")
+    except EnvelopeError as exc:
+        raise CommandError(f"{exc}", 2) from None
     if not isinstance(data, dict):
         raise CommandError("--data must be a JSON object, e.g. '{\"env\": \"perf-test\"}'", 2)
     return data
@@ -107,6 +107,11 @@ def cmd_publish(args) -> int:
     app = App.load(args.config)
     try:
         publish_and_settle(app, event)
+    except Unsendable as exc:
+        raise CommandError(f"{event.type} was not published: {exc}", 2) from None
+    except PublishError as exc:
+        raise CommandError(f"{event.type} {event.id} was not published: {exc}; publish it again once the bus "
+                           "answers (the same --id is handled once)", 1) from None
     finally:
         app.close()
     print(event.id)

@@ -1,7 +1,7 @@
 """What the command groups share: the error a command exits with, and building an event from the command line."""
 from __future__ import annotations
 
-from schemas.envelope import Event
+from schemas.envelope import EnvelopeError, Event, check_attributes
 from schemas.events import UnknownEventType, validate_in
 
 
@@ -24,4 +24,11 @@ def build_event(event_type: str, data: dict, *, source=None, event_id=None, corr
                           for field, msgs in errors.items())
         raise CommandError(f"{event_type} is invalid: {lines}", 2)
     kwargs = {"id": event_id} if event_id else {}
-    return Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    event = Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    try:
+        check_attributes(event)  # what a reader would refuse is not sent
+    except EnvelopeError as exc:
+        option = {"id": "--id ", "source": "--source ", "correlationid": "--correlation "}.get(
+            getattr(exc, "name", None), "")
+        raise CommandError(f"{option}refused: {exc}", 2) from None
+    return event

@@ -28,7 +28,8 @@ def test_handled_once_and_emitted_events_keep_the_correlation_id(bus):
     # Given a function that turns env.requested into env.ready, and another that records env.ready
     seen = []
     first = make_function(f"a{bus.prefix}", "env.requested",
-                          lambda e, deps: [deps.emit("env.ready", env=e.data["env"], endpoints={"url": "http://x"})])
+                          lambda e, deps: [deps.emit("env.ready", env=e.data["env"], endpoints={"url": "http://x"})],
+                          emits=("env.ready",))
     second = make_function(f"b{bus.prefix}", "env.ready", lambda e, deps: seen.append(e) or [])
     bus.worker([first, second])
     cause = requested()
@@ -93,7 +94,7 @@ def test_permanent_error_is_parked_at_once_and_compensated(bus):
         return [deps.emit("env.failed", env=event.data["env"], step=name, reason=reason, cause_id=event.id)]
 
     failures = []
-    bus.worker([make_function(name, "env.requested", refuse, on_failure=on_failure),
+    bus.worker([make_function(name, "env.requested", refuse, on_failure=on_failure, emits=("env.failed",)),
                 make_function(f"watch{bus.prefix}", "env.failed", lambda e, d: failures.append(e) or [])])
     cause = requested()
     bus.publish(cause)
@@ -226,3 +227,44 @@ def test_an_unexpected_error_on_one_event_of_a_batch_puts_it_back_and_the_others
     bus.settle(lambda: worker.stats.counts[f"parked:{name}"] == 1)
     assert worker.stats.counts[f"handled:{name}"] == 2
     assert runs == ["good-1", "bad", "good-2", "bad"]
+
+
+def test_emitted_events_inherit_a_correlation_id_at_the_limit_and_reach_the_next_function(bus):
+    # Given a chain whose correlation id is exactly as long as AMQP allows (85 x 3 bytes)
+    seen = []
+    first = make_function(f"a{bus.prefix}", "env.requested",
+                          lambda e, deps: [deps.emit("env.ready", env=e.data["env"], endpoints={"url": "http://x"})],
+                          emits=("env.ready",))
+    second = make_function(f"b{bus.prefix}", "env.ready", lambda e, deps: seen.append(e) or [])
+    bus.worker([first, second])
+    cause = Event(type="env.requested", source="test", data={"env": "perf-test", "production": "shop"},
+                  correlationid="€" * 85)
+
+    # When the request is published and handled
+    bus.publish(cause)
+    bus.settle(lambda: len(seen) == 1)
+
+    # Then what the first function emitted carried it, and was sent and handled in turn
+    assert seen[0].correlationid == cause.correlationid
+    assert bus.workers[0].stats.counts["parked"] == bus.workers[0].stats.counts["invalid"] == 0
+
+
+def test_a_handler_that_returns_an_event_the_bus_cannot_carry_is_parked_once_not_retried(bus):
+    # Given a function that returns an event whose id is too long for an AMQP message-id
+    runs = []
+
+    def handle(event, deps):
+        runs.append(event.id)
+        return [Event(type="env.ready", source="test", data={"env": "x", "endpoints": {}}, id="x" * 300)]
+    name = f"unsendable{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", handle)])
+
+    # When an event reaches it
+    bus.publish(requested())
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 1)
+
+    # Then it ran once and is parked as permanent, with the field and the limit as the reason
+    assert len(runs) == 1
+    (message,) = parked(bus, name)
+    assert message.headers[H_ERROR_KIND] == "permanent"
+    assert "message_id is 300 bytes; AMQP short strings hold at most 255" in message.headers[H_ERROR]
