@@ -106,7 +106,10 @@ def parse_time(text: str) -> datetime:
         raise EnvelopeError(f"time {shown(text)} is not RFC 3339") from exc
     if moment.tzinfo is None:
         raise EnvelopeError(f"time {shown(text)} has no UTC offset")
-    return moment.astimezone(timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise EnvelopeError(f"time {shown(text)} is out of range in UTC") from None
 
 
 @dataclass(frozen=True)

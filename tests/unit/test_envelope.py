@@ -113,3 +113,10 @@ def test_binary_mode_headers_and_data_that_cannot_be_read_are_envelope_errors():
     headers["ce-id"] = "evt-1"
     with pytest.raises(EnvelopeError, match="binary-mode data is nested too deeply"):
         from_amqp(b"[" * 100_000, headers, "application/json")
+
+
+def test_a_time_past_year_9999_in_utc_is_an_envelope_error_not_an_overflow():
+    body = {"specversion": "1.0", "id": "1", "source": "s", "type": "env.requested",
+            "time": "9999-12-31T23:59:59-01:00", "data": {}}
+    with pytest.raises(EnvelopeError, match="out of range"):
+        Event.from_dict(body)
