@@ -28,7 +28,7 @@ import functions
 from bus import topology
 from clouds.local.sample import make_sample_production
 from doppel.app import App
-from doppel.commands_gateway import start_gateway
+from doppel.roles import start_gateway
 from doppel.config import parse_config
 from gateway.chatops import MAX_TEXT
 from tests.support.gateway import GATEWAY, SECRETS
