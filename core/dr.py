@@ -1,14 +1,11 @@
 """What the disaster-recovery functions share: the policy, the backup to use, the DR copy's refresh,
-the health probe and the DNS switch. Not a function itself: `functions/failover.py`, `failback.py`,
-`sync.py` and `drill.py` use it (as the environment chain uses `core/chain.py`).
+what the health probe (`deps.probe`) found, and the DNS switch. Not a function itself:
+`functions/failover.py`, `failback.py`, `sync.py` and `drill.py` use it (as the environment chain uses
+`core/chain.py`).
 """
 from __future__ import annotations
 
 import logging
-import sqlite3
-from contextlib import closing
-import urllib.error
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
@@ -85,42 +82,6 @@ def restore_dr_copy(deps, production: str, policy: dict, backup_id: str) -> Path
     deps.cloud.restore_in_place(dr_env(policy), lambda into: deps.backups.restore(backup_id, into), label=backup_id)
     states(deps).note(production, dr_backup_id=backup_id)
     return root
-
-
-def probe_files(deps, production: str, root: Path, policy: dict) -> list[str]:
-    """What is wrong with a restored copy at `root`: missing paths, databases failing integrity_check."""
-    components = deps.config["productions"][production].get("components", [])
-    paths = policy["health"].get("paths") or [c["path"] for c in components]
-    problems = [f"{p} is missing" for p in paths if not (root / p).exists()]
-    for component in components:
-        if component.get("kind") == "sqlite" and (root / component["path"]).exists():
-            problems += _integrity(root / component["path"], component["path"])
-    return problems
-
-
-def _integrity(database: Path, name: str) -> list[str]:
-    try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-            answer = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-    except sqlite3.Error as exc:
-        return [f"{name} cannot be opened: {exc}"]
-    return [] if answer == ["ok"] else [f"{name} fails integrity_check: {'; '.join(answer[:3])}"]
-
-
-def probe_http(policy: dict) -> list[str]:
-    """The HTTP probe of the policy (none configured: nothing wrong)."""
-    health = policy["health"]
-    if not health.get("url"):
-        return []
-    try:
-        with urllib.request.urlopen(health["url"], timeout=health["timeout"]) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        return [f"{health['url']} did not answer: {exc}"]
-    return [] if status == health["expect_status"] else [f"{health['url']} answered {status}, "
-                                                         f"not {health['expect_status']}"]
 
 
 def require_healthy(production: str, where: str, problems: list[str]) -> None:

@@ -45,7 +45,7 @@ def handle(event, deps) -> list:
             log.warning("%s: production's tree from before the failback is kept at %s; delete it once you "
                         "no longer need it", production, kept)
         dr.states(deps).note(production, detail=f"restored {backup_id}")
-    dr.require_healthy(production, str(home), dr.probe_files(deps, production, home, policy))
+    dr.require_healthy(production, str(home), deps.probe.files(deps.config["productions"][production], home, policy))
     dr.switch_back(deps, production, policy, row.previous_dns)
     if deps.scheduler is not None:
         deps.scheduler.resume_jobs(dr.freeze_selector(production))

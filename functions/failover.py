@@ -107,10 +107,10 @@ def fail_over(event, deps, production: str, policy: dict) -> list:
     root = deps.cloud.restore_target(dr.dr_env(policy), production=production)
     if row.dr_backup_id != backup.id or not any(root.iterdir()):
         root = dr.restore_dr_copy(deps, production, policy, backup.id)
-    dr.require_healthy(production, str(root), dr.probe_files(deps, production, root, policy))
+    dr.require_healthy(production, str(root), deps.probe.files(deps.config["productions"][production], root, policy))
     dr.remember_dns(deps, production, policy)
     dr.switch_to_dr(deps, production, policy)
-    dr.require_healthy(production, policy["health"].get("url", ""), dr.probe_http(policy))
+    dr.require_healthy(production, policy["health"].get("url", ""), deps.probe.http(policy))
     serving = deps.clock()
     if not states.move(production, (FAILING_OVER,), FAILED_OVER, backup_id=backup.id):
         raise TransientError(f"the failover of {production} lost its lock (now {states.get(production).state})")
