@@ -80,7 +80,7 @@ def time_failover(app: App, round_no: int) -> tuple[float, float]:
         raise SystemExit(f"round {round_no}: no failover.done ({failed[-1].data if failed else 'nothing'})")
     root = Path(app.cloud.stack_status("shop-dr").outputs["root"])
     started = time.perf_counter()
-    dr.probe_files(app.deps, "shop", root, app.config["dr"]["shop"])
+    app.deps.probe.files(app.config["productions"]["shop"], root, app.config["dr"]["shop"])
     probe = time.perf_counter() - started
     reset(app)
     return done[0].data["rto_seconds"], probe

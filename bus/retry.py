@@ -27,3 +27,10 @@ class RetryPolicy:
 
     def delays_ms(self) -> list[int]:
         return [self.delay_ms(attempt) for attempt in range(1, self.attempts)]
+
+    def step_nearest(self, seconds: float) -> int:
+        """The delay queue (1-based step) whose wait is nearest to `seconds`: the longest when asked for more."""
+        delays = self.delays_ms()
+        if not delays:
+            return 1
+        return min(range(len(delays)), key=lambda i: (abs(delays[i] - seconds * 1000), i)) + 1

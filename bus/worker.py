@@ -34,7 +34,7 @@ from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_F
                         H_ROUTING_KEY, Message, PublishError, Unsendable, event_message)
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
-from core.errors import PermanentError
+from core.errors import Deferred, PermanentError
 from core.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
@@ -261,6 +261,8 @@ class Worker:
             reason = redact(str(exc))
             self.ledger.fail(function.NAME, key, owner, reason)
             self._give_up(function, delivery, event, "permanent", reason, attempt)
+        except Deferred as exc:
+            self._defer(function, delivery, event, key, owner, attempt, exc)
         except PublishError as exc:
             # The broker is away: the claim is released and the message comes back on reconnect.
             log.warning("%s: could not publish the events of %s (%s); it will be redelivered", function.NAME, event.id,
@@ -358,6 +360,15 @@ class Worker:
                                      content_type=message.content_type)])
         self.stats.add("retried" if count_attempt else "deferred", function.NAME)
         delivery.ack()
+
+    def _defer(self, function, delivery, event: Event, key: str, owner: str, attempt: int, exc: Deferred) -> None:
+        """The handler asked to come back later: release the claim (as a retry does, so the redelivery claims it
+        again) and send the message through the delay queue nearest to the wait asked, its attempt not counted."""
+        reason = redact(str(exc))
+        self.ledger.fail(function.NAME, key, owner, reason)
+        log.info("%s: %s %s %s", function.NAME, event.type, event.id, reason)
+        self._delay(function, delivery, attempt, reason, step=self.retry.step_nearest(exc.seconds),
+                    count_attempt=False)
 
     def _give_up(self, function, delivery, event: Event, kind: str, reason: str, attempt: int,
                  reported: bool = False) -> None:

@@ -104,6 +104,13 @@ class ProductionDriver:
     def restore_target(self, env: str, production: str | None = None):
         return self._for(production).restore_target(env, production=production)
 
+    def production_root(self, production: str) -> Path:
+        return self._for(production).production_root(production)
+
+    def restore_in_place(self, env_or_production: str, restore, *, keep_old: bool = False, label: str):
+        return self._for(env_or_production if env_or_production in self.driver_of else None) \
+            .restore_in_place(env_or_production, restore, keep_old=keep_old, label=label)
+
     def __getattr__(self, name):
         # Extra verbs of the local driver (background, state_dir ...) stay reachable.
         return getattr(self.local, name)

@@ -14,6 +14,7 @@ instead of making a second one. Deleting takes `ignore_missing=True`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -311,4 +312,16 @@ class CloudDriver(Protocol):
 
         `production` is the one whose backups will be restored there: an env made here
         gets that production's shape (its databases, its endpoints).
+        """
+
+    def production_root(self, production: str) -> Path:
+        """Where production's data lives, for a failback to restore into (it may be gone: production failed)."""
+
+    def restore_in_place(self, env_or_production: str, restore: Callable[[Path], object], *, keep_old: bool = False,
+                         label: str) -> Path | None:
+        """Replace the data of a production, or of an env made by `restore_target`, by what `restore(directory)`
+        writes, all at once: never half-written, and left as it was when the restore fails.
+
+        With `keep_old` the replaced data is kept and its place returned (else None);
+        `label` names the attempt, so a retry clears what a dead one left.
         """

@@ -61,6 +61,17 @@ class ChatClient(Protocol):
     def reply(self, response_url: str, text: str) -> bool: ...
 
 
+class HealthProbe(Protocol):
+    """What the DR functions ask of a restored copy (clouds/probes.py); each answer lists what is wrong, [] when
+    nothing is."""
+
+    def files(self, production: Mapping[str, Any], root: Path, policy: Mapping[str, Any]) -> list[str]:
+        """The copy at `root` of the production (its doppel.yaml entry): paths there, databases sound."""
+
+    def http(self, policy: Mapping[str, Any]) -> list[str]:
+        """The policy's health URL answers as expected (none configured: nothing wrong)."""
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -77,6 +88,7 @@ class Deps:
     dr: DrStates | None = None
     chat: ChatClient | None = None
     dns_for: Callable[[Mapping[str, Any]], DnsProvider] | None = None  # a DR policy -> its DNS provider
+    probe: HealthProbe | None = None
     clock: Callable[[], datetime] = _utcnow
     source: str = "doppel"
     _cause: Event | None = None

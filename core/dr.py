@@ -1,18 +1,13 @@
-"""What the disaster-recovery functions share: the policy, the backup to use, a safe directory swap,
-the health probe and the DNS switch. Not a function itself: `functions/failover.py`, `failback.py`,
-`sync.py` and `drill.py` use it (as the environment chain uses `core/chain.py`).
+"""What the disaster-recovery functions share: the policy, the backup to use, the DR copy's refresh,
+what the health probe (`deps.probe`) found, and the DNS switch. Not a function itself:
+`functions/failover.py`, `failback.py`, `sync.py` and `drill.py` use it (as the environment chain uses
+`core/chain.py`).
 """
 from __future__ import annotations
 
 import logging
-import shutil
-import sqlite3
-from contextlib import closing
-import urllib.error
-import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 from core.cloud import DnsRecord
 from core.dr_state import DrStates
@@ -81,68 +76,12 @@ def choose_backup(deps, production: str, policy: dict):
     return newest
 
 
-def replace_tree(root: Path, restore: Callable[[Path], object], *, keep_old: bool, label: str) -> Path | None:
-    """Restore into a sibling of `root`, then swap it in; `root` is never left half-written.
-
-    The old tree is renamed aside first and, with `keep_old`, kept (returned), so
-    nothing is lost if anything fails: a failed restore leaves `root` untouched.
-    """
-    root = Path(root)
-    incoming = root.parent / f".{root.name}.incoming-{label}"
-    shutil.rmtree(incoming, ignore_errors=True)  # left by an attempt that died
-    restore(incoming)
-    aside = root.parent / f".{root.name}.before-{label}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}"
-    if root.exists():
-        root.rename(aside)
-    incoming.rename(root)
-    if keep_old and aside.exists():
-        return aside
-    shutil.rmtree(aside, ignore_errors=True)
-    return None
-
-
 def restore_dr_copy(deps, production: str, policy: dict, backup_id: str) -> Path:
-    """Make (on demand) the DR copy and fill it with `backup_id`; its root."""
+    """Make (on demand) the DR copy and fill it with `backup_id`, swapped in whole by the driver; its root."""
     root = deps.cloud.restore_target(dr_env(policy), production=production)
-    replace_tree(root, lambda into: deps.backups.restore(backup_id, into), keep_old=False, label=backup_id)
+    deps.cloud.restore_in_place(dr_env(policy), lambda into: deps.backups.restore(backup_id, into), label=backup_id)
     states(deps).note(production, dr_backup_id=backup_id)
     return root
-
-
-def probe_files(deps, production: str, root: Path, policy: dict) -> list[str]:
-    """What is wrong with a restored copy at `root`: missing paths, databases failing integrity_check."""
-    components = deps.config["productions"][production].get("components", [])
-    paths = policy["health"].get("paths") or [c["path"] for c in components]
-    problems = [f"{p} is missing" for p in paths if not (root / p).exists()]
-    for component in components:
-        if component.get("kind") == "sqlite" and (root / component["path"]).exists():
-            problems += _integrity(root / component["path"], component["path"])
-    return problems
-
-
-def _integrity(database: Path, name: str) -> list[str]:
-    try:
-        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
-            answer = [r[0] for r in conn.execute("PRAGMA integrity_check")]
-    except sqlite3.Error as exc:
-        return [f"{name} cannot be opened: {exc}"]
-    return [] if answer == ["ok"] else [f"{name} fails integrity_check: {'; '.join(answer[:3])}"]
-
-
-def probe_http(policy: dict) -> list[str]:
-    """The HTTP probe of the policy (none configured: nothing wrong)."""
-    health = policy["health"]
-    if not health.get("url"):
-        return []
-    try:
-        with urllib.request.urlopen(health["url"], timeout=health["timeout"]) as answer:
-            status = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (urllib.error.URLError, OSError) as exc:
-        return [f"{health['url']} did not answer: {exc}"]
-    return [] if status == health["expect_status"] else [f"{health['url']} answered {status}, "
-                                                         f"not {health['expect_status']}"]
 
 
 def require_healthy(production: str, where: str, problems: list[str]) -> None:
@@ -197,12 +136,3 @@ def switch_back(deps, production: str, policy: dict, previous: list[dict]) -> No
 
 def seconds_between(earlier: datetime, later: datetime) -> float:
     return max(0.0, (later - earlier).total_seconds())
-
-
-def production_root(deps, production: str) -> Path:
-    """Where production lives, for a failback to restore into (local productions: their directory)."""
-    entry = deps.config["productions"][production]
-    if entry.get("driver", "local") != "local":
-        raise PermanentError(f"failback into production {production} on the {entry['driver']} driver is not built "
-                             "yet; restore it by hand (docs/restore-by-hand.md) and switch DNS back")
-    return Path(entry["path"]).resolve()

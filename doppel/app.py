@@ -106,11 +106,12 @@ class App:
     @cached_property
     def deps(self) -> Deps:
         from clouds.chat import WebhookChat
+        from clouds.probes import HostProbe
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
                     backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]),
                     dr=self.dr_states, chat=WebhookChat(self.config["notify"]), dns_for=self.dns_for,
-                    source=self.config["source"])
+                    probe=HostProbe(), source=self.config["source"])
 
     def dns_for(self, policy: dict):
         """A DR policy's DNS provider; by default the local driver's records file."""

@@ -41,7 +41,7 @@ def handle(event, deps) -> list:
         root = deps.cloud.restore_target(env, production=production)
         try:
             deps.backups.restore(backup.id, root)
-            problems = dr.probe_files(deps, production, root, policy)
+            problems = deps.probe.files(deps.config["productions"][production], root, policy)
         except Exception as exc:  # noqa: BLE001 - a backup that does not restore is the drill's finding
             problems = [f"restore of backup {backup.id} failed: {type(exc).__name__}: {exc}"]
         rto = time.monotonic() - started

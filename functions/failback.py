@@ -37,15 +37,15 @@ def handle(event, deps) -> list:
     if deps.backups.catalogue.get(backup_id) is None:
         deps.backups.back_up(production, deps.cloud.backup_source(dr.dr_env(policy)), reason="failback",
                              backup_id=backup_id)
-    home = dr.production_root(deps, production)
+    home = deps.cloud.production_root(production)
     if row.detail != f"restored {backup_id}":
-        kept = dr.replace_tree(home, lambda into: deps.backups.restore(backup_id, into), keep_old=True,
-                               label=f"failback-{backup_id}")
+        kept = deps.cloud.restore_in_place(production, lambda into: deps.backups.restore(backup_id, into),
+                                           keep_old=True, label=f"failback-{backup_id}")
         if kept:
             log.warning("%s: production's tree from before the failback is kept at %s; delete it once you "
                         "no longer need it", production, kept)
         dr.states(deps).note(production, detail=f"restored {backup_id}")
-    dr.require_healthy(production, str(home), dr.probe_files(deps, production, home, policy))
+    dr.require_healthy(production, str(home), deps.probe.files(deps.config["productions"][production], home, policy))
     dr.switch_back(deps, production, policy, row.previous_dns)
     if deps.scheduler is not None:
         deps.scheduler.resume_jobs(dr.freeze_selector(production))

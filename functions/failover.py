@@ -6,15 +6,17 @@ debounce window are ignored. The `dr_state` row is the lock: one failover at a t
 per production, and a replay of the same event resumes where it stopped (the restore
 is skipped once the DR copy holds the backup, the DNS records read before the first
 switch are kept). With `decision: confirm` an alarm only waits for failover.confirmed.
+While a sync swaps the DR copy the failover is deferred (the worker brings it back a
+few seconds later, no thread waits meanwhile), unless that sync is older than
+SYNC_WAIT_S: then it is taken for dead, and the failover goes ahead.
 """
 from __future__ import annotations
 
 import logging
-import time
 
 from core import dr
 from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING, SYNCING
-from core.errors import TransientError
+from core.errors import Deferred, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ NAME = "failover"
 CONSUMES = ("monitor.alert", "failover.confirmed")
 EMITS = ("failover.done", "failover.failed")
 SYNC_WAIT_S = 1800.0  # a sync older than this is taken for dead, and the failover goes ahead
+SYNC_POLL_S = 5.0  # how soon a failover deferred by a running sync comes back
 
 
 
@@ -54,7 +57,7 @@ def decide(event, deps, production: str, policy: dict) -> bool:
         log.info("%s: alarm %s inside the %.0f s debounce window of %s; ignored", production, data["alarm_id"],
                  policy["debounce"], row.last_trigger_at.isoformat())
         return False
-    wait_for_sync(deps, production)
+    defer_while_syncing(deps, production)
     target = PENDING if policy["decision"] == "confirm" else FAILING_OVER
     moved = states.move(production, (NORMAL, SYNCING), target, holder=event.id, alarm_id=data["alarm_id"],
                         alarm_at=event.time, last_trigger_at=event.time, detail=data.get("reason"))
@@ -69,7 +72,7 @@ def confirm(event, deps, production: str) -> bool:
     row = states.get(production)
     if row.holder == event.id and row.state == FAILING_OVER:
         return True
-    wait_for_sync(deps, production)
+    defer_while_syncing(deps, production)
     row = states.get(production)
     if row.state not in (NORMAL, PENDING, SYNCING):
         log.info("%s: failover confirmed while %s; nothing to do", production, row.state)
@@ -81,14 +84,17 @@ def confirm(event, deps, production: str) -> bool:
                        last_trigger_at=row.last_trigger_at if pending else event.time)
 
 
-def wait_for_sync(deps, production: str, poll_s: float = 1.0) -> None:
-    """A sync swapping the DR copy must finish first; a sync silent for SYNC_WAIT_S is taken for dead."""
-    states = dr.states(deps)
-    while (row := states.get(production)).state == SYNCING:
-        if dr.seconds_between(row.since, deps.clock()) > SYNC_WAIT_S:
-            log.warning("%s: the sync that began %s never finished; failing over anyway", production, row.since)
-            return
-        time.sleep(poll_s)
+def defer_while_syncing(deps, production: str) -> None:
+    """A sync swapping the DR copy must finish first: defer until it has; a sync silent for SYNC_WAIT_S is
+    taken for dead."""
+    row = dr.states(deps).get(production)
+    if row.state != SYNCING:
+        return
+    if dr.seconds_between(row.since, deps.clock()) > SYNC_WAIT_S:
+        log.warning("%s: the sync that began %s never finished; failing over anyway", production, row.since)
+        return
+    raise Deferred(SYNC_POLL_S, f"a sync of {production} is swapping the DR copy (since {row.since:%H:%M:%S} UTC); "
+                                "the failover goes ahead once it is done")
 
 
 def fail_over(event, deps, production: str, policy: dict) -> list:
@@ -101,10 +107,10 @@ def fail_over(event, deps, production: str, policy: dict) -> list:
     root = deps.cloud.restore_target(dr.dr_env(policy), production=production)
     if row.dr_backup_id != backup.id or not any(root.iterdir()):
         root = dr.restore_dr_copy(deps, production, policy, backup.id)
-    dr.require_healthy(production, str(root), dr.probe_files(deps, production, root, policy))
+    dr.require_healthy(production, str(root), deps.probe.files(deps.config["productions"][production], root, policy))
     dr.remember_dns(deps, production, policy)
     dr.switch_to_dr(deps, production, policy)
-    dr.require_healthy(production, policy["health"].get("url", ""), dr.probe_http(policy))
+    dr.require_healthy(production, policy["health"].get("url", ""), deps.probe.http(policy))
     serving = deps.clock()
     if not states.move(production, (FAILING_OVER,), FAILED_OVER, backup_id=backup.id):
         raise TransientError(f"the failover of {production} lost its lock (now {states.get(production).state})")

@@ -12,19 +12,21 @@ State directory layout (everything Doppel makes lives here, never in production)
 The verbs live beside this module by what they make: snapshots.py (snapshots),
 stacks.py (environments, and a snapshot's copy taken over by its env), builds.py
 (running a build now or on a thread, and what a cancelled or failed one leaves),
-dns.py (the records file); configure.py makes a copy an environment of its own.
+dns.py (the records file), restores.py (a restored tree swapped in); configure.py
+makes a copy an environment of its own.
 """
 from __future__ import annotations
 
 import os
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clouds.local import builds, state
 from clouds.local.components import kind_of
 from clouds.local.configure import apply_clone_policy
 from clouds.local.dns import DNS_KIND, LocalDnsProvider
+from clouds.local.restores import replace_tree
 from clouds.local.snapshots import SnapshotVerbs
 from clouds.local.sqlite import SIDE_SUFFIXES
 from clouds.local.stacks import StackVerbs
@@ -234,6 +236,24 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
                 state.write_json(final / "tags.json", tags)
                 self._write_stack(final, stack, production or "", {})
         return final / "root"
+
+    def production_root(self, production: str) -> Path:
+        """Production's directory, for a failback to restore into (it may be gone: production failed)."""
+        return Path(self._production(production)["path"]).resolve()
+
+    def restore_in_place(self, env_or_production: str, restore: Callable[[Path], object], *, keep_old: bool = False,
+                         label: str) -> Path | None:
+        """Production's directory, or an environment's root, replaced by what `restore(directory)` writes beside it
+        (clouds.local.restores); with `keep_old`, where the replaced tree is kept."""
+        if env_or_production in self.productions:
+            root = self.production_root(env_or_production)
+        else:
+            env_dir = self._env_dir(env_or_production)
+            if not (env_dir / "stack.json").exists():
+                raise ResourceMissing(f"env {env_or_production} does not exist, so nothing can be restored in its "
+                                      "place; make it first (restore_target)", env=env_or_production)
+            root = env_dir / "root"
+        return replace_tree(root, restore, keep_old=keep_old, label=label)
 
 
 def _unique(resources: list[TaggedResource]) -> list[TaggedResource]:

@@ -167,3 +167,13 @@ class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs):
         raise DriverError(f"restores into OpenStack environments (env {env}{of}) are not supported by the openstack "
                           "driver yet; the issue \"OpenStack end to end\" builds them, until then failover, "
                           "drills and restores need a local production", env=env, permanent=True)
+
+    def production_root(self, production: str):
+        raise DriverError(f"failback into OpenStack production {production} is not supported by the openstack "
+                          "driver yet; restore it by hand (docs/restore-by-hand.md) and switch DNS back",
+                          permanent=True)
+
+    def restore_in_place(self, env_or_production: str, restore, *, keep_old: bool = False, label: str):
+        raise DriverError(f"restores in place on OpenStack ({env_or_production}) are not supported by the openstack "
+                          "driver yet; the issue \"OpenStack end to end\" builds them", env=env_or_production,
+                          permanent=True)

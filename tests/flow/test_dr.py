@@ -1,14 +1,18 @@
 """Disaster recovery on the embedded bus: alarm -> failover -> failback, flapping, sync during a failover,
 confirmation, and restore drills, on the sample production and the local driver's records file."""
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from clouds.backups import list_backups
+from core.broker import event_message
 from core.cloud import DnsRecord
-from core.dr_state import FAILED_OVER, NORMAL
+from core.dr_state import FAILED_OVER, NORMAL, SYNCING
+from doppel.cli.common import build_event
+from functions import failover
 from tests.flow.conftest import Shop, tree_digest
 
 NAME, HOME, DR_ADDRESS = "shop.example.com", "127.0.0.10", "127.0.0.20"
@@ -154,6 +158,73 @@ def test_a_sync_keeps_the_dr_copy_warm_and_the_failover_uses_it(dr_shop):
     alert(shop)
 
     assert shop.events("failover.done")[0].data["backup_id"] == first and marker.exists()
+
+
+def deliver_on_one_thread_until(shop, condition, deliveries: int = 40) -> None:
+    """Deliver one batch at a time on one thread, as one worker thread would, until `condition()` holds: a
+    handler that held its thread (sleeping while it waits) would hold this one, and the join says so."""
+    errors = []
+
+    def deliver():
+        try:
+            for _ in range(deliveries):
+                if condition():
+                    return
+                shop.app.broker.run_until_idle(timeout=10, max_deliveries=1)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+    runner = threading.Thread(target=deliver, name="one-worker-thread", daemon=True)
+    runner.start()
+    runner.join(timeout=20)
+    assert not runner.is_alive(), "a handler is holding the worker's thread"
+    assert errors == [] and condition()
+
+
+def test_a_failover_during_a_sync_is_deferred_without_holding_a_thread_and_goes_ahead_once_it_is_done(dr_shop):
+    shop = dr_shop
+    backup = back_up(shop)
+    states, counts = shop.app.dr_states, shop.worker.stats.counts
+    # Given a sync swapping the DR copy: it holds the syncing state, as functions/sync.py does
+    assert states.move("shop", (NORMAL,), SYNCING, holder="a-sync-under-way")
+
+    # When the alarm arrives, then a poll tick, and the worker comes back to the failover more times than a
+    # message has attempts (3)
+    alarm = build_event("monitor.alert", {"alarm_id": "a-shop-1", "alarm_name": "shop-down", "previous": "ok",
+                                          "current": "alarm"}, source="test")
+    tick = build_event("poll.tick", {}, source="test")
+    shop.app.broker.publish([event_message(alarm), event_message(tick)])
+    deliver_on_one_thread_until(shop, lambda: counts["deferred:failover"] > 3 and counts["handled:poll"] == 1)
+
+    # Then the failover was deferred each time: nothing restored or switched, no attempt counted, nothing parked,
+    # and the tick behind it was handled meanwhile
+    assert shop.events("failover.done") == [] and shop.events("failover.failed") == []
+    assert counts["retried:failover"] == 0 and counts["parked:failover"] == 0 and counts["handled:failover"] == 0
+    assert states.get("shop").state == SYNCING and shop.app.cloud.get_dns(NAME).value == HOME
+    assert shop.app.cloud.stack_status("shop-dr") is None
+
+    # When the sync is done
+    assert states.move("shop", (SYNCING,), NORMAL, holder=None)
+    shop.app.broker.run_until_idle(timeout=60)
+
+    # Then the failover goes ahead, answering the alarm
+    (done,) = shop.events("failover.done")
+    assert done.correlation_id == alarm.id and done.data["backup_id"] == backup
+    assert shop.app.cloud.get_dns(NAME).value == DR_ADDRESS and states.get("shop").state == FAILED_OVER
+
+
+def test_a_sync_silent_for_longer_than_the_wait_is_taken_for_dead_and_the_failover_goes_ahead(dr_shop, monkeypatch):
+    shop = dr_shop
+    back_up(shop)
+    # Given a sync that began longer ago than a failover waits for one
+    assert shop.app.dr_states.move("shop", (NORMAL,), SYNCING, holder="a-sync-that-died")
+    monkeypatch.setattr(failover, "SYNC_WAIT_S", 0.0)
+
+    # When the alarm arrives
+    alert(shop)
+
+    # Then the failover went ahead at once
+    assert len(shop.events("failover.done")) == 1 and shop.worker.stats.counts["deferred:failover"] == 0
+    assert shop.app.dr_states.get("shop").state == FAILED_OVER
 
 
 def test_confirm_mode_waits_for_failover_confirmed(tmp_path, monkeypatch):
