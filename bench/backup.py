@@ -122,8 +122,8 @@ def doppel_child(mode: str, **spec) -> tuple[Run, dict]:
 def child_main(mode: str, spec: dict) -> None:
     """In a fresh process: one Doppel backup or restore, as `doppel backup now` / `restore` would run it."""
     from clouds.backups import find_backup, restore, write_backup
-    from core.cloud import BackupSource
     from clouds.stores import make_store
+    from core.cloud import BackupSource
 
     store = make_store({"type": "swift", "container": spec["container"], "auth_url": AUTH_URL, "user": USER,
                         "key_env": KEY_ENV})
@@ -158,7 +158,7 @@ def empty_containers(containers: list[str], remove: bool = False) -> None:
                 continue
             raise
         with ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda name: swift_connection().delete_object(container, name), names))
+            list(pool.map(lambda name, container=container: swift_connection().delete_object(container, name), names))
         if remove:
             conn.delete_container(container)
 
@@ -192,7 +192,8 @@ def upload_rounds(args, root: Path, tar: Path, containers: dict) -> dict:
                 print(line("doppel backup", n + 1, run, backup["size"],
                            f"  (write_backup alone {backup['seconds']:.2f} s)"))
             times[who].append(run.seconds)
-    swift, doppel = mbps(tar_size, statistics.median(times["swift"])), mbps(backup["size"], statistics.median(times["doppel"]))
+    swift = mbps(tar_size, statistics.median(times["swift"]))
+    doppel = mbps(backup["size"], statistics.median(times["doppel"]))
     print(f"upload: doppel {doppel:.0f} MB/s, swift CLI {swift:.0f} MB/s (medians); "
           f"ratio doppel/swift {doppel / swift:.2f}x")
     return backup

@@ -37,10 +37,13 @@ from bus.ledger import Ledger  # noqa: E402
 from bus.rabbitmq import RabbitBroker  # noqa: E402
 from bus.retry import RetryPolicy  # noqa: E402
 from bus.worker import Worker
-from core.broker import event_message  # noqa: E402
+from core.broker import (  # noqa: E402
+    Message,
+    PublishError,
+    event_message,  # noqa: E402
+)
 from core.db import make_engine  # noqa: E402
 from core.deps import Deps  # noqa: E402
-from core.broker import Message, PublishError  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
 
 STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it
@@ -351,7 +354,8 @@ def main() -> None:
                              "workers out; the headline ratio is one process against one raw consumer)")
     parser.add_argument("--prefetch", type=int, default=PREFETCH,
                         help="unacked deliveries per consumer, the same for raw pika and Doppel (default 100)")
-    parser.add_argument("--max-spoiled", type=int, default=5, help="rounds thrown away (broker restarts) before giving up")
+    parser.add_argument("--max-spoiled", type=int, default=5,
+                        help="rounds thrown away (broker restarts) before giving up")
     args = parser.parse_args()
     globals()["PREFETCH"] = args.prefetch
     events = [BODY_EVENT(n) for n in range(args.events)]
@@ -372,7 +376,7 @@ def main() -> None:
                       flush=True)
                 if spoiled > args.max_spoiled:
                     raise SystemExit(f"gave up after {spoiled} spoiled rounds; is RabbitMQ being restarted "
-                                     "in a loop? (tests/services/rabbitmq.sh starts it)")
+                                     "in a loop? (tests/services/rabbitmq.sh starts it)") from None
                 wait_for_broker(args.amqp)
                 continue
             for name, rate in round_results.items():

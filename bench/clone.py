@@ -76,8 +76,8 @@ def chain_overhead(work: Path, runs: int = 10) -> list[float]:
     """env.requested -> env.ready through the embedded bus and every function, tiny production."""
     import functions
     from core.broker import event_message
-    from doppel.app import App
     from core.chain import request_id
+    from doppel.app import App
     from doppel.cli.common import build_event
     from doppel.config import parse_config
 

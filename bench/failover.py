@@ -27,14 +27,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import functions  # noqa: E402
-from core.broker import event_message  # noqa: E402
-from core.cloud import DnsRecord  # noqa: E402
 from clouds.local.sample import make_sample_production  # noqa: E402
 from core import dr  # noqa: E402
+from core.broker import event_message  # noqa: E402
+from core.cloud import DnsRecord  # noqa: E402
+from core.dr_state import FAILED_OVER, NORMAL  # noqa: E402
 from doppel.app import App  # noqa: E402
 from doppel.cli.common import build_event  # noqa: E402
 from doppel.config import parse_config  # noqa: E402
-from core.dr_state import FAILED_OVER, NORMAL  # noqa: E402
 
 SECTION = "## Failover (issue 7)"
 

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
-from sqlalchemy import (Column, Float, MetaData, String, Table, Text, and_, bindparam, insert, or_, select,
-                        update)
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, and_, bindparam, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError

@@ -67,8 +67,16 @@ from pika import spec
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker
 
-from core.broker import (DEFAULT_EXCHANGE, EXCHANGE, FRAME_MAX, Message, PublishError, QueueSpec, Unsendable,
-                        check_sendable)
+from core.broker import (
+    DEFAULT_EXCHANGE,
+    EXCHANGE,
+    FRAME_MAX,
+    Message,
+    PublishError,
+    QueueSpec,
+    Unsendable,
+    check_sendable,
+)
 
 log = logging.getLogger(__name__)
 

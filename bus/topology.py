@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from core.broker import QueueSpec
 from bus.retry import RetryPolicy
+from core.broker import QueueSpec
 
 
 def function_queue(function: str) -> str:

@@ -30,10 +30,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bus import topology
-from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message, PublishError, Unsendable, event_message)
 from bus.ledger import Claim, Ledger
 from bus.retry import RetryPolicy
+from core.broker import (
+    DEFAULT_EXCHANGE,
+    H_ATTEMPT,
+    H_ERROR,
+    H_ERROR_KIND,
+    H_FUNCTION,
+    H_PARKED_AT,
+    H_ROUTING_KEY,
+    Message,
+    PublishError,
+    Unsendable,
+    event_message,
+)
 from core.errors import Deferred, PermanentError
 from core.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp

@@ -7,10 +7,9 @@ from datetime import datetime
 
 from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Engine
-
-from core.db import create_tables
 from sqlalchemy.exc import IntegrityError
 
+from core.db import create_tables
 from schemas.envelope import Event, utcnow
 
 metadata = MetaData()

@@ -14,8 +14,8 @@ confirms out of step with the messages they confirm).
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Callable, Protocol, Sequence

@@ -44,7 +44,7 @@ def redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever the URL is, this must not raise or show it
         return "<unparsable database URL>"
 
 

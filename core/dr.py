@@ -69,8 +69,9 @@ def choose_backup(deps, production: str, policy: dict):
     if verified is not None:
         return verified
     if policy["backup"] == "verified_only":
-        raise PermanentError(f"production {production} has no verified backup and dr.{production}.backup is "
-                             f"verified_only; verify one (`doppel dr drill {production}`) or set backup: newest_verified")
+        raise PermanentError(f"production {production} has no verified backup and dr.{production}.backup "
+                             f"is verified_only; verify one (`doppel dr drill {production}`) or set "
+                             "backup: newest_verified")
     log.warning("production %s has no verified backup: restoring the newest, %s, unverified (its archive's "
                 "sha256 is still checked, and the health probe checks its databases)", production, newest.id)
     return newest

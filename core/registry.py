@@ -10,8 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import (Column, DateTime, Integer, MetaData, String, Table, Text, and_, insert, select,
-                        update)
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, and_, insert, select, update
 from sqlalchemy.engine import Engine
 
 from core.db import create_tables

@@ -12,10 +12,10 @@ from bus.ledger import Ledger
 from bus.retry import RetryPolicy
 from bus.worker import Worker
 from core.audit import AuditTrail
-from doppel.config import Config, load_config
 from core.db import database_url, make_engine, redact_url
 from core.deps import Deps
 from core.secrets import redact
+from doppel.config import Config, load_config
 from doppel.sentry import SentryReporter, init_sentry
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ class App:
         return RetryPolicy(attempts=section["attempts"], first_delay_ms=int(section["first_delay"] * 1000),
                            factor=section["factor"], max_delay_ms=int(section["max_delay"] * 1000))
 
+    def init_sentry(self) -> bool:
+        """Start reporting errors to Sentry when SENTRY_DSN is set (once per process); whether it is on."""
+        return self.sentry_enabled
+
     @cached_property
     def sentry_enabled(self) -> bool:
         sentry = self.config["sentry"]
@@ -91,8 +95,8 @@ class App:
     @cached_property
     def backups(self):
         from clouds.backups.retention import RetentionPolicy
-        from clouds.stores import make_store
         from clouds.backups.service import Backups
+        from clouds.stores import make_store
         section = self.config["backups"]
         store = make_store(section["store"]) if section["store"] else self.cloud.object_store()
         return Backups(store, self.catalogue, compression=section["compression"],

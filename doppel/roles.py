@@ -91,7 +91,7 @@ def run_scheduler(app: App) -> None:
     if app.embedded:
         raise ConfigError("the scheduler publishes to RabbitMQ and DOPPEL_AMQP_URL is not set; set it "
                           "(amqp://user:pass@host:5672/vhost), or use `doppel run` for everything in one process")
-    app.sentry_enabled
+    app.init_sentry()
     service = SchedulerService.from_app(app)
     stop = threading.Event()
     loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler")
@@ -134,8 +134,8 @@ def run_all(app: App, functions: list) -> None:
 def run_listener(app: App, url: str, exchanges: list[str], topic: str) -> None:
     """Turn OpenStack's notifications into poll ticks on Doppel's bus until signalled."""
     from bus import topology
-    from core.broker import event_message
     from clouds.openstack.notifications import NotificationListener, tick_for
+    from core.broker import event_message
     if app.embedded:
         raise ConfigError("doppel listen needs Doppel's RabbitMQ (DOPPEL_AMQP_URL): the embedded bus lives in one "
                           "process, and the listener's ticks must reach the workers")

@@ -1,7 +1,21 @@
 """Doppel's functions, one file each. FUNCTIONS is the explicit registry the worker serves;
 a test checks it against the files in this folder, so a function cannot be forgotten."""
-from functions import (audit, backup, clone, configure, drill, failback, failover, notify, poll, prune, restore,
-                       snapshot, sync, teardown)
+from functions import (
+    audit,
+    backup,
+    clone,
+    configure,
+    drill,
+    failback,
+    failover,
+    notify,
+    poll,
+    prune,
+    restore,
+    snapshot,
+    sync,
+    teardown,
+)
 
 FUNCTIONS = [audit, snapshot, clone, configure, backup, teardown, prune, restore, poll, notify,
              failover, failback, sync, drill]

@@ -2,8 +2,8 @@
 
 The stack may take minutes (Heat); then `poll` emits stack.ready when it is complete.
 """
-from core.cloud import Snapshot
 from core.chain import environment_of, on_chain_failure
+from core.cloud import Snapshot
 from core.errors import PermanentError
 from core.registry import CLONING, SNAPSHOTTING
 

@@ -5,8 +5,8 @@ off, personal data anonymised, as the production's clone policy says.
 """
 import secrets
 
-from core.cloud import Stack
 from core.chain import environment_of, on_chain_failure
+from core.cloud import Stack
 from core.registry import CLONING, CONFIGURING, READY
 
 NAME = "configure"

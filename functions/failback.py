@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from core.ids import derived_backup_id
 from core import dr
 from core.dr_state import FAILED_OVER, FAILING_BACK, FAILING_OVER, NORMAL
 from core.errors import PermanentError
+from core.ids import derived_backup_id
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ bring each snapshotting or cloning environment one step further once its cloud
 operation is complete. Duplicates (a tick and a notification both) are absorbed
 by the next function's ledger, which is keyed by the request.
 """
-from core.cloud import TAG_ENV, TAG_KEY
 from core.chain import compensate
+from core.cloud import TAG_ENV, TAG_KEY
 from core.registry import CLONING, SNAPSHOTTING
 
 NAME = "poll"

@@ -1,7 +1,8 @@
 """env.requested -> snapshot.done: register the environment and snapshot its production.
 
 A replay of the same request, or a request for a name that is already living, makes
-nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud snapshot that takes minutes is finished by `poll`.
+nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud
+snapshot that takes minutes is finished by `poll`.
 
 Whoever asked always hears the outcome: a request refused here (an unknown production, a
 TTL over `environments.max_ttl`, a name already living) ends in `env.failed` with the

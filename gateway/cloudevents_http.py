@@ -14,7 +14,8 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 from gateway.http import Refused, Request, parse_json
-from schemas.envelope import CONTENT_TYPE as STRUCTURED, AttributeTooLong, EnvelopeError, Event
+from schemas.envelope import CONTENT_TYPE as STRUCTURED
+from schemas.envelope import AttributeTooLong, EnvelopeError, Event
 
 BATCH = "application/cloudevents-batch+json"
 _PREFIX = "ce-"

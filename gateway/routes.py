@@ -11,15 +11,15 @@ import re
 from dataclasses import dataclass
 
 from bus import topology
-from core.broker import PublishError, Unsendable
-from core.broker import event_message
+from core.broker import PublishError, Unsendable, event_message
 from gateway import auth
 from gateway.aodh import alert_event
 from gateway.chatops import ChatOps, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
 from gateway.http import Refused, Request, Response, masked
-from gateway.metrics import CONTENT_TYPE as METRICS_TYPE, Metrics
+from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
+from gateway.metrics import Metrics
 from schemas.envelope import Event
 from schemas.events import UnknownEventType, validate_in
 

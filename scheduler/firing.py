@@ -26,9 +26,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from core.broker import event_message
-from schemas.envelope import Event, derived_id, format_time
 from scheduler.jobs import EXPIRY, JobSpec
 from scheduler.tables import create_tables, outbox_table
+from schemas.envelope import Event, derived_id, format_time
 
 log = logging.getLogger(__name__)
 SOURCE = "doppel/scheduler"

@@ -30,7 +30,8 @@ PRUNE_EVERY_SECONDS = 3600
 
 class SchedulerService:
     def __init__(self, *, engine, broker, registry, schedules: list[dict], holder: str | None = None,
-                 timing: LeaseTiming = LeaseTiming(), tick: float = 1.0, source: str = SOURCE):
+                 timing: LeaseTiming = LeaseTiming(), tick: float = 1.0,  # noqa: B008 - frozen: one shared default is safe
+                 source: str = SOURCE):
         self.engine, self.broker, self.tick = engine, broker, tick
         self.control = Scheduler(engine, schedules)
         self.lease = Lease(engine, holder, timing)
@@ -98,7 +99,8 @@ class SchedulerService:
     # -- active / standby -----------------------------------------------------------------
     def _become_active(self) -> None:
         acquisition = self.lease.acquisition
-        owed_since = acquisition.owed_since(self.lease.timing) if acquisition else datetime.now(timezone.utc).timestamp()
+        now = datetime.now(timezone.utc).timestamp()
+        owed_since = acquisition.owed_since(self.lease.timing) if acquisition else now
         self.firer.owed_since = datetime.fromtimestamp(owed_since, timezone.utc)
         self._store = FencedJobStore(self.engine, self.lease.valid)
         aps = BackgroundScheduler(timezone=timezone.utc, jobstores={"default": self._store},

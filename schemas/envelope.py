@@ -23,7 +23,8 @@ SPECVERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 # CloudEvents: extension attribute names are lower-case letters and digits only.
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
-_CORE = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject", "data", "data_base64"}
+_CORE = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject", "data",
+         "data_base64"}
 MAX_ATTRIBUTE_BYTES = 255
 # The attributes that identify an event, and why each is bounded.
 _BOUNDED = {"id": "it travels as the AMQP message-id", "source": "the de-duplication key and audit trail keep it",

@@ -9,12 +9,11 @@ import time
 import uuid
 from types import SimpleNamespace
 
-
 from bus.ledger import Ledger
 from bus.retry import RetryPolicy
 from bus.worker import Worker
-from core.broker import event_message
 from core.audit import AuditTrail
+from core.broker import event_message
 from core.db import make_engine
 from core.deps import Deps
 

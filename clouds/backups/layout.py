@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-
 FORMAT = 1
 MANIFEST_NAME = "manifest.json"
 ARCHIVE_NAMES = {"zstd": "archive.tar.zst", "gzip": "archive.tar.gz"}

@@ -106,8 +106,8 @@ class DesignateProvider:
         while (getattr(recordset, "status", None) or "ACTIVE") == "PENDING" and waited < self.wait_seconds:
             self._sleep(self.poll_seconds)
             waited += self.poll_seconds
-            recordset = self._call(f"check {name}", lambda: self.connection.dns.get_recordset(
-                recordset, self._find_zone()))
+            recordset = self._call(f"check {name}", lambda current=recordset: self.connection.dns.get_recordset(
+                current, self._find_zone()))
         status = getattr(recordset, "status", None) or "ACTIVE"
         if status == "ERROR":
             raise DnsError(f"Designate could not push {name} to its DNS servers (recordset status ERROR) in "

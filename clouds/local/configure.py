@@ -19,14 +19,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from core.cloud import DriverError
 from clouds.local import state
 from clouds.local.components import kind_of
 from clouds.rewrite.anonymise import Pseudonyms
 from clouds.rewrite.configfile import RewriteError, rewrite_file
 from clouds.rewrite.crontab import disable_crontab_file
-from schemas.templates import TemplateError, render
+from core.cloud import DriverError
 from schemas.production import ProductionConfigError, load_production
+from schemas.templates import TemplateError, render
 
 
 def apply_clone_policy(*, env: str, production: str, spec: Mapping, policy: Mapping | None,

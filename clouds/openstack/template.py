@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from core.cloud import DriverError, TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, DriverError
 from schemas.openstack import PARAMETER_PLACEHOLDER
 
 # Template parameter -> the tag it carries.

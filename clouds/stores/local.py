@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 from urllib.parse import quote, unquote
 
-from core.stores import ObjectInfo, ObjectMissing, StoreError
 from clouds.stores.segments import MiB, check_key, read_full
+from core.stores import ObjectInfo, ObjectMissing, StoreError
 
 log = logging.getLogger(__name__)
 

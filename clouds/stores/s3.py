@@ -23,8 +23,8 @@ import boto3
 import botocore.config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from clouds.stores.segments import BufferReader, MiB, ParallelSegments, check_key
 from core.stores import ObjectInfo, ObjectMissing, StoreError
-from clouds.stores.segments import MiB, BufferReader, ParallelSegments, check_key
 
 log = logging.getLogger(__name__)
 

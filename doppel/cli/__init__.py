@@ -24,7 +24,8 @@ state directory (./.doppel/). Errors go to Sentry when SENTRY_DSN is set.
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING,
+    level = logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from core.secrets import RedactingFilter
     for handler in logging.getLogger().handlers:

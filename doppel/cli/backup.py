@@ -6,8 +6,7 @@ import time
 
 from core.broker import event_message
 from doppel.app import App, safe
-from doppel.cli.common import CommandError
-from doppel.cli.common import build_event
+from doppel.cli.common import CommandError, build_event
 from doppel.cli.env import serve_embedded
 
 
@@ -142,7 +141,8 @@ def cmd_show(args) -> int:
     print(f"  sha256     {manifest.sha256}")
     print(f"  created    {manifest.created.isoformat()}  completed {manifest.completed.isoformat()}")
     if entry and entry.verified_at:
-        print(f"  verified   {entry.verified_at.isoformat()}: {'ok' if entry.verify_ok else safe(entry.verify_detail or '')}")
+        outcome = "ok" if entry.verify_ok else safe(entry.verify_detail or "")
+        print(f"  verified   {entry.verified_at.isoformat()}: {outcome}")
     for component in manifest.components:
         print(f"  component  {component.kind:<8} {component.name}")
     for warning in manifest.warnings:

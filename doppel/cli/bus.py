@@ -6,11 +6,21 @@ import sys
 from datetime import datetime, timezone
 
 from bus import topology
-from core.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message, PublishError, Unsendable)
-from core.broker import event_message
-from doppel.app import App, safe
+from core.broker import (
+    DEFAULT_EXCHANGE,
+    H_ATTEMPT,
+    H_ERROR,
+    H_ERROR_KIND,
+    H_FUNCTION,
+    H_PARKED_AT,
+    H_ROUTING_KEY,
+    Message,
+    PublishError,
+    Unsendable,
+    event_message,
+)
 from doppel import roles
+from doppel.app import App, safe
 from doppel.cli.common import CommandError, build_event
 from schemas.envelope import EnvelopeError, Event, read_json
 from schemas.events import SCHEMAS
@@ -27,7 +37,8 @@ def register(sub) -> None:
     p = sub.add_parser("publish", help="validate and publish one event; prints its id",
                        description="Validate an event against its type's schema and publish it. "
                                    "With the embedded bus the chain it starts runs before this returns.")
-    p.add_argument("type", metavar="TYPE", help=f"the event type, e.g. env.requested ({len(SCHEMAS)} known: doppel publish --types)")
+    p.add_argument("type", metavar="TYPE",
+                   help=f"the event type, e.g. env.requested ({len(SCHEMAS)} known: doppel publish --types)")
     p.add_argument("--data", "-d", default="{}", help="the event data: JSON, or @file to read it from a file")
     p.add_argument("--source", default=None, help="the CloudEvents source (default: doppel/cli)")
     p.add_argument("--id", dest="event_id", help="the event id (default: a new UUID); reusing one is de-duplicated")
@@ -133,7 +144,8 @@ def cmd_events(args) -> int:
                               "correlationid": record.correlation_id, "time": record.time.isoformat(),
                               "data": record.data, "results": results}, default=str))
             continue
-        print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.type:<20} {record.id}  chain {record.correlation_id[:8]}  from {record.source}")
+        print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.type:<20} {record.id}  "
+              f"chain {record.correlation_id[:8]}  from {record.source}")
         for result in results:
             detail = ", ".join(t for t, _ in result.get("emitted", [])) or result.get("error", "")
             print(f"    -> {result['function']}: {result['status']}{'  ' + safe(detail) if detail else ''}")

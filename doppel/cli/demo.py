@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from contextlib import closing
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import yaml
 
-from core.broker import event_message
 from clouds.local.sample import make_sample_production
 from clouds.rewrite.configfile import detect_format, read_value
-from doppel.app import App
+from core.broker import event_message
 from core.chain import request_id
-from doppel.cli.common import CommandError
-from doppel.cli.common import build_event
-from doppel.roles import functions_named
+from core.registry import DELETED, FAILED, READY
+from doppel.app import App
+from doppel.cli.common import CommandError, build_event
 from doppel.cli.env import follow
 from doppel.config import load_config
-from core.registry import DELETED, FAILED, READY
+from doppel.roles import functions_named
 
 ENV = "demo-copy"
 HIDDEN = "********"
@@ -35,7 +34,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="clone a sample production on this machine and show what changed",
                        description=__doc__)
     p.add_argument("--dir", default=".doppel/demo",
-                   help="where the demo's production, state and doppel.yaml go (remade on each run; default .doppel/demo)")
+                   help="where the demo's production, state and doppel.yaml go "
+                        "(remade on each run; default .doppel/demo)")
     p.add_argument("--keep", action="store_true", help="leave the copy running instead of expiring it")
     p.set_defaults(handler=cmd_demo)
 

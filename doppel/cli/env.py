@@ -6,13 +6,12 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from doppel.app import App, safe
-from core.chain import request_id
-from doppel.cli.common import CommandError
-from doppel.cli.common import build_event
-from doppel.roles import functions_named
-from core.registry import DELETED, FAILED, READY
 from core.broker import event_message
+from core.chain import request_id
+from core.registry import DELETED, FAILED, READY
+from doppel.app import App, safe
+from doppel.cli.common import CommandError, build_event
+from doppel.roles import functions_named
 from schemas.config import ttl_refusal
 from schemas.fields import parse_duration
 
@@ -165,7 +164,8 @@ def cmd_list(args) -> int:
     app = App.load(args.config)
     envs = app.registry.all(include_ended=args.all)
     if not envs:
-        print("no environments" + ("" if args.all else " living (--all shows deleted and failed ones)"), file=sys.stderr)
+        print("no environments" + ("" if args.all else " living (--all shows deleted and failed ones)"),
+              file=sys.stderr)
     else:
         rows = [[cell(value, width) for value, (_, width) in zip(
             (env.name, env.state, env.production, env.owner, _when(env.expires_at), _when(env.created_at)),

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TaggedResource
-from core.registry import ENDED
 from core.dr_state import NORMAL
+from core.registry import ENDED
 
 
 @dataclass(frozen=True)

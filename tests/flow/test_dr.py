@@ -292,6 +292,7 @@ def test_a_drill_of_a_corrupt_backup_is_recorded_as_not_verified(dr_shop):
 
 def test_reap_keeps_the_dr_copy_while_failed_over_even_when_its_policy_is_gone(dr_shop):
     from dataclasses import replace
+
     from doppel.cli.reap import DrCopies, reap
     shop = dr_shop
     back_up(shop)

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
-from core.cloud import DnsRecord
 from clouds.local.sample import make_sample_production
+from core.cloud import DnsRecord
 from tests.support.gateway import SECRETS, Front, embedded_gateway_env
 
 NAME = "shop.example.com"

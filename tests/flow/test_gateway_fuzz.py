@@ -28,8 +28,8 @@ import functions
 from bus import topology
 from clouds.local.sample import make_sample_production
 from doppel.app import App
-from doppel.roles import start_gateway
 from doppel.config import parse_config
+from doppel.roles import start_gateway
 from gateway.chatops import MAX_TEXT
 from tests.support.gateway import GATEWAY, SECRETS
 

@@ -8,14 +8,14 @@ import yaml
 
 import functions
 from bus import topology
-from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND
 from clouds.local.driver import LocalDriver
 from clouds.local.sample import make_sample_production
+from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND
+from core.deps import Deps
+from core.registry import Registry
 from doppel.app import App
 from doppel.cli import main
 from doppel.config import parse_config
-from core.deps import Deps
-from core.registry import Registry
 from schemas.envelope import Event
 from tests.flow.test_gateway import slash
 from tests.support.gateway import Front, embedded_gateway_env

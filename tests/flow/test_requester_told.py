@@ -4,12 +4,12 @@ RabbitMQ alike: `snapshot` ends it in env.failed with the reason, and `notify` p
 import pytest
 
 import functions
+from clouds.chat import WebhookChat
 from clouds.local.driver import LocalDriver
 from clouds.local.sample import make_sample_production
-from doppel.config import parse_config
-from clouds.chat import WebhookChat
 from core.deps import Deps
 from core.registry import FAILED, Registry
+from doppel.config import parse_config
 from schemas.envelope import Event
 from tests.support.gateway import ReplyCatcher
 

@@ -8,13 +8,14 @@ import time
 from datetime import timedelta
 
 import pytest
-from core.broker import QueueSpec
+
 from bus.memory import MemoryBroker
+from core.broker import QueueSpec
 from core.db import make_engine
 from core.registry import Registry
-from schemas.envelope import Event, parse_time
 from scheduler.lease import LeaseTiming
 from scheduler.service import SchedulerService
+from schemas.envelope import Event, parse_time
 
 FAST = LeaseTiming(ttl=2.0, renew_every=0.5, poll_every=0.25, safety=0.5, handover_window=1.0)
 TICK = [{"id": "tick", "every": 1.0, "type": "poll.tick", "data": {}, "tags": [], "timezone": "UTC",

@@ -3,8 +3,7 @@ import threading
 import time
 
 from bus import topology
-from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message
-from core.broker import event_message
+from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message, event_message
 from core.errors import PermanentError
 from schemas.envelope import Event
 from tests.harness import make_function

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bus.rabbitmq import RabbitBroker
-from core.broker import PublishError
-from core.broker import event_message
+from core.broker import PublishError, event_message
 from schemas.envelope import Event
 
 pytestmark = pytest.mark.rabbitmq
@@ -22,7 +21,8 @@ def start_worker(tmp_path, amqp_url, functions, *extra):
            "PYTHONPATH": str(ROOT)}
     effects = tmp_path / "effects.log"
     process = subprocess.Popen([sys.executable, "-m", "tests.support.worker_process", str(effects), functions,
-                                *extra], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"worker-{time.monotonic_ns()}.log", "w"))
+                                *extra], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp_path / f"worker-{time.monotonic_ns()}.log", "w"))
     wait_for(lambda: f"ready pid {process.pid}" in read(effects), 30, f"worker {process.pid} to start")
     return process
 

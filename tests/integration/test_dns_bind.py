@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from core.cloud import DnsRecord, ResourceMissing
 from clouds.dns import DnsConflict, DnsError, make_dns_provider
 from clouds.dns.rfc2136 import Rfc2136Provider
+from core.cloud import DnsRecord, ResourceMissing
 
 pytestmark = pytest.mark.dns
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.flow.conftest import Shop
-from tests.integration.test_dns_bind import (KEY, PORT, SERVER, SHOP, ZONE, bind_server,  # noqa: F401 (fixture)
-                                             dig, dig_ttl, nsupdate)
+from tests.integration.test_dns_bind import KEY, PORT, SERVER, SHOP, ZONE, bind_server, dig, dig_ttl, nsupdate  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.dns
 

@@ -9,8 +9,8 @@ import pytest
 import functions
 from bus import topology
 from doppel.app import App
-from doppel.roles import start_gateway
 from doppel.config import parse_config
+from doppel.roles import start_gateway
 from tests.integration.test_bus_rabbitmq import read, start_worker, wait_for
 from tests.support.gateway import GATEWAY, SECRETS, call
 

@@ -17,9 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from core.broker import DEFAULT_EXCHANGE, PublishError, QueueSpec, Unsendable
-from core.broker import Message
 from bus.rabbitmq import BrokerUnavailable, MissingQueue, RabbitBroker, safe_url
+from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, Unsendable
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -47,8 +46,8 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def event(routing_key: str, n: int = 0, **extra) -> Message:
-    return Message(routing_key=routing_key, body=f'{{"n": {n}}}'.encode(), message_id=f"{routing_key}-{n}-{uuid.uuid4().hex[:6]}",
-                   **extra)
+    return Message(routing_key=routing_key, body=f'{{"n": {n}}}'.encode(),
+                   message_id=f"{routing_key}-{n}-{uuid.uuid4().hex[:6]}", **extra)
 
 
 def to_queue(queue: str, n: int = 0) -> Message:

@@ -16,13 +16,13 @@ import pytest
 import yaml
 
 import functions.audit
-from core.broker import QueueSpec
 from core.audit import AuditTrail
+from core.broker import QueueSpec
 from core.registry import READY, Registry
-from schemas.envelope import Event, parse_time
 from scheduler.control import Scheduler
 from scheduler.firing import expiry_id, fire_id
 from scheduler.lease import read_lease
+from schemas.envelope import Event, parse_time
 
 pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +48,8 @@ class Fleet:
         bus.worker([functions.audit])
 
     def start(self, count=1) -> list[subprocess.Popen]:
-        env = {**os.environ, "DOPPEL_AMQP_URL": self.amqp_url, "DOPPEL_DB_URL": f"sqlite:///{self.tmp_path / 'doppel.db'}",
+        env = {**os.environ, "DOPPEL_AMQP_URL": self.amqp_url,
+               "DOPPEL_DB_URL": f"sqlite:///{self.tmp_path / 'doppel.db'}",
                "DOPPEL_CONFIG": str(self.config), "PYTHONPATH": str(ROOT)}
         env.pop("SENTRY_DSN", None)
         started = []
@@ -325,18 +326,18 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
 def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no_cli(fleet_for, tmp_path):
     # Given the environment chain (snapshot, clone, configure) served by a worker whose deps
     # hold the scheduler's handle, a sample production, and two schedulers
-    from clouds.local import LocalDriver
-    from clouds.local.sample import make_sample_production
-    from clouds.stores.local import LocalStore
-    from clouds.backups.service import Backups
-    from core.catalogue import Catalogue
-    from doppel.config import parse_config
-    from core.deps import Deps
     import functions.backup
     import functions.clone
     import functions.configure
     import functions.snapshot
     import functions.teardown
+    from clouds.backups.service import Backups
+    from clouds.local import LocalDriver
+    from clouds.local.sample import make_sample_production
+    from clouds.stores.local import LocalStore
+    from core.catalogue import Catalogue
+    from core.deps import Deps
+    from doppel.config import parse_config
 
     fleet = fleet_for([])
     config = parse_config({"productions": {"shop": make_sample_production(tmp_path / "shop")}}, None)

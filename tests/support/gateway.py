@@ -13,8 +13,8 @@ from pathlib import Path
 import functions
 from bus import topology
 from doppel.app import App
-from doppel.roles import start_gateway
 from doppel.config import parse_config
+from doppel.roles import start_gateway
 
 SECRETS = {"DOPPEL_TEST_GATEWAY_TOKEN": "events-token-7c1f9e",
            "DOPPEL_TEST_AODH_SECRET": "aodh-hook-secret-41d2",

@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 from pika import frame, spec
 
-from core.broker import DEFAULT_EXCHANGE, Message, QueueSpec, Unsendable, check_sendable
 from bus.memory import MemoryBroker
 from bus.rabbitmq import amqp_properties
+from core.broker import DEFAULT_EXCHANGE, Message, QueueSpec, Unsendable, check_sendable
 
 
 def message(n: int = 0, **fields) -> Message:

@@ -1,7 +1,7 @@
 import pytest
 
-from doppel.config import load_config, parse_config
 from core.errors import ConfigError
+from doppel.config import load_config, parse_config
 
 
 def test_defaults_need_no_file(tmp_path, monkeypatch):
@@ -21,7 +21,8 @@ def test_errors_name_the_key_and_the_fix():
 
 
 def test_a_secret_written_in_the_file_is_refused_with_the_fix():
-    with pytest.raises(ConfigError, match=r"notify.slack_token: looks like a secret; put it in an environment variable"):
+    with pytest.raises(ConfigError,
+                       match=r"notify.slack_token: looks like a secret; put it in an environment variable"):
         parse_config({"notify": {"slack_token": "xoxb-123456"}}, None)
 
 

@@ -5,7 +5,7 @@ import random
 import pytest
 from marshmallow import INCLUDE, Schema, fields, validate, validates_schema
 
-from schemas.events import SCHEMAS, _QUICK_CHECKS, _quick_check, validate_in
+from schemas.events import _QUICK_CHECKS, SCHEMAS, _quick_check, validate_in
 
 # Values of every JSON type and then some, valid and invalid for the fields and validators in use
 CANDIDATES = ["shop", "ab", "a", "Shop", "env-1", "x" * 41, "x" * 5000, "", "alarm", "ok", "insufficient data", "ttl",

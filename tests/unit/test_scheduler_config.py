@@ -3,14 +3,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from doppel.config import parse_config
 from core.db import make_engine
 from core.errors import ConfigError
 from core.registry import READY, Registry
-from schemas.envelope import derived_id
-from schemas.events import validate_in
+from doppel.config import parse_config
 from scheduler.firing import expiry_event, expiry_id, fire_id, schedule_event
 from scheduler.jobs import JobSpec
+from schemas.envelope import derived_id
+from schemas.events import validate_in
 
 NIGHTLY = {"id": "nightly-backup", "cron": "0 2 * * *", "timezone": "Europe/Paris", "type": "backup.due",
            "data": {"env": "shop"}}

@@ -19,9 +19,9 @@ import pytest
 import yaml
 
 import functions
+from core.registry import ENDED, READY
 from doppel.app import App
 from doppel.config import parse_config
-from core.registry import ENDED, READY
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -123,7 +123,8 @@ class Doppel:
     """An embedded Doppel with one openstack production, its functions served on the in-memory bus."""
 
     def __init__(self, tmp_path: Path, **entry_options):
-        document = {"state_dir": str(tmp_path / "state"), "productions": {PRODUCTION: production_entry(**entry_options)},
+        document = {"state_dir": str(tmp_path / "state"),
+                    "productions": {PRODUCTION: production_entry(**entry_options)},
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
         self.document = document
         self.app = App(parse_config(document, None), role="test", fast_forward=True)

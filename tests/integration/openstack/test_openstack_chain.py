@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clouds.openstack.notifications import NotificationListener, tick_for
 from clouds.openstack.resources import container_name, stack_name
-from clouds.openstack.notifications import NotificationListener
-from clouds.openstack.notifications import tick_for
-from doppel.cli.reap import orphans, reap
 from core.registry import EXPIRING, FAILED, READY
+from doppel.cli.reap import orphans, reap
 from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env, wait_for
 
 pytestmark = pytest.mark.openstack

@@ -11,10 +11,19 @@ import uuid
 
 import openstack
 import pytest
+from swift_service import (
+    AUTH_URL,
+    KEY,
+    ROOT,
+    S3_ENDPOINT,
+    USER,
+    drop_bucket,
+    drop_swift_containers,
+    make_s3_store,
+    make_swift_store,
+)
 
 from clouds.stores import make_store
-from swift_service import (AUTH_URL, KEY, ROOT, S3_ENDPOINT, USER, drop_bucket, drop_swift_containers,
-                           make_s3_store, make_swift_store)
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+from swift_service import make_s3_store, make_swift_store
+
 from clouds.backups import write_backup
-from core.cloud import BackupSource
 from clouds.stores.s3 import S3Store
 from clouds.stores.swift import SwiftStore
-from swift_service import make_s3_store, make_swift_store
+from core.cloud import BackupSource
 
 
 class Slow:

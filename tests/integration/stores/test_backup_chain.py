@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from swift_service import AUTH_URL, KEY, S3_ENDPOINT, USER, drop_bucket, drop_swift_containers
+
 from tests.flow.conftest import Shop, content_digest
 
 pytestmark = pytest.mark.swift

@@ -13,15 +13,25 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from swift_service import (
+    AUTH_URL,
+    KEY,
+    ROOT,
+    S3_ENDPOINT,
+    S3_PART,
+    SWIFT_SEGMENT,
+    USER,
+    MiB,
+    make_s3_store,
+    make_swift_store,
+    s3_client,
+    swift_connection,
+)
 
-from clouds.backups import (RetentionPolicy, list_backups, prune, remove_incomplete, restore, verify,
-                            write_backup)
+from clouds.backups import RetentionPolicy, list_backups, prune, remove_incomplete, restore, verify, write_backup
 from core.cloud import BackupSource
 from core.stores import ObjectMissing, StoreError
 from tests.unit.backups.environment import DATABASES, file_checksums, make_environment, table_checksums
-
-from swift_service import (AUTH_URL, KEY, MiB, ROOT, S3_ENDPOINT, S3_PART, SWIFT_SEGMENT, USER, make_s3_store,
-                           make_swift_store, s3_client, swift_connection)
 
 pytestmark = pytest.mark.swift
 HERE = Path(__file__).resolve().parent
@@ -304,7 +314,8 @@ def test_by_hand_check_refuses_an_archive_replaced_behind_doppels_back(tmp_path,
     swift_connection().put_object(swift_store.container, manifest.archive_key, os.urandom(manifest.size))
 
     # When the docs' steps run, then sha256sum stops them before anything is unpacked
-    done = run_doc_block("swift", tmp_path, by_hand_env(swift_store, tmp_path / "by-hand", BACKUP_ID=manifest.backup_id))
+    env = by_hand_env(swift_store, tmp_path / "by-hand", BACKUP_ID=manifest.backup_id)
+    done = run_doc_block("swift", tmp_path, env)
     assert done.returncode != 0
     assert "archive.tar.zst: FAILED" in done.stdout
     assert not (tmp_path / "by-hand").exists()

@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from swift_service import MiB
 
 from clouds.backups import list_backups, remove_incomplete, restore, verify, write_backup
 from core.cloud import BackupSource
 from tests.unit.backups.environment import file_checksums
-
-from swift_service import MiB
 
 pytestmark = [pytest.mark.swift, pytest.mark.openstack]
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.cloud import BackupSource
 from clouds.stores.local import LocalStore
+from core.cloud import BackupSource
 
 from .environment import make_environment
 

@@ -13,8 +13,18 @@ import pytest
 import zstandard
 from sqlalchemy import create_engine
 
-from clouds.backups import (BackupError, BackupNotFound, IntegrityError, Manifest, find_backup, list_backups,
-                            remove_incomplete, restore, verify, write_backup)
+from clouds.backups import (
+    BackupError,
+    BackupNotFound,
+    IntegrityError,
+    Manifest,
+    find_backup,
+    list_backups,
+    remove_incomplete,
+    restore,
+    verify,
+    write_backup,
+)
 from clouds.backups.layout import archive_key
 from core.catalogue import Catalogue
 from core.cloud import BackupSource

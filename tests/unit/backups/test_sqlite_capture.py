@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from clouds.backups import BackupError, restore, write_backup
-from core.cloud import BackupSource
 from clouds.stores.local import LocalStore
+from core.cloud import BackupSource
 
 
 class SlowStore(LocalStore):

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from core.cloud import DriverError
 from clouds.local.sqlite import SqliteError, anonymise_database
 from clouds.rewrite import Pseudonyms
+from core.cloud import DriverError
 
 SALT_A, SALT_B = b"a" * 32, b"b" * 32
 

@@ -7,8 +7,7 @@ import json
 import pytest
 import yaml
 
-from clouds.rewrite import (DISABLED_PREFIX, RewriteError, detect_format, disable_crontab_text, read_value,
-                            rewrite_text)
+from clouds.rewrite import DISABLED_PREFIX, RewriteError, detect_format, disable_crontab_text, read_value, rewrite_text
 
 INI = """; shop settings
 [app]

@@ -13,12 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from core.cloud import (
-    CREATE_COMPLETE, CREATE_FAILED, CREATE_IN_PROGRESS, TAG_ENV, TAG_KEY, BackupSource, CloudDriver, DnsRecord,
-    DriverError, ResourceConflict, ResourceMissing, Snapshot, Stack, TaggedResource)
-from clouds.local import LocalDriver
-from clouds.local import state
+from clouds.local import LocalDriver, state
 from clouds.rewrite import DISABLED_PREFIX, read_value
+from core.cloud import (
+    CREATE_COMPLETE,
+    CREATE_FAILED,
+    CREATE_IN_PROGRESS,
+    TAG_ENV,
+    TAG_KEY,
+    BackupSource,
+    CloudDriver,
+    DnsRecord,
+    DriverError,
+    ResourceConflict,
+    ResourceMissing,
+    Snapshot,
+    Stack,
+    TaggedResource,
+)
 from schemas.production import expected_outputs, load_production
 
 

@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-from clouds.openstack.notifications import translate
-from clouds.openstack.notifications import tick_for
+from clouds.openstack.notifications import tick_for, translate
 from schemas.production import ProductionConfigError, load_productions
 
 

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
 from clouds.openstack import OpenStackDriver
 from clouds.openstack.resources import TAG_COMPONENT
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT
 
 PRODUCTION = {"shop": {"driver": "openstack", "cloud": "c", "stack": "shop", "template": "/t.yaml",
                        "snapshot_timeout_minutes": 20}}

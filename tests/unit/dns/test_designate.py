@@ -15,9 +15,9 @@ from openstack import exceptions
 from openstack.dns.v2.recordset import Recordset
 from openstack.dns.v2.zone import Zone
 
+from clouds.dns.designate import DesignateProvider
 from core.cloud import DnsRecord, ResourceMissing
 from core.dns import DnsError, DnsProvider
-from clouds.dns.designate import DesignateProvider
 
 SHOP = "shop.example.com"
 

@@ -18,9 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 import openstack
 import pytest
 
+from clouds.dns.designate import DesignateProvider
 from core.cloud import DnsRecord
 from core.dns import DnsError
-from clouds.dns.designate import DesignateProvider
 
 SHOP = "shop.example.com"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from clouds.dns import DnsConfigError, make_dns_provider
-from clouds.local.dns import LocalDnsProvider
 from clouds.dns.rfc2136 import Rfc2136Provider
+from clouds.local.dns import LocalDnsProvider
 
 SECRET = "c2VjcmV0LW9mLXRoZS10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm"
 RFC2136 = {"type": "rfc2136", "server": "127.0.0.1", "port": 5353, "zone": "example.com",

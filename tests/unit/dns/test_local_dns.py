@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from core.cloud import DnsRecord, ResourceMissing
-from core.dns import DnsProvider
 from clouds.local import LocalDriver
 from clouds.local.dns import LocalDnsProvider
+from core.cloud import DnsRecord, ResourceMissing
+from core.dns import DnsProvider
 
 SHOP = "shop.example.com"
 

@@ -6,18 +6,26 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rdataclass
-import dns.rdatatype
 import dns.rdataset
+import dns.rdatatype
 import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
 
+from clouds.dns.rfc2136 import (
+    Rfc2136Provider,
+    delete_message,
+    make_key,
+    rdata_of,
+    rdataset_from_answer,
+    record_from_rdataset,
+    switch_message,
+    update_refusal,
+    value_of,
+)
 from core.cloud import DnsRecord
 from core.dns import DnsError
-from clouds.dns.rfc2136 import (
-    Rfc2136Provider, delete_message, make_key, rdata_of, rdataset_from_answer, record_from_rdataset,
-    switch_message, update_refusal, value_of)
 
 ZONE = dns.name.from_text("example.com")
 SECRET = "c2VjcmV0LW9mLXRoZS10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm"

@@ -2,9 +2,8 @@
 import time
 from urllib.parse import urlencode
 
-from slack_sdk.signature import SignatureVerifier
-
 import pytest
+from slack_sdk.signature import SignatureVerifier
 
 from clouds.local.sample import make_sample_production
 from tests.support.gateway import GATEWAY, SECRETS, Front, embedded_gateway_env

@@ -6,11 +6,10 @@ import pytest
 from sqlalchemy import create_engine
 
 import functions
+from core.errors import ConfigError
 from doppel.app import App
 from doppel.config import parse_config
-from core.errors import ConfigError
 from gateway.routes import Gateway
-
 from tests.support.gateway import SECRETS, Front
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from core.stores import ObjectMissing
 from clouds.stores.local import INCOMING, LocalStore
+from core.stores import ObjectMissing
 
 
 class FailingStream(io.RawIOBase):
