@@ -1,12 +1,13 @@
 """The worker: deliveries in, a function run at most once in effect per event, its events out, then the ack.
 
-For each delivery: read the envelope and validate the data (an invalid event is
-parked at once, never retried); claim (function, idempotency key) in the ledger
-(a completed key is acked without running); run the handler off the broker's I/O
-thread; publish what it returned and wait for the broker's confirms; record the
-key as done; and only then ack. A failure is retried through the function's
-delay queues with the attempt count in the headers, and parked with its reason
-after the last attempt, or at once when it is permanent.
+For each delivery: read the envelope and validate the data (an event that cannot
+be read or is invalid, whatever the error, is parked at once, never retried);
+claim (function, idempotency key) in the ledger (a completed key is acked without
+running); run the handler off the broker's I/O thread; publish what it returned
+and wait for the broker's confirms; record the key as done; and only then ack. A
+failure is retried through the function's delay queues with the attempt count in
+the headers, and parked with its reason after the last attempt, or at once when
+it is permanent.
 
 Batches. The broker hands over the deliveries that arrived together; their
 events are read and claimed in one ledger transaction, then their handlers run
@@ -165,14 +166,14 @@ class Worker:
         jobs = []
         key_of = getattr(function, "idempotency_key", default_key)
         for delivery in deliveries:
-            attempt = int(delivery.message.headers.get(H_ATTEMPT, 1))
+            attempt = _attempt(delivery.message)
             try:
                 event = self._read(delivery.message)
+                key = self._key(key_of, event)
             except InvalidEvent as exc:
                 self._park(function, delivery, None, "invalid", redact(str(exc)), attempt)
                 continue
-            jobs.append(_Job(function, delivery, event, f"{key_of(event)}",
-                             f"{self._owner_prefix}.{next(self._claims)}", attempt))
+            jobs.append(_Job(function, delivery, event, key, f"{self._owner_prefix}.{next(self._claims)}", attempt))
         if not jobs:
             return
         claims = self.ledger.claim_many([(function.NAME, job.key, job.owner, job.event) for job in jobs],
@@ -341,14 +342,30 @@ class Worker:
 
     # -- outcomes --------------------------------------------------------------
     def _read(self, message: Message) -> Event:
+        """The delivered event, validated; InvalidEvent, with the reason, for anything that cannot be read.
+
+        Any error counts, not only the envelope's own: a body nested too deeply for the JSON parser
+        (RecursionError), an integer too long to convert (ValueError), an attribute of an unexpected type
+        (AttributeError, TypeError). Put back, such a message would come back at once, for ever."""
         try:
             event = from_amqp(message.body, message.headers, message.content_type)
             errors = validate_in(event.type, event.data)
         except (EnvelopeError, UnknownEventType) as exc:
             raise InvalidEvent(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - see above: whatever it is, the message is unreadable
+            raise InvalidEvent(f"unreadable message ({len(message.body)} bytes): {_short(exc)}") from exc
         if errors:
             raise InvalidEvent(f"{event.type} {event.id} fails its schema: {errors}")
         return event
+
+    @staticmethod
+    def _key(key_of, event: Event) -> str:
+        """The event's idempotency key; an event the function cannot key is as unreadable as a broken one."""
+        try:
+            return f"{key_of(event)}"
+        except Exception as exc:  # noqa: BLE001 - e.g. a key built from data its schema lets be absent
+            raise InvalidEvent(f"{event.type} {event.id}: no idempotency key can be made of it: {_short(exc)}") \
+                from exc
 
     def _delay(self, function, delivery, attempt: int, reason: str, *, step: int, count_attempt: bool) -> None:
         message = delivery.message
@@ -419,3 +436,17 @@ class Worker:
 
 def format_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception as `Type: message`, cut short: the message of a bad input may quote the whole input."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _attempt(message: Message) -> int:
+    """The attempt number a message carries; 1 when it carries none or one that is not a number."""
+    try:
+        return max(1, int(message.headers.get(H_ATTEMPT, 1)))
+    except (TypeError, ValueError):
+        return 1

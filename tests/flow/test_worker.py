@@ -1,4 +1,5 @@
 """The worker's promises, on the in-memory bus and on a real RabbitMQ alike."""
+import json
 import threading
 import time
 
@@ -131,6 +132,34 @@ def test_invalid_events_are_parked_at_once_and_others_still_served(bus):
     assert "not JSON" in reasons["bad-json"]
     assert "unknown event type 'env.sneezed'" in reasons["bad-type"]
     assert all(m.headers[H_ERROR_KIND] == "invalid" for m in parked(bus, name))
+
+
+def test_unreadable_messages_of_any_shape_are_parked_at_once_with_the_reason(bus):
+    # Given a worker serving a function
+    served = []
+    name = f"sturdy{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", lambda e, d: served.append(e.data["env"]) or [])])
+    broker = bus.workers[0].broker
+    queue = topology.function_queue(name)
+    time_five = {"specversion": "1.0", "id": "t5", "source": "fuzz", "type": "env.requested", "time": 5,
+                 "data": {"env": "poison", "production": "shop"}}
+
+    # When messages arrive that break the reading itself, not only the schema, then a good event
+    broker.publish([
+        Message(exchange="", routing_key=queue, body=b"[" * 100_000, message_id="too-deep"),
+        Message(exchange="", routing_key=queue, body=b"9" * 5000, message_id="too-long"),
+        Message(exchange="", routing_key=queue, body=json.dumps(time_five).encode(), message_id="time-five",
+                headers={H_ATTEMPT: "many"}),
+    ])
+    bus.publish(requested("good-one"))
+    bus.settle(lambda: served == ["good-one"] and bus.workers[0].stats.counts[f"invalid:{name}"] == 3)
+
+    # Then each is parked once, at once, with the reason; none was put back or retried
+    messages = parked(bus, name)
+    assert sorted(m.message_id for m in messages) == ["time-five", "too-deep", "too-long"]
+    assert all(m.headers[H_ERROR_KIND] == "invalid" and m.headers[H_ERROR] for m in messages)
+    counts = bus.workers[0].stats.counts
+    assert counts[f"retried:{name}"] == counts[f"deferred:{name}"] == 0
 
 
 def test_replayed_parked_message_runs_again_after_the_cause_is_fixed(bus):

@@ -128,3 +128,55 @@ def test_twenty_requests_at_once_on_two_workers_all_reach_ready_with_distinct_cr
         dotenv = dict(l.split("=", 1) for l in (root / ".env").read_text().splitlines() if "=" in l)
         passwords.add(dotenv["DB_PASSWORD"].split()[0])
     assert len(passwords) == 20
+
+
+def raw_publish(amqp_url, exchange, routing_key, body, **properties):
+    """Publish as a client that is not Doppel would: raw pika, no validation."""
+    import pika
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(exchange, routing_key, body, pika.BasicProperties(delivery_mode=2, **properties),
+                              mandatory=True)
+    finally:
+        connection.close()
+
+
+def test_poison_messages_are_parked_once_with_their_reason_and_never_come_back(site, amqp_url):
+    # Given a worker serving every function
+    site.start_worker()
+    log = site.dir / "worker-0.log"
+    poison = {
+        "deep": b"[" * 100_000,  # deeper than the JSON parser can go
+        "digits": b"9" * 5000,   # an integer longer than Python converts
+        "time": json.dumps({"specversion": "1.0", "id": "time-5", "source": "fuzz", "type": "env.requested",
+                            "time": 5, "data": {"env": "poison", "production": "shop"}}).encode(),
+    }
+
+    # When they are published with raw pika: to the exchange, and straight into a function's queue
+    raw_publish(amqp_url, "doppel.events", "env.requested", poison["deep"], message_id="poison-deep")
+    raw_publish(amqp_url, "", "doppel.fn.snapshot", poison["digits"], message_id="poison-digits")
+    raw_publish(amqp_url, "doppel.events", "env.requested", poison["time"], message_id="poison-time",
+                content_type="application/cloudevents+json")
+
+    # Then each is parked by snapshot within seconds, with a reason a person can read
+    def parked():
+        listing = site.doppel("dlq", "list", "--function", "snapshot").stdout
+        return {line.split()[0]: line for line in listing.splitlines() if line.startswith("poison-")}
+    site.wait(lambda: len(parked()) == 3, timeout=20, what="three poison messages parked")
+    reasons = parked()
+    assert all(" invalid " in line for line in reasons.values())
+    assert "RecursionError" in reasons["poison-deep"] or "nest" in reasons["poison-deep"]
+    assert "digit" in reasons["poison-digits"] or "integer" in reasons["poison-digits"]
+    assert "time" in reasons["poison-time"]
+
+    # And a valid event published after them is handled, while the poison ones were read once each, no more
+    sentinel = site.doppel("publish", "env.requested", "--data",
+                           '{"env": "after-poison", "production": "shop"}').stdout.strip()
+    site.wait(lambda: "env.ready" in [e["type"] for e in site.events(sentinel)], what="the sentinel's chain")
+    text = log.read_text()
+    for message_id in ("poison-deep", "poison-digits", "poison-time"):
+        parkings = [line for line in text.splitlines() if f"snapshot: parked {message_id} " in line]
+        assert len(parkings) == 1, f"{message_id} was read {len(parkings)} times"
+    assert "handler for doppel.fn.snapshot raised" not in text and "putting the unsettled back" not in text
