@@ -57,13 +57,24 @@ class QueueSpec:
     kind: str = "quorum"  # quorum | classic
     bindings: tuple[str, ...] = ()  # topic patterns on EXCHANGE
     message_ttl_ms: int | None = None
-    dead_letter_to: str | None = None  # expired messages go to this queue (via the default exchange)
+    # Expired messages, and those over the delivery limit, go to this queue (via the default exchange).
+    dead_letter_to: str | None = None
     single_active_consumer: bool = False
+    # Deliveries of one message before it is dead-lettered instead of delivered again (quorum queues):
+    # the last resort against a message that comes back for ever.
+    delivery_limit: int | None = None
+    # A queue of this name declared by an older Doppel with other arguments is used as it is (and
+    # reported in `queues_as_found`) instead of failing the whole declaration.
+    accept_existing: bool = False
 
 
 class Broker(Protocol):
     def declare(self, queues: Sequence[QueueSpec]) -> None:
         """Declare EXCHANGE and these queues with their bindings; safe to repeat."""
+
+    @property
+    def queues_as_found(self) -> dict[str, str]:
+        """Queues (`accept_existing`) that exist with other arguments than declared, and how they differ."""
 
     def publish(self, messages: Sequence[Message]) -> None:
         """Publish and return only once the broker confirmed every one (PublishError otherwise).

@@ -140,6 +140,11 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------
     def declare(self) -> None:
         self.broker.declare(topology.queues_for(self.functions, self.retry))
+        outdated = self.broker.queues_as_found
+        for name in sorted(outdated):
+            log.warning("%s was declared by an older Doppel, without a delivery limit: a message that keeps coming "
+                        "back is not parked after %d redeliveries there, unless a policy gives it the limit "
+                        "(`doppel topology --declare` prints the command)", name, topology.DELIVERY_LIMIT)
 
     def start(self) -> None:
         self.declare()
