@@ -16,10 +16,11 @@ DEFAULT_EXCHANGE = ""  # AMQP's default exchange: routing key = queue name
 # Headers Doppel writes; the attempt count lives here, never in process memory.
 H_ATTEMPT = "x-doppel-attempt"
 H_ERROR = "x-doppel-error"
-H_ERROR_KIND = "x-doppel-error-kind"  # invalid | permanent | exhausted
+H_ERROR_KIND = "x-doppel-error-kind"  # invalid | permanent | exhausted | abandoned
 H_FUNCTION = "x-doppel-function"
 H_ROUTING_KEY = "x-doppel-routing-key"  # the event type, kept when a message moves between queues
 H_PARKED_AT = "x-doppel-parked-at"
+H_REDRIVEN_AT = "x-doppel-redriven-at"  # published again by a worker's sweep: its claim ran out, its message was lost
 
 
 class PublishError(RuntimeError):

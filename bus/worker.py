@@ -16,6 +16,14 @@ in one transaction when it runs out of events, and acks them. So that a slow
 handler does not hold up the rest of its batch, a watchdog gives claimed events
 that have waited longer than STALL_S to a helper thread, and has the ledger's
 writer thread record completions that have waited that long.
+
+Sweeps. Every `sweep_every_s` the worker publishes again, to its function's
+queue, each event whose claim ran out more than `redrive_after_s` ago with no
+delivery taking it over: its message was lost (see bus.ledger). The ledger hands
+each such claim to one worker, and the claim keeps a re-drive exactly-once in
+effect. Then it runs the `sweep(deps, ledger, publish, lease_s)` of its
+functions that have one (the environment chain's fails environments that no work
+will move on; `publish` publishes a list of events with confirms).
 """
 from __future__ import annotations
 
@@ -32,8 +40,8 @@ from datetime import datetime, timezone
 
 from bus import topology
 from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message, PublishError)
-from bus.ledger import Claim, Ledger
+                        H_REDRIVEN_AT, H_ROUTING_KEY, Message, PublishError)
+from bus.ledger import ABANDONED_REASON, MAX_TAKEOVERS, Claim, Ledger, Redrive
 from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
 from doppel.secrets import redact
@@ -111,16 +119,22 @@ class _Job:
 
 class Worker:
     def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
-                 lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None):
+                 lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None,
+                 sweep_every_s: float | None = None, redrive_after_s: float | None = None):
+        """`sweep_every_s` and `redrive_after_s` default to the lease: a lost message is published again
+        between one and two leases after its claim ran out."""
         self.broker, self.functions, self.ledger, self.deps = broker, list(functions), ledger, deps
         self.retry = retry or RetryPolicy()
         self.lease_s, self.prefetch = lease_s, prefetch
+        self.sweep_every_s = sweep_every_s if sweep_every_s is not None else lease_s
+        self.redrive_after_s = redrive_after_s if redrive_after_s is not None else lease_s
         self.reporter = reporter or Reporter()
         self.stats = Stats()
         self._active: dict[tuple[str, str], tuple[str, float]] = {}
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
         # Ledger owners: unique per claim across workers; a counter is cheaper than a uuid per delivery.
         self._owner_prefix = uuid.uuid4().hex
         self._claims = itertools.count(1)
@@ -153,6 +167,8 @@ class Worker:
         self._helpers = ThreadPoolExecutor(MAX_HELPERS, thread_name_prefix="doppel-helper")
         self._watchdog = threading.Thread(target=self._watch_ready, name="doppel-worker-watchdog", daemon=True)
         self._watchdog.start()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="doppel-worker-sweep", daemon=True)
+        self._sweeper.start()
         for function in self.functions:
             self.broker.consume_batches(topology.function_queue(function.NAME),
                                         lambda deliveries, fn=function: self.on_deliveries(fn, deliveries),
@@ -182,7 +198,7 @@ class Worker:
         if not jobs:
             return
         claims = self.ledger.claim_many([(function.NAME, job.key, job.owner, job.event) for job in jobs],
-                                        self.lease_s)
+                                        self.lease_s, [_event_json(job.delivery.message) for job in jobs])
         mine = []
         for job, claim in zip(jobs, claims):
             if claim is Claim.RUN:
@@ -190,6 +206,9 @@ class Worker:
             elif claim is Claim.DONE:
                 self.stats.add("duplicate", function.NAME)
                 job.delivery.ack()
+            elif claim is Claim.ABANDONED:  # its claims kept running out: compensate and park, do not run
+                self._give_up(function, job.delivery, job.event, "abandoned",
+                              ABANDONED_REASON.format(times=MAX_TAKEOVERS + 1), job.attempt)
             else:  # another worker holds it; if that worker died, its lease runs out and a later try takes over
                 self._delay(function, job.delivery, job.attempt, "claimed by another worker", step=1,
                             count_attempt=False)
@@ -423,6 +442,46 @@ class Worker:
         return {"function": function.NAME, "event_type": event.type, "event_id": event.id,
                 "correlation_id": event.correlationid}
 
+    # -- sweeps ----------------------------------------------------------------
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(self.sweep_every_s):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - the broker or the database away: the next sweep tries again
+                log.exception("sweep failed; the next one, in %g s, tries again", self.sweep_every_s)
+
+    def sweep(self) -> int:
+        """Publish again the events whose claims ran out unclaimed, then run the functions' sweeps; how many
+        events were published again."""
+        by_name = {function.NAME: function for function in self.functions}
+        redriven = sum(self._redrive(by_name[r.function], r)
+                       for r in self.ledger.take_redrives(list(by_name), self.redrive_after_s))
+        hooks = {id(hook): hook for f in self.functions if (hook := getattr(f, "sweep", None)) is not None}
+        for hook in hooks.values():
+            hook(self.deps, self.ledger, self._publish_events, self.lease_s)
+        return redriven
+
+    def _publish_events(self, events: list[Event]) -> None:
+        if events:
+            self.broker.publish([event_message(e) for e in events])
+
+    def _redrive(self, function, redrive: Redrive) -> bool:
+        late = self.ledger.now() - redrive.lease_until
+        if redrive.event is None:
+            log.error("%s: the claim on %s ran out %.0f s ago and no delivery took it over, but it keeps no event "
+                      "(made before claims kept theirs, or by a sweep) to publish again%s", function.NAME, redrive.key,
+                      late, f"; publish {redrive.event_type} {redrive.event_id} again by hand"
+                      if redrive.event_id else "")
+            return False
+        headers = {H_ROUTING_KEY: redrive.event_type, H_REDRIVEN_AT: datetime.now(timezone.utc).isoformat()}
+        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.function_queue(function.NAME),
+                                     body=redrive.event, message_id=redrive.event_id or "", headers=headers,
+                                     timestamp=int(time.time()), correlation_id=redrive.correlation_id)])
+        self.stats.add("redriven", function.NAME)
+        log.warning("%s: published %s %s again: its claim ran out %.0f s ago and no delivery took it over",
+                    function.NAME, redrive.event_type, redrive.event_id, late)
+        return True
+
     # -- leases ----------------------------------------------------------------
     def _renew_leases(self) -> None:
         period = self.lease_s / 3
@@ -437,6 +496,22 @@ class Worker:
                         log.warning("%s: lost the claim on %s (lease ran out)", name, key)
                 except Exception:  # noqa: BLE001 - a database hiccup must not kill the renewer
                     log.exception("lease renewal failed")
+
+
+# Header prefixes of the CloudEvents AMQP bindings' binary mode (see schemas.envelope.from_amqp).
+_BINARY_MODE = ("ce-", "cloudEvents:", "cloudEvents_")
+
+
+def _event_json(message: Message) -> str | None:
+    """The event as structured-mode JSON when the message body is just that (so the ledger need not serialise
+    it again); None for binary mode, where the body is only the data."""
+    if not message.content_type.startswith("application/cloudevents") or \
+            any(name.startswith(_BINARY_MODE) for name in message.headers):
+        return None
+    try:
+        return message.body.decode()
+    except UnicodeDecodeError:  # JSON in UTF-16 or -32: serialised by the ledger instead
+        return None
 
 
 def format_exception(exc: BaseException) -> str:

@@ -286,6 +286,12 @@ def cmd_dlq_show(args) -> int:
 
 def _replay(app: App, name: str, delivery) -> None:
     message = delivery.message
+    if message.headers.get(H_ERROR_KIND) == "abandoned":  # its key refuses every delivery until reopened
+        import functions
+        from bus.worker import default_key
+        from schemas.envelope import from_amqp
+        key_of = getattr(functions.BY_NAME[name], "idempotency_key", default_key)
+        app.ledger.reopen(name, key_of(from_amqp(message.body, message.headers, message.content_type)))
     headers = {k: v for k, v in message.headers.items()
                if k not in (H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_PARKED_AT, "x-death", "x-delivery-count")
                and not k.startswith("x-first-death-")}
