@@ -6,7 +6,7 @@ off, personal data anonymised, as the production's clone policy says.
 import secrets
 
 from clouds.base import Stack
-from doppel.chain import environment_of, on_chain_failure
+from doppel.chain import environment_of, on_chain_failure, sweep_stuck_environments
 from doppel.registry import CLONING, CONFIGURING, READY
 
 NAME = "configure"
@@ -35,3 +35,4 @@ def handle(event, deps) -> list:
 
 
 on_failure = on_chain_failure(NAME)
+sweep = sweep_stuck_environments  # the worker runs it periodically, once for the three chain functions

@@ -3,7 +3,7 @@
 A replay of the same request, or a request for a name that is already living, makes
 nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud snapshot that takes minutes is finished by `poll`.
 """
-from doppel.chain import on_chain_failure, request_id
+from doppel.chain import on_chain_failure, request_id, sweep_stuck_environments
 from doppel.errors import PermanentError
 from doppel.registry import FAILED, REQUESTED, SNAPSHOTTING
 
@@ -42,3 +42,4 @@ def handle(event, deps) -> list:
 
 
 on_failure = on_chain_failure(NAME)
+sweep = sweep_stuck_environments  # the worker runs it periodically, once for the three chain functions
