@@ -197,7 +197,7 @@ class LocalDriver:
         if not data:
             return None
         found = Snapshot.from_dict(data)
-        if found.status == SNAPSHOT_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
+        if _interrupted(found.status, SNAPSHOT_IN_PROGRESS, SNAPSHOT_COMPLETE, partial):
             return replace(found, status=SNAPSHOT_FAILED,
                            status_reason="interrupted: the worker taking it stopped; snapshot again with the same "
                                          "key to start over")
@@ -243,6 +243,10 @@ class LocalDriver:
                         "(doppel env delete) or choose another name", env=env)
                 return found
             recorded = state.read_json(snapshot_dir / "snapshot.json") or {}
+            if found is not None and recorded.get("used_by") == env and (partial / "root").is_dir():
+                # An interrupted build that had taken the snapshot's copy (a failed one gave it back): take it again.
+                self._return_snapshot_copy(snapshot_dir, partial)
+                recorded = state.read_json(snapshot_dir / "snapshot.json") or {}
             if not (snapshot_dir / "root").is_dir():
                 why = f"its copy became env {recorded['used_by']}" if recorded.get("used_by") else \
                     "it was deleted, or is not complete"
@@ -311,12 +315,17 @@ class LocalDriver:
     def _give_snapshot_copy_back(self, snapshot_dir: Path, partial: Path) -> None:
         """Undo a take-over after a failed build, so a retry has its snapshot again."""
         with state.locked(self._lock_file):
-            if (partial / "root").is_dir() and snapshot_dir.is_dir() and not (snapshot_dir / "root").exists():
-                os.rename(partial / "root", snapshot_dir / "root")
-                record = state.read_json(snapshot_dir / "snapshot.json")
-                record.pop("used_by", None)
-                record["status_reason"] = ""
-                state.write_json(snapshot_dir / "snapshot.json", record)
+            self._return_snapshot_copy(snapshot_dir, partial)
+
+    @staticmethod
+    def _return_snapshot_copy(snapshot_dir: Path, partial: Path) -> None:
+        """Move a taken-over copy back into its snapshot (caller holds the lock)."""
+        if (partial / "root").is_dir() and snapshot_dir.is_dir() and not (snapshot_dir / "root").exists():
+            os.rename(partial / "root", snapshot_dir / "root")
+            record = state.read_json(snapshot_dir / "snapshot.json")
+            record.pop("used_by", None)
+            record["status_reason"] = ""
+            state.write_json(snapshot_dir / "snapshot.json", record)
 
     def _outputs(self, env: str, spec: Mapping, env_root: Path) -> dict:
         """The new environment's endpoints: where it lives, its URL, each database's path and URL."""
@@ -343,7 +352,7 @@ class LocalDriver:
         if not data:
             return None
         found = Stack.from_dict(data["stack"])
-        if found.status == CREATE_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
+        if _interrupted(found.status, CREATE_IN_PROGRESS, CREATE_COMPLETE, partial):
             return replace(found, status=CREATE_FAILED,
                            status_reason="interrupted: the worker building it stopped; create_stack with the same "
                                          "key rebuilds it, delete_stack removes it")
@@ -554,6 +563,13 @@ class LocalDriver:
                 os.rename(folder, trash)
                 moved.append(trash)
         return moved
+
+
+def _interrupted(status: str, in_progress: str, complete: str, partial: Path) -> bool:
+    """Whether a build recorded in `partial` stopped with its builder: one in progress, or one recorded complete
+    whose builder died before renaming it into place (it still holds owner.json, removed just before the rename)."""
+    owner = state.read_json(partial / "owner.json")
+    return (status == in_progress or (status == complete and owner is not None)) and not state.builder_alive(owner)
 
 
 def _dns_name(name: str) -> str:
