@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from bus.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
+from bus.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec, check_sendable
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,9 @@ class MemoryBroker:
         return {}  # nothing outlives the process: every queue is declared as this version says
 
     def publish(self, messages: Sequence[Message]) -> None:
+        """Enqueue every message, or none when one is Unsendable: what RabbitMQ could not carry is refused here too."""
+        for message in messages:
+            check_sendable(message)
         with self._lock:
             for message in messages:
                 if message.exchange == DEFAULT_EXCHANGE:
@@ -151,6 +154,10 @@ class MemoryBroker:
                 else:
                     raise PublishError(f"no exchange {message.exchange!r}")
             self._wake.notify_all()
+
+    def publisher_state(self) -> dict:
+        """As RabbitBroker's; a publish here is a function call, so there is no channel to lose."""
+        return {"ok": True}
 
     def consume(self, queue: str, handler: Callable, prefetch: int = 32) -> None:
         with self._lock:

@@ -29,6 +29,18 @@ before anything else is sent. What callers see meanwhile:
 - Deliveries in flight when the connection drops are redelivered by RabbitMQ;
   their `ack`/`nack` become logged no-ops.
 
+Confirms. RabbitMQ numbers the messages of a confirm-mode channel 1, 2, 3...
+and confirms them by that number, so the publisher must count exactly what went
+out. Every message is checked against AMQP's limits (`check_sendable`) in the
+caller's thread, before it is handed to the I/O thread: one that cannot be sent
+raises Unsendable and nothing of its batch is sent. A message is counted only
+once pika has written it; if pika raises anyway (it encodes all of a message's
+frames before writing any), nothing went out and the count holds. A channel
+whose count may be off (a publish that failed half-way, a confirm for a number
+never sent, or no confirm for CONFIRM_GIVE_UP_S) is never used again: what it
+owed fails ("may or may not have been enqueued"), it is closed, and a new one
+opens. `publisher_state()` tells /health whether publishing works right now.
+
 Settling in bulk. A handler's ack or nack is queued, and the I/O thread is woken
 once for everything queued meanwhile, not once per message. It then acks the
 longest run of a consumer's oldest unsettled deliveries with one multiple ack
@@ -55,7 +67,8 @@ from pika import spec
 from pika.adapters.select_connection import IOLoop
 from pika.exceptions import ChannelClosedByBroker
 
-from bus.broker import DEFAULT_EXCHANGE, EXCHANGE, Message, PublishError, QueueSpec
+from bus.broker import (DEFAULT_EXCHANGE, EXCHANGE, FRAME_MAX, Message, PublishError, QueueSpec, Unsendable,
+                        check_sendable)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +77,9 @@ RECONNECT_MAX_DELAY = 10.0
 OPERATION_TIMEOUT = 30.0  # how long publish/declare/get/depth/purge wait, outage included
 CLOSE_TIMEOUT = 10.0  # how long close() waits for handlers still running
 MAX_HANDLER_THREADS = 16
+CONFIRM_OVERDUE_S = 10.0  # a message unconfirmed this long makes publisher_state() unhealthy
+CONFIRM_GIVE_UP_S = OPERATION_TIMEOUT  # ... and this long, its channel is replaced (every caller has given up)
+CONFIRM_WATCH_S = 1.0  # how often the I/O thread looks for overdue confirms
 
 
 class BrokerUnavailable(PublishError):
@@ -258,6 +274,7 @@ class _Batch:
     messages: Sequence[Message]
     future: Future = field(default_factory=Future)
     unconfirmed: int = 0
+    sent_at: float = 0.0  # time.monotonic() when it went out; the age of what is still unconfirmed
     # Built by the caller's thread, so the I/O thread only encodes and sends.
     properties: list = field(init=False)
 
@@ -290,10 +307,15 @@ class _ConfirmChannel:
         self._last_tag = 0  # delivery tags count 1, 2, 3... per channel once confirms are on
         self._unconfirmed: dict[int, _Sent] = {}
         self._waiting: list[_Batch] = []
+        self._broken: str | None = None  # why the open channel is being replaced; its confirms no longer count
+        self.opened = 0  # channels opened so far (the first, then one after each loss or replacement)
+        self.replaced = 0  # channels given up because their confirms could no longer be matched
 
     def open(self, connection) -> None:
         if self._channel is not None and not self._channel.is_closed:
             return
+        self._broken = None
+        self.opened += 1
         self._channel = connection.channel(on_open_callback=self._on_open)
         self._channel.add_on_close_callback(self._on_closed)
 
@@ -303,15 +325,68 @@ class _ConfirmChannel:
             return
         if not batch.future.set_running_or_notify_cancel():
             return  # the caller timed out while we were disconnected: send nothing
-        batch.unconfirmed = len(batch.messages)
+        batch.unconfirmed, batch.sent_at = len(batch.messages), time.monotonic()
         channel = self._channel
-        for message, properties in zip(batch.messages, batch.properties):
+        for sent, (message, properties) in enumerate(zip(batch.messages, batch.properties)):
+            frames_before = channel.connection.frames_sent
+            try:
+                # mandatory only on the default exchange: a message to a missing queue must come back
+                # as an error; on the topic exchange an unbound type is dropped, as AMQP intends.
+                channel.basic_publish(message.exchange, message.routing_key, message.body, properties,
+                                      mandatory=message.exchange == DEFAULT_EXCHANGE)
+            except Exception as exc:  # noqa: BLE001 - check_sendable should have caught it; keep the count true
+                self._publish_failed(batch, message, sent, exc, channel.connection.frames_sent == frames_before)
+                return
+            # RabbitMQ numbers what it received: count a message only once it went out.
             self._last_tag += 1
             self._unconfirmed[self._last_tag] = _Sent(batch, message)
-            # mandatory only on the default exchange: a message to a missing queue must come back
-            # as an error; on the topic exchange an unbound type is dropped, as AMQP intends.
-            channel.basic_publish(message.exchange, message.routing_key, message.body, properties,
-                                  mandatory=message.exchange == DEFAULT_EXCHANGE)
+
+    def _publish_failed(self, batch: _Batch, message: Message, sent: int, error: Exception,
+                        nothing_written: bool) -> None:
+        """basic_publish raised: fail the batch; replace the channel unless the count is known to hold."""
+        earlier = f"; {sent} earlier message(s) of its batch were sent" if sent else ""
+        cause = describe(error)[:300]  # pika's errors can quote the whole over-long value
+        if nothing_written and self._channel is not None and self._channel.is_open:
+            # pika encodes all of a message's frames before writing the first: nothing of it went out,
+            # and nothing was counted for it. Encoding fails the same way every time.
+            _fail(batch.future, Unsendable(message.message_id, "the message", f"was refused by pika ({cause}); "
+                                           f"nothing of it was sent{earlier}"))
+            return
+        _fail(batch.future, PublishError(f"publishing {message.message_id} failed half-way ({cause}){earlier}; "
+                                         "it may or may not have been enqueued"))
+        self.replace(f"a publish failed half-way: {cause}")
+
+    def replace(self, why: str) -> None:
+        """Stop trusting this channel: fail what it owes, close it; a new channel opens once it has closed."""
+        channel = self._channel
+        if channel is None or self._broken is not None:
+            return
+        self._broken, self._last_tag = why, -1  # new batches wait for the new channel
+        self.replaced += 1
+        log.error("replacing the publish channel: %s", why)
+        self._fail_unconfirmed(f"the publish channel was replaced before RabbitMQ confirmed {{unconfirmed}} of "
+                               f"{{total}} message(s) ({why}); they may or may not have been enqueued")
+        if channel.is_open:
+            channel.close()
+
+    def oldest_unconfirmed_s(self) -> float:
+        """How long the oldest message still owed a confirm has waited (0 when none is)."""
+        for sent in self._unconfirmed.values():  # insertion order is send order
+            return time.monotonic() - sent.batch.sent_at
+        return 0.0
+
+    def state(self) -> dict:
+        if self._broken is not None:
+            channel = "being replaced"
+        elif self._channel is None or self._channel.is_closed:
+            channel = "closed"
+        elif self._channel.is_open and self._last_tag >= 0:
+            channel = "confirming"
+        else:
+            channel = "opening"
+        return {"channel": channel, "unconfirmed": len(self._unconfirmed),
+                "oldest_unconfirmed_s": round(self.oldest_unconfirmed_s(), 3), "waiting": len(self._waiting),
+                "channels_opened": self.opened, "channels_replaced": self.replaced}
 
     def abandon_waiting(self, error: PublishError) -> None:
         waiting, self._waiting = self._waiting, []
@@ -330,7 +405,13 @@ class _ConfirmChannel:
             self.send(batch)
 
     def _on_confirm(self, frame) -> None:
+        if self._broken is not None:
+            return  # the channel is being replaced; what it owed has failed already
         method = frame.method
+        if method.delivery_tag > self._last_tag:
+            self.replace(f"RabbitMQ confirmed message {method.delivery_tag}, but this channel sent only "
+                         f"{self._last_tag}")
+            return
         for tag in self._settled_tags(method.delivery_tag, method.multiple):
             sent = self._unconfirmed.pop(tag)
             if isinstance(method, spec.Basic.Nack):
@@ -366,12 +447,15 @@ class _ConfirmChannel:
         if channel is not self._channel:
             return
         self._channel = None
+        self._fail_unconfirmed(f"the publish channel closed before RabbitMQ confirmed {{unconfirmed}} of "
+                               f"{{total}} message(s) ({describe(reason)}); they may or may not have been enqueued")
+        self._on_lost()
+
+    def _fail_unconfirmed(self, template: str) -> None:
         lost, self._unconfirmed = self._unconfirmed, {}
         for batch in {id(sent.batch): sent.batch for sent in lost.values()}.values():
-            _fail(batch.future, PublishError(
-                f"the publish channel closed before RabbitMQ confirmed {batch.unconfirmed} of "
-                f"{len(batch.messages)} message(s) ({describe(reason)}); they may or may not have been enqueued"))
-        self._on_lost()
+            _fail(batch.future, PublishError(template.format(unconfirmed=batch.unconfirmed,
+                                                             total=len(batch.messages))))
 
 
 # -- consuming --------------------------------------------------------------------
@@ -554,6 +638,8 @@ class RabbitBroker:
         self._consumers: list[_Consumer] = []
         self._waiting: list[Callable[[], None]] = []  # calls made while disconnected
         self._publisher = _ConfirmChannel(on_lost=self._reopen_publisher_later)
+        self._confirm_watch = None
+        self._frame_max = min(self._parameters.frame_max, FRAME_MAX)
         self._get_channel = None
         self._pending_get: tuple[str, Future] | None = None
         # Acks and nacks from handler threads, waiting for the I/O thread (see "Settling in bulk").
@@ -564,6 +650,7 @@ class RabbitBroker:
         self._thread = threading.Thread(target=self._run_io_thread, name="doppel-rabbitmq-io", daemon=True)
         self._thread.start()
         self._call_soon(self._connect)
+        self._call_soon(self._watch_confirms)
         if not self._connected.wait(connect_timeout):
             error = self._last_error
             self.close(timeout=1)
@@ -587,15 +674,29 @@ class RabbitBroker:
     def publish(self, messages: Sequence[Message], timeout: float = OPERATION_TIMEOUT) -> None:
         """Return once RabbitMQ confirmed every message; PublishError on nack, return, or loss.
 
-        During an outage this waits for the reconnect up to `timeout`; see the module docstring.
+        Unsendable, and nothing sent, when a message does not fit AMQP. During an
+        outage this waits for the reconnect up to `timeout`; see the module docstring.
         """
         if not messages:
             return
+        for message in messages:
+            check_sendable(message, self._frame_max)  # Unsendable: nothing of the batch is sent
         batch = _Batch(list(messages))
         what = f"publishing {len(batch.messages)} message(s) to {self.where}"
         if not self._call_soon(lambda: self._publish_on_io(batch)):
             raise BrokerUnavailable(f"{what}: the broker is closed")
         self._wait(batch.future, timeout, what)
+
+    def publisher_state(self, timeout: float = 2.0) -> dict:
+        """Whether publishing works right now, as the I/O thread sees it (BrokerUnavailable if it does not answer).
+
+        {"ok", "connected", "channel": confirming | opening | being replaced | closed, "unconfirmed",
+        "oldest_unconfirmed_s", "waiting", "channels_opened", "channels_replaced"}, and "problem" when not ok.
+        """
+        future: Future = Future()
+        if not self._call_soon(lambda: _succeed(future, self._publisher_state_on_io())):
+            raise BrokerUnavailable("the broker is closed")
+        return self._wait(future, timeout, "reading the publisher's state")
 
     def consume(self, queue: str, handler: Callable, prefetch: int = 32,
                 timeout: float = OPERATION_TIMEOUT) -> None:
@@ -826,6 +927,8 @@ class RabbitBroker:
         self._closing = True
         if self._reconnect_timer is not None:
             self._ioloop.remove_timeout(self._reconnect_timer)
+        if self._confirm_watch is not None:
+            self._ioloop.remove_timeout(self._confirm_watch)
         closed = BrokerUnavailable(f"the broker for {self.where} is closing")
         self._publisher.abandon_waiting(closed)
         waiting, self._waiting = self._waiting, []
@@ -895,6 +998,31 @@ class RabbitBroker:
             _fail(batch.future, BrokerUnavailable(f"the broker for {self.where} is closing"))
         else:
             self._publisher.send(batch)  # waits inside while the channel is down
+
+    def _watch_confirms(self) -> None:
+        """Every CONFIRM_WATCH_S: a channel that has owed a confirm for CONFIRM_GIVE_UP_S is replaced."""
+        self._confirm_watch = None
+        if self._closing:
+            return
+        waited = self._publisher.oldest_unconfirmed_s()
+        if waited > CONFIRM_GIVE_UP_S:
+            self._publisher.replace(f"no confirm for {waited:.0f} s")
+        self._confirm_watch = self._ioloop.call_later(CONFIRM_WATCH_S, self._watch_confirms)
+
+    def _publisher_state_on_io(self) -> dict:
+        state = {"connected": self._ready, **self._publisher.state()}
+        if not self._ready:
+            problem = "not connected to RabbitMQ"
+        elif state["channel"] != "confirming":
+            problem = f"the publish channel is {state['channel']}"
+        elif state["oldest_unconfirmed_s"] > CONFIRM_OVERDUE_S:
+            problem = f"a message has waited {state['oldest_unconfirmed_s']:.1f} s for its confirm"
+        else:
+            problem = None
+        state["ok"] = problem is None
+        if problem:
+            state["problem"] = problem
+        return state
 
     def _reopen_publisher_later(self) -> None:
         """The publish channel died; if the connection lives on (a channel error), open a new one."""

@@ -40,7 +40,7 @@ from datetime import datetime, timezone
 
 from bus import topology
 from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_REDRIVEN_AT, H_ROUTING_KEY, Message, PublishError)
+                        H_REDRIVEN_AT, H_ROUTING_KEY, Message, PublishError, Unsendable)
 from bus.ledger import ABANDONED_REASON, MAX_TAKEOVERS, Claim, Ledger, Redrive
 from bus.retry import RetryPolicy
 from doppel.errors import PermanentError
@@ -287,7 +287,7 @@ class Worker:
             emitted = function.handle(event, self.deps.for_event(event, function.NAME, key)) or []
             if emitted:
                 self.broker.publish([event_message(e) for e in emitted])
-        except PermanentError as exc:
+        except (PermanentError, Unsendable) as exc:  # Unsendable: what it emitted cannot be sent, ever
             reason = redact(str(exc))
             self.ledger.fail(function.NAME, key, owner, reason)
             self._give_up(function, delivery, event, "permanent", reason, attempt)

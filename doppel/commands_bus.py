@@ -10,11 +10,11 @@ from urllib.parse import unquote, urlsplit
 
 from bus import topology
 from bus.broker import (DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT,
-                        H_ROUTING_KEY, Message)
+                        H_ROUTING_KEY, Message, PublishError, Unsendable)
 from bus.worker import event_message
 from doppel.app import App, safe
 from doppel.cli import CommandError, run_until_signalled
-from schemas.envelope import Event
+from schemas.envelope import EnvelopeError, Event, check_attributes, read_json
 from schemas.events import SCHEMAS, UnknownEventType, validate_in
 
 
@@ -129,9 +129,9 @@ def read_data(text: str) -> dict:
         except OSError as exc:
             raise CommandError(f"cannot read the data file {text[1:]}: {exc.strerror}", 2) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CommandError(f"--data is not valid JSON: {exc}", 2) from None
+        data = read_json(text, "--data")
+    except EnvelopeError as exc:
+        raise CommandError(f"{exc}", 2) from None
     if not isinstance(data, dict):
         raise CommandError("--data must be a JSON object, e.g. '{\"env\": \"perf-test\"}'", 2)
     return data
@@ -147,7 +147,14 @@ def build_event(event_type: str, data: dict, *, source=None, event_id=None, corr
                           for field, msgs in errors.items())
         raise CommandError(f"{event_type} is invalid: {lines}", 2)
     kwargs = {"id": event_id} if event_id else {}
-    return Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    event = Event(type=event_type, source=source or "doppel/cli", data=data, correlationid=correlation or "", **kwargs)
+    try:
+        check_attributes(event)  # what a reader would refuse is not sent
+    except EnvelopeError as exc:
+        option = {"id": "--id ", "source": "--source ", "correlationid": "--correlation "}.get(
+            getattr(exc, "name", None), "")
+        raise CommandError(f"{option}refused: {exc}", 2) from None
+    return event
 
 
 def publish_and_settle(app: App, event: Event, functions=None) -> None:
@@ -165,6 +172,11 @@ def cmd_publish(args) -> int:
     app = App.load(args.config)
     try:
         publish_and_settle(app, event)
+    except Unsendable as exc:
+        raise CommandError(f"{event.type} was not published: {exc}", 2) from None
+    except PublishError as exc:
+        raise CommandError(f"{event.type} {event.id} was not published: {exc}; publish it again once the bus "
+                           "answers (the same --id is handled once)", 1) from None
     finally:
         app.close()
     print(event.id)

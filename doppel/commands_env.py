@@ -1,6 +1,7 @@
 """`doppel env create|list|show|delete|expire`: environments from the command line."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from datetime import datetime, timezone
@@ -11,6 +12,7 @@ from doppel.cli import CommandError
 from doppel.commands_bus import _functions, build_event
 from doppel.registry import DELETED, FAILED, READY
 from bus.worker import event_message
+from schemas.config import ttl_refusal
 from schemas.fields import parse_duration
 
 
@@ -80,24 +82,37 @@ def serve_embedded(app: App) -> None:
         app.broker.start()
 
 
+def _ttl_seconds(text: str, max_ttl: float) -> int:
+    """--ttl in whole seconds (rounded up); an error naming the limit when it is longer than max_ttl."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise CommandError(f"--ttl: {exc}", 2) from None
+    refusal = ttl_refusal(seconds, max_ttl)
+    if refusal:
+        raise CommandError(f"--ttl {text}: {refusal}", 2)
+    return math.ceil(seconds)
+
+
 def cmd_create(args) -> int:
     data = {"env": args.name, "production": args.production, "data_version": args.data_version}
-    if args.ttl:
-        data["ttl_seconds"] = int(parse_duration(args.ttl))
     if args.owner:
         data["owner"] = args.owner
-    event = build_event("env.requested", data)
+    build_event("env.requested", data)  # refuses a bad name or owner before anything is loaded
     app = App.load(args.config)
-    if args.production not in app.config["productions"]:
-        known = ", ".join(sorted(app.config["productions"])) or "none yet"
-        raise CommandError(f"no production {args.production!r} in {app.config.path or 'the configuration'} "
-                           f"(known: {known}); describe it under productions:", 2)
-    taken = app.registry.living(args.name)
-    if taken is not None:
-        raise CommandError(f"environment {args.name} already exists ({taken.state} since "
-                           f"{_when(taken.updated_at)}, from {taken.production}); `doppel env delete {args.name}` "
-                           "first, or choose another name", 2)
     try:
+        if args.ttl:
+            data["ttl_seconds"] = _ttl_seconds(args.ttl, app.config["environments"]["max_ttl"])
+        event = build_event("env.requested", data)
+        if args.production not in app.config["productions"]:
+            known = ", ".join(sorted(app.config["productions"])) or "none yet"
+            raise CommandError(f"no production {args.production!r} in {app.config.path or 'the configuration'} "
+                               f"(known: {known}); describe it under productions:", 2)
+        taken = app.registry.living(args.name)
+        if taken is not None:
+            raise CommandError(f"environment {args.name} already exists ({taken.state} since "
+                               f"{_when(taken.updated_at)}, from {taken.production}); `doppel env delete "
+                               f"{args.name}` first, or choose another name", 2)
         if app.embedded and args.no_wait:
             raise CommandError("--no-wait needs a running worker: set DOPPEL_AMQP_URL (the embedded bus "
                                "lives only as long as this command)", 2)
@@ -135,16 +150,28 @@ def _report(app: App, env) -> int:
     return 0
 
 
+def cell(text: str | None, width: int) -> str:
+    """`text` for one column of a table: one line of printable characters, at most `width` of them
+    (an ellipsis marks a cut), so no field, however long or strange, can run over the table."""
+    text = "".join(c if c.isprintable() else "?" for c in (text or "-")[:width + 1])
+    return text if len(text) <= width else text[:width - 1] + "\u2026"
+
+
+LIST_COLUMNS = (("NAME", 40), ("STATE", 13), ("FROM", 40), ("OWNER", 24), ("EXPIRES", 21), ("CREATED", 21))
+
+
 def cmd_list(args) -> int:
     app = App.load(args.config)
     envs = app.registry.all(include_ended=args.all)
     if not envs:
         print("no environments" + ("" if args.all else " living (--all shows deleted and failed ones)"), file=sys.stderr)
     else:
-        print(f"{'NAME':<24} {'STATE':<13} {'FROM':<12} {'OWNER':<12} {'EXPIRES':<21} CREATED")
-        for env in envs:
-            print(f"{env.name:<24} {env.state:<13} {env.production:<12} {(env.owner or '-'):<12} "
-                  f"{_when(env.expires_at):<21} {_when(env.created_at)}")
+        rows = [[cell(value, width) for value, (_, width) in zip(
+            (env.name, env.state, env.production, env.owner, _when(env.expires_at), _when(env.created_at)),
+            LIST_COLUMNS)] for env in envs]
+        widths = [max(len(title), *(len(row[i]) for row in rows)) for i, (title, _) in enumerate(LIST_COLUMNS)]
+        for row in [[title for title, _ in LIST_COLUMNS], *rows]:
+            print(" ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip())
     app.close()
     return 0
 
@@ -156,7 +183,7 @@ def cmd_show(args) -> int:
         raise CommandError(f"no environment {args.name!r} was ever requested; `doppel env list --all` shows them")
     print(f"{env.name}: {env.state}")
     print(f"  from        {env.production} (data {env.data_version or 'latest'})")
-    print(f"  owner       {env.owner or '-'}")
+    print(f"  owner       {cell(env.owner, 200)}")
     print(f"  requested   {_when(env.created_at)} as {env.request_id}")
     print(f"  expires     {_when(env.expires_at)}")
     if env.reason:

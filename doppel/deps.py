@@ -14,7 +14,7 @@ from typing import Any, Callable
 from doppel.errors import PermanentError
 from marshmallow import ValidationError
 from schemas.envelope import Event, derived_id
-from schemas.events import validate_out
+from schemas.events import clip_out, validate_out
 
 
 def _utcnow() -> datetime:
@@ -46,8 +46,9 @@ class Deps:
         return bound
 
     def emit(self, event_type: str, **data) -> Event:
-        """An event to publish once the handler returns it; validated strictly here."""
-        data = {k: v for k, v in data.items() if v is not None}
+        """An event to publish once the handler returns it; validated strictly here (an over-long reason is
+        shortened first, so the `*.failed` that carries it is still sent)."""
+        data = clip_out(event_type, {k: v for k, v in data.items() if v is not None})
         try:
             validate_out(event_type, data)
         except ValidationError as exc:

@@ -40,12 +40,17 @@ def message_for(event) -> str:
 
 def reply_address(event, deps) -> str | None:
     """Where the requester of this chain's environment waits for the outcome (a slash command's
-    response URL), from the registry: written by `snapshot` before any event of the chain exists."""
+    response URL), from the registry: written by `snapshot` before any event of the chain exists.
+
+    A request refused before it had an environment (its name was taken) is in no registry row:
+    its env.failed carries the reply_to itself."""
     request = event.data.get("request")
     if not request or deps.registry is None:
         return None
     env = deps.registry.by_request(request)
-    return env.reply_to if env is not None else None
+    if env is not None:
+        return env.reply_to
+    return event.data.get("reply_to") if event.type == "env.failed" else None
 
 
 def handle(event, deps) -> list:

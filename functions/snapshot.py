@@ -2,14 +2,23 @@
 
 A replay of the same request, or a request for a name that is already living, makes
 nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud snapshot that takes minutes is finished by `poll`.
+
+Whoever asked always hears the outcome: a request refused here (an unknown production, a
+TTL over `environments.max_ttl`, a name already living) ends in `env.failed` with the
+reason, which `notify` posts to the request's `reply_to`.
 """
+import logging
+
 from doppel.chain import on_chain_failure, request_id, sweep_stuck_environments
 from doppel.errors import PermanentError
 from doppel.registry import FAILED, REQUESTED, SNAPSHOTTING
+from schemas.config import ttl_refusal
 
 NAME = "snapshot"
 CONSUMES = "env.requested"
 EMITS = ("snapshot.done", "env.failed")
+
+log = logging.getLogger(__name__)
 
 
 def idempotency_key(event) -> str:
@@ -27,7 +36,16 @@ def handle(event, deps) -> list:
         data_version=data.get("data_version"), ttl_seconds=data.get("ttl_seconds"),
         correlation_id=event.correlationid, reply_to=data.get("reply_to"))
     if not created and env.request_id != request_id(event):
-        return []  # that name is taken by a living environment: this request makes nothing
+        # That name is taken by a living environment: this request makes nothing, and its requester hears so.
+        return [refused(event, deps, f"the name {env.name} is taken by a living environment ({env.state}, from "
+                                     f"{env.production}, requested as {env.request_id}), which is left as it is; "
+                                     "ask again under another name, or delete that one first")]
+    if env.state in (REQUESTED, FAILED):
+        # Nothing made yet: judged by today's limit (a re-run further on is not, so a limit lowered meanwhile
+        # never fails an environment already being made). Its compensation marks it failed and says why.
+        refusal = ttl_refusal(data.get("ttl_seconds"), deps.config["environments"]["max_ttl"])
+        if refusal:
+            raise PermanentError(f"environment {data['env']}: {refusal}")
     if env.state == FAILED and deps.registry.living(env.name) is None:
         # The same request replayed after its failure was fixed: the same environment tries again.
         env = deps.registry.move(env, REQUESTED, event_id=event.id, reason="replayed after failure")
@@ -41,5 +59,41 @@ def handle(event, deps) -> list:
                       snapshot=snapshot.to_dict())]
 
 
-on_failure = on_chain_failure(NAME)
+def refused(event, deps, reason: str):
+    """The env.failed of a request that has no environment of its own; it carries the request's reply_to."""
+    data = event.data
+    return deps.emit("env.failed", env=data["env"], production=data["production"], request=request_id(event),
+                     step=NAME, reason=reason, cause_id=event.id, reply_to=data.get("reply_to"))
+
+
+_compensate = on_chain_failure(NAME)
+
+
+def on_failure(event, reason: str, deps) -> list:
+    """After the last attempt, or at once for a permanent error: compensate, and tell the requester why.
+
+    A request that failed before it was registered is registered now, as failed with the
+    reason, when its name is free (so `doppel env show NAME` says why, and a replay after
+    the fix tries the same environment again); when it cannot be, its env.failed carries
+    the reply_to itself.
+    """
+    if deps.registry.by_request(request_id(event)) is None and not _register(event, deps):
+        return [refused(event, deps, reason)]
+    return _compensate(event, reason, deps)
+
+
+def _register(event, deps) -> bool:
+    """Register the request's environment (then failed by compensation); False when its name is taken."""
+    data = event.data
+    try:
+        env, _created = deps.registry.request(
+            name=data["env"], request_id=request_id(event), production=data["production"],
+            owner=data.get("owner"), data_version=data.get("data_version"), ttl_seconds=data.get("ttl_seconds"),
+            correlation_id=event.correlationid, reply_to=data.get("reply_to"))
+    except Exception:  # noqa: BLE001 - the requester must still hear of the failure
+        log.exception("snapshot: could not register the failed request %s for %s", event.id, data["env"])
+        return False
+    return env.request_id == request_id(event)
+
+
 sweep = sweep_stuck_environments  # the worker runs it periodically, once for the three chain functions

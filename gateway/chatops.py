@@ -3,9 +3,13 @@
 Each answer is one short text, given at once (Slack waits three seconds). What takes
 longer is published as an event whose `reply_to` is the command's response URL;
 the `notify` function posts the outcome there when the chain ends.
+
+The text is read only up to MAX_TEXT characters: shlex takes time that grows with
+the square of a word's length (a 900 KB word took seconds), and no command needs more.
 """
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass
 from typing import Callable
@@ -15,6 +19,7 @@ from schemas.envelope import Event
 from schemas.events import validate_in
 from schemas.fields import parse_duration
 
+MAX_TEXT = 1000  # characters; the longest command is about a hundred
 USAGE = """Doppel slash commands:
   /doppel env create NAME --from PRODUCTION [--ttl 8h]   clone a production into a new environment
   /doppel env list                                       living environments
@@ -60,6 +65,9 @@ class ChatOps:
 
     def answer(self, command: SlashCommand) -> str:
         """The text to show the person who typed the command."""
+        if len(command.text) > MAX_TEXT:
+            return (f"That command is {len(command.text)} characters long; Doppel reads commands of at most "
+                    f"{MAX_TEXT}.\n{USAGE}")
         try:
             words = shlex.split(command.text)
         except ValueError as exc:
@@ -94,10 +102,7 @@ class ChatOps:
         production = options.get("from")
         data = {"env": name, "production": production, "owner": command.user, "reply_to": command.reply_to}
         if options.get("ttl"):
-            try:
-                data["ttl_seconds"] = max(1, int(parse_duration(options["ttl"])))
-            except ValueError as exc:
-                raise ChatUsage(str(exc)) from None
+            data["ttl_seconds"] = _ttl_seconds(options["ttl"])
         if production not in self.productions:
             known = ", ".join(sorted(self.productions)) or "none configured"
             return f"There is no production {production!r} to clone (known: {known})."
@@ -167,6 +172,18 @@ def _create_arguments(words: list[str]) -> tuple[str, dict]:
     if name is None or not options.get("from"):
         raise ChatUsage("`env create` needs a NAME and --from PRODUCTION.")
     return name, options
+
+
+def _ttl_seconds(text: str) -> int:
+    """`--ttl` in whole seconds (at least one); ChatUsage when it is not a duration or too long to count."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ChatUsage(str(exc)) from None
+    if not math.isfinite(seconds):  # float("9" * 400) is infinite: int() of it raises OverflowError
+        raise ChatUsage(f"--ttl {text[:20]}{'...' if len(text) > 20 else ''} is too long to count; "
+                        "write e.g. 8h or 2d")
+    return max(1, int(seconds))
 
 
 def _when(moment) -> str:

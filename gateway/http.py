@@ -5,11 +5,13 @@ Kept free of http.server so each route is a plain function of a Request.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 JSON = "application/json"
+MAX_DEPTH = 32  # arrays and objects inside each other; every real payload (Aodh's included) stays under 10
 _HOOK_SECRET = re.compile(r"^(/hooks/aodh/)[^/?]+")
 
 
@@ -36,12 +38,8 @@ class Request:
         return self.header("content-type").split(";")[0].strip().lower()
 
     def json(self) -> object:
-        """The body as JSON; Refused(400) when it is not."""
-        try:
-            return json.loads(self.body or b"null")
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise Refused(400, "malformed", f"the body is not JSON: {exc}",
-                          "send a JSON object with Content-Type: application/json") from None
+        """The body as JSON; Refused(400) when it is not (see `parse_json`)."""
+        return parse_json(self.body or b"null")
 
     def form(self) -> dict[str, str]:
         """The body as an HTML form (what Slack and Mattermost slash commands send); last value wins."""
@@ -79,3 +77,58 @@ class Refused(Exception):
         if self.fix:
             document["fix"] = self.fix
         return Response.json(self.status, document, self.headers)
+
+
+def parse_json(raw: bytes, what: str = "the body") -> object:
+    """`raw` as JSON, or Refused(400) saying what is wrong with it: not UTF-8, not JSON, NaN or Infinity
+    (not JSON either), a number too long to read, or arrays and objects nested over MAX_DEPTH.
+
+    Nothing that fails here reaches the bus, where it could only be parked; and no parse failure of
+    any kind (RecursionError, ValueError) may become a 500.
+    """
+    fix = "send a JSON object with Content-Type: application/json"
+    try:
+        document = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise Refused(400, "malformed", f"{what} is nested too deeply to read",
+                      f"nest arrays and objects at most {MAX_DEPTH} deep") from None
+    except UnicodeDecodeError:
+        raise Refused(400, "malformed", f"{what} is not UTF-8 text", fix) from None
+    except json.JSONDecodeError as exc:
+        raise Refused(400, "malformed", f"{what} is not JSON: {exc}", fix) from None
+    except ValueError as exc:  # a number over Python's 4300 digits, or one of ours below
+        raise Refused(400, "malformed", f"{what} is not JSON Doppel reads: {_number_error(exc)}", fix) from None
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth_over(document, MAX_DEPTH):
+        raise Refused(400, "malformed", f"{what} nests arrays and objects over {MAX_DEPTH} deep",
+                      f"nest them at most {MAX_DEPTH} deep")
+    return document
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is too large")
+    return number
+
+
+def _number_error(exc: ValueError) -> str:
+    text = str(exc)
+    return "a number has over 4300 digits" if "integer string conversion" in text else text
+
+
+def _depth_over(document, limit: int) -> bool:
+    """Whether arrays and objects nest deeper than `limit`; iterative, so any depth is safe to measure."""
+    pending = [(document, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from bus import topology
-from bus.broker import PublishError
+from bus.broker import PublishError, Unsendable
 from bus.worker import event_message
 from gateway import auth
 from gateway.aodh import alert_event
@@ -103,9 +103,19 @@ class Gateway:
 
     # -- publishing --------------------------------------------------------------
     def publish(self, event: Event, route: str) -> None:
-        """Publish and return once the broker confirmed it; Refused(503) otherwise (nothing to retry by hand)."""
+        """Publish and return once the broker confirmed it; Refused(503) otherwise (nothing to retry by hand).
+
+        An event AMQP cannot carry is Refused(400) naming the field: nothing of it was sent.
+        """
         try:
             _publish(self.app.broker, [event_message(event)], self.settings["publish_timeout"])
+        except Unsendable as exc:
+            log.warning("gateway: %s from %s refused: %s", event.type, route, exc)
+            details = {"field": exc.field}
+            if exc.limit is not None:
+                details.update(bytes=exc.length, limit=exc.limit)
+            raise Refused(400, "unsendable", f"the event cannot be sent: {exc}",
+                          "shorten or correct the field named", details=details) from None
         except PublishError as exc:
             log.warning("gateway: %s %s not confirmed: %s", event.type, event.id, exc)
             raise Refused(503, "broker_unavailable", "the event bus did not confirm the event",

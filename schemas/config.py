@@ -1,10 +1,13 @@
 """The schema of `doppel.yaml`. Secrets are never here: they come from environment variables."""
 from __future__ import annotations
 
+import math
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.backups import BackupsSection
 from schemas.dr import DrSection
+from schemas.events import TTL_CEILING
 from schemas.fields import Duration
 from schemas.gateway import GatewaySection, default_gateway
 from schemas.schedules import Schedules
@@ -29,6 +32,31 @@ class BusSection(Strict):
     stuck_after = Duration(load_default=7200.0)  # an environment half-made this long, with no work on it, is failed
 
 
+class EnvironmentsSection(Strict):
+    # The longest TTL a request may ask for; longer ones are refused with the reason (env.failed).
+    max_ttl = Duration(load_default=30 * 86400.0, validate=validate.Range(
+        max=TTL_CEILING, error="must be at most ten years (3650d)"))
+
+
+def ttl_refusal(ttl_seconds: float | None, max_ttl: float) -> str | None:
+    """Why a request's TTL is refused under `environments.max_ttl` (None when it is allowed)."""
+    if ttl_seconds is None or ttl_seconds <= max_ttl:
+        return None
+    asked = f"a TTL of {describe_seconds(ttl_seconds)}" if math.isfinite(ttl_seconds) else "an endless TTL"
+    return (f"{asked} is longer than this Doppel allows ({describe_seconds(max_ttl)}, environments.max_ttl in "
+            "doppel.yaml); ask for less, or have an operator raise the limit")
+
+
+def describe_seconds(seconds: float) -> str:
+    """A duration as a person writes it: '30d', '8h', '90s' (the largest unit that divides it)."""
+    if seconds >= 1e12:
+        return f"{seconds:.3g} s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 class SentrySection(Strict):
     environment = fields.String(load_default="production")
     release = fields.String()
@@ -38,6 +66,7 @@ class ConfigSchema(Strict):
     state_dir = fields.String(load_default=".doppel")
     source = fields.String(load_default="doppel")
     bus = fields.Nested(BusSection, load_default=lambda: BusSection().load({}))
+    environments = fields.Nested(EnvironmentsSection, load_default=lambda: EnvironmentsSection().load({}))
     sentry = fields.Nested(SentrySection, load_default=lambda: SentrySection().load({}))
     productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     backups = fields.Nested(BackupsSection, load_default=lambda: BackupsSection().load({}))

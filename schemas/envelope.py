@@ -2,11 +2,19 @@
 
 `id` + `source` is the de-duplication key, `type` the routing key, and the
 `correlationid` extension ties every event of one chain together.
+
+Reading is strict about what travels further: the attributes that identify an
+event are text of at most 255 bytes of UTF-8 (`id` and `correlationid` become
+AMQP short strings, `type` is the routing key, and the state keeps all of them
+in columns of 255), and every way bytes can fail to be a CloudEvent (not JSON,
+not UTF-8, nested too deeply, a number too long to read, an attribute of the
+wrong type) is an EnvelopeError, so a reader parks or refuses it with the reason.
 """
 from __future__ import annotations
 
 import json
 import re
+import sys
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -16,10 +24,68 @@ CONTENT_TYPE = "application/cloudevents+json"
 # CloudEvents: extension attribute names are lower-case letters and digits only.
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _CORE = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject", "data", "data_base64"}
+MAX_ATTRIBUTE_BYTES = 255
+# The attributes that identify an event, and why each is bounded.
+_BOUNDED = {"id": "it travels as the AMQP message-id", "source": "the de-duplication key and audit trail keep it",
+            "type": "it is the AMQP routing key", "correlationid": "it travels as the AMQP correlation-id",
+            "subject": "the audit trail keeps it"}
 
 
 class EnvelopeError(ValueError):
     """The bytes are not a CloudEvent Doppel can read; never worth a retry."""
+
+
+class AttributeTooLong(EnvelopeError):
+    """An attribute over MAX_ATTRIBUTE_BYTES; `name`, `length` and `limit` (bytes) say which and by how much."""
+
+    def __init__(self, name: str, length: int, limit: int = MAX_ATTRIBUTE_BYTES):
+        super().__init__(f"attribute {name!r} is {length} bytes of UTF-8; at most {limit} ({_BOUNDED[name]})")
+        self.name, self.length, self.limit = name, length, limit
+
+
+def shown(value) -> str:
+    """A value fit for an error message: its repr, cut short when long (a long value is often the fault)."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} characters)"
+
+
+def check_attribute(name: str, value) -> None:
+    """EnvelopeError unless `value` is text that fits where attribute `name` travels (see _BOUNDED)."""
+    if not isinstance(value, str):
+        raise EnvelopeError(f"attribute {name!r} must be a string, got {type(value).__name__}")
+    if value.isascii():
+        length = len(value)
+    else:
+        try:
+            length = len(value.encode())
+        except UnicodeEncodeError:
+            raise EnvelopeError(f"attribute {name!r} is not valid Unicode text (a lone surrogate?)") from None
+    if length > MAX_ATTRIBUTE_BYTES:
+        raise AttributeTooLong(name, length)
+
+
+def check_attributes(event: "Event") -> None:
+    """EnvelopeError unless an event built in code (not read) fits, as `Event.from_dict` demands of one read."""
+    for name in ("id", "source", "type", "correlationid"):
+        check_attribute(name, getattr(event, name))
+    if event.subject is not None:
+        check_attribute("subject", event.subject)
+
+
+def read_json(raw: bytes | str, what: str = "the body"):
+    """JSON text as Python objects; EnvelopeError, saying why, whatever is wrong with it."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EnvelopeError(f"{what} is not JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise EnvelopeError(f"{what} is not UTF-8 text") from None
+    except RecursionError:
+        raise EnvelopeError(f"{what} is nested too deeply to read") from None
+    except ValueError:  # the only other: Python's limit on the digits of an integer
+        raise EnvelopeError(f"{what} holds an integer of more than {sys.get_int_max_str_digits()} digits") from None
+    except TypeError as exc:
+        raise EnvelopeError(f"{what} is not JSON text ({exc})") from None
 
 
 def utcnow() -> datetime:
@@ -32,13 +98,18 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
+    if not isinstance(text, str):
+        raise EnvelopeError(f"time must be an RFC 3339 string, got {type(text).__name__}")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (TypeError, ValueError) as exc:
-        raise EnvelopeError(f"time {text!r} is not RFC 3339") from exc
+        raise EnvelopeError(f"time {shown(text)} is not RFC 3339") from exc
     if moment.tzinfo is None:
-        raise EnvelopeError(f"time {text!r} has no UTC offset")
-    return moment.astimezone(timezone.utc)
+        raise EnvelopeError(f"time {shown(text)} has no UTC offset")
+    try:
+        return moment.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+        raise EnvelopeError(f"time {shown(text)} is out of range in UTC") from None
 
 
 @dataclass(frozen=True)
@@ -81,10 +152,17 @@ class Event:
         if not isinstance(body, dict):
             raise EnvelopeError("a CloudEvent is a JSON object")
         if body.get("specversion") != SPECVERSION:
-            raise EnvelopeError(f"specversion must be {SPECVERSION!r}, got {body.get('specversion')!r}")
+            raise EnvelopeError(f"specversion must be {SPECVERSION!r}, got {shown(body.get('specversion'))}")
         for name in ("id", "source", "type"):
-            if not isinstance(body.get(name), str) or not body[name]:
+            if body.get(name) is None or body[name] == "":
                 raise EnvelopeError(f"required attribute {name!r} is missing or empty")
+            check_attribute(name, body[name])
+        correlationid = body.get("correlationid")
+        if correlationid is not None and correlationid != "":
+            check_attribute("correlationid", correlationid)
+        subject = body.get("subject")
+        if subject is not None:
+            check_attribute("subject", subject)
         data = body.get("data", {})
         if data is None:
             data = {}
@@ -95,26 +173,22 @@ class Event:
             if name in _CORE or name == "correlationid":
                 continue
             if not _EXTENSION_NAME.match(name):
-                raise EnvelopeError(f"attribute name {name!r} is not a valid CloudEvents extension name")
+                raise EnvelopeError(f"attribute name {shown(name)} is not a valid CloudEvents extension name")
             extensions[name] = value
         return cls(
             type=body["type"],
             source=body["source"],
             id=body["id"],
             data=data,
-            time=parse_time(body["time"]) if body.get("time") else utcnow(),
-            correlationid=str(body.get("correlationid") or ""),
-            subject=body.get("subject"),
+            time=parse_time(body["time"]) if body.get("time") is not None and body["time"] != "" else utcnow(),
+            correlationid=correlationid or "",
+            subject=subject,
             extensions=extensions,
         )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> "Event":
-        try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EnvelopeError(f"body is not JSON: {exc}") from exc
-        return cls.from_dict(body)
+        return cls.from_dict(read_json(raw, "body"))
 
 
 # Binary content mode: attributes in headers. The RabbitMQ binding writes `ce-`,
@@ -129,15 +203,17 @@ def from_amqp(body: bytes, headers: dict | None, content_type: str | None = None
     for name, value in headers.items():
         for prefix in _BINARY_PREFIXES:
             if name.startswith(prefix):
-                attributes[name[len(prefix):].lower()] = value.decode() if isinstance(value, bytes) else value
+                if isinstance(value, bytes):
+                    try:
+                        value = value.decode()
+                    except UnicodeDecodeError:
+                        raise EnvelopeError(f"header {shown(name)} is not UTF-8 text") from None
+                attributes[name[len(prefix):].lower()] = value
     if "specversion" not in attributes:
         return Event.from_json(body)
     if content_type and not content_type.startswith("application/json") and not content_type.endswith("+json"):
         raise EnvelopeError(f"binary-mode data of content type {content_type!r}; Doppel reads JSON data only")
-    try:
-        attributes["data"] = json.loads(body) if body else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise EnvelopeError(f"binary-mode data is not JSON: {exc}") from exc
+    attributes["data"] = read_json(body, "binary-mode data") if body else {}
     return Event.from_dict(attributes)
 
 

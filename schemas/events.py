@@ -15,7 +15,37 @@ ENV_NAME = validate.Regexp(
     r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
     error="must be 2-40 characters of lower-case letters, digits and '-', starting with a letter",
 )
+# The same rule as a production's name under `productions:` (schemas/production.py).
+PRODUCTION_NAME = validate.Regexp(
+    r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
+    error="must be a production's name: 2-40 characters of lower-case letters, digits and '-', starting with a letter",
+)
 ALARM_STATES = ("ok", "alarm", "insufficient data")
+
+# Bounds on what a person or a system sends. The gateway, chat and the CLI refuse more at the door, and a worker
+# parks it as invalid at once: a 5 MB owner or a TTL no database column holds never reaches a handler.
+TTL_CEILING = 10 * 365 * 86400  # ten years, in seconds: the most any `environments.max_ttl` may allow
+SHORT = 128        # an owner, a data version, a role, a severity, a step's name
+IDENTIFIER = 255   # an id: a backup's, an alarm's, a job's (an AMQP short string's length)
+REFERENCE = 1024   # what names another event: a request (its source/id), a cause
+URL = 2048         # a chat command's response URL
+TEXT = 4000        # a reason, a notification: a paragraph, not a log file
+
+
+def Text(limit: int, **kwargs) -> fields.String:
+    """A string of at most `limit` characters."""
+    return fields.String(validate=validate.Length(max=limit, error=f"must be at most {limit} characters"),
+                         **kwargs)
+
+
+class Clipped(fields.String):
+    """Text Doppel writes from what went wrong (an exception's message), bounded like any text on the way
+    in; on the way out `clip_out` shortens it instead, so a long error never stops its `*.failed`."""
+
+    def __init__(self, limit: int, **kwargs):
+        super().__init__(validate=validate.Length(max=limit, error=f"must be at most {limit} characters"),
+                         **kwargs)
+        self.limit = limit
 
 
 class EventData(Schema):
@@ -24,111 +54,120 @@ class EventData(Schema):
 
 class Timed(EventData):
     # Set by the scheduler on the events it emits.
-    job = fields.String()
-    scheduled_for = fields.String()
+    job = Text(IDENTIFIER)
+    scheduled_for = Text(SHORT)
     late_seconds = fields.Float()
 
 
 class EnvRequested(EventData):
     env = fields.String(required=True, validate=ENV_NAME)
-    production = fields.String(required=True)
-    ttl_seconds = fields.Integer(validate=validate.Range(min=1), allow_none=True)
-    data_version = fields.String(load_default="latest")
-    owner = fields.String()
-    role = fields.String()
-    reply_to = fields.String()  # where notify answers: a chat channel, a response URL
+    production = fields.String(required=True, validate=PRODUCTION_NAME)
+    # At most TTL_CEILING here; the `snapshot` function holds it to the configured environments.max_ttl.
+    ttl_seconds = fields.Integer(validate=validate.Range(
+        min=1, max=TTL_CEILING, error="must be between {min} second and {max} seconds (ten years); "
+                                      "environments.max_ttl in doppel.yaml sets the most this Doppel allows"),
+        allow_none=True)
+    data_version = Text(SHORT, load_default="latest")
+    owner = Text(SHORT)
+    role = Text(SHORT)
+    reply_to = Text(URL)  # where notify answers: a chat channel, a response URL
 
 
 class SnapshotDone(EventData):
-    env = fields.String(required=True)
-    request = fields.String(required=True)  # the env.requested that started the chain (source/id)
-    production = fields.String(required=True)
+    env = Text(IDENTIFIER, required=True)
+    request = Text(REFERENCE, required=True)  # the env.requested that started the chain (source/id)
+    production = Text(IDENTIFIER, required=True)
     snapshot = fields.Dict(required=True)  # the driver's Snapshot, as a dict
 
 
 class StackReady(EventData):
-    env = fields.String(required=True)
-    request = fields.String(required=True)
+    env = Text(IDENTIFIER, required=True)
+    request = Text(REFERENCE, required=True)
     stack = fields.Dict(required=True)  # the driver's Stack: id, name, status, outputs
 
 
 class EnvReady(EventData):
-    env = fields.String(required=True)
-    request = fields.String()
+    env = Text(IDENTIFIER, required=True)
+    request = Text(REFERENCE)
     endpoints = fields.Dict(required=True)
-    expires_at = fields.String(allow_none=True)
+    expires_at = Text(SHORT, allow_none=True)
 
 
 class EnvExpired(Timed):
-    env = fields.String(required=True)
+    env = fields.String(required=True, validate=ENV_NAME)
     reason = fields.String(load_default="ttl", validate=validate.OneOf(["ttl", "manual"]))
 
 
 class EnvDeleted(EventData):
-    env = fields.String(required=True)
-    backup_id = fields.String(allow_none=True)
+    env = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER, allow_none=True)
 
 
 class Failed(EventData):
     """Every `*.failed`: which step, on what, and why, in words a person can act on."""
-    step = fields.String(required=True)
-    reason = fields.String(required=True)
-    env = fields.String()
-    production = fields.String()
-    request = fields.String()
-    cause_id = fields.String()  # the id of the event whose handling failed
+    step = Text(SHORT, required=True)
+    reason = Clipped(TEXT, required=True)
+    env = Text(IDENTIFIER)
+    production = Text(IDENTIFIER)
+    request = Text(REFERENCE)
+    cause_id = Text(REFERENCE)  # the id of the event whose handling failed
+    # A request refused before it was registered has no environment to look its requester up by: the
+    # response URL of its env.requested travels with the env.failed, for `notify` to answer there.
+    reply_to = Text(URL)
 
 
 class BackupDue(Timed):
-    env = fields.String(required=True)
+    env = fields.String(required=True, validate=ENV_NAME)  # an environment's name, or a production's
     reason = fields.String(load_default="scheduled",
                            validate=validate.OneOf(["scheduled", "expiry", "manual", "failback", "drill"]))
-    policy = fields.String()
+    policy = Text(IDENTIFIER)
 
 
 class BackupDone(EventData):
-    env = fields.String(required=True)
-    backup_id = fields.String(required=True)
-    reason = fields.String(required=True)
+    env = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER, required=True)
+    reason = Text(SHORT, required=True)
     size = fields.Integer()
-    sha256 = fields.String()
-    policy = fields.String()
+    sha256 = Text(SHORT)
+    policy = Text(IDENTIFIER)
 
 
 class BackupPruned(EventData):
-    env = fields.String(required=True)
+    env = Text(IDENTIFIER, required=True)
     removed = fields.List(fields.String(), required=True)
     kept = fields.Integer(required=True)
 
 
 class RestoreRequested(EventData):
-    backup_id = fields.String(required=True)
-    env = fields.String(required=True)  # the environment restored into (made if it does not exist)
-    production = fields.String()  # what the environment is a copy of, so it gets its endpoints
+    backup_id = Text(IDENTIFIER, required=True)
+    # the environment restored into (made if it does not exist)
+    env = fields.String(required=True, validate=ENV_NAME)
+    # what the environment is a copy of, so it gets its endpoints
+    production = fields.String(validate=PRODUCTION_NAME)
 
 
 class RestoreDone(EventData):
-    backup_id = fields.String(required=True)
-    env = fields.String(required=True)
+    backup_id = Text(IDENTIFIER, required=True)
+    env = Text(IDENTIFIER, required=True)
 
 
 class SyncDue(Timed):
-    production = fields.String(required=True)
+    production = fields.String(required=True, validate=PRODUCTION_NAME)
 
 
 class SyncDone(EventData):
-    production = fields.String(required=True)
-    backup_id = fields.String(allow_none=True)
-    skipped = fields.String()  # why nothing was copied, when nothing was
+    production = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER, allow_none=True)
+    skipped = Clipped(TEXT)  # why nothing was copied, when nothing was
 
 
 class DrillDue(Timed):
-    production = fields.String(required=True)
+    production = fields.String(required=True, validate=PRODUCTION_NAME)
 
 
 class DrillDone(EventData):
-    production = fields.String(required=True)
-    backup_id = fields.String(required=True)
+    production = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER, required=True)
     verified = fields.Boolean(required=True)
     rpo_seconds = fields.Float()
     rto_seconds = fields.Float()
@@ -136,46 +175,46 @@ class DrillDone(EventData):
 
 class MonitorAlert(EventData):
     """Aodh's REST notifier payload, field for field, so any monitor can speak it."""
-    alarm_id = fields.String(required=True)
-    alarm_name = fields.String()
-    severity = fields.String()
+    alarm_id = Text(IDENTIFIER, required=True)
+    alarm_name = Text(IDENTIFIER)
+    severity = Text(SHORT)
     previous = fields.String(validate=validate.OneOf(ALARM_STATES))
     current = fields.String(required=True, validate=validate.OneOf(ALARM_STATES))
-    reason = fields.String()
+    reason = Text(TEXT)
     reason_data = fields.Dict()
-    production = fields.String()
+    production = fields.String(validate=PRODUCTION_NAME)
 
 
 class FailoverConfirmed(EventData):
-    production = fields.String(required=True)
-    alarm_id = fields.String()
+    production = fields.String(required=True, validate=PRODUCTION_NAME)
+    alarm_id = Text(IDENTIFIER)
 
 
 class FailoverDone(EventData):
-    production = fields.String(required=True)
-    backup_id = fields.String(required=True)
+    production = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER, required=True)
     rpo_seconds = fields.Float(required=True)
     rto_seconds = fields.Float(required=True)
     endpoints = fields.Dict()
 
 
 class FailbackRequested(EventData):
-    production = fields.String(required=True)
+    production = fields.String(required=True, validate=PRODUCTION_NAME)
 
 
 class FailbackDone(EventData):
-    production = fields.String(required=True)
-    backup_id = fields.String()
+    production = Text(IDENTIFIER, required=True)
+    backup_id = Text(IDENTIFIER)
 
 
 class PollTick(Timed):
-    target = fields.String(load_default="all")
+    target = Text(IDENTIFIER, load_default="all")
 
 
 class Notification(EventData):
     """What `notify` was asked to say, for the audit trail and chat."""
-    text = fields.String(required=True)
-    env = fields.String()
+    text = Clipped(TEXT, required=True)
+    env = Text(IDENTIFIER)
 
 
 SCHEMAS: dict[str, type[EventData]] = {
@@ -294,6 +333,10 @@ def _quick_validator(validator):
         return lambda value, match=validator.regex.match: match(value) is not None
     if type(validator) is validate.OneOf:
         return lambda value, choices=validator.choices: value in choices
+    if type(validator) is validate.Length:
+        low, high, equal = validator.min, validator.max, validator.equal
+        return lambda value: ((equal is None or len(value) == equal) and (low is None or len(value) >= low)
+                              and (high is None or len(value) <= high))
     if type(validator) is validate.Range:
         low, high = validator.min, validator.max
         low_in, high_in = validator.min_inclusive, validator.max_inclusive
@@ -305,6 +348,7 @@ def _quick_validator(validator):
 _ABSENT = object()
 _QUICK_TYPES = {
     fields.String: lambda value: type(value) is str,
+    Clipped: lambda value: type(value) is str,
     fields.Integer: lambda value: type(value) is int,
     fields.Float: _finite_number,
     fields.Boolean: lambda value: type(value) is bool,
@@ -320,6 +364,22 @@ def validate_out(event_type: str, data: dict) -> None:
     errors = _schema(event_type, RAISE).validate(data)
     if errors:
         raise ValidationError(errors)
+
+
+def clip_out(event_type: str, data: dict) -> dict:
+    """`data` with each over-long `Clipped` text shortened to its bound (an ellipsis marks the cut)."""
+    clipped = data
+    for name, limit in _CLIPPED.get(event_type, ()):
+        value = data.get(name)
+        if isinstance(value, str) and len(value) > limit:
+            clipped = clipped if clipped is not data else dict(data)
+            clipped[name] = value[:limit - 1] + "\u2026"
+    return clipped
+
+
+_CLIPPED = {event_type: tuple((name, field.limit) for name, field in schema_class._declared_fields.items()
+                              if isinstance(field, Clipped))
+            for event_type, schema_class in SCHEMAS.items()}
 
 
 def load_in(event_type: str, data: dict) -> dict:

@@ -87,6 +87,7 @@ class GatewaySection(_Strict):
     port = fields.Integer(load_default=8080, validate=validate.Range(min=0, max=65535))
     max_body = fields.Integer(load_default=MIB, validate=validate.Range(min=1024, max=64 * MIB))
     publish_timeout = Duration(load_default=2.0)  # a chat platform waits 3 s for the answer
+    read_timeout = Duration(load_default=0.5)  # the longest pause inside a request before 408; proxies send it whole
     events = fields.Nested(EventsRoute)
     aodh = fields.Nested(AodhRoute)
     slack = fields.Nested(SlackRoute)

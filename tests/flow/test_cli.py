@@ -55,6 +55,24 @@ def test_invalid_input_is_refused_with_what_to_fix(demo):
     assert run.returncode == 2 and "no production 'nosuch'" in run.stderr and "shop" in run.stderr
 
 
+def test_an_event_the_bus_could_not_carry_is_refused_with_the_field_and_no_traceback(demo):
+    cwd, config = demo
+    data = '{"env": "cli-long", "production": "shop"}'
+
+    long_id = doppel("-c", config, "publish", "env.requested", "--id", "i" * 300, "--data", data, cwd=cwd, check=False)
+    long_chain = doppel("-c", config, "publish", "env.requested", "--correlation", "€" * 86, "--data", data, cwd=cwd,
+                        check=False)
+    huge_number = doppel("-c", config, "publish", "env.requested", "--data", '{"env": ' + "9" * 5000 + "}", cwd=cwd,
+                         check=False)
+
+    assert [run.returncode for run in (long_id, long_chain, huge_number)] == [2, 2, 2]
+    assert "--id refused: attribute 'id' is 300 bytes of UTF-8; at most 255" in long_id.stderr
+    assert "--correlation refused: attribute 'correlationid' is 258 bytes" in long_chain.stderr
+    assert "--data holds an integer of more than 4300 digits" in huge_number.stderr
+    assert "Traceback" not in long_id.stderr + long_chain.stderr + huge_number.stderr
+    assert "cli-long" not in doppel("-c", config, "env", "list", "--all", cwd=cwd).stdout
+
+
 def test_verify_of_a_corrupted_backup_fails_naming_the_backup_and_the_mismatch(demo):
     cwd, config = demo
     backup_id = doppel("-c", config, "backup", "now", "demo-copy", cwd=cwd).stdout.split()[0]

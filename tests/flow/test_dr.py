@@ -217,3 +217,36 @@ def test_a_drill_of_a_corrupt_backup_is_recorded_as_not_verified(dr_shop):
     (done,) = shop.events("drill.done")
     assert done.data["verified"] is False
     assert "sha256" in shop.app.dr_states.drills("shop")[0].detail
+
+
+def test_reap_keeps_the_dr_copy_while_failed_over_even_when_its_policy_is_gone(dr_shop):
+    from dataclasses import replace
+    from doppel.commands_reap import DrCopies, reap
+    shop = dr_shop
+    back_up(shop)
+    alert(shop)
+    ghost = shop.app.cloud.restore_target("ghost-copy", production="shop")  # a restore nobody registered
+    copy = dr_root(shop)
+    before = tree_digest(copy)
+    answers, said = [], []
+
+    def ask(count):
+        answers.append(count)
+        return len(answers) > 1  # no the first time, yes after
+
+    def reap_with(config):
+        return reap(shop.app.cloud, shop.app.registry, dry_run=False, productions=["shop"], ask=ask,
+                    dr=DrCopies.of(config, shop.app.dr_states), say=said.append)
+
+    # When reap is declined, then runs with the DR policy removed from doppel.yaml, then is accepted
+    declined = reap_with(shop.app.config)
+    policy_gone = reap_with(replace(shop.app.config, raw={**shop.app.config.raw, "dr": {}}))
+    accepted = reap_with(shop.app.config)
+
+    # Then declined removes nothing; without the policy, no keyless copy of the failed-over production is judged
+    # (which one serves is not known); with it, only the orphan goes. The DR copy is never listed nor touched.
+    assert declined == [] and answers == [1, 1] and "nothing removed" in said
+    assert policy_gone == []
+    assert [o.resource.name for o in accepted] == ["ghost-copy"] and not ghost.exists()
+    assert not any("shop-dr" in line for line in said)
+    assert tree_digest(copy) == before and shop.app.dr_states.get("shop").state == FAILED_OVER

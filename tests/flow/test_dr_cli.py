@@ -57,3 +57,35 @@ def test_failover_refuses_without_a_terminal_unless_yes_and_status_failback_dril
 def test_an_unknown_production_is_refused_with_the_policies_known(doppel):
     answer = doppel("dr", "failover", "nosuch", "--yes")
     assert answer.returncode == 2 and "no DR policy (policies: shop)" in answer.stderr
+
+
+def test_after_a_failover_reap_keeps_the_dr_copy_removes_a_real_orphan_and_asks_first(doppel, tmp_path):
+    from clouds.local.driver import LocalDriver
+    # Given production failed over to its DR copy, shop-dr, and a restore target nobody registered beside it
+    assert doppel("backup", "now", "shop").returncode == 0
+    assert doppel("dr", "failover", "shop", "--yes").returncode == 0
+    productions = yaml.safe_load((tmp_path / "doppel.yaml").read_text())["productions"]
+    cloud = LocalDriver(tmp_path / "state" / "local", productions)
+    cloud.restore_target("ghost-copy", production="shop")
+    dr_copy = Path(cloud.stack_status("shop-dr").outputs["root"])
+    before = sorted(p.relative_to(dr_copy) for p in dr_copy.rglob("*"))
+
+    # When reap runs dry, then without a terminal, then with --yes
+    dry = doppel("reap", "--dry-run")
+    refused = doppel("reap")
+    remaining = cloud.stack_status("ghost-copy")
+    done = doppel("reap", "--yes")
+
+    # Then the DR copy is never listed nor touched, the orphan is listed, and removed only with --yes
+    assert dry.returncode == 0 and "shop-dr" not in dry.stdout
+    assert "would remove stack ghost-copy (env ghost-copy: unknown)" in dry.stdout
+    assert "1 orphaned resource (dry run: nothing removed)" in dry.stdout
+    assert refused.returncode == 2 and "shop-dr" not in refused.stdout
+    assert "remove 1 orphaned resource: there is no terminal to confirm on; add --yes" in refused.stderr
+    assert remaining is not None
+    assert done.returncode == 0, done.stderr
+    assert "removing stack ghost-copy" in done.stdout and "shop-dr" not in done.stdout
+    assert cloud.stack_status("ghost-copy") is None
+    assert cloud.stack_status("shop-dr") is not None
+    assert sorted(p.relative_to(dr_copy) for p in dr_copy.rglob("*")) == before
+    assert json.loads(doppel("dr", "status", "--json").stdout)["state"] == "failed_over"

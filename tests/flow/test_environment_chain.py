@@ -78,9 +78,55 @@ def test_replaying_the_request_or_reusing_a_living_name_makes_no_second_environm
 
 
 def test_an_unknown_production_is_refused_at_once_with_the_reason(shop):
-    shop.publish("env.requested", env="perf-test", production="nosuch")
-    assert shop.app.registry.latest("perf-test") is None
+    request = shop.publish("env.requested", env="perf-test", production="nosuch")
+
+    # Parked at once, the environment registered as failed with the reason, and the requester told
     assert shop.worker.stats.counts["parked:snapshot"] == 1
+    env = shop.app.registry.latest("perf-test")
+    assert env.state == FAILED and env.request_id == f"test/{request.id}"
+    assert "production 'nosuch' is not described in doppel.yaml (productions: shop)" in env.reason
+    (failed,) = shop.events("env.failed")
+    assert failed.correlation_id == request.id and failed.data["step"] == "snapshot"
+    assert failed.data["reason"].startswith("production 'nosuch' is not described")
+    assert shop.app.registry.living("perf-test") is None  # the name stays free
+
+
+def test_a_ttl_over_the_configured_maximum_is_refused_with_the_reason(tmp_path, monkeypatch):
+    from tests.flow.conftest import Shop
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    shop = Shop(tmp_path, environments={"max_ttl": "2d"})
+    try:
+        shop.publish("env.requested", env="long-test", production="shop", ttl_seconds=3 * 86400)
+        shop.publish("env.requested", env="short-test", production="shop", ttl_seconds=2 * 86400)
+
+        (failed,) = shop.events("env.failed")
+        assert failed.data["env"] == "long-test"
+        assert "a TTL of 3d is longer than this Doppel allows (2d, environments.max_ttl" in failed.data["reason"]
+        assert shop.app.registry.latest("long-test").state == FAILED
+        assert shop.app.registry.latest("short-test").state == READY
+        assert shop.app.cloud.find_tagged({"doppel-env": "long-test"}) == []
+    finally:
+        shop.app.close()
+
+
+def test_a_request_for_a_living_name_is_answered_with_env_failed_and_the_living_one_is_untouched(shop):
+    from tests.support.gateway import ReplyCatcher
+    catcher = ReplyCatcher()
+    try:
+        first = shop.publish("env.requested", env="perf-test", production="shop")
+        second = shop.publish("env.requested", env="perf-test", production="shop", reply_to=catcher.url)
+        (reply,) = catcher.wait_for(1)
+    finally:
+        catcher.close()
+
+    (failed,) = shop.events("env.failed")
+    assert failed.correlation_id == second.id and failed.data["request"] == f"test/{second.id}"
+    assert "the name perf-test is taken by a living environment (ready" in failed.data["reason"]
+    assert failed.data["reply_to"] == catcher.url  # no registry row to find it in
+    assert "the name perf-test is taken" in reply["text"]
+    living = shop.app.registry.living("perf-test")
+    assert living.state == READY and living.request_id == f"test/{first.id}"
+    assert [e.name for e in shop.app.registry.all(include_ended=True)] == ["perf-test"]
 
 
 class ConfigureTimesOut:

@@ -332,3 +332,43 @@ def test_a_claim_keeps_its_event_whole_whether_it_came_in_structured_or_binary_m
         kept = {row.event_id: Event.from_json(row.event) for row in conn.execute(
             text("SELECT event_id, event FROM idempotency_ledger WHERE function = :f"), {"f": name})}
     assert kept == {structured.id: structured, binary.id: binary}
+
+
+def test_emitted_events_inherit_a_correlation_id_at_the_limit_and_reach_the_next_function(bus):
+    # Given a chain whose correlation id is exactly as long as AMQP allows (85 x 3 bytes)
+    seen = []
+    first = make_function(f"a{bus.prefix}", "env.requested",
+                          lambda e, deps: [deps.emit("env.ready", env=e.data["env"], endpoints={"url": "http://x"})])
+    second = make_function(f"b{bus.prefix}", "env.ready", lambda e, deps: seen.append(e) or [])
+    bus.worker([first, second])
+    cause = Event(type="env.requested", source="test", data={"env": "perf-test", "production": "shop"},
+                  correlationid="€" * 85)
+
+    # When the request is published and handled
+    bus.publish(cause)
+    bus.settle(lambda: len(seen) == 1)
+
+    # Then what the first function emitted carried it, and was sent and handled in turn
+    assert seen[0].correlationid == cause.correlationid
+    assert bus.workers[0].stats.counts["parked"] == bus.workers[0].stats.counts["invalid"] == 0
+
+
+def test_a_handler_that_returns_an_event_the_bus_cannot_carry_is_parked_once_not_retried(bus):
+    # Given a function that returns an event whose id is too long for an AMQP message-id
+    runs = []
+
+    def handle(event, deps):
+        runs.append(event.id)
+        return [Event(type="env.ready", source="test", data={"env": "x", "endpoints": {}}, id="x" * 300)]
+    name = f"unsendable{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", handle)])
+
+    # When an event reaches it
+    bus.publish(requested())
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 1)
+
+    # Then it ran once and is parked as permanent, with the field and the limit as the reason
+    assert len(runs) == 1
+    (message,) = parked(bus, name)
+    assert message.headers[H_ERROR_KIND] == "permanent"
+    assert "message_id is 300 bytes; AMQP short strings hold at most 255" in message.headers[H_ERROR]

@@ -163,3 +163,55 @@ def test_a_slow_handler_does_not_hold_up_the_events_that_arrived_with_it(tmp_pat
     finally:
         release.set()
         bus.close()
+
+
+def test_an_over_long_correlation_id_from_a_foreign_client_is_parked_at_once_in_either_mode(tmp_path, amqp_url):
+    import json
+
+    import pika
+
+    from bus import topology
+    from bus.broker import EXCHANGE, H_ERROR, H_ERROR_KIND
+    # Given a worker serving `count` (one line per run) and a client that is not Doppel
+    worker = start_worker(tmp_path, amqp_url, "count")
+    effects = tmp_path / "effects.log"
+    broker = RabbitBroker(amqp_url)
+    client = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    too_long = "chain-" + "c" * 294  # 300 bytes: fine in a body or a header value, not as an AMQP correlation-id
+    attributes = {"specversion": "1.0", "source": "https://ci.example/jobs/7", "type": "env.requested"}
+    try:
+        # When it publishes an env.requested with that correlationid in structured mode, and one in binary mode
+        channel = client.channel()
+        channel.confirm_delivery()
+        structured = {**attributes, "id": "structured-1", "correlationid": too_long,
+                      "data": {"env": "perf-test", "production": "shop"}}
+        channel.basic_publish(EXCHANGE, "env.requested", json.dumps(structured).encode(), pika.BasicProperties(
+            content_type="application/cloudevents+json", message_id="structured-1", delivery_mode=2))
+        binary_headers = {f"ce-{name}": value for name, value in
+                          {**attributes, "id": "binary-1", "correlationid": too_long}.items()}
+        channel.basic_publish(EXCHANGE, "env.requested", b'{"env": "perf-test", "production": "shop"}',
+                              pika.BasicProperties(content_type="application/json", message_id="binary-1",
+                                                   headers=binary_headers, delivery_mode=2))
+
+        # Then both are parked within seconds as invalid, the reason naming the field and its length
+        dead = topology.dead_queue("count")
+        wait_for(lambda: broker.depth(dead) == 2, 10, "both messages to be parked")
+        parked = [broker.get(dead) for _ in range(2)]
+        for delivery in parked:
+            delivery.nack(requeue=True)
+        assert sorted(d.message.message_id for d in parked) == ["binary-1", "structured-1"]
+        for delivery in parked:
+            assert delivery.message.headers[H_ERROR_KIND] == "invalid"
+            assert "attribute 'correlationid' is 300 bytes of UTF-8; at most 255" in delivery.message.headers[H_ERROR]
+
+        # And the worker goes on: the next event is handled, and neither parked one ever ran
+        sentinel = request()
+        broker.publish([event_message(sentinel)])
+        wait_for(lambda: f"ran {sentinel.id}" in read(effects), 10, "the sentinel to be handled")
+        assert [line for line in read(effects).splitlines() if line.startswith("ran ")] == [f"ran {sentinel.id}"]
+        assert broker.depth(topology.function_queue("count")) == 0
+    finally:
+        client.close()
+        broker.close()
+        worker.kill()
+        worker.wait()

@@ -17,7 +17,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from bus.broker import DEFAULT_EXCHANGE, PublishError, QueueSpec
+from bus.broker import DEFAULT_EXCHANGE, PublishError, QueueSpec, Unsendable
 from bus.broker import Message
 from bus.rabbitmq import BrokerUnavailable, MissingQueue, RabbitBroker, safe_url
 
@@ -53,6 +53,13 @@ def event(routing_key: str, n: int = 0, **extra) -> Message:
 
 def to_queue(queue: str, n: int = 0) -> Message:
     return Message(exchange=DEFAULT_EXCHANGE, routing_key=queue, body=b"{}", message_id=f"{queue}-{n}")
+
+
+def on_io_thread(broker: RabbitBroker, action) -> None:
+    """Run `action` on the broker's I/O thread, between two of its callbacks (for injecting a fault)."""
+    done = threading.Event()
+    broker._call_soon(lambda: (action(), done.set()))
+    assert done.wait(5), "the I/O thread did not run the action"
 
 
 def drain(broker: RabbitBroker, queue: str) -> list[Message]:
@@ -160,6 +167,107 @@ def test_publish_to_a_missing_queue_raises_and_the_broker_keeps_publishing(broke
     # Then the next publish works, and the good message of the failed batch was still enqueued
     broker.publish([to_queue("exists", 3)])
     assert [m.message_id for m in drain(broker, "exists")] == ["exists-1", "exists-3"]
+
+
+def test_an_unsendable_message_between_two_valid_ones_leaves_the_confirms_in_step(brokers):
+    # Given a queue
+    broker = brokers()
+    broker.declare([QueueSpec("in-step", "quorum")])
+
+    # When a valid message, one whose id is too long for AMQP, and another valid one are published
+    broker.publish([to_queue("in-step", 1)], timeout=5)
+    with pytest.raises(Unsendable) as refused:
+        broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key="in-step", body=b"{}", message_id="x" * 300)],
+                       timeout=5)
+    started = time.monotonic()
+    broker.publish([to_queue("in-step", 3)], timeout=5)
+    confirmed_in = time.monotonic() - started
+
+    # Then the middle one is refused naming the field, the next is confirmed at once, and only the valid are queued
+    assert (refused.value.field, refused.value.length, refused.value.limit) == ("message_id", 300, 255)
+    assert confirmed_in < 1.0, f"the publish after the refused one took {confirmed_in:.1f} s"
+    assert [m.message_id for m in drain(broker, "in-step")] == ["in-step-1", "in-step-3"]
+    state = broker.publisher_state()
+    assert state["ok"] and state["unconfirmed"] == 0 and state["channels_opened"] == 1
+
+
+def test_a_message_pika_refuses_after_the_check_leaves_the_count_of_sent_messages_true(brokers, monkeypatch):
+    # Given a check that lets everything through, as if it missed a case pika cannot write
+    monkeypatch.setattr("bus.rabbitmq.check_sendable", lambda message, frame_max: None)
+    broker = brokers()
+    broker.declare([QueueSpec("pika-refuses", "quorum")])
+    too_long = Message(exchange=DEFAULT_EXCHANGE, routing_key="pika-refuses", body=b"{}", message_id="pika-refuses-2",
+                       correlation_id="c" * 300)
+
+    # When pika refuses the second message of a batch
+    with pytest.raises(Unsendable, match="refused by pika.*nothing of it was sent; 1 earlier message"):
+        broker.publish([to_queue("pika-refuses", 1), too_long, to_queue("pika-refuses", 3)], timeout=5)
+
+    # Then later publishes are confirmed at once, on the same channel, and the queue holds what went out
+    started = time.monotonic()
+    for n in (4, 5):
+        broker.publish([to_queue("pika-refuses", n)], timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert [m.message_id for m in drain(broker, "pika-refuses")] == ["pika-refuses-1", "pika-refuses-4",
+                                                                     "pika-refuses-5"]
+    assert broker.publisher_state()["channels_replaced"] == 0
+
+
+def test_confirms_that_stop_matching_make_the_publisher_unhealthy_until_its_channel_is_replaced(brokers, monkeypatch):
+    monkeypatch.setattr("bus.rabbitmq.CONFIRM_OVERDUE_S", 0.2)
+    monkeypatch.setattr("bus.rabbitmq.CONFIRM_GIVE_UP_S", 2.0)
+    broker = brokers()
+    broker.declare([QueueSpec("drift", "quorum")])
+    broker.publish([to_queue("drift", 1)], timeout=5)
+    assert broker.publisher_state()["ok"]
+
+    # Given the publisher's count one ahead of RabbitMQ's (the state a failed publish used to leave it in)
+    publisher = broker._publisher
+    on_io_thread(broker, lambda: setattr(publisher, "_last_tag", publisher._last_tag + 1))
+
+    # When a message is published, whose confirm can then never match it
+    outcome: dict = {}
+
+    def publish() -> None:
+        try:
+            broker.publish([to_queue("drift", 2)], timeout=10)
+        except PublishError as exc:
+            outcome["error"] = exc
+    caller = threading.Thread(target=publish)
+    caller.start()
+
+    # Then /health's source says so while it waits, and the channel is replaced: the caller hears the truth
+    wait_for(lambda: "waited" in broker.publisher_state().get("problem", ""), 5, "the overdue confirm to be reported")
+    caller.join(10)
+    assert "replaced" in str(outcome.get("error")) and "may or may not have been enqueued" in str(outcome["error"])
+    wait_for(lambda: broker.publisher_state()["ok"], 5, "a new publish channel")
+    assert broker.publisher_state()["channels_replaced"] == 1
+    started = time.monotonic()
+    broker.publish([to_queue("drift", 3)], timeout=5)
+    assert time.monotonic() - started < 1.0
+    assert [m.message_id for m in drain(broker, "drift")] == ["drift-1", "drift-2", "drift-3"]
+
+
+def test_a_confirm_for_a_message_never_sent_replaces_the_channel_at_once(brokers):
+    broker = brokers()
+    broker.declare([QueueSpec("behind", "quorum")])
+    broker.publish([to_queue("behind", 1)], timeout=5)
+
+    # Given the publisher's count one behind RabbitMQ's
+    publisher = broker._publisher
+    on_io_thread(broker, lambda: setattr(publisher, "_last_tag", publisher._last_tag - 1))
+
+    # When a message is published, RabbitMQ confirms a number this channel never handed out
+    started = time.monotonic()
+    with pytest.raises(PublishError, match="confirmed message 2, but this channel sent only 1"):
+        broker.publish([to_queue("behind", 2)], timeout=5)
+
+    # Then that is noticed at once, and a new channel confirms the next message
+    assert time.monotonic() - started < 1.0
+    wait_for(lambda: broker.publisher_state()["ok"], 5, "a new publish channel")
+    broker.publish([to_queue("behind", 3)], timeout=5)
+    assert [m.message_id for m in drain(broker, "behind")] == ["behind-1", "behind-2", "behind-3"]
+    assert broker.publisher_state()["channels_replaced"] == 1
 
 
 def test_many_messages_are_confirmed_in_flight_together_not_one_round_trip_each(brokers):

@@ -8,7 +8,8 @@ from marshmallow import INCLUDE, Schema, fields, validate, validates_schema
 from schemas.events import SCHEMAS, _QUICK_CHECKS, _quick_check, validate_in
 
 # Values of every JSON type and then some, valid and invalid for the fields and validators in use
-CANDIDATES = ["shop", "ab", "a", "Shop", "env-1", "x" * 41, "", "alarm", "ok", "insufficient data", "ttl", "manual",
+CANDIDATES = ["shop", "ab", "a", "Shop", "env-1", "x" * 41, "x" * 5000, "", "alarm", "ok", "insufficient data", "ttl",
+              "manual",
               "scheduled", "12", "1.5", b"bytes", 0, 1, -1, 7, 2 ** 60, 1.5, 0.0, -2.5, math.nan, math.inf, True,
               False, None, {}, {"a": 1}, [], ["a", "b"], ["a", 1], [None]]
 
@@ -17,8 +18,11 @@ def likely_valid(rng: random.Random, field):
     for validator in field.validators:
         if isinstance(validator, validate.OneOf):
             return rng.choice(list(validator.choices))
-    return {fields.String: "shop", fields.Integer: 7, fields.Float: 2.5, fields.Boolean: True,
-            fields.Dict: {"a": 1}, fields.List: ["a"]}[type(field)]
+    for kind, value in ((fields.String, "shop"), (fields.Integer, 7), (fields.Float, 2.5), (fields.Boolean, True),
+                        (fields.Dict, {"a": 1}), (fields.List, ["a"])):
+        if isinstance(field, kind):
+            return value
+    raise AssertionError(f"no likely value for {type(field).__name__}")
 
 
 def random_data(rng: random.Random, schema_class) -> dict:
@@ -74,11 +78,37 @@ def test_schemas_the_quick_check_does_not_understand_are_left_to_marshmallow():
     class WithEmail(Schema):
         contact = fields.Email()
 
-    class WithLength(Schema):
-        name = fields.String(validate=validate.Length(max=3))
+    class WithContainsOnly(Schema):
+        name = fields.String(validate=validate.ContainsOnly("abc"))
 
     class WithTypedDict(Schema):
         tags = fields.Dict(keys=fields.String(), values=fields.Integer())
 
-    for schema_class in (WithSchemaHook, WithEmail, WithLength, WithTypedDict):
+    for schema_class in (WithSchemaHook, WithEmail, WithContainsOnly, WithTypedDict):
         assert _quick_check(schema_class) is None, schema_class.__name__
+
+
+def test_every_text_field_of_every_event_is_bounded():
+    """What a person or a system sends is bounded: a length, a name's pattern or a list of choices."""
+    bounded = (validate.Length, validate.Regexp, validate.OneOf)
+    unbounded = [f"{event_type}.{name}" for event_type, schema_class in sorted(SCHEMAS.items())
+                 for name, field in schema_class._declared_fields.items()
+                 if isinstance(field, fields.String) and not any(isinstance(v, bounded) for v in field.validators)]
+    assert unbounded == []
+    assert "ttl_seconds" in validate_in("env.requested", {"env": "shop-test", "production": "shop",
+                                                          "ttl_seconds": 10 ** 20})
+    assert validate_in("env.requested", {"env": "shop-test", "production": "shop", "owner": "x" * 5_000_000}) == {
+        "owner": ["must be at most 128 characters"]}
+    assert "production" in validate_in("env.requested", {"env": "shop-test", "production": "../shop"})
+
+
+def test_a_long_reason_is_shortened_on_the_way_out_so_the_failure_is_still_sent():
+    from doppel.deps import Deps
+    reason = "the cloud answered: " + "<html>" * 2000
+
+    failed = Deps().emit("env.failed", step="clone", reason=reason, env="perf-test")
+
+    assert len(failed.data["reason"]) == 4000 and failed.data["reason"].endswith("\u2026")
+    assert failed.data["reason"][:3999] == reason[:3999]
+    assert validate_in("env.failed", failed.data) == {}
+    assert "reason" in validate_in("env.failed", {"step": "clone", "reason": reason})  # refused on the way in

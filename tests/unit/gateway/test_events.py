@@ -2,9 +2,12 @@
 import json
 import uuid
 
+import pytest
 from cloudevents.core.bindings.http import to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 
+from gateway.http import Refused
+from schemas.envelope import Event
 from tests.support.gateway import Front
 
 
@@ -120,3 +123,32 @@ def test_a_batch_is_refused_as_unsupported_media(front: Front):
     answer = front.call("POST", "/events", b"[]", {"Content-Type": "application/cloudevents-batch+json",
                                                    **front.bearer()})
     assert answer.status == 415
+
+
+def test_an_id_or_correlationid_too_long_for_the_bus_is_a_400_that_names_it_and_publishes_nothing(front: Front):
+    before = front.quiesce()
+    long_id = to_structured(sdk_event("backup.due", {"env": "perf-test", "reason": "manual"}, id="i" * 300))
+    long_chain = to_binary(sdk_event(correlationid="€" * 86))  # 86 characters, 258 bytes of UTF-8
+
+    answers = [front.call("POST", "/events", body, {**headers, **front.bearer()})
+               for headers, body in (long_id, long_chain)]
+
+    assert [a.status for a in answers] == [400, 400]
+    assert [(a.json["field"], a.json["bytes"], a.json["limit"]) for a in answers] == \
+        [("id", 300, 255), ("correlationid", 258, 255)]
+    assert "shorten id to at most 255 bytes" in answers[0].json["fix"]
+    assert front.quiesce() == before
+    assert front.gateway_metric("doppel_gateway_requests_rejected_total", "too_long") == 2
+    health = front.call("GET", "/health")
+    assert health.status == 200 and health.json["publisher"]["ok"] is True
+
+
+def test_an_event_built_in_the_gateway_that_the_bus_cannot_carry_is_a_400_not_a_503(front: Front):
+    # e.g. a chat command or an alarm whose correlation id came out too long: refused, never half-sent
+    event = Event(type="notify.sent", source="doppel/gateway/slack", data={"text": "x"}, correlationid="c" * 300)
+
+    with pytest.raises(Refused) as refused:
+        front.server.gateway.publish(event, "slack")
+
+    assert refused.value.status == 400 and refused.value.reason == "unsendable"
+    assert refused.value.details == {"field": "correlation_id", "bytes": 300, "limit": 255}
