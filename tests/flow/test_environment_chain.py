@@ -379,3 +379,21 @@ def test_a_step_whose_workers_kept_dying_is_abandoned_compensated_and_can_be_rep
     shop.app.broker.run_until_idle(timeout=60)
     (entry,) = [e for e in shop.app.ledger.entries() if e.function == "clone"]
     assert entry.status == "done" and shop.app.broker.depth(topology.dead_queue("clone")) == 0
+
+
+def test_configure_run_again_after_the_move_to_ready_says_ready_again_with_the_same_event(shop):
+    import functions.configure as configure
+    from schemas.envelope import Event
+    # Given an environment made ready, whose worker (say) died before env.ready left it
+    shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=3600)
+    (stack_ready,) = shop.events("stack.ready")
+    (sent,) = shop.events("env.ready")
+    event = Event(type="stack.ready", source=stack_ready.source, data=stack_ready.data, id=stack_ready.id,
+                  correlationid=stack_ready.correlation_id)
+
+    # When configure runs again on the same stack.ready (its claim taken over)
+    (again,) = configure.handle(event, shop.app.deps.for_event(event, "configure", stack_ready.data["request"]))
+
+    # Then it says ready again, as the same event, with the same endpoints, and changes nothing
+    assert (again.type, again.id, again.data["endpoints"]) == ("env.ready", sent.id, sent.data["endpoints"])
+    assert shop.app.registry.living("perf-test").state == READY
