@@ -4,6 +4,15 @@ A key already done is acknowledged without running the handler again. A key
 claimed by a worker that died is taken over once its lease has run out; a live
 worker renews its lease while its handler runs.
 
+Nothing depends on a message surviving. A claim keeps the event it was made for,
+so a worker's sweep can publish it again when its claim ran out and no delivery
+came to take it over (`take_redrives`): the message was lost with the worker, or
+on the way back through a delay queue. A key whose claims ran out MAX_TAKEOVERS
++ 1 times in a row (a handler that kills its worker: out of memory, a crash in a
+library) is abandoned: no delivery runs it again (`Claim.ABANDONED`: the worker
+parks it), so such an event cannot take down worker after worker for ever, until
+`doppel dlq replay` reopens it (`reopen`).
+
 Group commit. Each claim, completion and failure is its own call, answered only
 once its transaction committed, but calls that arrive while another transaction
 is under way share the next one: a worker with 100 deliveries in flight writes
@@ -23,7 +32,26 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +66,7 @@ ledger_table = Table(
     "idempotency_ledger", metadata,
     Column("function", String(64), primary_key=True),
     Column("key", String(255), primary_key=True),
-    Column("status", String(16), nullable=False),  # running | done | failed
+    Column("status", String(16), nullable=False),  # running | done | failed | abandoned
     Column("owner", String(64), nullable=False),
     Column("lease_until", Float, nullable=False),
     Column("event_id", String(255)),
@@ -46,13 +74,31 @@ ledger_table = Table(
     Column("correlation_id", String(255)),
     Column("result", Text),  # JSON: emitted event ids, or the error
     Column("updated_at", Float, nullable=False),
+    Column("event", Text),  # the claimed event as structured-mode JSON, so a sweep can publish it again
+    Column("takeovers", Integer, nullable=False, server_default="0"),  # claims taken over after their lease ran out
+    Column("redriven_at", Float),  # when a sweep last published the event again
 )
+
+# Running claims by lease, for the sweep; partial, so finished keys (nearly all of them) are not in it.
+running_index = Index("ix_idempotency_ledger_running", ledger_table.c.lease_until,
+                      sqlite_where=ledger_table.c.status == "running",
+                      postgresql_where=ledger_table.c.status == "running")
+
+# Columns added since the table was first made: added to an existing table when a Ledger opens it.
+_ADDED_COLUMNS = {"event": "TEXT", "takeovers": "INTEGER NOT NULL DEFAULT 0", "redriven_at": "FLOAT"}
+
+# A key whose claims ran out this many times in a row (taken over each time) is abandoned at the next.
+MAX_TAKEOVERS = 3
+ABANDONED_REASON = ("abandoned: the workers that claimed it stopped before finishing, {times} times in a row "
+                    "(killed, out of memory, or a crash in the handler?); see the workers' logs, fix the cause, "
+                    "then `doppel dlq replay` it")
 
 
 class Claim(Enum):
     RUN = "run"    # yours: run the handler
     DONE = "done"  # completed before: acknowledge without running
     BUSY = "busy"  # another live worker holds it: try again after its lease
+    ABANDONED = "abandoned"  # its claims ran out too often: park it; only a replay (`reopen`) runs it again
 
 
 @dataclass(frozen=True)
@@ -65,6 +111,18 @@ class LedgerEntry:
     correlation_id: str | None
     result: dict
     updated_at: float
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """A claim that ran out with nobody taking it over: the event to publish to its function again."""
+    function: str
+    key: str
+    event_id: str | None
+    event_type: str | None
+    correlation_id: str | None
+    event: bytes | None  # None for claims made before events were kept: those cannot be re-driven
+    lease_until: float
 
 
 @dataclass(eq=False)
@@ -241,6 +299,7 @@ class Ledger:
         self._engine = engine
         self._clock = clock
         create_tables(metadata, engine)
+        _bring_up_to_date(engine)
         self._insert_new = _insert_ignoring_existing(engine)
         self._insert_new_returning = None
         if self._insert_new is not None and engine.dialect.insert_returning and engine.dialect.use_insertmanyvalues:
@@ -265,15 +324,21 @@ class Ledger:
     def claim(self, function: str, key: str, owner: str, lease_s: float, *, event=None) -> Claim:
         return self.claim_many([(function, key, owner, event)], lease_s)[0]
 
-    def claim_many(self, claims: list[tuple[str, str, str, Any]], lease_s: float) -> list[Claim]:
-        """Claim several (function, key, owner, event or None) in one transaction; one Claim each, in order."""
+    def claim_many(self, claims: list[tuple[str, str, str, Any]], lease_s: float,
+                   as_json: list[str | None] | None = None) -> list[Claim]:
+        """Claim several (function, key, owner, event or None) in one transaction; one Claim each, in order.
+
+        Each claim keeps its event as structured-mode JSON: `as_json[i]` when given (the body it came in, which
+        the worker has at hand), else the event serialised here."""
         now = self._clock()
+        as_json = as_json or [None] * len(claims)
         rows = [{"function": function, "key": key, "status": "running", "owner": owner,
                  "lease_until": now + lease_s, "updated_at": now,
                  "event_id": event.id if event is not None else None,
                  "event_type": event.type if event is not None else None,
-                 "correlation_id": event.correlationid if event is not None else None, "result": None}
-                for function, key, owner, event in claims]
+                 "correlation_id": event.correlationid if event is not None else None, "result": None,
+                 "event": text_json or (event.to_json().decode() if event is not None else None)}
+                for (function, key, owner, event), text_json in zip(claims, as_json)]
         return self._writes.run(_Call("claim", rows)) if rows else []
 
     def renew(self, function: str, key: str, owner: str, lease_s: float) -> bool:
@@ -304,6 +369,54 @@ class Ledger:
     def fail(self, function: str, key: str, owner: str, error: str) -> None:
         """Release the claim after a failure, so a retry (or a replay) may claim it again."""
         self._finish(function, key, owner, "failed", {"error": error})
+
+    def reopen(self, function: str, key: str) -> bool:
+        """Let an abandoned key be claimed again (a replay after its cause was fixed); False if it was not."""
+        with self._engine.begin() as conn:
+            return bool(conn.execute(update(ledger_table).where(and_(
+                ledger_table.c.function == function, ledger_table.c.key == key, ledger_table.c.status == "abandoned"))
+                .values(status="failed", takeovers=0, updated_at=self._clock())).rowcount)
+
+    def now(self) -> float:
+        """The ledger's clock, which leases are measured on."""
+        return self._clock()
+
+    def take_redrives(self, functions: list[str], after_s: float, limit: int = 100) -> list[Redrive]:
+        """Claims of these functions still running although their lease ran out more than `after_s` ago, and
+        not re-driven in the last `after_s`: each is marked re-driven now, by exactly one caller, and returned
+        to that caller, who publishes its event to the function again.
+
+        A delivery normally takes such a claim over within the retry delay (the message comes back when its
+        worker dies); one still running `after_s` later has lost its message. Re-driving one that has not
+        costs a duplicate delivery, which the claim absorbs.
+        """
+        now = self._clock()
+        stale = and_(ledger_table.c.status == "running", ledger_table.c.lease_until < now - after_s,
+                     or_(ledger_table.c.redriven_at.is_(None), ledger_table.c.redriven_at < now - after_s))
+        wanted = set(functions)
+        taken = []
+        with self._engine.begin() as conn:
+            # By the running index alone (a filter on the function would have the database walk every key of
+            # those functions instead); the running claims of other functions are few.
+            rows = conn.execute(select(ledger_table).where(stale).order_by(ledger_table.c.lease_until)).all()
+            for row in [row for row in rows if row.function in wanted][:limit]:
+                marked = conn.execute(update(ledger_table).where(and_(
+                    stale, ledger_table.c.function == row.function, ledger_table.c.key == row.key))
+                    .values(redriven_at=now)).rowcount
+                if marked:
+                    taken.append(Redrive(row.function, row.key, row.event_id, row.event_type, row.correlation_id,
+                                         row.event.encode() if row.event else None, row.lease_until))
+        return taken
+
+    def held(self, keys: list[tuple[str, str]]) -> bool:
+        """Whether any of these (function, key) is claimed by a worker whose lease still runs."""
+        if not keys:
+            return False
+        these = or_(*[and_(ledger_table.c.function == function, ledger_table.c.key == key) for function, key in keys])
+        with self._engine.connect() as conn:
+            return conn.execute(select(ledger_table.c.key).where(and_(
+                these, ledger_table.c.status == "running", ledger_table.c.lease_until >= self._clock()))).first() \
+                is not None
 
     def entries(self, *, event_ids=None, correlation_id: str | None = None) -> list[LedgerEntry]:
         query = select(ledger_table).order_by(ledger_table.c.updated_at)
@@ -392,8 +505,7 @@ class Ledger:
             elif status == "done":
                 outcomes.append(Claim.DONE)
             else:  # held by another: take it over if it failed or its lease ran out
-                outcomes.append(Claim.RUN if self._take_over(conn, row) else (
-                    Claim.DONE if self._status(conn, row) == "done" else Claim.BUSY))
+                outcomes.append(_take_over(conn, row))
         return outcomes
 
     def _claim_alone(self, conn: Connection, row: dict) -> Claim:
@@ -404,30 +516,58 @@ class Ledger:
             return Claim.RUN
         except IntegrityError:
             pass
-        if self._take_over(conn, row):
-            return Claim.RUN
-        return Claim.DONE if self._status(conn, row) == "done" else Claim.BUSY
-
-    @staticmethod
-    def _take_over(conn: Connection, row: dict) -> bool:
-        now = row["updated_at"]
-        return bool(conn.execute(
-            update(ledger_table)
-            .where(and_(ledger_table.c.function == row["function"], ledger_table.c.key == row["key"],
-                        ledger_table.c.status != "done",
-                        or_(ledger_table.c.status == "failed", ledger_table.c.lease_until < now)))
-            .values(**{k: v for k, v in row.items() if k not in ("function", "key", "result")})
-        ).rowcount)
-
-    @staticmethod
-    def _status(conn: Connection, row: dict) -> str | None:
-        return conn.execute(select(ledger_table.c.status).where(
-            and_(ledger_table.c.function == row["function"], ledger_table.c.key == row["key"]))).scalar()
+        return _take_over(conn, row)
 
     @staticmethod
     def _mine(function, key, owner):
         return and_(ledger_table.c.function == function, ledger_table.c.key == key,
                     ledger_table.c.owner == owner, ledger_table.c.status == "running")
+
+
+def _take_over(conn: Connection, row: dict) -> Claim:
+    """A key held by another claim: ours if that one failed or its lease ran out (counting the take-over), unless
+    its claims ran out MAX_TAKEOVERS times already: then it is abandoned, for this claim and every later one."""
+    now = row["updated_at"]
+    this_key = and_(ledger_table.c.function == row["function"], ledger_table.c.key == row["key"])
+    ran_out = and_(ledger_table.c.status == "running", ledger_table.c.lease_until < now)
+    takeovers = func.coalesce(ledger_table.c.takeovers, 0)
+    if conn.execute(
+            update(ledger_table)
+            .where(and_(this_key, or_(ledger_table.c.status == "failed", and_(ran_out, takeovers < MAX_TAKEOVERS))))
+            .values(**{k: v for k, v in row.items() if k not in ("function", "key", "result")},
+                    # a failed claim was let go on purpose (a retry, a replay): only ran-out ones count
+                    takeovers=case((ledger_table.c.status == "running", takeovers + 1), else_=0))
+    ).rowcount:
+        return Claim.RUN
+    if conn.execute(
+            update(ledger_table).where(and_(this_key, ran_out, takeovers >= MAX_TAKEOVERS))
+            .values(status="abandoned", updated_at=now,
+                    result=json.dumps({"error": ABANDONED_REASON.format(times=MAX_TAKEOVERS + 1)}))
+    ).rowcount:
+        return Claim.ABANDONED
+    status = conn.execute(select(ledger_table.c.status).where(this_key)).scalar()
+    return {"done": Claim.DONE, "abandoned": Claim.ABANDONED}.get(status, Claim.BUSY)
+
+
+def _bring_up_to_date(engine: Engine) -> None:
+    """Add the columns of _ADDED_COLUMNS, and the running index, to a ledger table made before them (another
+    process may at the same moment: a column that appeared meanwhile is fine)."""
+    present = {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}
+    for name, ddl in _ADDED_COLUMNS.items():
+        if name in present:
+            continue
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {ledger_table.name} ADD COLUMN {name} {ddl}"))
+            log.info("ledger: added column %s", name)
+        except Exception:  # noqa: BLE001 - re-checked below: only a column still missing is an error
+            if name not in {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}:
+                raise
+    try:
+        running_index.create(engine, checkfirst=True)
+    except Exception:  # noqa: BLE001 - made meanwhile by another process; a missing index only slows the sweep
+        if running_index.name not in {index["name"] for index in inspect(engine).get_indexes(ledger_table.name)}:
+            raise
 
 
 # The usual result of a no-op or a function that emitted nothing, serialised once.
@@ -457,7 +597,7 @@ class _DriverSQL:
     the driver's own placeholders.
     """
     COLUMNS = ("function", "key", "status", "owner", "lease_until", "updated_at", "event_id", "event_type",
-               "correlation_id")
+               "correlation_id", "event")
 
     def __init__(self, quote: Callable[[str], str], mark: str):
         table, column = quote(ledger_table.name), {name: quote(name) for name in (*self.COLUMNS, "result")}

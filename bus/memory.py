@@ -2,8 +2,10 @@
 
 Topic routing with `*` and `#`, manual acks with prefetch, redelivery of what a
 consumer leaves unacked, queue TTLs that dead-letter into another queue (which is
-how retries are delayed), and a confirm that means "enqueued". It lives and dies
-with the process: it is not a replacement for RabbitMQ in production.
+how retries are delayed), a delivery limit that dead-letters a message put back
+too often (with `x-delivery-count` and `x-death` as RabbitMQ writes them), and a
+confirm that means "enqueued". It lives and dies with the process: it is not a
+replacement for RabbitMQ in production.
 
 Two ways to drive it: `start()` runs a dispatcher thread that hands deliveries to
 a thread pool (the `doppel run` default); `run_until_idle()` delivers on the
@@ -49,6 +51,7 @@ class _Queued:
     redelivered: bool = False
     expires_at: float | None = None
     row_id: int | None = None  # in the parking table, when the queue is kept on disk
+    returned: int = 0  # times a consumer put it back (RabbitMQ's x-delivery-count)
 
 
 @dataclass
@@ -91,7 +94,7 @@ class MemoryDelivery:
             if self._consumer is not None:
                 self._consumer.unacked -= 1
             if requeue:
-                self._broker._queues[self.queue].ready.appendleft(replace(self._item, redelivered=True))
+                self._broker._put_back(self.queue, self._item)
             elif self._item.row_id is not None:
                 self._broker._parking.remove(self._item.row_id)
             self._broker._wake.notify_all()
@@ -130,6 +133,10 @@ class MemoryBroker:
                 for pattern in spec.bindings:
                     if (pattern, spec.name) not in self._bindings:
                         self._bindings.append((pattern, spec.name))
+
+    @property
+    def queues_as_found(self) -> dict[str, str]:
+        return {}  # nothing outlives the process: every queue is declared as this version says
 
     def publish(self, messages: Sequence[Message]) -> None:
         """Enqueue every message, or none when one is Unsendable: what RabbitMQ could not carry is refused here too."""
@@ -279,14 +286,30 @@ class MemoryBroker:
             source = self._queues[queue]
             if not source.ready:
                 continue
-            item = source.ready.popleft()
-            death = {"queue": queue, "reason": "expired", "time": int(now)}
-            headers = dict(item.message.headers)
-            headers["x-death"] = [death] + list(headers.get("x-death", []))
-            moved = replace(item.message, headers=headers, exchange=DEFAULT_EXCHANGE,
-                            routing_key=source.spec.dead_letter_to)
-            if source.spec.dead_letter_to in self._queues:
-                self._queues[source.spec.dead_letter_to].ready.append(_Queued(moved))
+            self._dead_letter(queue, source.ready.popleft(), "expired")
+
+    def _put_back(self, queue: str, item: _Queued) -> None:
+        """A consumer's nack with requeue: to the head of the queue, or dead-lettered over the delivery limit."""
+        spec = self._queues[queue].spec
+        returned = item.returned + 1
+        if spec.delivery_limit is not None and returned > spec.delivery_limit:
+            self._dead_letter(queue, item, "delivery_limit")
+            return
+        headers = {**item.message.headers, "x-delivery-count": returned}
+        self._queues[queue].ready.appendleft(replace(item, message=replace(item.message, headers=headers),
+                                                     redelivered=True, returned=returned))
+
+    def _dead_letter(self, queue: str, item: _Queued, reason: str) -> None:
+        """Move a message to its queue's dead-letter target, recording why in x-death (as RabbitMQ does)."""
+        target = self._queues[queue].spec.dead_letter_to
+        headers = {k: v for k, v in item.message.headers.items() if k != "x-delivery-count"}
+        death = {"queue": queue, "reason": reason, "time": int(self.now()),
+                 "routing-keys": [item.message.routing_key], "count": 1}
+        headers["x-death"] = [death] + list(headers.get("x-death", []))
+        if target is None or target not in self._queues:
+            log.warning("%s: dropped %s (%s): no dead-letter queue", queue, item.message.message_id, reason)
+            return
+        self._enqueue(target, replace(item.message, headers=headers, exchange=DEFAULT_EXCHANGE, routing_key=target))
 
     def _take_ready(self) -> list[Callable[[], None]]:
         """Pair ready messages with consumers that have prefetch room."""

@@ -114,10 +114,17 @@ def queue_arguments(queue: QueueSpec) -> dict:
     arguments: dict[str, Any] = {"x-queue-type": queue.kind}
     if queue.message_ttl_ms is not None:
         arguments["x-message-ttl"] = queue.message_ttl_ms
+    if queue.delivery_limit is not None:
+        arguments["x-delivery-limit"] = queue.delivery_limit
     if queue.dead_letter_to:
         # Through the default exchange, so an expired message lands in exactly one named queue.
         arguments["x-dead-letter-exchange"] = DEFAULT_EXCHANGE
         arguments["x-dead-letter-routing-key"] = queue.dead_letter_to
+        if queue.kind == "quorum":
+            # Kept here until the target queue confirmed it: a target without a leader (a node starting)
+            # delays the move instead of dropping the message. RabbitMQ requires reject-publish for it.
+            arguments["x-dead-letter-strategy"] = "at-least-once"
+            arguments["x-overflow"] = "reject-publish"
     if queue.single_active_consumer:
         arguments["x-single-active-consumer"] = True
     return arguments
@@ -163,8 +170,10 @@ def describe(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _ignore(*_args) -> None:
-    """A callback for RPCs whose reply only matters as 'it worked' (an error closes the channel)."""
+def _inequivalent(reason: BaseException) -> bool:
+    """Whether a channel was closed because a queue exists with other arguments than declared."""
+    return (isinstance(reason, ChannelClosedByBroker) and reason.reply_code == 406
+            and "inequivalent arg" in reason.reply_text)
 
 
 def _refusal(what: str, reason: BaseException) -> PublishError:
@@ -633,6 +642,7 @@ class RabbitBroker:
         self._reconnect_timer = None
         self._last_error: BaseException | None = None
         self._declared: dict[str, QueueSpec] = {}
+        self._as_found: dict[str, str] = {}  # accept_existing queues declared with other arguments: how they differ
         self._consumers: list[_Consumer] = []
         self._waiting: list[Callable[[], None]] = []  # calls made while disconnected
         self._publisher = _ConfirmChannel(on_lost=self._reopen_publisher_later)
@@ -663,6 +673,11 @@ class RabbitBroker:
         specs = list(queues)
         self._request(lambda future: self._declare_on_io(specs, future), timeout,
                       f"declaring {', '.join(s.name for s in specs) or 'the exchange'}")
+
+    @property
+    def queues_as_found(self) -> dict[str, str]:
+        """Queues declared `accept_existing` that exist with other arguments, and RabbitMQ's words on how."""
+        return dict(self._as_found)
 
     def publish(self, messages: Sequence[Message], timeout: float = OPERATION_TIMEOUT) -> None:
         """Return once RabbitMQ confirmed every message; PublishError on nack, return, or loss.
@@ -935,26 +950,54 @@ class RabbitBroker:
     # -- topology (I/O thread) -------------------------------------------------------
 
     def _declare_on_io(self, specs: list[QueueSpec], future: Future) -> None:
-        def declare_all(channel) -> None:
-            steps = [lambda done: channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True,
-                                                           callback=done)]
-            for queue in specs:
-                steps.append(lambda done, q=queue: channel.queue_declare(
-                    q.name, durable=True, arguments=queue_arguments(q), callback=done))
-                steps += [lambda done, q=queue, p=pattern: channel.queue_bind(q.name, EXCHANGE, routing_key=p,
-                                                                              callback=done)
-                          for pattern in queue.bindings]
+        """Declare on a channel of its own. A queue that exists with other arguments and may be used as it is
+        (`accept_existing`) makes RabbitMQ close that channel: the queue is then only checked to exist, on a new
+        channel, and the rest follows."""
+        steps: list[tuple[QueueSpec | None, str | None]] = [(None, None)]  # the exchange first
+        for queue in specs:
+            steps.append((queue, None))
+            steps += [(queue, pattern) for pattern in queue.bindings]
+        answered = [0]  # RabbitMQ answers a channel's RPCs in order: a refusal is of the step after these
+
+        def send_from(channel) -> None:
             # pika sends a channel's RPCs one after another: once the last is answered, all were.
-            for step in steps[:-1]:
-                step(_ignore)
-            steps[-1](lambda _frame: remember(channel))
+            for index in range(answered[0], len(steps)):
+                queue, pattern = steps[index]
+                done = lambda _frame, i=index: step_done(channel, i)  # noqa: E731
+                if queue is None:
+                    channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True, callback=done)
+                elif pattern is not None:
+                    channel.queue_bind(queue.name, EXCHANGE, routing_key=pattern, callback=done)
+                elif queue.name in self._as_found:
+                    channel.queue_declare(queue.name, passive=True, callback=done)
+                else:
+                    channel.queue_declare(queue.name, durable=True, arguments=queue_arguments(queue), callback=done)
 
-        def remember(channel) -> None:
-            for queue in specs:
-                self._declared[queue.name] = queue
-            self._finish(future, channel, None)
+        def step_done(channel, index: int) -> None:
+            answered[0] = index + 1
+            if answered[0] == len(steps):
+                for queue in specs:
+                    self._declared[queue.name] = queue
+                self._finish(future, channel, None)
 
-        self._on_own_channel(future, "declaring the topology", declare_all)
+        def closed(_channel, reason: BaseException) -> None:
+            if future.done():
+                return
+            queue, pattern = steps[answered[0]] if answered[0] < len(steps) else (None, None)
+            if (queue is not None and pattern is None and queue.accept_existing and queue.name not in self._as_found
+                    and _inequivalent(reason) and self._connection is not None and self._connection.is_open):
+                self._as_found[queue.name] = reason.reply_text
+                log.warning("queue %s exists with other arguments than this version declares (%s); using it as "
+                            "it is (`doppel topology` says how to bring it up to date)", queue.name, reason.reply_text)
+                open_channel()
+                return
+            _fail(future, _refusal("declaring the topology", reason))
+
+        def open_channel() -> None:
+            channel = self._connection.channel(on_open_callback=send_from)
+            channel.add_on_close_callback(closed)
+
+        open_channel()
 
     # -- publishing (I/O thread) -----------------------------------------------------
 

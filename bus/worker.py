@@ -1,12 +1,13 @@
 """The worker: deliveries in, a function run at most once in effect per event, its events out, then the ack.
 
-For each delivery: read the envelope and validate the data (an invalid event is
-parked at once, never retried); claim (function, idempotency key) in the ledger
-(a completed key is acked without running); run the handler off the broker's I/O
-thread; publish what it returned and wait for the broker's confirms; record the
-key as done; and only then ack. A failure is retried through the function's
-delay queues with the attempt count in the headers, and parked with its reason
-after the last attempt, or at once when it is permanent.
+For each delivery: read the envelope and validate the data (an event that cannot
+be read or is invalid, whatever the error, is parked at once, never retried);
+claim (function, idempotency key) in the ledger (a completed key is acked without
+running); run the handler off the broker's I/O thread; publish what it returned
+and wait for the broker's confirms; record the key as done; and only then ack. A
+failure is retried through the function's delay queues with the attempt count in
+the headers, and parked with its reason after the last attempt, or at once when
+it is permanent.
 
 Batches. The broker hands over the deliveries that arrived together; their
 events are read and claimed in one ledger transaction, then their handlers run
@@ -15,6 +16,14 @@ in one transaction when it runs out of events, and acks them. So that a slow
 handler does not hold up the rest of its batch, a watchdog gives claimed events
 that have waited longer than STALL_S to a helper thread, and has the ledger's
 writer thread record completions that have waited that long.
+
+Sweeps. Every `sweep_every_s` the worker publishes again, to its function's
+queue, each event whose claim ran out more than `redrive_after_s` ago with no
+delivery taking it over: its message was lost (see bus.ledger). The ledger hands
+each such claim to one worker, and the claim keeps a re-drive exactly-once in
+effect. Then it runs the `sweep(deps, ledger, publish, lease_s)` of its
+functions that have one (the environment chain's fails environments that no work
+will move on; `publish` publishes a list of events with confirms).
 """
 from __future__ import annotations
 
@@ -30,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bus import topology
-from bus.ledger import Claim, Ledger
+from bus.ledger import ABANDONED_REASON, MAX_TAKEOVERS, Claim, Ledger, Redrive
 from bus.retry import RetryPolicy
 from core.broker import (
     DEFAULT_EXCHANGE,
@@ -39,6 +48,7 @@ from core.broker import (
     H_ERROR_KIND,
     H_FUNCTION,
     H_PARKED_AT,
+    H_REDRIVEN_AT,
     H_ROUTING_KEY,
     Message,
     PublishError,
@@ -116,16 +126,22 @@ class _Job:
 
 class Worker:
     def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
-                 lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None):
+                 lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None,
+                 sweep_every_s: float | None = None, redrive_after_s: float | None = None):
+        """`sweep_every_s` and `redrive_after_s` default to the lease: a lost message is published again
+        between one and two leases after its claim ran out."""
         self.broker, self.functions, self.ledger, self.deps = broker, list(functions), ledger, deps
         self.retry = retry or RetryPolicy()
         self.lease_s, self.prefetch = lease_s, prefetch
+        self.sweep_every_s = sweep_every_s if sweep_every_s is not None else lease_s
+        self.redrive_after_s = redrive_after_s if redrive_after_s is not None else lease_s
         self.reporter = reporter or Reporter()
         self.stats = Stats()
         self._active: dict[tuple[str, str], tuple[str, float]] = {}
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        self._sweeper: threading.Thread | None = None
         # Ledger owners: unique per claim across workers; a counter is cheaper than a uuid per delivery.
         self._owner_prefix = uuid.uuid4().hex
         self._claims = itertools.count(1)
@@ -145,6 +161,11 @@ class Worker:
     # -- lifecycle -------------------------------------------------------------
     def declare(self) -> None:
         self.broker.declare(topology.queues_for(self.functions, self.retry))
+        outdated = self.broker.queues_as_found
+        for name in sorted(outdated):
+            log.warning("%s was declared by an older Doppel, without a delivery limit: a message that keeps coming "
+                        "back is not parked after %d redeliveries there, unless a policy gives it the limit "
+                        "(`doppel topology --declare` prints the command)", name, topology.DELIVERY_LIMIT)
 
     def start(self) -> None:
         self.declare()
@@ -153,6 +174,8 @@ class Worker:
         self._helpers = ThreadPoolExecutor(MAX_HELPERS, thread_name_prefix="doppel-helper")
         self._watchdog = threading.Thread(target=self._watch_ready, name="doppel-worker-watchdog", daemon=True)
         self._watchdog.start()
+        self._sweeper = threading.Thread(target=self._sweep_forever, name="doppel-worker-sweep", daemon=True)
+        self._sweeper.start()
         for function in self.functions:
             self.broker.consume_batches(topology.function_queue(function.NAME),
                                         lambda deliveries, fn=function: self.on_deliveries(fn, deliveries),
@@ -171,18 +194,18 @@ class Worker:
         jobs = []
         key_of = getattr(function, "idempotency_key", default_key)
         for delivery in deliveries:
-            attempt = int(delivery.message.headers.get(H_ATTEMPT, 1))
+            attempt = _attempt(delivery.message)
             try:
                 event = self._read(delivery.message)
+                key = self._key(key_of, event)
             except InvalidEvent as exc:
                 self._park(function, delivery, None, "invalid", redact(str(exc)), attempt)
                 continue
-            jobs.append(_Job(function, delivery, event, f"{key_of(event)}",
-                             f"{self._owner_prefix}.{next(self._claims)}", attempt))
+            jobs.append(_Job(function, delivery, event, key, f"{self._owner_prefix}.{next(self._claims)}", attempt))
         if not jobs:
             return
         claims = self.ledger.claim_many([(function.NAME, job.key, job.owner, job.event) for job in jobs],
-                                        self.lease_s)
+                                        self.lease_s, [_event_json(job.delivery.message) for job in jobs])
         mine = []
         for job, claim in zip(jobs, claims):
             if claim is Claim.RUN:
@@ -190,6 +213,9 @@ class Worker:
             elif claim is Claim.DONE:
                 self.stats.add("duplicate", function.NAME)
                 job.delivery.ack()
+            elif claim is Claim.ABANDONED:  # its claims kept running out: compensate and park, do not run
+                self._give_up(function, job.delivery, job.event, "abandoned",
+                              ABANDONED_REASON.format(times=MAX_TAKEOVERS + 1), job.attempt)
             else:  # another worker holds it; if that worker died, its lease runs out and a later try takes over
                 self._delay(function, job.delivery, job.attempt, "claimed by another worker", step=1,
                             count_attempt=False)
@@ -349,14 +375,30 @@ class Worker:
 
     # -- outcomes --------------------------------------------------------------
     def _read(self, message: Message) -> Event:
+        """The delivered event, validated; InvalidEvent, with the reason, for anything that cannot be read.
+
+        Any error counts, not only the envelope's own: a body nested too deeply for the JSON parser
+        (RecursionError), an integer too long to convert (ValueError), an attribute of an unexpected type
+        (AttributeError, TypeError). Put back, such a message would come back at once, for ever."""
         try:
             event = from_amqp(message.body, message.headers, message.content_type)
             errors = validate_in(event.type, event.data)
         except (EnvelopeError, UnknownEventType) as exc:
             raise InvalidEvent(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - see above: whatever it is, the message is unreadable
+            raise InvalidEvent(f"unreadable message ({len(message.body)} bytes): {_short(exc)}") from exc
         if errors:
             raise InvalidEvent(f"{event.type} {event.id} fails its schema: {errors}")
         return event
+
+    @staticmethod
+    def _key(key_of, event: Event) -> str:
+        """The event's idempotency key; an event the function cannot key is as unreadable as a broken one."""
+        try:
+            return f"{key_of(event)}"
+        except Exception as exc:  # noqa: BLE001 - e.g. a key built from data its schema lets be absent
+            raise InvalidEvent(f"{event.type} {event.id}: no idempotency key can be made of it: {_short(exc)}") \
+                from exc
 
     def _delay(self, function, delivery, attempt: int, reason: str, *, step: int, count_attempt: bool) -> None:
         message = delivery.message
@@ -418,6 +460,46 @@ class Worker:
         return {"function": function.NAME, "event_type": event.type, "event_id": event.id,
                 "correlation_id": event.correlationid}
 
+    # -- sweeps ----------------------------------------------------------------
+    def _sweep_forever(self) -> None:
+        while not self._stop.wait(self.sweep_every_s):
+            try:
+                self.sweep()
+            except Exception:  # noqa: BLE001 - the broker or the database away: the next sweep tries again
+                log.exception("sweep failed; the next one, in %g s, tries again", self.sweep_every_s)
+
+    def sweep(self) -> int:
+        """Publish again the events whose claims ran out unclaimed, then run the functions' sweeps; how many
+        events were published again."""
+        by_name = {function.NAME: function for function in self.functions}
+        redriven = sum(self._redrive(by_name[r.function], r)
+                       for r in self.ledger.take_redrives(list(by_name), self.redrive_after_s))
+        hooks = {id(hook): hook for f in self.functions if (hook := getattr(f, "sweep", None)) is not None}
+        for hook in hooks.values():
+            hook(self.deps, self.ledger, self._publish_events, self.lease_s)
+        return redriven
+
+    def _publish_events(self, events: list[Event]) -> None:
+        if events:
+            self.broker.publish([event_message(e) for e in events])
+
+    def _redrive(self, function, redrive: Redrive) -> bool:
+        late = self.ledger.now() - redrive.lease_until
+        if redrive.event is None:
+            log.error("%s: the claim on %s ran out %.0f s ago and no delivery took it over, but it keeps no event "
+                      "(made before claims kept theirs, or by a sweep) to publish again%s", function.NAME, redrive.key,
+                      late, f"; publish {redrive.event_type} {redrive.event_id} again by hand"
+                      if redrive.event_id else "")
+            return False
+        headers = {H_ROUTING_KEY: redrive.event_type, H_REDRIVEN_AT: datetime.now(timezone.utc).isoformat()}
+        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.function_queue(function.NAME),
+                                     body=redrive.event, message_id=redrive.event_id or "", headers=headers,
+                                     timestamp=int(time.time()), correlation_id=redrive.correlation_id)])
+        self.stats.add("redriven", function.NAME)
+        log.warning("%s: published %s %s again: its claim ran out %.0f s ago and no delivery took it over",
+                    function.NAME, redrive.event_type, redrive.event_id, late)
+        return True
+
     # -- leases ----------------------------------------------------------------
     def _renew_leases(self) -> None:
         period = self.lease_s / 3
@@ -434,5 +516,35 @@ class Worker:
                     log.exception("lease renewal failed")
 
 
+# Header prefixes of the CloudEvents AMQP bindings' binary mode (see schemas.envelope.from_amqp).
+_BINARY_MODE = ("ce-", "cloudEvents:", "cloudEvents_")
+
+
+def _event_json(message: Message) -> str | None:
+    """The event as structured-mode JSON when the message body is just that (so the ledger need not serialise
+    it again); None for binary mode, where the body is only the data."""
+    if not message.content_type.startswith("application/cloudevents") or \
+            any(name.startswith(_BINARY_MODE) for name in message.headers):
+        return None
+    try:
+        return message.body.decode()
+    except UnicodeDecodeError:  # JSON in UTF-16 or -32: serialised by the ledger instead
+        return None
+
+
 def format_exception(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+
+
+def _short(exc: BaseException, limit: int = 300) -> str:
+    """An exception as `Type: message`, cut short: the message of a bad input may quote the whole input."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _attempt(message: Message) -> int:
+    """The attempt number a message carries; 1 when it carries none or one that is not a number."""
+    try:
+        return max(1, int(message.headers.get(H_ATTEMPT, 1)))
+    except (TypeError, ValueError):
+        return 1

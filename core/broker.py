@@ -28,10 +28,11 @@ DEFAULT_EXCHANGE = ""  # AMQP's default exchange: routing key = queue name
 # Headers Doppel writes; the attempt count lives here, never in process memory.
 H_ATTEMPT = "x-doppel-attempt"
 H_ERROR = "x-doppel-error"
-H_ERROR_KIND = "x-doppel-error-kind"  # invalid | permanent | exhausted
+H_ERROR_KIND = "x-doppel-error-kind"  # invalid | permanent | exhausted | abandoned
 H_FUNCTION = "x-doppel-function"
 H_ROUTING_KEY = "x-doppel-routing-key"  # the event type, kept when a message moves between queues
 H_PARKED_AT = "x-doppel-parked-at"
+H_REDRIVEN_AT = "x-doppel-redriven-at"  # published again by a worker's sweep: its claim ran out, its message was lost
 
 
 # AMQP 0-9-1's limits, as pika encodes and RabbitMQ reads them.
@@ -94,13 +95,24 @@ class QueueSpec:
     kind: str = "quorum"  # quorum | classic
     bindings: tuple[str, ...] = ()  # topic patterns on EXCHANGE
     message_ttl_ms: int | None = None
-    dead_letter_to: str | None = None  # expired messages go to this queue (via the default exchange)
+    # Expired messages, and those over the delivery limit, go to this queue (via the default exchange).
+    dead_letter_to: str | None = None
     single_active_consumer: bool = False
+    # Deliveries of one message before it is dead-lettered instead of delivered again (quorum queues):
+    # the last resort against a message that comes back for ever.
+    delivery_limit: int | None = None
+    # A queue of this name declared by an older Doppel with other arguments is used as it is (and
+    # reported in `queues_as_found`) instead of failing the whole declaration.
+    accept_existing: bool = False
 
 
 class Broker(Protocol):
     def declare(self, queues: Sequence[QueueSpec]) -> None:
         """Declare EXCHANGE and these queues with their bindings; safe to repeat."""
+
+    @property
+    def queues_as_found(self) -> dict[str, str]:
+        """Queues (`accept_existing`) that exist with other arguments than declared, and how they differ."""
 
     def publish(self, messages: Sequence[Message]) -> None:
         """Publish and return only once the broker confirmed every one (PublishError otherwise).

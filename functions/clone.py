@@ -2,7 +2,7 @@
 
 The stack may take minutes (Heat); then `poll` emits stack.ready when it is complete.
 """
-from core.chain import environment_of, on_chain_failure
+from core.chain import environment_of, on_chain_failure, sweep_stuck_environments
 from core.cloud import Snapshot
 from core.errors import PermanentError
 from core.registry import CLONING, SNAPSHOTTING
@@ -32,3 +32,4 @@ def handle(event, deps) -> list:
 
 
 on_failure = on_chain_failure(NAME)
+sweep = sweep_stuck_environments  # the worker runs it periodically, once for the three chain functions

@@ -10,7 +10,7 @@ reason, which `notify` posts to the request's `reply_to`.
 """
 import logging
 
-from core.chain import on_chain_failure, request_id
+from core.chain import on_chain_failure, request_id, sweep_stuck_environments
 from core.errors import PermanentError
 from core.registry import FAILED, REQUESTED, SNAPSHOTTING
 from schemas.config import ttl_refusal
@@ -95,3 +95,6 @@ def _register(event, deps) -> bool:
         log.exception("snapshot: could not register the failed request %s for %s", event.id, data["env"])
         return False
     return env.request_id == request_id(event)
+
+
+sweep = sweep_stuck_environments  # the worker runs it periodically, once for the three chain functions

@@ -29,6 +29,7 @@ class BusSection(Strict):
     prefetch = fields.Integer(load_default=32, validate=validate.Range(min=1, max=10_000))
     lease = Duration(load_default=30.0)
     retry = fields.Nested(RetrySection, load_default=lambda: RetrySection().load({}))
+    stuck_after = Duration(load_default=7200.0)  # an environment half-made this long, with no work on it, is failed
 
 
 class EnvironmentsSection(Strict):

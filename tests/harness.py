@@ -61,9 +61,9 @@ class Bus:
         self.brokers.append(broker)
         return broker
 
-    def worker(self, functions, lease_s=30.0) -> Worker:
+    def worker(self, functions, lease_s=30.0, **options) -> Worker:
         worker = Worker(self.broker(), functions, self.ledger, self.deps, retry=self.retry,
-                        lease_s=lease_s, prefetch=16, reporter=self.reporter)
+                        lease_s=lease_s, prefetch=16, reporter=self.reporter, **options)
         worker.start()
         self.workers.append(worker)
         return worker

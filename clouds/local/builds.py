@@ -84,3 +84,10 @@ def _quietly(body: Callable[[], Any]) -> Callable[[], None]:
         except Exception:  # noqa: BLE001 - the error is kept in the build's status
             pass
     return run
+
+
+def interrupted(status: str, in_progress: str, complete: str, partial: Path) -> bool:
+    """Whether a build recorded in `partial` stopped with its builder: one in progress, or one recorded complete
+    whose builder died before renaming it into place (it still holds owner.json, removed just before the rename)."""
+    owner = state.read_json(partial / "owner.json")
+    return (status == in_progress or (status == complete and owner is not None)) and not state.builder_alive(owner)

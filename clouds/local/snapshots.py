@@ -124,7 +124,7 @@ class SnapshotVerbs:
         if not data:
             return None
         found = Snapshot.from_dict(data)
-        if found.status == SNAPSHOT_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
+        if builds.interrupted(found.status, SNAPSHOT_IN_PROGRESS, SNAPSHOT_COMPLETE, partial):
             return replace(found, status=SNAPSHOT_FAILED,
                            status_reason="interrupted: the worker taking it stopped; snapshot again with the same "
                                          "key to start over")

@@ -58,6 +58,10 @@ class StackVerbs:
                         "(doppel env delete) or choose another name", env=env)
                 return found
             recorded = state.read_json(snapshot_dir / "snapshot.json") or {}
+            if found is not None and recorded.get("used_by") == env and (partial / "root").is_dir():
+                # An interrupted build that had taken the snapshot's copy (a failed one gave it back): take it again.
+                self._return_snapshot_copy(snapshot_dir, partial)
+                recorded = state.read_json(snapshot_dir / "snapshot.json") or {}
             if not (snapshot_dir / "root").is_dir():
                 why = f"its copy became env {recorded['used_by']}" if recorded.get("used_by") else \
                     "it was deleted, or is not complete"
@@ -128,12 +132,17 @@ class StackVerbs:
     def _give_snapshot_copy_back(self, snapshot_dir: Path, partial: Path) -> None:
         """Undo a take-over after a failed build, so a retry has its snapshot again."""
         with state.locked(self._lock_file):
-            if (partial / "root").is_dir() and snapshot_dir.is_dir() and not (snapshot_dir / "root").exists():
-                os.rename(partial / "root", snapshot_dir / "root")
-                record = state.read_json(snapshot_dir / "snapshot.json")
-                record.pop("used_by", None)
-                record["status_reason"] = ""
-                state.write_json(snapshot_dir / "snapshot.json", record)
+            self._return_snapshot_copy(snapshot_dir, partial)
+
+    @staticmethod
+    def _return_snapshot_copy(snapshot_dir: Path, partial: Path) -> None:
+        """Move a taken-over copy back into its snapshot (caller holds the lock)."""
+        if (partial / "root").is_dir() and snapshot_dir.is_dir() and not (snapshot_dir / "root").exists():
+            os.rename(partial / "root", snapshot_dir / "root")
+            record = state.read_json(snapshot_dir / "snapshot.json")
+            record.pop("used_by", None)
+            record["status_reason"] = ""
+            state.write_json(snapshot_dir / "snapshot.json", record)
 
     def _outputs(self, env: str, spec: Mapping, env_root: Path) -> dict:
         """The new environment's endpoints: where it lives, its URL, each database's path and URL."""
@@ -160,7 +169,7 @@ class StackVerbs:
         if not data:
             return None
         found = Stack.from_dict(data["stack"])
-        if found.status == CREATE_IN_PROGRESS and not state.builder_alive(state.read_json(partial / "owner.json")):
+        if builds.interrupted(found.status, CREATE_IN_PROGRESS, CREATE_COMPLETE, partial):
             return replace(found, status=CREATE_FAILED,
                            status_reason="interrupted: the worker building it stopped; create_stack with the same "
                                          "key rebuilds it, delete_stack removes it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime, timezone
+from urllib.parse import unquote, urlsplit
 
 from bus import topology
 from core.broker import (
@@ -173,10 +174,27 @@ def _drain(app: App, queue: str):
 def _describe(delivery) -> dict:
     message = delivery.message
     headers = message.headers
-    return {"message_id": message.message_id, "function": headers.get(H_FUNCTION),
-            "type": headers.get(H_ROUTING_KEY, message.routing_key), "kind": headers.get(H_ERROR_KIND),
-            "attempts": headers.get(H_ATTEMPT), "parked_at": headers.get(H_PARKED_AT),
-            "error": headers.get(H_ERROR)}
+    deaths = headers.get("x-death") or []  # RabbitMQ's record of each dead-lettering, the latest first
+    first_type = (deaths[-1].get("routing-keys") or [None])[0] if deaths else None
+    info = {"message_id": message.message_id, "function": headers.get(H_FUNCTION),
+            "type": headers.get(H_ROUTING_KEY) or first_type or message.routing_key,
+            "kind": headers.get(H_ERROR_KIND), "attempts": headers.get(H_ATTEMPT),
+            "parked_at": headers.get(H_PARKED_AT), "error": headers.get(H_ERROR)}
+    if info["kind"] is None and deaths:  # parked by RabbitMQ itself, not by a worker
+        death = deaths[0]
+        at = death.get("time")
+        info.update(function=topology.function_of(str(death.get("queue", ""))), kind=str(death.get("reason")),
+                    parked_at=at.isoformat() if isinstance(at, datetime) else at,
+                    error=_dead_lettered_because(death))
+    return info
+
+
+def _dead_lettered_because(death: dict) -> str:
+    if death.get("reason") == "delivery_limit":
+        return (f"{death.get('queue')} delivered it {topology.DELIVERY_LIMIT + 1} times and it was never settled: "
+                "each time, its worker died, lost its connection, or failed on it unexpectedly; see the workers' "
+                "logs, fix the cause, then replay it")
+    return f"dead-lettered by RabbitMQ from {death.get('queue')} ({death.get('reason')})"
 
 
 def cmd_dlq_list(args) -> int:
@@ -228,8 +246,15 @@ def cmd_dlq_show(args) -> int:
 
 def _replay(app: App, name: str, delivery) -> None:
     message = delivery.message
+    if message.headers.get(H_ERROR_KIND) == "abandoned":  # its key refuses every delivery until reopened
+        import functions
+        from bus.worker import default_key
+        from schemas.envelope import from_amqp
+        key_of = getattr(functions.BY_NAME[name], "idempotency_key", default_key)
+        app.ledger.reopen(name, key_of(from_amqp(message.body, message.headers, message.content_type)))
     headers = {k: v for k, v in message.headers.items()
-               if k not in (H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_PARKED_AT, "x-death")}
+               if k not in (H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_PARKED_AT, "x-death", "x-delivery-count")
+               and not k.startswith("x-first-death-")}
     headers["x-doppel-replayed-at"] = datetime.now(timezone.utc).isoformat()
     app.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.function_queue(name),
                                 body=message.body, message_id=message.message_id, headers=headers,
@@ -290,5 +315,22 @@ def cmd_topology(args) -> int:
     if args.declare:
         app.broker.declare(specs)
         print("declared", file=sys.stderr)
+        _advise_on_outdated_queues(app, specs)
     app.close()
     return 0
+
+
+def _advise_on_outdated_queues(app: App, specs) -> None:
+    """Say how to give queues declared by an older Doppel what this version declares them with."""
+    outdated = app.broker.queues_as_found
+    if not outdated:
+        return
+    vhost = unquote(urlsplit(app.config.amqp_url or "").path[1:]) or "/"
+    print(f"\n{len(outdated)} queue(s) were declared by an older Doppel without a delivery limit, and are used as they "
+          "are. Give them the limit with a policy (RabbitMQ cannot change a queue's arguments; a policy applies at "
+          "once, with the workers running):", file=sys.stderr)
+    for spec in specs:
+        if spec.name in outdated:
+            print(f"  {topology.policy_command(spec, vhost)}", file=sys.stderr)
+    print("or, with the workers stopped, delete each while it is empty (rabbitmqctl delete_queue) and declare again. "
+          "See docs/bus.md, 'Upgrading'.", file=sys.stderr)

@@ -268,3 +268,133 @@ def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_agai
     states = [t.to_state for t in shop.app.registry.transitions(env)]
     assert states == ["requested", "snapshotting", "failed", "requested", "snapshotting", "cloning",
                       "configuring", "ready"]
+
+
+def half_made(shop, name: str, *, builder_alive: bool = False):
+    """An environment left cloning: its snapshot taken, its stack half-built (by a builder that died, unless
+    `builder_alive`), its clone claim run out, its message lost."""
+    import subprocess
+    import sys
+
+    from clouds.local import state
+    from core.cloud import CREATE_IN_PROGRESS, Stack, env_tags
+    from core.registry import CLONING, SNAPSHOTTING
+    app = shop.app
+    env, _ = app.registry.request(name=name, request_id=f"test/{name}", production="shop", correlation_id=name)
+    env = app.registry.move(app.registry.move(env, SNAPSHOTTING), CLONING)
+    app.cloud.snapshot("shop", name, env.request_id)
+    partial = app.config.state_dir / "local" / "envs" / f"{name}.partial"
+    (partial / "root").mkdir(parents=True)
+    tags = env_tags(name, env.request_id, **{"doppel-production": "shop"})
+    stack = Stack(id=f"stack-{name}", name=name, env=name, status=CREATE_IN_PROGRESS, tags=tags)
+    state.write_json(partial / "stack.json", {"stack": stack.to_dict(), "production": "shop", "parameters": {}})
+    state.write_json(partial / "tags.json", tags)
+    if builder_alive:
+        owner, _cancel = state.start_build()
+    else:
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+        owner = {"pid": int(dead.stdout), "token": "gone"}
+    state.write_json(partial / "owner.json", owner)
+    app.ledger.claim("clone", env.request_id, "dead-worker", -60)
+    return env
+
+
+def hours_later(shop, hours: float):
+    from datetime import datetime, timedelta, timezone
+    later = datetime.now(timezone.utc) + timedelta(hours=hours)
+    shop.app.deps.clock = lambda: later
+
+
+def test_an_environment_left_half_made_is_failed_and_cleaned_up_by_the_sweep(shop):
+    # Given an environment left cloning by a worker that died, its message lost, three hours ago
+    env = half_made(shop, "stuck-one")
+    hours_later(shop, 3)
+
+    # When a worker sweeps
+    shop.worker.sweep()
+    shop.app.broker.run_until_idle(timeout=60)
+
+    # Then it is failed with the reason, its requester hears it, and nothing of it is left, half-made or whole
+    ended = shop.app.registry.latest("stuck-one")
+    assert ended.state == FAILED and "stuck cloning for 3 h" in ended.reason
+    (failed,) = shop.events("env.failed")
+    assert failed.data["request"] == env.request_id and failed.data["step"] == "clone"
+    assert failed.correlation_id == "stuck-one"
+    assert_nothing_left(shop, "stuck-one")
+    # ... and its lost message, turning up now, makes nothing
+    shop.publish("snapshot.done", env="stuck-one", production="shop", request=env.request_id,
+                 snapshot={"id": "snap-x", "production": "shop", "env": "stuck-one", "status": "COMPLETE",
+                           "created": "2026-01-01T00:00:00+00:00"})
+    assert_nothing_left(shop, "stuck-one")
+    assert shop.app.registry.latest("stuck-one").state == FAILED
+
+
+def test_the_sweep_leaves_an_environment_that_is_young_held_by_a_worker_or_still_being_built(shop):
+    # Given three environments left half-made, one of them held by a live worker, one still being built
+    half_made(shop, "left-one")
+    held = half_made(shop, "held-one")
+    shop.app.ledger.claim("configure", held.request_id, "live-worker", 600)
+    half_made(shop, "building-one", builder_alive=True)
+
+    # When a worker sweeps an hour later, within the bound, and again three hours later, past it
+    hours_later(shop, 1)
+    shop.worker.sweep()
+    shop.app.broker.run_until_idle(timeout=60)
+    assert [e.state for e in shop.app.registry.all()] == ["cloning"] * 3
+
+    hours_later(shop, 3)
+    shop.worker.sweep()
+    shop.app.broker.run_until_idle(timeout=60)
+
+    # Then only the one nobody works on is failed
+    assert {e.name: e.state for e in shop.app.registry.all(include_ended=True)} == {
+        "left-one": FAILED, "held-one": "cloning", "building-one": "cloning"}
+    assert [e.data["env"] for e in shop.events("env.failed")] == ["left-one"]
+
+
+def test_a_step_whose_workers_kept_dying_is_abandoned_compensated_and_can_be_replayed(shop):
+    from bus import topology
+    from bus.ledger import MAX_TAKEOVERS
+    from core.broker import event_message
+    from core.chain import request_id
+    from doppel.cli.bus import _replay, build_event
+    # Given a request whose clone took down each worker that claimed it (every claim ran out)
+    request = build_event("env.requested", {"env": "crashy", "production": "shop"}, source="test")
+    for n in range(MAX_TAKEOVERS + 1):
+        shop.app.ledger.claim("clone", request_id(request), f"killed-{n}", -1)
+
+    # When its chain reaches clone again
+    shop.app.broker.publish([event_message(request)])
+    shop.app.broker.run_until_idle(timeout=60)
+
+    # Then clone does not run it: the environment is failed with why, cleaned up, and the message parked
+    env = shop.app.registry.latest("crashy")
+    assert env.state == FAILED and "abandoned" in env.reason
+    assert [e.data["step"] for e in shop.events("env.failed")] == ["clone"]
+    assert_nothing_left(shop, "crashy")
+    parked = shop.app.broker.get(topology.dead_queue("clone"))
+    assert parked.message.headers["x-doppel-error-kind"] == "abandoned"
+
+    # ... and `doppel dlq replay` lets it be claimed again (here it finds its environment failed: a no-op)
+    _replay(shop.app, "clone", parked)
+    shop.app.broker.run_until_idle(timeout=60)
+    (entry,) = [e for e in shop.app.ledger.entries() if e.function == "clone"]
+    assert entry.status == "done" and shop.app.broker.depth(topology.dead_queue("clone")) == 0
+
+
+def test_configure_run_again_after_the_move_to_ready_says_ready_again_with_the_same_event(shop):
+    import functions.configure as configure
+    from schemas.envelope import Event
+    # Given an environment made ready, whose worker (say) died before env.ready left it
+    shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=3600)
+    (stack_ready,) = shop.events("stack.ready")
+    (sent,) = shop.events("env.ready")
+    event = Event(type="stack.ready", source=stack_ready.source, data=stack_ready.data, id=stack_ready.id,
+                  correlationid=stack_ready.correlation_id)
+
+    # When configure runs again on the same stack.ready (its claim taken over)
+    (again,) = configure.handle(event, shop.app.deps.for_event(event, "configure", stack_ready.data["request"]))
+
+    # Then it says ready again, as the same event, with the same endpoints, and changes nothing
+    assert (again.type, again.id, again.data["endpoints"]) == ("env.ready", sent.id, sent.data["endpoints"])
+    assert shop.app.registry.living("perf-test").state == READY

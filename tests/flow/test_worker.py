@@ -1,9 +1,11 @@
 """The worker's promises, on the in-memory bus and on a real RabbitMQ alike."""
+import json
 import threading
 import time
 
 from bus import topology
-from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, Message, event_message
+from bus.ledger import MAX_TAKEOVERS
+from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_REDRIVEN_AT, Message, event_message
 from core.errors import PermanentError
 from schemas.envelope import Event
 from tests.harness import make_function
@@ -133,6 +135,34 @@ def test_invalid_events_are_parked_at_once_and_others_still_served(bus):
     assert all(m.headers[H_ERROR_KIND] == "invalid" for m in parked(bus, name))
 
 
+def test_unreadable_messages_of_any_shape_are_parked_at_once_with_the_reason(bus):
+    # Given a worker serving a function
+    served = []
+    name = f"sturdy{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", lambda e, d: served.append(e.data["env"]) or [])])
+    broker = bus.workers[0].broker
+    queue = topology.function_queue(name)
+    time_five = {"specversion": "1.0", "id": "t5", "source": "fuzz", "type": "env.requested", "time": 5,
+                 "data": {"env": "poison", "production": "shop"}}
+
+    # When messages arrive that break the reading itself, not only the schema, then a good event
+    broker.publish([
+        Message(exchange="", routing_key=queue, body=b"[" * 100_000, message_id="too-deep"),
+        Message(exchange="", routing_key=queue, body=b"9" * 5000, message_id="too-long"),
+        Message(exchange="", routing_key=queue, body=json.dumps(time_five).encode(), message_id="time-five",
+                headers={H_ATTEMPT: "many"}),
+    ])
+    bus.publish(requested("good-one"))
+    bus.settle(lambda: served == ["good-one"] and bus.workers[0].stats.counts[f"invalid:{name}"] == 3)
+
+    # Then each is parked once, at once, with the reason; none was put back or retried
+    messages = parked(bus, name)
+    assert sorted(m.message_id for m in messages) == ["time-five", "too-deep", "too-long"]
+    assert all(m.headers[H_ERROR_KIND] == "invalid" and m.headers[H_ERROR] for m in messages)
+    counts = bus.workers[0].stats.counts
+    assert counts[f"retried:{name}"] == counts[f"deferred:{name}"] == 0
+
+
 def test_replayed_parked_message_runs_again_after_the_cause_is_fixed(bus):
     broken = threading.Event()
     broken.set()
@@ -226,6 +256,82 @@ def test_an_unexpected_error_on_one_event_of_a_batch_puts_it_back_and_the_others
     bus.settle(lambda: worker.stats.counts[f"parked:{name}"] == 1)
     assert worker.stats.counts[f"handled:{name}"] == 2
     assert runs == ["good-1", "bad", "good-2", "bad"]
+
+
+def test_a_claim_that_ran_out_with_its_message_lost_is_published_again_by_the_sweep_and_run_once(memory_bus):
+    bus = memory_bus
+    runs = []
+    name = "lost"
+    fn = make_function(name, "env.requested", lambda e, d: runs.append(e.id) or [])
+    worker = bus.worker([fn], lease_s=30, sweep_every_s=3600, redrive_after_s=5)
+    # Given a worker that claimed an event and died, its message lost with it (nothing is queued)
+    event = requested()
+    bus.ledger.claim(name, f"{event.source}:{event.id}", "dead-worker", -10, event=event)
+
+    # When the sweep runs, twice in a row
+    assert worker.sweep() == 1
+    assert worker.sweep() == 0  # re-driven once, not once per sweep
+
+    # Then the event is published again to its function, which runs it once, and it is done
+    (message,) = [d.message for d in iter(lambda: bus.brokers[0].get(topology.function_queue(name)), None)]
+    assert message.message_id == event.id and H_REDRIVEN_AT in message.headers
+    bus.brokers[0].publish([message])
+    bus.settle(lambda: runs == [event.id])
+    assert [e.status for e in bus.ledger.entries()] == ["done"] and worker.sweep() == 0
+
+
+def test_an_event_whose_claims_keep_dying_is_abandoned_compensated_and_parked(memory_bus):
+    bus = memory_bus
+    runs, compensated = [], []
+    name = "crasher"
+    fn = make_function(name, "env.requested", lambda e, d: runs.append(e.id) or [], key=lambda e: "k",
+                       on_failure=lambda e, reason, d: compensated.append(reason) or [])
+    bus.worker([fn], lease_s=30)
+    # Given an event whose handler took down its worker each time it was claimed (each claim ran out)
+    event = requested()
+    for n in range(MAX_TAKEOVERS + 1):
+        assert bus.ledger.claim(name, "k", f"killed-{n}", -1, event=event).value == "run"
+
+    # When it is delivered once more
+    bus.publish(event)
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 1)
+
+    # Then it is not run again: its function compensates, and it is parked as abandoned, with why
+    assert runs == [] and len(compensated) == 1 and "abandoned" in compensated[0]
+    (message,) = parked(bus, name)
+    assert message.headers[H_ERROR_KIND] == "abandoned" and f"{MAX_TAKEOVERS + 1} times" in message.headers[H_ERROR]
+    # ... a copy of it delivered later is not run either
+    bus.publish(event)
+    bus.settle(lambda: bus.workers[0].stats.counts[f"parked:{name}"] == 2)
+    assert runs == []
+    # ... and once reopened and replayed after the cause is fixed (`doppel dlq replay`), it runs
+    assert bus.ledger.reopen(name, "k")
+    bus.brokers[0].publish([Message(exchange="", routing_key=topology.function_queue(name), body=message.body,
+                                    message_id=message.message_id)])
+    bus.settle(lambda: runs == [event.id])
+
+
+def test_a_claim_keeps_its_event_whole_whether_it_came_in_structured_or_binary_mode(bus):
+    from sqlalchemy import text
+    seen = []
+    name = f"keeper{bus.prefix}"
+    bus.worker([make_function(name, "env.requested", lambda e, d: seen.append(e.id) or [])])
+    queue = topology.function_queue(name)
+    # Given one event in structured mode, as Doppel sends it, and one in binary mode (attributes in headers)
+    structured, binary = requested("structured"), requested("binary")
+    headers = {"ce-specversion": "1.0", "ce-id": binary.id, "ce-source": binary.source, "ce-type": binary.type,
+               "ce-time": binary.to_dict()["time"], "ce-correlationid": binary.correlationid}
+    bus.workers[0].broker.publish([
+        Message(exchange="", routing_key=queue, body=structured.to_json(), message_id=structured.id),
+        Message(exchange="", routing_key=queue, body=json.dumps(binary.data).encode(), message_id=binary.id,
+                headers=headers, content_type="application/json")])
+    bus.settle(lambda: sorted(seen) == sorted([structured.id, binary.id]))
+
+    # Then each claim keeps the whole event, as a sweep would publish it again
+    with bus.engine.connect() as conn:
+        kept = {row.event_id: Event.from_json(row.event) for row in conn.execute(
+            text("SELECT event_id, event FROM idempotency_ledger WHERE function = :f"), {"f": name})}
+    assert kept == {structured.id: structured, binary.id: binary}
 
 
 def test_emitted_events_inherit_a_correlation_id_at_the_limit_and_reach_the_next_function(bus):

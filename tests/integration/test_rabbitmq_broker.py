@@ -539,3 +539,75 @@ def test_unreachable_rabbitmq_fails_fast_with_a_url_without_its_password():
     assert time.monotonic() - started < 3
     assert "s3cret" not in str(raised.value) and "guest:***@127.0.0.1:1" in str(raised.value)
     assert safe_url("amqp://u:p@h:5672/v?heartbeat=2") == "amqp://u:***@h:5672/v?heartbeat=2"
+
+
+# -- bounded redelivery and the upgrade path ---------------------------------------------
+
+def test_a_message_put_back_again_and_again_is_parked_by_rabbitmq_saying_why(brokers):
+    from types import SimpleNamespace
+
+    from bus import topology
+    from bus.retry import RetryPolicy
+    from doppel.cli.bus import _describe
+    # Given a function's queues, and a consumer that puts every message back (a bug that escapes the worker)
+    broker = brokers()
+    name = f"loop{uuid.uuid4().hex[:6]}"
+    broker.declare(topology.queues_for([SimpleNamespace(NAME=name, CONSUMES="loop.tick")], RetryPolicy(attempts=2)))
+    deliveries = Recorder(ack=False)
+
+    def put_back(delivery):
+        deliveries(delivery)
+        delivery.nack(requeue=True)
+    broker.consume(topology.function_queue(name), put_back, prefetch=1)
+
+    # When a message arrives
+    broker.publish([event("loop.tick", 1)])
+
+    # Then it is delivered DELIVERY_LIMIT + 1 times, no more, and parked by RabbitMQ with why
+    dead = topology.dead_queue(name)
+    wait_for(lambda: broker.depth(dead) == 1, 20, "the message to be parked")
+    assert deliveries.count() == topology.DELIVERY_LIMIT + 1
+    parked = broker.get(dead)
+    info = _describe(parked)
+    parked.nack(requeue=True)
+    assert (info["function"], info["type"], info["kind"]) == (name, "loop.tick", "delivery_limit")
+    assert f"delivered it {topology.DELIVERY_LIMIT + 1} times" in info["error"] and info["parked_at"]
+
+
+def test_a_function_queue_declared_by_an_older_version_is_used_as_it_is_until_the_printed_policy_limits_it(
+        brokers, vhost_url):
+    import shlex
+    from types import SimpleNamespace
+
+    from bus import topology
+    from bus.retry import RetryPolicy
+    # Given the queues an older Doppel declared: a function queue without a delivery limit, classic delay queues
+    broker = brokers()
+    name = f"old{uuid.uuid4().hex[:6]}"
+    function = SimpleNamespace(NAME=name, CONSUMES="old.tick")
+    broker.declare([QueueSpec(topology.function_queue(name), "quorum", ("old.tick",)),
+                    QueueSpec(f"doppel.fn.{name}.retry.1", "classic", message_ttl_ms=1000,
+                              dead_letter_to=topology.function_queue(name))])
+
+    # When this version declares its topology, and RabbitMQ drops the connection (everything is declared again)
+    specs = topology.queues_for([function], RetryPolicy(attempts=2))
+    broker.declare(specs)
+    rabbitmqctl("close_all_connections", "-p", vhost_of(vhost_url), "test: connection dropped")
+    wait_for(lambda: broker.reconnects >= 1, 10, "the reconnect")
+
+    # Then the old queue is used as it is, and said to be, and serves
+    assert list(broker.queues_as_found) == [topology.function_queue(name)]
+    assert "inequivalent arg" in broker.queues_as_found[topology.function_queue(name)]
+    served = Recorder(ack=False)
+
+    def put_back(delivery):
+        served(delivery)
+        delivery.nack(requeue=True)
+    broker.consume(topology.function_queue(name), put_back, prefetch=1)
+
+    # ... and once the policy `doppel topology` prints is applied, a message that keeps coming back is parked
+    (spec,) = [s for s in specs if s.name == topology.function_queue(name)]
+    subprocess.run(shlex.split(topology.policy_command(spec, vhost_of(vhost_url))), check=True, capture_output=True)
+    broker.publish([event("old.tick", 1)])
+    wait_for(lambda: broker.depth(topology.dead_queue(name)) == 1, 20, "the message to be parked by the policy")
+    assert served.count() == topology.DELIVERY_LIMIT + 1

@@ -1,8 +1,10 @@
 """The idempotency ledger under many threads: one run per key, whatever shares a transaction."""
+import sqlite3
 import threading
 
-from bus.ledger import Claim, Ledger, _Call, _GroupCommit
+from bus.ledger import MAX_TAKEOVERS, Claim, Ledger, _Call, _GroupCommit
 from core.db import make_engine
+from schemas.envelope import Event
 
 
 def ledger(tmp_path) -> Ledger:
@@ -170,3 +172,67 @@ def test_close_lets_the_held_connection_go_only_after_the_transaction_running_on
     assert book.claim("fn", "during-close", "other", 30) is Claim.BUSY
     assert book.claim("fn", "after-close", "owner", 30) is Claim.RUN
     assert book._engine.pool.checkedout() == 0
+
+
+def test_a_claim_that_ran_out_is_handed_to_one_sweeper_once_with_its_event(tmp_path):
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    # Given a claim of a worker that died, whose lease ran out a minute ago, and a live one
+    book = Ledger(engine, clock=clock)
+    event = Event(type="env.requested", source="test", data={"env": "lost-one", "production": "shop"})
+    book.claim("fn", "lost", "dead-worker", -60, event=event)
+    book.claim("fn", "alive", "live-worker", 30, event=event)
+    book.claim("other-fn", "lost", "dead-worker", -60, event=event)
+
+    # When two workers' sweeps, each with a ledger of its own, look for claims out for more than 30 s
+    first, second = book.take_redrives(["fn"], 30), Ledger(engine, clock=clock).take_redrives(["fn"], 30)
+
+    # Then one of them gets it, with the event as it was claimed; the live one and other functions' are left
+    assert [(r.function, r.key) for r in first + second] == [("fn", "lost")]
+    assert Event.from_json(first[0].event) == event and first[0].event_type == "env.requested"
+    # ... nobody gets it again within the next 30 s; after them, if still nobody took the claim over, again
+    now[0] += 29
+    assert book.take_redrives(["fn"], 30) == []
+    now[0] += 2
+    assert [r.key for r in book.take_redrives(["fn"], 30)] == ["lost"]
+    # ... and not while a delivery that took it over holds it (the live one has run out by now, unrenewed)
+    assert book.claim("fn", "lost", "next-worker", 30) is Claim.RUN
+    now[0] += 31
+    assert [r.key for r in book.take_redrives(["fn"], 30)] == ["alive"]
+
+
+def test_claims_that_run_out_again_and_again_are_abandoned_until_reopened(tmp_path):
+    book = ledger(tmp_path)
+    # Given a key whose claim ran out, then was taken over and ran out again MAX_TAKEOVERS times
+    for n in range(MAX_TAKEOVERS + 1):
+        assert book.claim("fn", "k", f"killed-{n}", -1) is Claim.RUN
+    # When it is claimed again, by several deliveries at once
+    results = claim_all_at_once(book, ["k"] * 4)
+    # Then none runs it: it is abandoned, for all of them
+    assert {claim for _key, claim in results} == {Claim.ABANDONED}
+    (entry,) = book.entries()
+    assert entry.status == "abandoned" and f"{MAX_TAKEOVERS + 1} times in a row" in entry.result["error"]
+    # ... until a replay reopens it: then it runs, and its count starts again
+    assert book.reopen("fn", "k") and not book.reopen("fn", "k")
+    assert book.claim("fn", "k", "replay", -1) is Claim.RUN
+    assert book.claim("fn", "k", "after-replay", 30) is Claim.RUN  # ran out once: taken over, not abandoned
+
+
+def test_a_ledger_made_before_claims_kept_their_event_gets_the_new_columns_and_keeps_its_rows(tmp_path):
+    # Given a ledger table as an earlier version made it, with a running claim
+    path = tmp_path / "ledger.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE idempotency_ledger (function VARCHAR(64) NOT NULL, key VARCHAR(255) NOT NULL, "
+                     "status VARCHAR(16) NOT NULL, owner VARCHAR(64) NOT NULL, lease_until FLOAT NOT NULL, "
+                     "event_id VARCHAR(255), event_type VARCHAR(64), correlation_id VARCHAR(255), result TEXT, "
+                     "updated_at FLOAT NOT NULL, PRIMARY KEY (function, key))")
+        conn.execute("INSERT INTO idempotency_ledger VALUES ('fn', 'old', 'running', 'gone', 0, 'e-1', "
+                     "'env.requested', 'c-1', NULL, 0)")
+    # When this version opens it, from two processes' worth of Ledgers
+    book, _again = Ledger(make_engine(f"sqlite:///{path}")), Ledger(make_engine(f"sqlite:///{path}"))
+    # Then its old claim can be taken over, and is offered to the sweep, without an event to publish
+    (redrive,) = book.take_redrives(["fn"], 0)
+    assert (redrive.key, redrive.event_id, redrive.event) == ("old", "e-1", None)
+    assert book.claim("fn", "old", "new-worker", 30) is Claim.RUN
+    assert book.claim("fn", "new", "new-worker", 30) is Claim.RUN

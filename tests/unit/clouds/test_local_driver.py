@@ -259,6 +259,43 @@ def test_an_interrupted_build_reads_as_failed_and_is_rebuilt_on_replay(tmp_path,
     assert not partial.exists()
 
 
+def test_a_snapshot_recorded_complete_whose_taker_died_before_the_rename_is_taken_again(tmp_path, driver):
+    # Given a snapshot whose worker was killed after recording it complete, before renaming it into place
+    taken = driver.snapshot("shop", "pr-1", "req-1")
+    final = tmp_path / "state" / "snapshots" / taken.id
+    partial = final.with_name(final.name + ".partial")
+    final.rename(partial)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state.write_json(partial / "owner.json", {"pid": int(dead.stdout), "token": "gone"})
+
+    # Then it reads as interrupted, not complete (a clone from it would find no snapshot), and is taken again whole
+    assert driver.snapshot_status(taken.id).status == "FAILED"
+    again = driver.snapshot("shop", "pr-1", "req-1")
+    assert again.status == "COMPLETE" and (final / "root").is_dir() and not partial.exists()
+    assert driver.create_stack("pr-1", again, {}, "req-1").status == CREATE_COMPLETE
+
+
+def test_a_build_interrupted_after_taking_the_snapshots_copy_is_built_again_from_it(tmp_path, driver):
+    # Given a build whose worker was killed after it moved the snapshot's copy into its half-made env
+    snapshot = driver.snapshot("shop", "pr-1", "req-1")
+    built = driver.create_stack("pr-1", snapshot, {}, "req-1")
+    final = tmp_path / "state" / "envs" / "pr-1"
+    partial = final.with_name("pr-1.partial")
+    final.rename(partial)
+    (partial / "stack.json").write_text(json.dumps({"stack": {**built.to_dict(), "status": CREATE_IN_PROGRESS},
+                                                    "production": "shop", "parameters": {}}))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state.write_json(partial / "owner.json", {"pid": int(dead.stdout), "token": "gone"})
+    assert driver.stack_status("pr-1").status == CREATE_FAILED
+
+    # When the chain replays the build
+    rebuilt = driver.create_stack("pr-1", snapshot, {}, "req-1")
+
+    # Then it is built whole from the same copy, not refused for a snapshot "that became env pr-1"
+    assert rebuilt.status == CREATE_COMPLETE and (final / "root" / "data" / "shop.db").exists()
+    assert not partial.exists()
+
+
 def test_background_driver_returns_in_progress_and_finishes_like_a_heat_stack(tmp_path, production):
     cloud = LocalDriver(tmp_path / "state", {"shop": production[1]}, background=True)
     started = cloud.snapshot("shop", "pr-1", "req-1")
