@@ -123,10 +123,12 @@ class StackVerbs:
         """Move the snapshot's copy into the env being built (one rename), noting it in the snapshot."""
         with state.locked(self._lock_file):
             builds.check_still_ours(partial, cancel)
-            os.rename(snapshot_dir / "root", partial / "root")
+            # Recorded first: a builder killed between the two steps leaves the copy where the record says, so a
+            # rebuild finds it (see create_stack), never a snapshot without its copy and without saying where.
             record = state.read_json(snapshot_dir / "snapshot.json")
             record.update(used_by=env, status_reason=f"its copy became env {env} (moved, not copied)")
             state.write_json(snapshot_dir / "snapshot.json", record)
+            os.rename(snapshot_dir / "root", partial / "root")
         return True
 
     def _give_snapshot_copy_back(self, snapshot_dir: Path, partial: Path) -> None:

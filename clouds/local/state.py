@@ -59,7 +59,7 @@ def start_build() -> tuple[dict, threading.Event]:
     cancel = threading.Event()
     with _ACTIVE_GUARD:
         _ACTIVE[token] = cancel
-    return {"pid": os.getpid(), "token": token}, cancel
+    return {"pid": os.getpid(), "token": token, "started": _process_started(os.getpid())}, cancel
 
 
 def end_build(owner: dict) -> None:
@@ -88,7 +88,20 @@ def builder_alive(owner: dict | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     except (TypeError, ValueError):
         return False
-    return True
+    # The pid may have been given to another process since the builder died (pids wrap around quickly on a
+    # busy host): it is the builder only if it started when the builder did.
+    started = owner.get("started")
+    return started is None or _process_started(int(pid)) in (None, started)
+
+
+def _process_started(pid: int) -> str | None:
+    """When a process started (clock ticks since boot, /proc/<pid>/stat field 22); None where that is unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces and parentheses
+    return fields[19] if len(fields) > 19 else None

@@ -231,6 +231,7 @@ def test_thirty_requests_through_two_kill_9s_and_a_broker_restart_each_end_once_
                   what="messages deferred by the second worker")
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
+        subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], check=True)
         site.start_worker()
         # ... and, half-way, one of the two is killed too
         site.wait(lambda: count(READY, FAILED) >= 12, timeout=60, what="twelve environments ended")

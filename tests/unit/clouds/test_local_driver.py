@@ -259,6 +259,28 @@ def test_an_interrupted_build_reads_as_failed_and_is_rebuilt_on_replay(tmp_path,
     assert not partial.exists()
 
 
+def test_a_build_whose_builders_pid_now_belongs_to_another_process_reads_as_interrupted(tmp_path, driver):
+    # Given a half-made env whose builder died, and whose pid was given to another, live, process since
+    snapshot = driver.snapshot("shop", "pr-1", "req-1")
+    partial = tmp_path / "state" / "envs" / "pr-1.partial"
+    (partial / "root").mkdir(parents=True)
+    stack = Stack(id="stack-x", name="pr-1", env="pr-1", status=CREATE_IN_PROGRESS,
+                  tags={TAG_ENV: "pr-1", TAG_KEY: "req-1", "doppel-production": "shop"})
+    state.write_json(partial / "stack.json", {"stack": stack.to_dict(), "production": "shop", "parameters": {}})
+    state.write_json(partial / "tags.json", stack.tags)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        builder, _cancel = state.start_build()
+        state.write_json(partial / "owner.json", {**builder, "pid": other.pid})  # started when this process did
+
+        # Then it reads as interrupted, and a replay builds it whole, instead of waiting for ever
+        assert driver.stack_status("pr-1").status == CREATE_FAILED
+        assert driver.create_stack("pr-1", snapshot, {}, "req-1").status == CREATE_COMPLETE
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_snapshot_recorded_complete_whose_taker_died_before_the_rename_is_taken_again(tmp_path, driver):
     # Given a snapshot whose worker was killed after recording it complete, before renaming it into place
     taken = driver.snapshot("shop", "pr-1", "req-1")
@@ -294,6 +316,29 @@ def test_a_build_interrupted_after_taking_the_snapshots_copy_is_built_again_from
     # Then it is built whole from the same copy, not refused for a snapshot "that became env pr-1"
     assert rebuilt.status == CREATE_COMPLETE and (final / "root" / "data" / "shop.db").exists()
     assert not partial.exists()
+
+
+def test_a_builder_killed_just_after_taking_the_snapshots_copy_leaves_it_where_a_rebuild_finds_it(
+        tmp_path, driver, monkeypatch):
+    class Killed(BaseException):
+        """kill -9: nothing after it runs, no except clause cleans up."""
+    # Given a build whose process dies the moment it has moved the snapshot's copy into the half-made env
+    snapshot = driver.snapshot("shop", "pr-1", "req-1")
+    rename = os.rename
+
+    def dies_after_the_move(source, target):
+        rename(source, target)
+        if Path(source).parent.parent.name == "snapshots":
+            raise Killed()
+    monkeypatch.setattr(os, "rename", dies_after_the_move)
+    with pytest.raises(Killed):
+        driver.create_stack("pr-1", snapshot, {}, "req-1")
+    monkeypatch.undo()
+
+    # When the chain builds it again, Then it is built whole from that copy
+    rebuilt = driver.create_stack("pr-1", snapshot, {}, "req-1")
+    assert rebuilt.status == CREATE_COMPLETE
+    assert (tmp_path / "state" / "envs" / "pr-1" / "root" / "data" / "shop.db").exists()
 
 
 def test_background_driver_returns_in_progress_and_finishes_like_a_heat_stack(tmp_path, production):
