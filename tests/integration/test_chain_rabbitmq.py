@@ -41,7 +41,12 @@ class Site:
         log = open(self.dir / f"worker-{len(self.workers)}.log", "w")
         self.workers.append(subprocess.Popen([sys.executable, "-m", "doppel", "worker"], cwd=self.dir,
                                              env=self.env, stdout=log, stderr=log))
-        self.doppel("topology", "--declare")
+        for attempt in (1, 2, 3):  # a loaded host can take longer than the CLI's 30 s to finish a handshake
+            run = self.doppel("topology", "--declare", check=False)
+            if run.returncode == 0:
+                return
+            if "not reachable within" not in run.stderr or attempt == 3:
+                raise AssertionError(f"doppel topology --declare: {run.stderr}")
 
     def kill_worker(self, index):
         """kill -9: no clean stop, its deliveries unacked, its claims left running."""
