@@ -104,6 +104,9 @@ class ProductionDriver:
     def restore_target(self, env: str, production: str | None = None):
         return self._for(production).restore_target(env, production=production)
 
+    def database_targets(self, env: str, production: str) -> dict[str, dict]:
+        return self._for(production).database_targets(env, production)
+
     def production_root(self, production: str) -> Path:
         return self._for(production).production_root(production)
 

@@ -69,7 +69,8 @@ class SnapshotVerbs:
                  cancel: threading.Event) -> Snapshot:
         """Copy every component into `partial`, then make it the snapshot in one rename."""
         try:
-            components = self._capture_components(spec, source_root, partial / "root", final / "root", cancel)
+            components = self._capture_components(spec, source_root, partial / "root", final / "root", cancel,
+                                                  pending.id)
             done = replace(pending, components=components, status=SNAPSHOT_COMPLETE)
             state.write_json(partial / "snapshot.json", done.to_dict())
             with state.locked(self._lock_file):
@@ -82,11 +83,12 @@ class SnapshotVerbs:
         except Exception as exc:
             reason = f"snapshot of production {pending.production} for env {pending.env} failed: {builds.describe(exc)}"
             failed = replace(pending, status=SNAPSHOT_FAILED, status_reason=reason)
+            self._drop_databases(pending.production, lambda kind, c: kind.drop_snapshot(c, pending.id))
             builds.record_failure(partial, lambda: state.write_json(partial / "snapshot.json", failed.to_dict()))
             raise DriverError(f"{reason}; it is retried from scratch with the same key", env=pending.env) from exc
 
     def _capture_components(self, spec: Mapping, source_root: Path, target_root: Path, final_root: Path,
-                            cancel: threading.Event) -> tuple[ComponentSnapshot, ...]:
+                            cancel: threading.Event, snapshot_id: str) -> tuple[ComponentSnapshot, ...]:
         target_root.mkdir()
         components = spec["components"]
         own_files = {path for c in components for path in kind_of(c).own_files(c)}
@@ -98,14 +100,20 @@ class SnapshotVerbs:
 
         sizes: dict[str, int] = {}
         databases = [c for c in components if kind_of(c).holds_data]
+        on_server = {}
         # Databases are backed up while the files copy: the time of a clone is the time of its largest part.
         with ThreadPoolExecutor(max_workers=max(1, len(databases)), thread_name_prefix="doppel-db") as pool:
             backups = {c["path"]: pool.submit(kind_of(c).capture, c, source_root, target_root, exclude)
-                       for c in databases}
+                       for c in databases if not kind_of(c).on_server}
+            copies = {c["name"]: pool.submit(kind_of(c).capture_database, c, snapshot_id)
+                      for c in databases if kind_of(c).on_server}
             for component in copy_roots(components):
                 sizes[component["path"]] = kind_of(component).capture(component, source_root, target_root, exclude)
             sizes.update({path: job.result() for path, job in backups.items()})
-        return tuple(ComponentSnapshot(kind=c["kind"], name=c["name"], location=str(final_root / c["path"]),
+            on_server = {name: job.result() for name, job in copies.items()}
+        return tuple(ComponentSnapshot(kind=c["kind"], name=c["name"], location=on_server[c["name"]][0],
+                                       size=on_server[c["name"]][1]) if kind_of(c).on_server else
+                     ComponentSnapshot(kind=c["kind"], name=c["name"], location=str(final_root / c["path"]),
                                        size=sizes[c["path"]] if c["path"] in sizes else kind_of(c).size(c, target_root))
                      for c in components)
 
@@ -133,6 +141,9 @@ class SnapshotVerbs:
     def delete_snapshot(self, snapshot_id: str, ignore_missing: bool = True) -> None:
         final = self._snapshot_dir(snapshot_id)
         partial = final.with_name(final.name + builds.PARTIAL)
+        record = state.read_json(final / "snapshot.json") or state.read_json(partial / "snapshot.json")
+        if record:
+            self._drop_databases(record.get("production"), lambda kind, c: kind.drop_snapshot(c, snapshot_id))
         with state.locked(self._lock_file):
             doomed = builds.set_aside(final, partial)
         if not doomed and not ignore_missing:
