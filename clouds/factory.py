@@ -42,8 +42,10 @@ class ProductionDriver:
     def _each(self):
         return list(self.drivers.values())
 
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
-        return self._for(production).snapshot(production, env, key)
+    def snapshot(self, production: str, env: str, key: str, restore=None) -> Snapshot:
+        if restore is None:
+            return self._for(production).snapshot(production, env, key)
+        return self._for(production).snapshot(production, env, key, restore=restore)
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
         for driver in self._each():

@@ -267,10 +267,14 @@ class CloudDriver(Protocol):
 
     name: str  # "local", "openstack", "aws"
 
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
+    def snapshot(self, production: str, env: str, key: str,
+                 restore: Callable[[Path, dict], object] | None = None) -> Snapshot:
         """Start (or find, by `key`) a consistent snapshot of `production` for `env`.
 
-        May return IN_PROGRESS; `snapshot_status` tells when it is COMPLETE.
+        May return IN_PROGRESS; `snapshot_status` tells when it is COMPLETE. With `restore`, the
+        snapshot holds a backup's data instead of today's (`env create --data-version`):
+        `restore(root, databases)` writes the backup's files into `root` and its server
+        databases where `databases` says (BackupService.restore's `databases`).
         """
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:

@@ -49,6 +49,15 @@ class ServerDatabaseKind:
         size = self.engine.clone(self.production_server(component), component["database"], target, name)
         return f"{self.kind}://{target.user}@{target.where}/{name}", size
 
+    def snapshot_target(self, component: Mapping, snapshot_id: str) -> dict:
+        """Where a backup's copy of this database goes when a snapshot is made from a backup."""
+        return {"name": component["name"], "kind": self.kind, "server": self.clone_server(component).to_dict(),
+                "database": snapshot_database(snapshot_id, component["name"])}
+
+    def snapshot_location(self, component: Mapping, snapshot_id: str) -> str:
+        server = self.clone_server(component)
+        return f"{self.kind}://{server.user}@{server.where}/{snapshot_database(snapshot_id, component['name'])}"
+
     def build(self, component: Mapping, snapshot_id: str, env: str, take_over: bool) -> bool:
         """Give `env` its database from the snapshot's: renamed when the snapshot was taken for it, else copied.
         True when it was renamed (so a failed build gives it back)."""

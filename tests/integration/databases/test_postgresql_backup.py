@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import re
 import subprocess
 import tarfile
@@ -18,6 +19,8 @@ import zstandard
 from clouds.backups import restore, verify, write_backup
 from clouds.databases.servers import env_database
 from clouds.stores.local import LocalStore
+from core.registry import READY
+from tests.integration.databases import rental_shop
 from tests.integration.databases.conftest import PASSWORD_ENV, databases
 
 pytestmark = pytest.mark.postgresql
@@ -114,3 +117,23 @@ def test_the_by_hand_restore_in_the_docs_works_as_written(pg_shop, tmp_path):
     assert rows_as_text(shop, newdb) == rows_as_text(shop, shop.database)
     [dumped] = manifest.server_databases
     assert {f"{table} {count}" for table, count in dumped.tables.items()} <= set(done.stdout.split("\n"))
+
+
+def test_an_environment_of_an_older_backup_holds_that_backups_rows_anonymised(pg_shop):
+    shop = pg_shop()
+    shop.publish("backup.due", env="shop", reason="scheduled")
+    [done] = shop.events("backup.done")
+    with shop.connect() as conn:  # production moves on after the backup
+        for rental in range(5000, 5010):
+            rental_shop.add_rental(conn.cursor().execute, rental, random.Random(rental), 60)
+    today = shop.query("SELECT rentals FROM ledger")[0][0]
+
+    shop.publish("env.requested", env="last-week", production="shop", data_version=done.data["backup_id"])
+
+    env = shop.app.registry.living("last-week")
+    assert env is not None and env.state == READY, shop.app.registry.latest("last-week").reason
+    database = env.endpoints["db_rentals_database"]
+    assert shop.query("SELECT rentals FROM ledger", database)[0][0] == today - 10 == 120
+    assert shop.query("SELECT count(*) FROM rental", database)[0][0] == 120
+    production_emails = {row[0] for row in shop.query("SELECT email FROM customer")}
+    assert not production_emails & {row[0] for row in shop.query("SELECT email FROM customer", database)}
