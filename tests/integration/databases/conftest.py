@@ -37,8 +37,10 @@ def databases(server: Server) -> set[str]:
 
 
 def query(server: Server, database: str, statement: str, params=()) -> list[tuple]:
+    """The rows a statement gives ([] for one that gives none, such as ALTER TABLE)."""
     with postgresql.connect(server, database, autocommit=True) as conn:
-        return conn.execute(statement, params).fetchall()
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
 
 
 class PgShop:
@@ -60,6 +62,7 @@ class PgShop:
         self.entry = entry
         document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": entry},
                     "bus": {"retry": {"attempts": 2, "first_delay": "200ms"}}}
+        self.document = document
         self.app = App(parse_config(document, None), role="test", fast_forward=True)
         self.worker = self.app.worker(functions.FUNCTIONS)
         self.worker.start()
