@@ -42,8 +42,10 @@ class ProductionDriver:
     def _each(self):
         return list(self.drivers.values())
 
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
-        return self._for(production).snapshot(production, env, key)
+    def snapshot(self, production: str, env: str, key: str, restore=None) -> Snapshot:
+        if restore is None:
+            return self._for(production).snapshot(production, env, key)
+        return self._for(production).snapshot(production, env, key, restore=restore)
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
         for driver in self._each():
@@ -103,6 +105,9 @@ class ProductionDriver:
 
     def restore_target(self, env: str, production: str | None = None):
         return self._for(production).restore_target(env, production=production)
+
+    def database_targets(self, env: str, production: str) -> dict[str, dict]:
+        return self._for(production).database_targets(env, production)
 
     def production_root(self, production: str) -> Path:
         return self._for(production).production_root(production)

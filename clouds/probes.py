@@ -25,7 +25,7 @@ class HostProbe:
         components' paths).
         """
         components = production.get("components", [])
-        paths = policy["health"].get("paths") or [c["path"] for c in components]
+        paths = policy["health"].get("paths") or [c["path"] for c in components if "path" in c]
         problems = [f"{p} is missing" for p in paths if not (root / p).exists()]
         for component in components:
             if component.get("kind") == "sqlite" and (root / component["path"]).exists():

@@ -240,19 +240,25 @@ class BackupSource:
 
     Everything under `root` except `exclude` (glob patterns relative to root); the
     `databases` (relative paths) must be read with the database's own online backup,
-    never copied as files while they may be live.
+    never copied as files while they may be live. `servers` are databases on a
+    server (PostgreSQL, MariaDB), dumped with the engine's own tool: each a mapping
+    of name, kind, server (host, port, user, password_env: never a password),
+    database, and restore_server (where a restore or a verification makes its
+    database; the server itself when absent).
     """
     root: Path
     databases: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    servers: tuple[Mapping[str, Any], ...] = ()
 
     def to_dict(self) -> dict:
-        return {"root": str(self.root), "databases": list(self.databases), "exclude": list(self.exclude)}
+        return {"root": str(self.root), "databases": list(self.databases), "exclude": list(self.exclude),
+                "servers": [dict(server) for server in self.servers]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BackupSource":
         return cls(root=Path(data["root"]), databases=tuple(data.get("databases", ())),
-                   exclude=tuple(data.get("exclude", ())))
+                   exclude=tuple(data.get("exclude", ())), servers=tuple(data.get("servers", ())))
 
 
 @runtime_checkable
@@ -261,10 +267,14 @@ class CloudDriver(Protocol):
 
     name: str  # "local", "openstack", "aws"
 
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
+    def snapshot(self, production: str, env: str, key: str,
+                 restore: Callable[[Path, dict], object] | None = None) -> Snapshot:
         """Start (or find, by `key`) a consistent snapshot of `production` for `env`.
 
-        May return IN_PROGRESS; `snapshot_status` tells when it is COMPLETE.
+        May return IN_PROGRESS; `snapshot_status` tells when it is COMPLETE. With `restore`, the
+        snapshot holds a backup's data instead of today's (`env create --data-version`):
+        `restore(root, databases)` writes the backup's files into `root` and its server
+        databases where `databases` says (BackupService.restore's `databases`).
         """
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
@@ -313,6 +323,10 @@ class CloudDriver(Protocol):
         `production` is the one whose backups will be restored there: an env made here
         gets that production's shape (its databases, its endpoints).
         """
+
+    def database_targets(self, env: str, production: str) -> dict[str, dict]:
+        """Where each server database (PostgreSQL, MariaDB) of `production` goes when a backup is restored for
+        `env`: component name -> {kind, server, database}. Empty when it has none."""
 
     def production_root(self, production: str) -> Path:
         """Where production's data lives, for a failback to restore into (it may be gone: production failed)."""

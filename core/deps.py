@@ -32,7 +32,10 @@ class BackupService(Protocol):
     def back_up(self, env: str, source, *, reason: str, backup_id: str | None = None,
                 now: datetime | None = None): ...
 
-    def restore(self, backup_id: str, target: Path, env: str | None = None): ...
+    def restore(self, backup_id: str, target: Path, env: str | None = None,
+                databases: Mapping[str, Any] | None = None):
+        """Restore into the directory `target`; server databases where `databases` (the driver's
+        database_targets) says."""
 
     def verify(self, backup_id: str, env: str | None = None, scratch_dir: Path | None = None): ...
 

@@ -8,7 +8,8 @@ EMITS = ("restore.done", "restore.failed")
 def handle(event, deps) -> list:
     data = event.data
     target = deps.cloud.restore_target(data["env"], production=data.get("production"))
-    deps.backups.restore(data["backup_id"], target)
+    databases = deps.cloud.database_targets(data["env"], data["production"]) if data.get("production") else None
+    deps.backups.restore(data["backup_id"], target, databases=databases)
     return [deps.emit("restore.done", backup_id=data["backup_id"], env=data["env"])]
 
 

@@ -1,5 +1,8 @@
 """env.requested -> snapshot.done: register the environment and snapshot its production.
 
+With a data version (a backup id, `env create --data-version`), the snapshot is made
+from that backup instead of production as it is now.
+
 A replay of the same request, or a request for a name that is already living, makes
 nothing new; a replay of a request that failed (after its cause was fixed) tries again. A cloud
 snapshot that takes minutes is finished by `poll`.
@@ -53,7 +56,13 @@ def handle(event, deps) -> list:
     if env.state not in (REQUESTED, SNAPSHOTTING):
         return []  # a replay after the chain moved on
     env = deps.registry.move(env, SNAPSHOTTING, event_id=event.id)
-    snapshot = deps.cloud.snapshot(env.production, env.name, env.request_id)
+    version = env.data_version
+    if version and version != "latest":
+        # A copy of production as a backup holds it: that backup's files and databases, anonymised as any.
+        snapshot = deps.cloud.snapshot(env.production, env.name, env.request_id, restore=lambda root, databases:
+                                       deps.backups.restore(version, root, databases=databases))
+    else:
+        snapshot = deps.cloud.snapshot(env.production, env.name, env.request_id)
     if snapshot.status != "COMPLETE":
         return []  # poll emits snapshot.done when the cloud says it is complete
     return [deps.emit("snapshot.done", env=env.name, production=env.production, request=env.request_id,

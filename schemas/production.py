@@ -12,6 +12,9 @@ productions:
       - {kind: sqlite, path: data/shop.db, name: main}
       - {kind: config, path: config/app.ini}      # format from the name, or format: ini|env|yaml|json|php
       - {kind: crontab, path: crontab}
+      - {kind: postgresql, name: orders, host: 127.0.0.1, port: 5432, database: orders, user: shop,
+         password_env: SHOP_PG_PASSWORD,                 # the password is read from this variable, never the file
+         clones: {host: 127.0.0.1, user: doppel, password_env: DOPPEL_PG_PASSWORD}}   # where env databases go
     clone:
       rewrite:
         - {file: config/app.ini, key: database.path, value: "{outputs.db_main_path}"}
@@ -21,13 +24,15 @@ productions:
       anonymise:
         - {database: main, table: customers, column: email, method: email}
         - {database: main, table: audit_log, method: truncate}
+        - {database: orders, table: payments, column: card, method: digits, check: luhn}
       isolate: true                         # refuse a clone whose config still names production
 ```
 
 Loading is idempotent (a loaded section loads again to itself), and every error
 message names the key and says what to write instead. Component kinds are a
-registry (`KIND_SCHEMAS`): a database kind such as mariadb is one more entry here
-and one more component class in the driver.
+registry (`KIND_SCHEMAS`): file kinds carry a `path` inside the production's
+directory; server databases (postgresql, mariadb) name a server, a database and a
+user instead, and where the environments' own databases are made (`clones`).
 """
 from __future__ import annotations
 
@@ -40,7 +45,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from schemas.base import Identifier, ProductionConfigError, Strict, needs
 from schemas.templates import TemplateError, placeholders
-from schemas.vocabulary import ANONYMISE_METHODS, CONFIG_FORMATS, detect_format
+from schemas.vocabulary import ANONYMISE_METHODS, CONFIG_FORMATS, SQLITE_METHODS, detect_format
 
 DRIVERS = ("local", "openstack")  # the drivers that exist; a production naming another is refused
 PRODUCTION_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
@@ -78,6 +83,28 @@ class Component(Strict):
     name = Identifier()
 
 
+ENV_VAR = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable "
+                                                              "(e.g. SHOP_DB_PASSWORD), not the password")
+
+
+class DatabaseServer(Strict):
+    """Where a database server is reached, and as whom; the password is read from `password_env` at run time."""
+    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+    port = fields.Integer(validate=validate.Range(min=1, max=65535))
+    socket = fields.String(validate=validate.Length(min=1))  # a socket directory (postgresql) or file (mariadb)
+    user = fields.String(required=True, validate=validate.Length(min=1), error_messages=needs("user: shop"))
+    password_env = fields.String(validate=ENV_VAR)
+
+
+class ServerDatabaseComponent(DatabaseServer):
+    """A database on a PostgreSQL or MariaDB server; environments get a database of their own on `clones`."""
+    kind = fields.String(required=True)
+    name = Identifier()
+    database = fields.String(required=True, validate=validate.Length(min=1, max=63),
+                             error_messages=needs("database: shop"))
+    clones = fields.Nested(DatabaseServer)  # default: the production's own server, as the same user
+
+
 class FilesComponent(Component):
     """A directory (or one file) of application files, copied as they are."""
     exclude = fields.List(fields.String(), load_default=list)  # glob patterns relative to `path`
@@ -96,13 +123,17 @@ class CrontabComponent(Component):
     """A crontab file, or a cron.d-style directory of them."""
 
 
-KIND_SCHEMAS: dict[str, type[Component]] = {
+KIND_SCHEMAS: dict[str, type[Strict]] = {
     "files": FilesComponent,
     "sqlite": SqliteComponent,
     "config": ConfigComponent,
     "crontab": CrontabComponent,
+    "postgresql": ServerDatabaseComponent,
+    "mariadb": ServerDatabaseComponent,
 }
-DATABASE_KINDS = ("sqlite",)  # kinds that hold rows: anonymise rules and db_* outputs refer to them
+SERVER_KINDS = ("postgresql", "mariadb")  # databases on a server: no path, a database of their own per env
+DATABASE_KINDS = ("sqlite",) + SERVER_KINDS  # kinds that hold rows: anonymise rules and db_* outputs refer to them
+DEFAULT_PORTS = {"postgresql": 5432, "mariadb": 3306}
 
 
 class ComponentField(fields.Field):
@@ -116,6 +147,8 @@ class ComponentField(fields.Field):
             raise ValidationError({"kind": [f"{kind!r} is not a component kind; use one of "
                                             f"{', '.join(KIND_SCHEMAS)}"]})
         loaded = KIND_SCHEMAS[kind]().load(value)
+        if kind in SERVER_KINDS:
+            return _server_defaults(loaded)
         loaded.setdefault("name", _default_name(loaded))
         if kind == "config" and not loaded.get("format"):
             guessed = detect_format(loaded["path"])
@@ -127,6 +160,21 @@ class ComponentField(fields.Field):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return value
+
+
+def _server_defaults(component: dict) -> dict:
+    """A server database's name (from its database's), port, and clone server (its own) filled in."""
+    if "name" not in component:
+        name = re.sub(r"[^a-z0-9_]", "_", component["database"].lower()).strip("_") or component["kind"]
+        component["name"] = (name if name[0].isalpha() else f"db_{name}")[:63]
+    if "socket" not in component:
+        component.setdefault("port", DEFAULT_PORTS[component["kind"]])
+    clones = component.get("clones") or {key: component[key] for key in ("host", "port", "socket", "user",
+                                                                         "password_env") if key in component}
+    if "socket" not in clones:
+        clones.setdefault("port", DEFAULT_PORTS[component["kind"]])
+    component["clones"] = clones
+    return component
 
 
 def _default_name(component: Mapping) -> str:
@@ -163,10 +211,21 @@ class AnonymiseRule(Strict):
     column = fields.String(validate=validate.Length(min=1))
     method = fields.String(required=True, error_messages=needs("method: email"), validate=validate.OneOf(
         ANONYMISE_METHODS, error="must be one of {choices}"))
+    value = fields.Raw(allow_none=True)                  # fixed: the value every row gets
+    days = fields.Integer(validate=validate.Range(min=1, max=36500))  # date_shift: at most this many days
+    check = fields.String(validate=validate.OneOf(("none", "luhn", "iban"), error="must be one of {choices}"))
+    expression = fields.String(validate=validate.Length(min=1))  # sql: an expression of `value`
 
     @validates_schema
     def _column_fits_method(self, data, **kwargs):
         method, column = data.get("method"), data.get("column")
+        needed = {"fixed": ("value", "value: 'redacted'"), "date_shift": ("days", "days: 30"),
+                  "sql": ("expression", "expression: \"'user-' || md5(value)\"")}
+        if method in needed and needed[method][0] not in data:
+            raise ValidationError({needed[method][0]: [f"method {method} needs it; add e.g. {needed[method][1]}"]})
+        for key, owner in (("value", "fixed"), ("days", "date_shift"), ("check", "digits"), ("expression", "sql")):
+            if key in data and method != owner:
+                raise ValidationError({key: [f"only method {owner} takes {key}; remove it"]})
         if method == "truncate" and column:
             raise ValidationError({"column": ["truncate empties the whole table; remove column, or use "
                                               "method: null to blank one column"]})
@@ -244,7 +303,8 @@ class ProductionSchema(Strict):
 def _all_loaded(components: list, original) -> bool:
     """Whether every component listed loaded without error (marshmallow keeps partial ones too)."""
     return isinstance(original, list) and len(components) == len(original) and all(
-        isinstance(c, Mapping) and {"kind", "path", "name"} <= c.keys() for c in components)
+        isinstance(c, Mapping) and {"kind", "name"} <= c.keys() and ("path" in c or c["kind"] in SERVER_KINDS)
+        for c in components)
 
 
 def _check_path(data: Mapping, errors: dict) -> None:
@@ -267,10 +327,13 @@ def _check_components(components: list, errors: dict) -> None:
     seen_paths: dict[str, int] = {}
     seen_databases: dict[str, int] = {}
     for index, component in enumerate(components):
-        if component["path"] in seen_paths:
+        if "path" not in component:
+            pass  # a server database: its name is checked below
+        elif component["path"] in seen_paths:
             errors.setdefault("components", {})[index] = {
                 "path": [f"{component['path']} is already component {seen_paths[component['path']]}; list it once"]}
-        seen_paths.setdefault(component["path"], index)
+        if "path" in component:
+            seen_paths.setdefault(component["path"], index)
         if component["kind"] in DATABASE_KINDS:
             name = component["name"]
             if name in seen_databases:
@@ -281,15 +344,22 @@ def _check_components(components: list, errors: dict) -> None:
 
 
 def database_outputs(name: str) -> tuple[str, str]:
-    """The stack outputs a database component gives: its path and its URL."""
+    """The stack outputs a SQLite database component gives: its path and its URL."""
     return f"db_{name}_path", f"db_{name}_url"
+
+
+def server_database_outputs(name: str) -> tuple[str, ...]:
+    """The stack outputs a server database gives: the env's own database, where it is, and a URL (no password)."""
+    return tuple(f"db_{name}_{part}" for part in ("host", "port", "database", "user", "url"))
 
 
 def expected_outputs(production: Mapping) -> set[str]:
     """The outputs a local stack of this production will have (what {outputs.*} may name)."""
     names = set(LOCAL_OUTPUTS)
     for component in production.get("components", ()):
-        if component["kind"] in DATABASE_KINDS:
+        if component["kind"] in SERVER_KINDS:
+            names.update(server_database_outputs(component["name"]))
+        elif component["kind"] in DATABASE_KINDS:
             names.update(database_outputs(component["name"]))
     return names
 
@@ -315,12 +385,18 @@ def _check_clone(data: Mapping, components: list) -> dict:
         problems = _check_rewrite(rule, components, outputs)
         if problems:
             errors.setdefault("rewrite", {})[index] = problems
-    databases = [c["name"] for c in components if c["kind"] in DATABASE_KINDS]
+    databases = {c["name"]: c["kind"] for c in components if c["kind"] in DATABASE_KINDS}
     for index, rule in enumerate(clone.get("anonymise", ())):
-        if isinstance(rule, Mapping) and "database" in rule and rule["database"] not in databases:
+        if not isinstance(rule, Mapping) or "database" not in rule:
+            continue
+        if rule["database"] not in databases:
             known = ", ".join(databases) or "none; add {kind: sqlite, path: ..., name: ...}"
             errors.setdefault("anonymise", {})[index] = {
                 "database": [f"{rule['database']!r} is not a database of this production; its databases: {known}"]}
+        elif databases[rule["database"]] == "sqlite" and rule.get("method") not in SQLITE_METHODS:
+            errors.setdefault("anonymise", {})[index] = {
+                "method": [f"SQLite databases take {', '.join(SQLITE_METHODS)}; {rule.get('method')} needs a "
+                           "postgresql or mariadb database"]}
     return errors
 
 

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ANONYMISE_METHODS = ("email", "name", "phone", "hash", "null", "truncate")
-VALUE_METHODS = ("email", "name", "phone", "hash")  # replace each value with a pseudonym
+# How a clone's column is made safe (docs/configuration.md, "anonymise"). `name` is `full_name`'s older spelling;
+# `keep` says a column that looks personal is not, so the check that fails a clone on such columns lets it be.
+ANONYMISE_METHODS = ("email", "first_name", "last_name", "full_name", "name", "phone", "address", "text", "hash",
+                     "null", "fixed", "date_shift", "digits", "sql", "truncate", "keep")
+VALUE_METHODS = ("email", "name", "phone", "hash")  # SQLite: each value replaced by a pseudonym made in Python
+SQLITE_METHODS = VALUE_METHODS + ("null", "truncate", "keep")
 
 CONFIG_FORMATS = ("ini", "env", "yaml", "json", "php")
 

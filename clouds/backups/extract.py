@@ -15,8 +15,9 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import zstandard
 
@@ -31,8 +32,13 @@ class IntegrityError(RuntimeError):
     """A stored archive does not match its manifest (corrupt, truncated, replaced)."""
 
 
-def extract(store: ObjectStore, manifest: Manifest, into: Path, progress: Progress | None) -> None:
-    """Stream, hash, decompress and extract; raises IntegrityError naming the backup on any mismatch."""
+def extract(store: ObjectStore, manifest: Manifest, into: Path, progress: Progress | None,
+            divert: Callable[[str], Any] | None = None) -> None:
+    """Stream, hash, decompress and extract; raises IntegrityError naming the backup on any mismatch.
+
+    `divert(member name)` may return a writable for a member's data to go to instead of a file
+    (a server database's dump parts go to its restore); None extracts the member as usual.
+    """
     into.mkdir(parents=True)
     meter = ProgressMeter(progress)
     try:
@@ -50,7 +56,12 @@ def extract(store: ObjectStore, manifest: Manifest, into: Path, progress: Progre
             # decompressor; it only seeks forward as it goes (_Sequential).
             with _Extracting.open(fileobj=_Sequential(plain), mode="r:", copybufsize=CHUNK) as tar:
                 for member in tar:
-                    tar.extract(member, into, filter="data")
+                    sink = divert(member.name) if divert is not None and member.isfile() else None
+                    if sink is None:
+                        tar.extract(member, into, filter="data")
+                        continue
+                    tar.fileobj.seek(member.offset_data)
+                    tar.fileobj.copy_to(sink, member.size)
             while plain.read(CHUNK):     # the tar's end blocks and the compressed stream's end
                 pass
     except (tarfile.TarError, zstandard.ZstdError, EOFError, OSError, gzip.BadGzipFile) as exc:

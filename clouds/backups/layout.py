@@ -24,11 +24,19 @@ The manifest (JSON, `format: 1`):
      "uncompressed_size": <bytes of the tar stream>,
      "components": [{"name": "files", "kind": "files", "count": 12, "bytes": 34567},
                     {"name": "data/app.db", "kind": "sqlite", "bytes": 8192,
-                     "journal_mode": "wal", "files": ["data/app.db", "data/app.db-wal"]}],
+                     "journal_mode": "wal", "files": ["data/app.db", "data/app.db-wal"]},
+                    {"name": "orders", "kind": "postgresql", "bytes": 81920, "database": "orders",
+                     "files": ["databases/orders.pgdump.part-000001"],
+                     "tables": {"public.customer": 60},
+                     "server": {"engine": "postgresql", "host": "127.0.0.1", "port": 5432, "user": "doppel",
+                                "password_env": "DOPPEL_PG_PASSWORD"}}],
      "warnings": [], "tool": "doppel 0.1.0"}
 
 sha256 and size are of the compressed bytes exactly as stored, so `sha256sum` of
-a downloaded archive can be compared with the manifest by hand.
+a downloaded archive can be compared with the manifest by hand. A server database
+(postgresql) is its engine's dump in consecutive parts (server_capture.py), the rows
+of each table as dumped, and the server a restore or a verification makes its
+database on (never a password: the variable that holds it).
 """
 from __future__ import annotations
 
@@ -92,20 +100,22 @@ def split_key(key: str) -> tuple[str, str, str] | None:
 
 @dataclass(frozen=True)
 class Component:
-    """One part of an environment in the archive: its files, or one SQLite database."""
+    """One part of an environment in the archive: its files, one SQLite database, or one server database."""
     name: str
-    kind: str                       # files | sqlite
+    kind: str                       # files | sqlite | postgresql
     bytes: int
     count: int | None = None        # files: how many
     journal_mode: str | None = None  # sqlite: as found (wal, delete, ...)
-    files: tuple[str, ...] = ()     # sqlite: the database file and its -wal, as stored
+    files: tuple[str, ...] = ()     # sqlite: the database file and its -wal; a server database: its dump's parts
+    tables: dict | None = None      # a server database: rows per schema.table, as dumped
+    server: dict | None = None      # a server database: where restores and verifications make their database
+    database: str | None = None     # a server database: the database dumped
 
     def to_dict(self) -> dict:
         data = {"name": self.name, "kind": self.kind, "bytes": self.bytes}
-        if self.count is not None:
-            data["count"] = self.count
-        if self.journal_mode is not None:
-            data["journal_mode"] = self.journal_mode
+        for key in ("count", "journal_mode", "tables", "server", "database"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         if self.files:
             data["files"] = list(self.files)
         return data
@@ -113,7 +123,8 @@ class Component:
     @classmethod
     def from_dict(cls, data: dict) -> "Component":
         return cls(name=data["name"], kind=data["kind"], bytes=int(data["bytes"]), count=data.get("count"),
-                   journal_mode=data.get("journal_mode"), files=tuple(data.get("files", ())))
+                   journal_mode=data.get("journal_mode"), files=tuple(data.get("files", ())),
+                   tables=data.get("tables"), server=data.get("server"), database=data.get("database"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,10 @@ class Manifest:
     @property
     def databases(self) -> list[Component]:
         return [c for c in self.components if c.kind == "sqlite"]
+
+    @property
+    def server_databases(self) -> list[Component]:
+        return [c for c in self.components if c.kind not in ("sqlite", "files")]
 
     def to_dict(self) -> dict:
         return {**self.extra, "format": self.format, "backup_id": self.backup_id, "env": self.env,

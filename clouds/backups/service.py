@@ -52,9 +52,10 @@ class Backups:
         entry = self.catalogue.get(backup_id)
         return archive.find_backup(self.store, backup_id, env or (entry.env if entry else None))
 
-    def restore(self, backup_id: str, target: Path, env: str | None = None):
+    def restore(self, backup_id: str, target: Path, env: str | None = None, databases=None):
         manifest = self.find(backup_id, env)
-        return archive.restore(self.store, manifest, target, progress=self._progress(f"restore of {backup_id}"))
+        return archive.restore(self.store, manifest, target, progress=self._progress(f"restore of {backup_id}"),
+                               databases=databases)
 
     def verify(self, backup_id: str, env: str | None = None, scratch_dir: Path | None = None):
         manifest = self.find(backup_id, env)

@@ -1,10 +1,14 @@
 """Verifying a backup: its archive against the manifest, then every database's PRAGMA integrity_check.
 
 The archive is extracted (extract.py) into a scratch directory that is removed
-afterwards, whatever was found.
+afterwards, whatever was found. Each server database (PostgreSQL) is restored into
+a scratch database on the server its manifest entry names, its rows per table
+compared with those counted at backup time and its constraints checked, then
+dropped, whatever was found.
 """
 from __future__ import annotations
 
+import secrets
 import shutil
 import sqlite3
 import tempfile
@@ -16,6 +20,8 @@ from clouds.backups.extract import IntegrityError, extract
 from clouds.backups.layout import Manifest
 from clouds.backups.manifests import find_backup
 from clouds.backups.pipe import Progress
+from clouds.backups.server_restore import ENGINES, DatabaseRestores, check
+from clouds.databases.servers import DatabaseError, Server, scratch_database
 from core.stores import ObjectStore
 
 
@@ -47,9 +53,19 @@ def verify(store: ObjectStore, backup: str | Manifest, *, env: str | None = None
     manifest = backup if isinstance(backup, Manifest) else find_backup(store, backup, env)
     result = VerifyResult(manifest.backup_id, manifest.env, ok=False, archive_ok=False)
     scratch = Path(tempfile.mkdtemp(prefix=f"doppel-verify-{manifest.backup_id}-", dir=scratch_dir))
+    token = secrets.token_hex(4)
+    targets = {c.name: (Server.from_dict(c.server), scratch_database("verify", f"{token}_{c.name}"))
+               for c in manifest.server_databases}
+    sinks = DatabaseRestores(manifest, targets) if targets else None
     try:
-        extract(store, manifest, scratch / "root", progress)
+        try:
+            extract(store, manifest, scratch / "root", progress, divert=sinks)
+        finally:
+            if sinks is not None:
+                sinks.finish()
         result.archive_ok = True
+        if sinks is not None:
+            _check_server_databases(manifest, sinks, result)
         for database in manifest.databases:
             result.databases[database.name] = _integrity(scratch / "root" / database.name)
             if result.databases[database.name] != "ok":
@@ -59,9 +75,35 @@ def verify(store: ObjectStore, backup: str | Manifest, *, env: str | None = None
         result.problems.append(str(exc))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        for server, database in targets.values():
+            _drop_quietly(server, database)
     result.ok = result.archive_ok and not result.problems
     result.seconds = time.monotonic() - started
     return result
+
+
+def _check_server_databases(manifest: Manifest, sinks: DatabaseRestores, result: VerifyResult) -> None:
+    for component in manifest.server_databases:
+        if component.name in sinks.failures:
+            result.databases[component.name] = "does not restore"
+            result.problems.append(f"backup {manifest.backup_id} of {manifest.env}: database {component.name} does "
+                                   f"not restore: {sinks.failures[component.name]}")
+        elif component.name not in sinks.finished:
+            result.databases[component.name] = "missing from the archive"
+            result.problems.append(f"backup {manifest.backup_id} of {manifest.env}: database {component.name} is "
+                                   "missing from the archive")
+        else:
+            server, database = sinks.targets[component.name]
+            problems = check(manifest, component, server, database)
+            result.databases[component.name] = "ok" if not problems else "; ".join(problems)
+            result.problems += problems
+
+
+def _drop_quietly(server: Server, database: str) -> None:
+    try:
+        ENGINES[server.engine].drop(server, database)
+    except DatabaseError:
+        pass  # reported by the check that failed; a scratch database's name says what it was
 
 
 def _integrity(path: Path) -> str:

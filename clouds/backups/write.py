@@ -1,7 +1,8 @@
 """Writing a backup: one tar stream per backup, compressed, then a manifest.
 
 A producer thread walks the environment's directory into a tar stream
-(SQLite databases captured under a read transaction, see sqlite_capture.py),
+(SQLite databases captured under a read transaction, see sqlite_capture.py;
+databases on a server dumped by their engine's tool, see server_capture.py),
 compresses it (zstd, or gzip) and feeds it through a bounded in-memory pipe
 straight into `store.put_stream`, which uploads it in parallel segments. The
 sha256 and size of the compressed stream are computed as it passes. Only once
@@ -29,6 +30,7 @@ import zstandard
 
 from clouds.backups.layout import Component, Manifest, archive_key, check_env, new_backup_id
 from clouds.backups.pipe import CHUNK, Progress, ProgressMeter, StreamPipe
+from clouds.backups.server_capture import ServerCaptureError, add_server_database
 from clouds.backups.sqlite_capture import CaptureError, add_database, add_file
 from core.cloud import BackupSource
 from core.stores import ObjectStore
@@ -127,7 +129,9 @@ class _Producer(threading.Thread):
     def error_text(self) -> str | None:
         if self.error is None or isinstance(self.error, BrokenPipeError):
             return None
-        return str(self.error) if isinstance(self.error, CaptureError) else f"{type(self.error).__name__}: {self.error}"
+        if isinstance(self.error, (CaptureError, ServerCaptureError)):
+            return str(self.error)
+        return f"{type(self.error).__name__}: {self.error}"
 
     def _write_tar(self, out) -> None:
         files = _FilesTally()
@@ -148,7 +152,8 @@ class _Producer(threading.Thread):
             missing = databases.missing()
             if missing:
                 raise CaptureError(f"database(s) {', '.join(missing)} not found under {self.source.root}")
-        self.components = [files.component(), *databases.components()]
+            servers = [add_server_database(tar, entry) for entry in self.source.servers]
+        self.components = [files.component(), *databases.components(), *servers]
 
     def _add(self, tar: tarfile.TarFile, path: Path, arcname: str, files: _FilesTally) -> None:
         mode = path.lstat().st_mode

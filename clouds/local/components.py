@@ -1,9 +1,10 @@
 """What each kind of production component means to the local driver: how to capture it, what it outputs.
 
-A registry by kind, so a database kind is one class more: a MariaDB or PostgreSQL
-component would capture with its own dump or snapshot tool, give its own outputs
-(a URL with the clone's own database name) and anonymise with its own SQL, while the
-driver's snapshot / stack / configure steps stay as they are.
+A registry by kind. File kinds (files, config, crontab, sqlite) live in the
+production's directory and are captured into the snapshot's; server databases
+(postgresql, mariadb: server_databases.py, `on_server`) are copied on their server
+into a database of the snapshot's own, and give their own outputs (the env's
+database and where it is) and anonymise with their own SQL.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from clouds.local.copying import copy_tree, tree_size
+from clouds.local.server_databases import POSTGRESQL, ServerDatabaseKind
 from clouds.local.sqlite import SIDE_SUFFIXES, anonymise_database, backup_database
 from clouds.rewrite.anonymise import Pseudonyms
 from schemas.production import database_outputs
@@ -23,6 +25,7 @@ class ComponentKind:
     """A file-carrying component: captured by copying, nothing to anonymise."""
     kind = ""
     holds_data = False  # True for databases: anonymise rules and db_* outputs refer to them
+    on_server = False   # True for databases on a server (server_databases.py): no path in the production
 
     def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> int:
         """Copy the component from a production root into a snapshot root, at the same relative path; bytes."""
@@ -38,7 +41,7 @@ class ComponentKind:
             raise FileNotFoundError(f"{relative} is missing from the production directory {source_root}")
         return copy_tree(source, target_root / relative, exclude=leave_out).bytes
 
-    def outputs(self, component: Mapping, env_root: Path) -> dict:
+    def outputs(self, component: Mapping, env_root: Path, env: str) -> dict:
         return {}
 
     def own_files(self, component: Mapping) -> tuple[str, ...]:
@@ -74,7 +77,7 @@ class SqliteKind(ComponentKind):
         target.parent.mkdir(parents=True, exist_ok=True)
         return backup_database(source_root / component["path"], target)
 
-    def outputs(self, component: Mapping, env_root: Path) -> dict:
+    def outputs(self, component: Mapping, env_root: Path, env: str) -> dict:
         path_key, url_key = database_outputs(component["name"])
         path = (env_root / component["path"]).resolve()
         return {path_key: str(path), url_key: f"sqlite:///{path}"}
@@ -86,20 +89,20 @@ class SqliteKind(ComponentKind):
         return anonymise_database(env_root / component["path"], rules, pseudonyms)
 
 
-KINDS: dict[str, ComponentKind] = {}
+KINDS: dict[str, ComponentKind | ServerDatabaseKind] = {}
 
 
-def register(kind: ComponentKind) -> ComponentKind:
+def register(kind):
     """Make a component kind known to the local driver (a later database kind registers here)."""
     KINDS[kind.kind] = kind
     return kind
 
 
-for _kind in (FilesKind(), ConfigKind(), CrontabKind(), SqliteKind()):
+for _kind in (FilesKind(), ConfigKind(), CrontabKind(), SqliteKind(), POSTGRESQL):
     register(_kind)
 
 
-def kind_of(component: Mapping) -> ComponentKind:
+def kind_of(component: Mapping):
     try:
         return KINDS[component["kind"]]
     except KeyError:

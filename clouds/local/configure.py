@@ -42,7 +42,8 @@ def apply_clone_policy(*, env: str, production: str, spec: Mapping, policy: Mapp
     }
     for component in spec["components"]:
         rules = [rule for rule in policy["anonymise"] if rule["database"] == component["name"]]
-        if rules and component["name"] not in record["anonymised"]:
+        # A server database is always looked at: a column that looks personal and has no rule fails the clone.
+        if (rules or kind_of(component).on_server) and component["name"] not in record["anonymised"]:
             record["anonymised"][component["name"]] = _anonymise(env, component, env_root, rules, salt)
             state.write_json(marker, {**record, "finished": False})  # a retry skips this database
     if policy["isolate"]:
@@ -90,15 +91,17 @@ def _rewrite(env: str, production: str, policy: Mapping, secrets: Mapping[str, s
 def _disable_crons(env_root: Path, spec: Mapping) -> int:
     total = 0
     for component in spec["components"]:
-        path = env_root / component["path"]
-        if component["kind"] == "crontab" and path.exists():
-            total += disable_crontab_file(path)
+        if component["kind"] == "crontab" and (env_root / component["path"]).exists():
+            total += disable_crontab_file(env_root / component["path"])
     return total
 
 
 def _anonymise(env: str, component: Mapping, env_root: Path, rules: list, salt: Callable[[], bytes]) -> dict:
     try:
-        return kind_of(component).anonymise(component, env_root, rules, Pseudonyms(salt()))
+        kind = kind_of(component)
+        if kind.on_server:
+            return kind.anonymise_database(component, env, rules, salt())
+        return kind.anonymise(component, env_root, rules, Pseudonyms(salt()))
     except (LookupError, RuntimeError) as exc:
         raise DriverError(f"cannot anonymise database {component['name']} of env {env}: {exc}", env=env,
                           permanent=True) from None

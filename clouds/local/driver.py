@@ -98,10 +98,10 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
         """Every component is one this driver handles, and is there to be copied."""
         for index, component in enumerate(spec["components"]):
             try:
-                kind_of(component)
+                kind = kind_of(component)
             except LookupError as exc:
                 raise DriverError(f"production {name}: {exc}", env=env, permanent=True) from None
-            if not (root / component["path"]).exists():
+            if not kind.on_server and not (root / component["path"]).exists():
                 raise DriverError(f"production {name}: component {index} ({component['kind']} "
                                   f"{component['path']}) is not in {root}; fix productions.{name}.components in "
                                   "doppel.yaml, or restore it", env=env, permanent=True)
@@ -216,10 +216,19 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
                                   permanent=True)
             spec = self._production(production, env_or_production)
             root = self._env_dir(env_or_production) / "root"
-        databases = tuple(c["path"] for c in spec["components"] if kind_of(c).holds_data)
+        files = [c for c in spec["components"] if not kind_of(c).on_server]
+        databases = tuple(c["path"] for c in files if kind_of(c).holds_data)
         exclude = tuple(path + suffix for path in databases for suffix in SIDE_SUFFIXES)
-        exclude += tuple(f"{c['path']}/{pattern}" for c in spec["components"] for pattern in c.get("exclude", ()))
-        return BackupSource(root=root, databases=databases, exclude=exclude)
+        exclude += tuple(f"{c['path']}/{pattern}" for c in files for pattern in c.get("exclude", ()))
+        servers = tuple(kind_of(c).source(c) if env_or_production in self.productions
+                        else kind_of(c).target(c, env_or_production)
+                        for c in spec["components"] if kind_of(c).on_server)
+        return BackupSource(root=root, databases=databases, exclude=exclude, servers=servers)
+
+    def database_targets(self, env: str, production: str) -> dict[str, dict]:
+        """Where each server database of `production` goes when a backup is restored for `env`."""
+        spec = self._production(production, env)
+        return {c["name"]: kind_of(c).target(c, env) for c in spec["components"] if kind_of(c).on_server}
 
     def restore_target(self, env: str, production: str | None = None) -> Path:
         """The root directory of `env`; made (as a complete, tagged stack) when the env does not exist."""

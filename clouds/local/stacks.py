@@ -85,6 +85,7 @@ class StackVerbs:
         """Fill `partial` from the snapshot, register the DNS record, then rename it into place."""
         production = pending.tags[TAG_PRODUCTION]
         taken = False
+        moved: list[Mapping] = []  # server databases renamed from the snapshot's
         try:
             def exclude(_relative: str) -> bool:
                 if cancel.is_set():
@@ -95,6 +96,11 @@ class StackVerbs:
                 taken = self._take_snapshot_copy(snapshot_dir, partial, pending.env, cancel)
             else:
                 copy_tree(snapshot_dir / "root", partial / "root", exclude=exclude)
+            for component in spec["components"]:
+                if kind_of(component).on_server:
+                    builds.check_still_ours(partial, cancel)
+                    if kind_of(component).build(component, pending.tags[TAG_SNAPSHOT], pending.env, take_over):
+                        moved.append(component)
             outputs = self._outputs(pending.env, spec, final / "root")
             done = replace(pending, status=CREATE_COMPLETE, outputs=outputs)
             self._write_stack(partial, done, production, parameters)
@@ -112,6 +118,9 @@ class StackVerbs:
         except Exception as exc:
             if taken:
                 self._give_snapshot_copy_back(snapshot_dir, partial)
+            for component in moved:
+                kind_of(component).give_back(component, pending.tags[TAG_SNAPSHOT], pending.env)
+            self._drop_databases(production, lambda kind, c: kind.drop_env(c, pending.env))
             reason = (f"building env {pending.env} from snapshot {pending.tags[TAG_SNAPSHOT]} failed: "
                       f"{builds.describe(exc)}")
             failed = replace(pending, status=CREATE_FAILED, status_reason=reason)
@@ -152,8 +161,15 @@ class StackVerbs:
         outputs: dict[str, Any] = {"env": env, "root": str(env_root), "base_url": f"http://{dns_name}",
                                    "dns_name": dns_name}
         for component in spec["components"]:
-            outputs.update(kind_of(component).outputs(component, env_root))
+            outputs.update(kind_of(component).outputs(component, env_root, env))
         return outputs
+
+    def _drop_databases(self, production: str | None, drop) -> None:
+        """Drop the server databases a snapshot or env of `production` made (nothing when it is not configured)."""
+        spec = self.productions.get(production or "")
+        for component in spec["components"] if spec else ():
+            if kind_of(component).on_server:
+                drop(kind_of(component), component)
 
     def _write_stack(self, folder: Path, stack: Stack, production: str, parameters: Mapping) -> None:
         state.write_json(folder / "stack.json", {"stack": stack.to_dict(), "production": production,
@@ -185,6 +201,9 @@ class StackVerbs:
         """
         final = self._env_dir(env)
         partial = final.with_name(final.name + builds.PARTIAL)
+        record = state.read_json(final / "stack.json") or state.read_json(partial / "stack.json")
+        if record:
+            self._drop_databases(record.get("production"), lambda kind, c: kind.drop_env(c, env))
         with state.locked(self._lock_file):
             doomed = builds.set_aside(final, partial)
             records = self.dns.drop({TAG_ENV: env})

@@ -168,6 +168,9 @@ class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs):
                           "driver yet; the issue \"OpenStack end to end\" builds them, until then failover, "
                           "drills and restores need a local production", env=env, permanent=True)
 
+    def database_targets(self, env: str, production: str) -> dict[str, dict]:
+        return {}  # restores into OpenStack environments are not built yet (restore_target says so)
+
     def production_root(self, production: str):
         raise DriverError(f"failback into OpenStack production {production} is not supported by the openstack "
                           "driver yet; restore it by hand (docs/restore-by-hand.md) and switch DNS back",

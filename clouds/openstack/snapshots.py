@@ -36,8 +36,11 @@ class SnapshotVerbs:
     """The snapshot verbs of `OpenStackDriver` (clouds.openstack.driver), which gives them its productions
     and connections (`productions`, `_spec`, `_conn`, `_all_conns`, `_production_parts`)."""
 
-    def snapshot(self, production: str, env: str, key: str) -> Snapshot:
+    def snapshot(self, production: str, env: str, key: str, restore=None) -> Snapshot:
         """Start a Nova image of each server and a Cinder snapshot of each volume; parts found by tag are kept."""
+        if restore is not None:
+            raise DriverError(f"env {env}: environments of OpenStack productions from a backup (--data-version) are "
+                              "not built yet; ask for the latest data", env=env, permanent=True)
         if env in self.productions:
             raise DriverError(f"{env} is the name of a production; give the environment another name",
                               env=env, permanent=True)

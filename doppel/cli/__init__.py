@@ -6,11 +6,11 @@ import logging
 import sys
 
 from core.errors import ConfigError
-from doppel.cli import backup, bus, demo, dr, env, gateway, listen, reap, schedule
+from doppel.cli import anonymise, backup, bus, demo, dr, env, gateway, listen, reap, schedule
 from doppel.cli.common import CommandError
 
 # In `doppel --help` order.
-COMMAND_GROUPS = (bus, env, demo, backup, schedule, dr, gateway, listen, reap)
+COMMAND_GROUPS = (bus, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap)
 
 EPILOG = """
 The bus: with DOPPEL_AMQP_URL set (amqp://user:pass@host:5672/vhost) Doppel uses

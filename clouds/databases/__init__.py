@@ -1,0 +1,1 @@
+"""Databases on servers (PostgreSQL, MariaDB): consistent copies, anonymisation in SQL, dumps for backups."""
