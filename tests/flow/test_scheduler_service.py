@@ -16,6 +16,7 @@ from core.registry import Registry
 from scheduler.lease import LeaseTiming
 from scheduler.service import SchedulerService
 from schemas.envelope import Event, parse_time
+from tests.support.waiting import wait_for
 
 FAST = LeaseTiming(ttl=2.0, renew_every=0.5, poll_every=0.25, safety=0.5, handover_window=1.0)
 TICK = [{"id": "tick", "every": 1.0, "type": "poll.tick", "data": {}, "tags": [], "timezone": "UTC",
@@ -59,15 +60,6 @@ def world(tmp_path):
     yield start, published, engine
     for r in running:
         r.halt()
-
-
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def scheduled(events):
