@@ -10,7 +10,7 @@ import pytest
 
 from core.broker import event_message
 from core.cloud import DnsRecord
-from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING
+from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING, SYNCING
 from doppel.cli.common import build_event
 from tests.flow.conftest import Shop
 from tests.flow.test_dr import DR_ADDRESS, HOME, NAME, alert, back_up, dr_policy, dr_root, frozen_types
@@ -258,3 +258,98 @@ def test_rpo_is_the_time_from_the_backup_to_the_alarm(make_shop):
 
     (done,) = shop.events("failover.done")
     assert done.data["rpo_seconds"] == pytest.approx(90 * 60, abs=0.001)
+
+
+def test_a_confirmed_failover_that_fails_after_its_switch_resumes_on_retry_and_a_second_confirmation_is_ignored(
+        make_shop, health):
+    # Breaks caught: a retry of the confirmation's own failover not recognised as ours; a confirmation while
+    # failed over starting another failover
+    endpoint = health(503)
+    shop = make_shop(decision="confirm", health={"url": endpoint.url})
+    backup = back_up(shop)
+    alert(shop)
+
+    shop.publish("failover.confirmed", production="shop")
+
+    (done,) = shop.events("failover.done")
+    assert done.data["backup_id"] == backup and shop.worker.stats.counts["retried:failover"] == 1
+    row = shop.app.dr_states.get("shop")
+    assert row.state == FAILED_OVER and row.alarm_id == "a-shop-1"  # the pending alarm's, kept by the confirmation
+
+    shop.publish("failover.confirmed", production="shop")
+
+    assert len(shop.events("failover.done")) == 1 and shop.events("failover.failed") == []
+    assert shop.app.dr_states.get("shop").state == FAILED_OVER and endpoint.probes == 2
+
+
+def test_a_confirmation_without_an_alarm_fails_over_from_normal_and_waits_for_a_running_sync(make_shop):
+    # Breaks caught: a confirmation ignoring a running sync, or refused from normal
+    shop = make_shop()
+    back_up(shop)
+    states, counts = shop.app.dr_states, shop.worker.stats.counts
+    assert states.move("shop", (NORMAL,), SYNCING, holder="a-sync-under-way")
+    event = build_event("failover.confirmed", {"production": "shop"}, source="test")
+    shop.app.broker.publish([event_message(event)])
+    shop.app.broker.run_until_idle(timeout=10, max_deliveries=3)
+    assert counts["deferred:failover"] >= 1 and shop.events("failover.done") == []
+
+    assert states.move("shop", (SYNCING,), NORMAL, holder=None)
+    shop.app.broker.run_until_idle(timeout=60)
+
+    (done,) = shop.events("failover.done")
+    assert done.correlation_id == event.id and states.get("shop").state == FAILED_OVER
+    assert shop.app.cloud.get_dns(NAME).value == DR_ADDRESS
+
+
+def test_failback_when_nothing_is_failed_over_does_nothing_and_while_pending_is_refused(make_shop):
+    # Breaks caught: a failback claimed from normal or from pending
+    shop = make_shop(decision="confirm")
+    back_up(shop)
+
+    shop.publish("failback.requested", production="shop")
+    assert shop.events("failback.done") == [] and shop.events("failback.failed") == []
+    assert shop.app.dr_states.get("shop").state == NORMAL
+
+    alert(shop)
+    shop.publish("failback.requested", production="shop")
+    (failed,) = shop.events("failback.failed")
+    assert "cannot fail shop back while it is pending" in failed.data["reason"]
+    assert shop.app.dr_states.get("shop").state == PENDING and shop.app.cloud.get_dns(NAME).value == HOME
+
+
+def test_a_sync_that_fails_gives_the_lock_back_and_one_already_done_is_skipped(make_shop):
+    # Breaks caught: a failed sync leaving the row `syncing` (every failover would wait 30 minutes for it);
+    # a sync restoring again what the DR copy already holds
+    shop = make_shop()
+    backup = back_up(shop)
+    manifest = shop.app.backups.find(backup)
+    archive = shop.app.backups.store.root / manifest.archive_key
+    good = archive.read_bytes()
+    archive.write_bytes(good[: len(good) // 2])  # a truncated archive: its restore fails
+
+    shop.publish("sync.due", production="shop")
+
+    (failed,) = shop.events("sync.failed")
+    assert failed.data["production"] == "shop"
+    row = shop.app.dr_states.get("shop")
+    assert row.state == NORMAL and row.holder is None and row.dr_backup_id is None
+
+    archive.write_bytes(good)
+    shop.publish("sync.due", production="shop")
+    shop.publish("sync.due", production="shop")
+    first, second = shop.events("sync.done")
+    assert first.data["backup_id"] == backup and "skipped" not in first.data
+    assert second.data["skipped"] == f"the DR copy already holds backup {backup}"
+    assert shop.app.dr_states.get("shop").dr_backup_id == backup
+
+
+def test_a_drill_without_a_backup_or_of_an_unknown_production_fails_saying_why(make_shop):
+    shop = make_shop()
+
+    shop.publish("drill.due", production="shop")
+    shop.publish("drill.due", production="nosuch")
+
+    first, second = shop.events("drill.failed")
+    assert first.data["production"] == "shop" and "has no backup to drill" in first.data["reason"]
+    assert second.data["production"] == "nosuch" and "no such production" in second.data["reason"]
+    assert shop.app.dr_states.drills() == []
