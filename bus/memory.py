@@ -232,6 +232,14 @@ class MemoryBroker:
                     self._wake.wait(min(wait, 0.05))
         raise TimeoutError(f"broker still busy after {timeout} s")
 
+    def idle(self) -> bool:
+        """Nothing ready for a consumer, unacked or delayed: every message delivered so far was handled and settled
+        (what `run_until_idle` waits for; for a broker delivering in the background, a test's sentinel)."""
+        with self._lock:
+            self._expire_due()
+            waiting = any(queue.ready for queue in self._queues.values() if queue.consumers)
+            return not waiting and not self._unsettled() and not self._delayed
+
     def _unsettled(self) -> int:
         return sum(consumer.unacked for queue in self._queues.values() for consumer in queue.consumers)
 

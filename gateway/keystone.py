@@ -16,7 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 
 from core.errors import ConfigError
 from gateway.http import Refused
@@ -33,12 +33,16 @@ def v3_url(auth_url: str) -> str:
 
 
 def _expiry(body: dict) -> float:
-    """Seconds since the epoch at which a token body says it expires (now + 1 h when it does not say)."""
+    """Seconds since the epoch at which a token body says it expires (now + 1 h when it does not say).
+
+    Keystone writes UTC, but without the `Z` for some tokens (an application credential's): a time
+    without a zone is UTC here, never the gateway host's local time."""
     text = (body.get("token") or {}).get("expires_at")
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
         return time.time() + 3600
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class KeystoneTokens:

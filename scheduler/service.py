@@ -31,10 +31,11 @@ PRUNE_EVERY_SECONDS = 3600
 class SchedulerService:
     def __init__(self, *, engine, broker, registry, schedules: list[dict], holder: str | None = None,
                  timing: LeaseTiming = LeaseTiming(), tick: float = 1.0,  # noqa: B008 - frozen: one shared default is safe
-                 source: str = SOURCE):
+                 source: str = SOURCE, clock=time.time, monotonic=time.monotonic):
+        """`clock` and `monotonic` are the lease's (tests hand in clocks they move)."""
         self.engine, self.broker, self.tick = engine, broker, tick
         self.control = Scheduler(engine, schedules)
-        self.lease = Lease(engine, holder, timing)
+        self.lease = Lease(engine, holder, timing, clock=clock, monotonic=monotonic)
         self.emitter = Emitter(broker, engine)
         self.firer = Firer(control=self.control, registry=registry, emitter=self.emitter, may_fire=self.lease.valid,
                            source=source)

@@ -77,11 +77,14 @@ def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_
     add_order(db, 2222)  # written after the last backup: lost by the failover (that is the RPO)
 
     # When the alarm fires
-    alert(shop)
+    alarm = alert(shop)
 
-    # Then the DR copy serves the newest backup's data, the name points at it, sync and backups are frozen
+    # Then the DR copy serves the newest backup's data, the name points at it, sync and backups are frozen;
+    # RPO is the newest backup's age when the alarm came (what was written since is lost)
     (done,) = shop.events("failover.done")
-    assert done.data["backup_id"] == newest and done.data["rpo_seconds"] >= 0 and done.data["rto_seconds"] >= 0
+    rpo = (alarm.time - shop.app.catalogue.get(newest).created_at).total_seconds()
+    assert done.data["backup_id"] == newest and rpo > 0 and done.data["rpo_seconds"] == pytest.approx(rpo, abs=1e-3)
+    assert 0 < done.data["rto_seconds"] < (shop.app.deps.clock() - alarm.time).total_seconds()
     copy = dr_root(shop) / "data/shop.db"
     assert has_order(copy, 1111) and not has_order(copy, 2222)
     assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", DR_ADDRESS, 60)
@@ -262,15 +265,21 @@ def test_a_drill_restores_verifies_and_tears_down_without_touching_dns(dr_shop):
     envs = shop.app.config.state_dir / "local" / "envs"
     before = sorted(p.name for p in envs.iterdir())
 
+    created = shop.app.catalogue.get(backup).created_at
+    age_before = (shop.app.deps.clock() - created).total_seconds()
+
     shop.publish("drill.due", production="shop")
 
+    age_after = (shop.app.deps.clock() - created).total_seconds()
     (done,) = shop.events("drill.done")
     assert done.data["verified"] is True and done.data["backup_id"] == backup
     assert sorted(p.name for p in envs.iterdir()) == before  # the scratch environment is gone
     assert shop.app.cloud.get_dns(NAME).value == HOME
     assert shop.app.catalogue.get(backup).verify_ok is True
     (drill,) = shop.app.dr_states.drills("shop")
-    assert drill.verified and drill.rto_seconds > 0 and drill.rpo_seconds >= 0
+    # RPO: the backup's age when drilled
+    assert drill.verified and drill.rto_seconds > 0 and 0 < age_before <= drill.rpo_seconds <= age_after
+    assert done.data["rpo_seconds"] == drill.rpo_seconds
 
 
 def test_a_drill_of_a_corrupt_backup_is_recorded_as_not_verified(dr_shop):

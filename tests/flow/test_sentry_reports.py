@@ -19,6 +19,8 @@ SECRET_DB = "dbpass-7f3a9c"
 SECRET_AMQP = "amqp-pw-51d2e8"
 
 SCRIPT = textwrap.dedent('''
+    import os
+
     import sentry_sdk
     from doppel.app import App
     from doppel.config import parse_config
@@ -28,7 +30,9 @@ SCRIPT = textwrap.dedent('''
     from tests.harness import make_function
 
     def refuse(event, deps):
-        raise PermanentError("cannot reach mysql://app:" + event.data["db_password"] + "@db/shop")
+        # both secrets reach the report unless scrubbed: one from the event, one from the environment
+        raise PermanentError("cannot reach mysql://app:" + event.data["db_password"] + "@db/shop, nor "
+                             + os.environ["DOPPEL_AMQP_URL_UNUSED"])
 
     app = App(parse_config({"state_dir": %(state)r}, None), role="worker", fast_forward=True)
     worker = app.worker([make_function("clone", "env.requested", refuse)])
@@ -95,5 +99,6 @@ def test_a_parked_message_is_reported_once_with_tags_and_without_secrets(tmp_pat
     assert tags["event_id"] == "evt-sentry-1" and tags["correlation_id"] == "evt-sentry-1"
     everything = b"".join(body for _, body in Recorder.received).decode(errors="replace")
     assert SECRET_DB not in everything and SECRET_AMQP not in everything
-    assert "cannot reach mysql://app:" in everything  # the report is there, only the secret is masked
+    assert "cannot reach mysql://app:" in everything  # the report is there, only the secrets are masked
+    assert "nor amqp://u:[redacted]@127.0.0.1/" in everything
     assert SECRET_DB not in run.stderr  # nor in the log lines

@@ -23,6 +23,7 @@ from scheduler.control import Scheduler
 from scheduler.firing import expiry_id, fire_id
 from scheduler.lease import read_lease
 from schemas.envelope import Event, parse_time
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,15 +136,6 @@ def utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
-def wait_for(condition, timeout, what, fleet=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f"\n{fleet.logs()}" if fleet else ""))
-
-
 def assert_every_second_once(fires: list[dict]) -> None:
     """Each scheduled second from the first to the last appears exactly once."""
     times = [f["scheduled_for"] for f in fires]
@@ -162,7 +154,7 @@ def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet
     fleet.start(2)
 
     # When they run for more than 60 fires
-    wait_for(lambda: len(fleet.fires("tick")) >= 62, 100, "62 fires", fleet)
+    wait_for(lambda: len(fleet.fires("tick")) >= 62, 100, "62 fires", explain=fleet.logs)
     assert len(fleet.running()) == 2, "both schedulers stay up throughout"
     assert read_lease(fleet.bus.engine).generation == 1, "one holder throughout: no handover happened"
     fleet.stop()
@@ -180,21 +172,21 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_within_10_s_losing_no
     # Given two schedulers, one active and firing every second
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", fleet)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
     victim = fleet.active_pid()
     assert victim is not None
 
     # When the active one is killed with SIGKILL
     killed_at = time.time()
     fleet.kill_9(victim)
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "a standby to take the lease", fleet)
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "a standby to take the lease", explain=fleet.logs)
     took_over = time.time() - killed_at
     wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 15,
-             "the first fire after the kill", fleet)
+             "the first fire after the kill", explain=fleet.logs)
     first_fire = min(f["time"].timestamp() for f in fleet.fires("tick") if f["time"].timestamp() > killed_at)
     last = fleet.fires("tick")[-1]["scheduled_for"]
     wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 15,
-             "3 more fires from the new holder", fleet)
+             "3 more fires from the new holder", explain=fleet.logs)
     fleet.stop()
 
     # Then it took over within 10 s, and no scheduled time was lost or handled twice
@@ -211,7 +203,7 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
     # Given two schedulers that have fired a few times
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", fleet)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
 
     # When both are stopped for more than three scheduled times, then started again
     fleet.stop()
@@ -221,7 +213,7 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
     restarted_at = time.time()
     fleet.start(2)
     wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"].timestamp() > restarted_at + 2, 30,
-             "fires after the restart", fleet)
+             "fires after the restart", explain=fleet.logs)
     fleet.stop()
 
     # Then the missed times made one event, marked late by how long it waited; the rest are on time
@@ -249,7 +241,7 @@ def test_an_environment_past_its_ttl_is_expired_by_the_scheduler_at_its_time(fle
     # Given two schedulers, and environments made ready with a TTL of a few seconds, as `configure` does
     fleet = fleet_for([])
     fleet.start(2)
-    wait_for(lambda: fleet.active_pid() is not None, 30, "an active scheduler", fleet)
+    wait_for(lambda: fleet.active_pid() is not None, 30, "an active scheduler", explain=fleet.logs)
     registry, control = Registry(fleet.bus.engine), Scheduler(fleet.bus.engine)
     soon = datetime.now(timezone.utc) + timedelta(seconds=4)
     shop_test = make_ready(registry, "shop-test", soon)
@@ -261,7 +253,7 @@ def test_an_environment_past_its_ttl_is_expired_by_the_scheduler_at_its_time(fle
     # When one is deleted early, and time passes
     control.cancel_expiry("early")
     registry.move(early, "failed", reason="deleted by hand")
-    wait_for(lambda: len(fleet.audit.events(event_type="env.expired")) >= 2, 20, "two env.expired", fleet)
+    wait_for(lambda: len(fleet.audit.events(event_type="env.expired")) >= 2, 20, "two env.expired", explain=fleet.logs)
     time.sleep(3)  # room for a wrong one to show up
     fleet.stop()
 
@@ -293,7 +285,7 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
         {"id": "tick", "type": "poll.tick", **EVERY_SECOND},
     ])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 30, "3 syncs", fleet)
+    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 30, "3 syncs", explain=fleet.logs)
 
     # When the failover pauses sync and backup (from another process, as its function will),
     # the active scheduler dies meanwhile, and the pause is lifted after the standby took over
@@ -302,12 +294,12 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
     paused_at = time.time()
     victim = fleet.active_pid()
     fleet.kill_9(victim)
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "the standby to take over", fleet)
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "the standby to take over", explain=fleet.logs)
     time.sleep(2)
     control.resume_jobs(FAILOVER)
     resumed_at = time.time()
     wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 15,
-             "syncs after the resume", fleet)
+             "syncs after the resume", explain=fleet.logs)
     fleet.stop()
 
     # Then nothing of sync or backup fired while paused, the poll tick went on, and the first
@@ -353,10 +345,10 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
     request = Event(type="env.requested", source="test", data={"env": "perf-test", "production": "shop",
                                                                 "ttl_seconds": 4})
     fleet.bus.publish(request)
-    wait_for(lambda: fleet.audit.events(event_type="env.ready"), 60, "env.ready", fleet)
+    wait_for(lambda: fleet.audit.events(event_type="env.ready"), 60, "env.ready", explain=fleet.logs)
     env = registry.latest("perf-test")
     assert env.expires_at is not None
-    wait_for(lambda: fleet.audit.events(event_type="env.deleted"), 30, "env.deleted", fleet)
+    wait_for(lambda: fleet.audit.events(event_type="env.deleted"), 30, "env.deleted", explain=fleet.logs)
     time.sleep(2)
     fleet.stop()
 

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import functions
-from bus import topology
 from doppel.app import App
 from doppel.config import parse_config
 from doppel.roles import start_gateway
+from tests.support.waiting import wait_for
 
 SECRETS = {"DOPPEL_TEST_GATEWAY_TOKEN": "events-token-7c1f9e",
            "DOPPEL_TEST_AODH_SECRET": "aodh-hook-secret-41d2",
@@ -85,13 +85,8 @@ class Front:
 
     def audited(self, event_id: str, timeout: float = 15.0):
         """The audit record of that event id, once the worker recorded it (AssertionError after `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [r for r in self.app.audit.events() if r.id == event_id]
-            if found:
-                return found[0]
-            time.sleep(0.05)
-        raise AssertionError(f"event {event_id} was not audited within {timeout} s")
+        return wait_for(lambda: next((r for r in self.app.audit.events() if r.id == event_id), None), timeout,
+                        f"event {event_id} to be audited")
 
     def quiesce(self) -> int:
         """Push one known event through and wait for it, so whatever was published before is handled too.
@@ -107,20 +102,11 @@ class Front:
         self._markers += 1
         return self._settled_count() - self._markers
 
-    def _settled_count(self, still_for: float = 0.5, timeout: float = 15.0) -> int:
-        """The audit count once no function queue holds a ready message and the count stayed put for a while
-        (handlers of earlier events run on other threads and may finish after the marker's)."""
-        queues = [topology.function_queue(f.NAME) for f in functions.FUNCTIONS]
-        deadline = time.monotonic() + timeout
-        last, since = None, time.monotonic()
-        while time.monotonic() < deadline:
-            count = self.app.audit.count()
-            if count != last or any(self.app.broker.depth(q) for q in queues):
-                last, since = count, time.monotonic()
-            elif time.monotonic() - since >= still_for:
-                return count
-            time.sleep(0.05)
-        raise AssertionError(f"the bus did not settle within {timeout} s")
+    def _settled_count(self, timeout: float = 15.0) -> int:
+        """The audit count once the bus is idle: nothing ready, unacked or delayed (the handlers of earlier events
+        run on other threads and may finish after the marker's; each acks only after its effects are written)."""
+        wait_for(self.app.broker.idle, timeout, "the bus to settle")
+        return self.app.audit.count()
 
     def gateway_metric(self, family: str, *labels: str) -> int:
         return self.server.gateway.metrics.value(family, *labels)

@@ -2,6 +2,8 @@
 import sqlite3
 import threading
 
+import pytest
+
 from bus.ledger import MAX_TAKEOVERS, Claim, Ledger, _Call, _GroupCommit
 from core.db import make_engine
 from schemas.envelope import Event
@@ -236,3 +238,72 @@ def test_a_ledger_made_before_claims_kept_their_event_gets_the_new_columns_and_k
     assert (redrive.key, redrive.event_id, redrive.event) == ("old", "e-1", None)
     assert book.claim("fn", "old", "new-worker", 30) is Claim.RUN
     assert book.claim("fn", "new", "new-worker", 30) is Claim.RUN
+
+
+def without(book: Ledger, path: str) -> Ledger:
+    """The same ledger taking another of its ways to claim, as databases without the faster statements do."""
+    if path in ("core", "no-returning", "alone"):
+        book._driver_sql = None  # SQLAlchemy Core statements instead of the driver's own SQL
+    if path in ("no-returning", "alone"):
+        book._insert_new_returning = None  # no INSERT ... RETURNING: every key is read back
+    if path == "alone":
+        book._insert_new = None  # no INSERT ... ON CONFLICT DO NOTHING: one savepoint per key
+    return book
+
+
+@pytest.mark.parametrize("path", ["driver", "core", "no-returning", "alone"])
+def test_every_way_to_claim_gives_the_same_answers(tmp_path, path):
+    book = without(ledger(tmp_path), path)
+    assert book.claim("fn", "done", "a", 30) is Claim.RUN
+    book.complete("fn", "done", "a", {"emitted": []})
+    assert book.claim("fn", "held", "b", 30) is Claim.RUN
+    assert book.claim("fn", "orphan", "c", -1) is Claim.RUN
+    assert book.claim("fn", "failed", "d", 30) is Claim.RUN
+    book.fail("fn", "failed", "d", "boom")
+
+    outcomes = book.claim_many([("fn", key, f"w-{n}", None) for n, key in
+                                enumerate(["done", "held", "orphan", "failed", "new", "new"])], 30)
+
+    assert outcomes == [Claim.DONE, Claim.BUSY, Claim.RUN, Claim.RUN, Claim.RUN, Claim.BUSY]
+    assert book.claim("other-fn", "done", "e", 30) is Claim.RUN  # keys are per function
+
+
+def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
+    now = [1000.0]
+    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    assert book.claim("fn", "k", "owner", 10) is Claim.RUN
+
+    now[0] += 8
+    assert book.renew("fn", "k", "owner", 10)        # lease now until 1018
+    now[0] += 9                                       # 1017: past the first lease, inside the renewed one
+    assert book.claim("fn", "k", "thief", 10) is Claim.BUSY
+    assert not book.renew("fn", "k", "someone-else", 10)
+
+    now[0] += 2                                       # 1019: the renewed lease ran out
+    assert book.claim("fn", "k", "thief", 10) is Claim.RUN
+    assert not book.renew("fn", "k", "owner", 10)     # taken over: the old owner's renewal fails
+    book.complete("fn", "k", "thief", {"emitted": []})
+    assert not book.renew("fn", "k", "thief", 10)     # done: nothing left to renew
+
+
+def test_entries_say_each_functions_outcome_by_event_or_chain_in_the_order_written(tmp_path):
+    now = [1000.0]
+    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    first = Event(id="e1", type="env.requested", source="t", data={}, correlationid="chain-1")
+    second = Event(id="e2", type="snapshot.done", source="t", data={}, correlationid="chain-1")
+    other = Event(id="e3", type="env.requested", source="t", data={}, correlationid="chain-2")
+    for n, (event, function) in enumerate([(first, "snapshot"), (second, "clone"), (other, "snapshot")]):
+        now[0] += 1
+        assert book.claim(function, f"key-{n}", "w", 30, event=event) is Claim.RUN
+    now[0] += 1
+    book.complete("snapshot", "key-0", "w", {"emitted": ["x"]})
+    now[0] += 1
+    book.fail("clone", "key-1", "w", "boom")
+
+    chain = book.entries(correlation_id="chain-1")
+    assert [(e.function, e.status, e.event_id, e.event_type) for e in chain] == [
+        ("snapshot", "done", "e1", "env.requested"), ("clone", "failed", "e2", "snapshot.done")]
+    assert chain[0].result == {"emitted": ["x"]} and chain[1].result == {"error": "boom"}
+    assert [e.key for e in book.entries(event_ids=["e3"])] == ["key-2"]
+    assert [e.event_id for e in book.entries()] == ["e3", "e1", "e2"]  # by when each was last written
+    assert book.entries(event_ids=[]) == []

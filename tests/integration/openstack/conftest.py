@@ -22,6 +22,7 @@ import functions
 from core.registry import ENDED, READY
 from doppel.app import App
 from doppel.config import parse_config
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
@@ -50,18 +51,6 @@ def openstack_cloud():
     conn.close()
 
 
-def wait_for(what: str, check, seconds: float = 180, interval: float = 1.0):
-    """Poll `check` until it returns something truthy; fail saying what did not happen."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after {seconds}s")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def production_stack(openstack_cloud):
     """The production: a Heat stack with one server and one volume, made for this test session and deleted
@@ -77,7 +66,7 @@ def production_stack(openstack_cloud):
     if image is None or image.status != "active":
         image = conn.image.create_image(name="doppel-it-base", disk_format="raw", container_format="bare",
                                         data=io.BytesIO(b"\0" * 65536), allow_duplicates=True)
-        wait_for("base image active", lambda: conn.image.get_image(image.id).status == "active", 60)
+        wait_for(lambda: conn.image.get_image(image.id).status == "active", 60, "base image active", interval=1.0)
     conn.compute.find_flavor(FLAVOR) or conn.compute.create_flavor(name=FLAVOR, ram=64, vcpus=1, disk=1)
     # Exists (so Heat accepts the template) but no host can hold it: the stack fails at the scheduler.
     conn.compute.find_flavor(HUGE_FLAVOR) or conn.compute.create_flavor(name=HUGE_FLAVOR, ram=10_000_000, vcpus=1,
@@ -164,7 +153,7 @@ class Doppel:
                 self.app.broker.run_until_idle(timeout=30)
             found = self.app.registry.latest(env)
             return found if found is not None and (found.state == READY or found.state in ENDED) else None
-        return wait_for(f"env {env} ready or ended", done, seconds, interval=1.0)
+        return wait_for(done, seconds, f"env {env} ready or ended", interval=1.0)
 
     def events(self, event_type=None, correlation_id=None):
         return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import yaml
 
-from clouds.openstack.notifications import NotificationListener, tick_for
+from clouds.openstack.notifications import QUEUE, NotificationListener, tick_for
 from clouds.openstack.resources import container_name, stack_name
 from core.registry import EXPIRING, FAILED, READY
 from doppel.cli.reap import orphans, reap
-from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env, wait_for
+from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.openstack
 
@@ -53,7 +55,7 @@ def remove_env(doppel: Doppel, conn, env: str) -> None:
     doppel.cloud.delete_stack(env, ignore_missing=True)
     for resource in doppel.cloud.find_tagged({TAG_ENV: env}):
         doppel.cloud.delete_resource(resource, ignore_missing=True)
-    wait_for(f"env {env} gone", lambda: not leftovers(conn, env), 180, 2)
+    wait_for(lambda: not leftovers(conn, env), 180, f"env {env} gone", interval=2)
 
 
 def test_production_stack_is_cloned_from_its_snapshots_and_a_replay_makes_nothing_new(
@@ -125,7 +127,7 @@ def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed
         assert "Resource CREATE failed" in failed[0]["reason"] and "resources.app" in failed[0]["reason"], failed
         assert doppel.app.registry.latest(env_name).reason.endswith(failed[0]["reason"])
         # The compensation deleted the stack and the snapshot made for it
-        wait_for("failed stack deleted", lambda: not leftovers(conn, env_name), 180, 2)
+        wait_for(lambda: not leftovers(conn, env_name), 180, "failed stack deleted", interval=2)
     finally:
         remove_env(doppel, conn, env_name)
         doppel.close()
@@ -172,7 +174,7 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
             if conn.compute.find_server(server.id, ignore_missing=True) is not None:
                 left["servers"] = [server.id]
             return not left
-        wait_for(f"nothing of {env_name} left", nothing_left, 180, 2)
+        wait_for(nothing_left, 180, f"nothing of {env_name} left", interval=2)
         assert doppel.app.registry.latest(env_name).state == "deleted"
     finally:
         listener.close()
@@ -222,7 +224,7 @@ def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_
 
         # When reap runs for real, then exactly those are gone and production is untouched
         reap(doppel.cloud, doppel.app.registry, dry_run=False, productions=[PRODUCTION])
-        wait_for("planted resources removed", lambda: not leftovers(conn, ghost), 120, 2)
+        wait_for(lambda: not leftovers(conn, ghost), 120, "planted resources removed", interval=2)
         assert orphans(doppel.cloud, doppel.app.registry, [PRODUCTION]) == []
         assert production_images <= {i.id for i in conn.image.images()}
         assert conn.orchestration.get_stack(production_stack.id).status == "CREATE_COMPLETE"
@@ -241,13 +243,23 @@ def notifications_url(openstack_cloud):
     return (base / "notifications.url").read_text().strip()
 
 
+def listener_consumers(url: str) -> int:
+    """How many consumers the notification listener's queue has, as RabbitMQ counts them (0 before it exists)."""
+    import pika
+    from pika.exceptions import ChannelClosedByBroker
+    with closing(pika.BlockingConnection(pika.URLParameters(url))) as connection:
+        try:
+            return connection.channel().queue_declare(QUEUE, passive=True).method.consumer_count
+        except ChannelClosedByBroker:
+            return 0  # not declared yet
+
+
 @pytest.mark.rabbitmq
 def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
         openstack_cloud, notifications_url, amqp_url, tmp_path):
     import os
     import subprocess
     import sys
-    import time as _time
 
     import pika
     import yaml as _yaml
@@ -260,7 +272,9 @@ def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     name = unique_env("listen")
     try:
-        _time.sleep(3)  # its queue is bound
+        # its queue is bound once it consumes from it: the notification broker counts its consumer
+        wait_for(lambda: listener_consumers(notifications_url) > 0, 60, "the listener consuming its queue",
+                 interval=0.5, explain=lambda: "" if listener.poll() is None else listener.communicate()[0])
         # When OpenStack finishes a stack named as Doppel names them
         template = {"heat_template_version": "2018-08-31",
                     "resources": {"rnd": {"type": "OS::Heat::RandomString"}}}
@@ -273,7 +287,7 @@ def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
         def tick():
             method, _props, body = channel.basic_get("doppel.fn.poll", auto_ack=True)
             return body and json.loads(body)["data"]["target"] == name and json.loads(body)
-        event = wait_for("a poll.tick on Doppel's bus", tick, 60, 1)
+        event = wait_for(tick, 60, "a poll.tick on Doppel's bus", interval=1)
         assert event["type"] == "poll.tick" and event["source"] == "doppel/listen-openstack"
     finally:
         listener.terminate()

@@ -28,10 +28,12 @@ def test_notifications_doppel_does_not_wait_for_are_ignored():
     assert translate(b"not json") is None
 
 
-def test_a_redelivered_notification_makes_the_same_tick():
-    completion = translate(oslo("orchestration.stack.create.end", {"stack_name": "doppel-a"}, "same-id"))
-    assert tick_for(completion).id == tick_for(completion).id
-    assert tick_for(completion).data == {"target": "a"}
+def test_a_redelivered_notification_makes_the_same_tick_and_another_notification_another():
+    body = oslo("orchestration.stack.create.end", {"stack_name": "doppel-a"}, "same-id")
+    first, redelivered = tick_for(translate(body)), tick_for(translate(body))  # read twice, as on a redelivery
+    other = tick_for(translate(oslo("orchestration.stack.create.end", {"stack_name": "doppel-a"}, "other-id")))
+    assert first.id == redelivered.id != other.id
+    assert first.data == {"target": "a"}
 
 
 def test_an_openstack_production_is_checked_by_its_own_schema():

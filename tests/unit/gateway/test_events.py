@@ -74,6 +74,11 @@ def test_the_same_event_sent_twice_is_accepted_twice_and_audited_once(front: Fro
     assert first.status == second.status == 202
     front.quiesce()
     assert [r.id for r in front.app.audit.events()].count("retried-by-the-sender") == 1
+    # counted where it happens (the audit trail de-duplicates on its own): the worker ran the audit function once
+    # per record (the event, the env.failed it led to, quiesce's marker); the resent event was a duplicate, and so
+    # was the env.failed its second snapshot run emitted again (a failed claim may run again; same derived id)
+    counts = front.worker.stats.counts
+    assert counts["handled:audit"] == len(front.app.audit.events()) == 3 and counts["duplicate:audit"] == 2
 
 
 def test_a_wrong_or_missing_token_is_refused_and_nothing_is_published(front: Front):

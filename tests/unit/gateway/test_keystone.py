@@ -1,8 +1,10 @@
 """POST /hooks/aodh with X-Auth-Token (trust+http actions), checked with Keystone's identity v3 token API.
 
 Keystone here is a loopback stand-in speaking the documented API (POST and GET
-/v3/auth/tokens); it checks how the gateway uses the protocol. The same route is
-proved against a real Keystone in the OpenStack integration tests.
+/v3/auth/tokens); it checks how the gateway uses the protocol (its own token's login and
+renewal, Keystone unreachable). What Keystone itself decides (trust-scoped tokens, another
+project, a missing role, expiry, the cache) is proved against the test bed's real Keystone in
+tests/integration/openstack/test_keystone_tokens.py.
 """
 import json
 import threading
