@@ -44,8 +44,8 @@ class Site:
         self.doppel("topology", "--declare")
 
     def events(self, correlation=None) -> list[dict]:
-        args = ["events", "--json", "--limit", "100000"] + (["--correlation", correlation] if correlation else [])
-        return [json.loads(line) for line in self.doppel(*args).stdout.splitlines()]
+        args = ["events", "-o", "json", "--limit", "100000"] + (["--correlation", correlation] if correlation else [])
+        return json.loads(self.doppel(*args).stdout)
 
     def wait(self, condition, timeout=90, what="the chain"):
         deadline = time.monotonic() + timeout
