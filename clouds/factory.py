@@ -103,8 +103,8 @@ class ProductionDriver:
         return self._for(env_or_production if env_or_production in self.driver_of else None) \
             .backup_source(env_or_production)
 
-    def restore_target(self, env: str, production: str | None = None):
-        return self._for(production).restore_target(env, production=production)
+    def restore_target(self, env: str, production: str | None = None, key: str | None = None):
+        return self._for(production).restore_target(env, production=production, key=key)
 
     def database_targets(self, env: str, production: str) -> dict[str, dict]:
         return self._for(production).database_targets(env, production)

@@ -55,17 +55,23 @@ class AuditTrail:
             return False
 
     def events(self, *, correlation_id: str | None = None, event_type: str | None = None,
-               limit: int | None = None) -> list[AuditRecord]:
-        query = select(audit_table).order_by(audit_table.c.recorded_at, audit_table.c.time)
+               limit: int | None = None, since=None, newest: bool = False) -> list[AuditRecord]:
+        """Events in the order they were recorded; with `newest`, `limit` keeps the newest ones (still oldest
+        first); `since`, only those recorded at or after that moment."""
+        order = (audit_table.c.recorded_at, audit_table.c.time)
+        query = select(audit_table).order_by(*((c.desc() for c in order) if newest else order))
         if correlation_id:
             query = query.where(audit_table.c.correlation_id == correlation_id)
         if event_type:
             query = query.where(audit_table.c.type == event_type)
+        if since is not None:
+            query = query.where(audit_table.c.recorded_at >= since)
         if limit:
             query = query.limit(limit)
         with self._engine.connect() as conn:
-            return [AuditRecord(r.source, r.id, r.type, r.correlation_id, r.time, json.loads(r.data))
-                    for r in conn.execute(query)]
+            records = [AuditRecord(r.source, r.id, r.type, r.correlation_id, r.time, json.loads(r.data))
+                       for r in conn.execute(query)]
+        return records[::-1] if newest else records
 
     def count(self) -> int:
         from sqlalchemy import func

@@ -317,11 +317,12 @@ class CloudDriver(Protocol):
     def backup_source(self, env_or_production: str) -> BackupSource:
         """What a backup of that environment or production must read."""
 
-    def restore_target(self, env: str, production: str | None = None) -> Path:
+    def restore_target(self, env: str, production: str | None = None, key: str | None = None) -> Path:
         """The directory a restore of `env` writes into (created, empty or not).
 
         `production` is the one whose backups will be restored there: an env made here
-        gets that production's shape (its databases, its endpoints).
+        gets that production's shape (its databases, its endpoints); `key`, the request
+        it is made for, tags it as a clone's stack is tagged (TAG_KEY).
         """
 
     def database_targets(self, env: str, production: str) -> dict[str, dict]:

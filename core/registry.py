@@ -23,7 +23,7 @@ LIVING = (REQUESTED, SNAPSHOTTING, CLONING, CONFIGURING, READY, EXPIRING)
 ENDED = (DELETED, FAILED)
 # Where each state may go next. Staying in the same state is always allowed (a replay).
 NEXT = {
-    REQUESTED: {SNAPSHOTTING, FAILED, EXPIRING},
+    REQUESTED: {SNAPSHOTTING, CLONING, FAILED, EXPIRING},  # straight to cloning: a restore's backup is its snapshot
     SNAPSHOTTING: {CLONING, FAILED, EXPIRING},
     CLONING: {CONFIGURING, FAILED, EXPIRING},
     CONFIGURING: {READY, FAILED, EXPIRING},

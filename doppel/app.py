@@ -4,19 +4,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bus.ledger import Ledger
-from bus.retry import RetryPolicy
-from bus.worker import Worker
-from core.audit import AuditTrail
-from core.db import database_url, make_engine, redact_url
-from core.deps import Deps
+from core.errors import ConfigError
 from core.secrets import redact
 from doppel.config import Config, load_config
-from doppel.sentry import SentryReporter, init_sentry
+
+if TYPE_CHECKING:  # each part is imported when first built: a command imports only what it uses
+    from bus.ledger import Ledger
+    from bus.retry import RetryPolicy
+    from bus.worker import Worker
+    from core.audit import AuditTrail
+    from core.deps import Deps
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +34,39 @@ class App:
 
     @classmethod
     def load(cls, config_path=None, role: str = "cli", **kwargs) -> "App":
-        return cls(load_config(config_path), role=role, **kwargs)
+        config = load_config(config_path)
+        if config.path is None:  # say so, rather than silently work on an empty configuration
+            print(f"doppel: note: {config.origin}", file=sys.stderr)
+        return cls(config, role=role, **kwargs)
 
     # -- parts, built on first use -----------------------------------------------
     @cached_property
     def engine(self):
-        url = database_url(self.config.state_dir)
+        from sqlalchemy.exc import ArgumentError
+
+        from core.db import database_url, make_engine, redact_url
+        try:
+            url = database_url(self.config.state_dir)
+        except OSError as exc:
+            raise ConfigError(f"state_dir {self.config.state_dir} (from {self.config.where}) cannot be made: "
+                              f"{exc.strerror} ({exc.filename}); set state_dir to a directory this user may "
+                              "write, or DOPPEL_DB_URL to a database") from None
         log.debug("database %s", redact_url(url))
-        return make_engine(url)
+        try:
+            return make_engine(url)
+        except ArgumentError as exc:  # not a URL, or one no driver speaks
+            raise ConfigError(f"DOPPEL_DB_URL is not a database URL ({exc}); write e.g. "
+                              "sqlite:////var/lib/doppel/doppel.db or postgresql://doppel@db.example/doppel, "
+                              "or unset it for the SQLite file under state_dir") from None
 
     @cached_property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> "Ledger":
+        from bus.ledger import Ledger
         return Ledger(self.engine)
 
     @cached_property
-    def audit(self) -> AuditTrail:
+    def audit(self) -> "AuditTrail":
+        from core.audit import AuditTrail
         return AuditTrail(self.engine)
 
     @property
@@ -63,7 +84,8 @@ class App:
         return broker
 
     @cached_property
-    def retry(self) -> RetryPolicy:
+    def retry(self) -> "RetryPolicy":
+        from bus.retry import RetryPolicy
         section = self.config["bus"]["retry"]
         return RetryPolicy(attempts=section["attempts"], first_delay_ms=int(section["first_delay"] * 1000),
                            factor=section["factor"], max_delay_ms=int(section["max_delay"] * 1000))
@@ -74,6 +96,7 @@ class App:
 
     @cached_property
     def sentry_enabled(self) -> bool:
+        from doppel.sentry import init_sentry
         sentry = self.config["sentry"]
         return init_sentry(self.role, sentry["environment"], sentry.get("release"))
 
@@ -108,9 +131,10 @@ class App:
         return DrStates(self.engine)
 
     @cached_property
-    def deps(self) -> Deps:
+    def deps(self) -> "Deps":
         from clouds.chat import WebhookChat
         from clouds.probes import HostProbe
+        from core.deps import Deps
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
                     backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]),
@@ -128,7 +152,9 @@ class App:
             return self.cloud.dns
         return LocalDnsProvider(Path(self.config.state_dir) / "local")
 
-    def worker(self, functions) -> Worker:
+    def worker(self, functions) -> "Worker":
+        from bus.worker import Worker
+        from doppel.sentry import SentryReporter
         bus = self.config["bus"]
         worker = Worker(self.broker, functions, self.ledger, self.deps, retry=self.retry,
                         lease_s=bus["lease"], prefetch=bus["prefetch"],

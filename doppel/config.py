@@ -1,4 +1,9 @@
-"""Load and validate `doppel.yaml` (`--config`, or `DOPPEL_CONFIG`), with errors that name the key and the fix."""
+"""Find, load and validate `doppel.yaml`, with errors that name the key and the fix, and say where it looked.
+
+The file is `--config PATH`, else `$DOPPEL_CONFIG`, else the first that exists of
+SEARCH (./doppel.yaml, then the user's and the host's). With none, the defaults
+apply (no productions) and `Config.origin` says where Doppel looked.
+"""
 from __future__ import annotations
 
 import os
@@ -15,10 +20,22 @@ from schemas.production import ProductionConfigError, load_productions
 DEFAULT_FILE = "doppel.yaml"
 
 
+def search_path() -> list[Path]:
+    """Where a doppel.yaml is looked for when neither --config nor DOPPEL_CONFIG names one, in order."""
+    home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [Path(DEFAULT_FILE), home / "doppel" / DEFAULT_FILE, Path("/etc/doppel") / DEFAULT_FILE]
+
+
 @dataclass(frozen=True)
 class Config:
     raw: dict
     path: Path | None
+    origin: str = "given"  # how the file was found: --config, DOPPEL_CONFIG, search, or none found
+
+    @property
+    def where(self) -> str:
+        """The file in use, or a sentence saying that none was found and where Doppel looked."""
+        return str(self.path) if self.path else self.origin
 
     def __getitem__(self, name):
         return self.raw[name]
@@ -60,23 +77,35 @@ def _with_fix(message: str) -> str:
 
 
 def load_config(path: str | os.PathLike | None = None) -> Config:
-    """The configuration from `path`, `$DOPPEL_CONFIG`, ./doppel.yaml, or the defaults when none exists."""
+    """The configuration from `path`, `$DOPPEL_CONFIG`, the search path, or the defaults when none exists."""
+    origin = "--config" if path else "DOPPEL_CONFIG" if os.environ.get("DOPPEL_CONFIG") else None
     explicit = path or os.environ.get("DOPPEL_CONFIG")
-    file = Path(explicit) if explicit else Path(DEFAULT_FILE)
-    if not file.exists():
-        if explicit:
-            raise ConfigError(f"{file}: no such file; pass --config PATH or set DOPPEL_CONFIG to an existing file")
-        return parse_config({}, None)
+    if explicit:
+        file = Path(explicit)
+        if not file.is_file():
+            why = "is a directory" if file.is_dir() else "no such file"
+            raise ConfigError(f"{file} ({origin}): {why}; pass --config PATH or set DOPPEL_CONFIG to an existing "
+                              "file")
+    else:
+        searched = search_path()
+        file = next((candidate for candidate in searched if candidate.is_file()), None)
+        if file is None:
+            looked = ", ".join(str(candidate.absolute()) for candidate in searched)
+            return parse_config({}, None, f"no doppel.yaml found (looked at {looked}; --config PATH or "
+                                          "DOPPEL_CONFIG names another); the defaults apply, with no productions")
+        origin = "found at " + str(file)
     try:
         document = yaml.safe_load(file.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of sections (bus:, productions:, ...)")
-    return parse_config(document, file.resolve())
+    return parse_config(document, file.resolve(), origin)
 
 
-def parse_config(document: dict, path: Path | None) -> Config:
+def parse_config(document: dict, path: Path | None, origin: str = "given") -> Config:
     where = str(path) if path else "configuration"
     try:
         loaded = ConfigSchema().load(document)
@@ -88,4 +117,4 @@ def parse_config(document: dict, path: Path | None) -> Config:
     except ProductionConfigError as exc:
         lines = "\n  ".join(exc.lines)
         raise ConfigError(f"{where} is invalid:\n  {lines}") from None
-    return Config(loaded, path)
+    return Config(loaded, path, origin)

@@ -10,9 +10,12 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError
-from doppel.app import App
+
+if TYPE_CHECKING:  # the CLI imports this module for every command; the app only when one runs
+    from doppel.app import App
 
 EMBEDDED_BUS = "the embedded in-memory bus (set DOPPEL_AMQP_URL for RabbitMQ)"
 

@@ -16,7 +16,7 @@ import logging
 from core.chain import on_chain_failure, request_id, sweep_stuck_environments
 from core.errors import PermanentError
 from core.registry import FAILED, REQUESTED, SNAPSHOTTING
-from schemas.config import ttl_refusal
+from schemas.config import ttl_limits, ttl_refusal
 
 NAME = "snapshot"
 CONSUMES = "env.requested"
@@ -35,9 +35,15 @@ def handle(event, deps) -> list:
         known = ", ".join(sorted(deps.config["productions"])) or "none"
         raise PermanentError(f"production {data['production']!r} is not described in doppel.yaml "
                              f"(productions: {known})")
+    if data.get("data_version", "latest") != "latest":
+        raise PermanentError(f"data_version {data['data_version']!r}: env.requested clones a fresh snapshot "
+                             "('latest'); an environment from a backup is restore.requested "
+                             "(`doppel env create NAME --from PROD --data-version BACKUP_ID` sends it)")
+    default_ttl, max_ttl = ttl_limits(deps.config["environments"], data["production"])
+    ttl = data.get("ttl_seconds") or (int(default_ttl) if default_ttl else None)
     env, created = deps.registry.request(
         name=data["env"], request_id=request_id(event), production=data["production"], owner=data.get("owner"),
-        data_version=data.get("data_version"), ttl_seconds=data.get("ttl_seconds"),
+        data_version=data.get("data_version"), ttl_seconds=ttl,
         correlation_id=event.correlationid, reply_to=data.get("reply_to"))
     if not created and env.request_id != request_id(event):
         # That name is taken by a living environment: this request makes nothing, and its requester hears so.
@@ -47,7 +53,7 @@ def handle(event, deps) -> list:
     if env.state in (REQUESTED, FAILED):
         # Nothing made yet: judged by today's limit (a re-run further on is not, so a limit lowered meanwhile
         # never fails an environment already being made). Its compensation marks it failed and says why.
-        refusal = ttl_refusal(data.get("ttl_seconds"), deps.config["environments"]["max_ttl"])
+        refusal = ttl_refusal(env.ttl_seconds, max_ttl)
         if refusal:
             raise PermanentError(f"environment {data['env']}: {refusal}")
     if env.state == FAILED and deps.registry.living(env.name) is None:

@@ -32,10 +32,37 @@ class BusSection(Strict):
     stuck_after = Duration(load_default=7200.0)  # an environment half-made this long, with no work on it, is failed
 
 
+_TTL_RANGE = validate.Range(max=TTL_CEILING, error="must be at most ten years (3650d)")
+
+
+class TtlLimits(Strict):
+    """One production's TTL bounds (environments.productions.<name>), over the section's own."""
+    max_ttl = Duration(validate=_TTL_RANGE)
+    default_ttl = Duration(validate=_TTL_RANGE)
+
+
 class EnvironmentsSection(Strict):
     # The longest TTL a request may ask for; longer ones are refused with the reason (env.failed).
-    max_ttl = Duration(load_default=30 * 86400.0, validate=validate.Range(
-        max=TTL_CEILING, error="must be at most ten years (3650d)"))
+    max_ttl = Duration(load_default=30 * 86400.0, validate=_TTL_RANGE)
+    # The TTL of a request that asks for none (unset: such an environment lives until deleted).
+    default_ttl = Duration(load_default=None, allow_none=True, validate=_TTL_RANGE)
+    productions = fields.Dict(keys=fields.String(), values=fields.Nested(TtlLimits), load_default=dict)
+
+    @validates_schema
+    def _default_within_max(self, data, **kwargs):
+        for where, limits in [("environments", data), *((f"environments.productions.{name}", limits)
+                                                        for name, limits in data.get("productions", {}).items())]:
+            default = limits.get("default_ttl")
+            most = limits.get("max_ttl", data.get("max_ttl"))
+            if default and most and default > most:
+                raise ValidationError(f"{where}: default_ttl {describe_seconds(default)} is longer than max_ttl "
+                                      f"{describe_seconds(most)}; lower it or raise max_ttl", "default_ttl")
+
+
+def ttl_limits(section: dict, production: str) -> tuple[float | None, float]:
+    """(default TTL, maximum TTL) for an environment of `production`: its own limits, else the section's."""
+    own = section.get("productions", {}).get(production, {})
+    return own.get("default_ttl", section.get("default_ttl")), own.get("max_ttl", section["max_ttl"])
 
 
 def ttl_refusal(ttl_seconds: float | None, max_ttl: float) -> str | None:

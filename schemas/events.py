@@ -142,8 +142,12 @@ class RestoreRequested(EventData):
     backup_id = Text(IDENTIFIER, required=True)
     # the environment restored into (made if it does not exist)
     env = fields.String(required=True, validate=ENV_NAME)
-    # what the environment is a copy of, so it gets its endpoints
+    # what the environment is a copy of, so it gets its endpoints (default: the backup's own production)
     production = fields.String(validate=PRODUCTION_NAME)
+    # for a new environment, as env.requested has them
+    ttl_seconds = EnvRequested._declared_fields["ttl_seconds"]
+    owner = Text(SHORT)
+    reply_to = Text(URL)
 
 
 class RestoreDone(EventData):

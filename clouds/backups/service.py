@@ -12,21 +12,23 @@ from pathlib import Path
 
 from clouds import backups as archive
 from clouds.backups.retention import RetentionPolicy
+from clouds.backups.write import source_size
 from core.catalogue import Catalogue
 
 log = logging.getLogger(__name__)
 
 
 class ProgressLog:
-    """Logs bytes and rate of a long transfer every few seconds."""
+    """Logs bytes, share of the total and rate of a long transfer every few seconds."""
 
-    def __init__(self, what: str, every: float = 5.0):
-        self.what, self.every, self._last = what, every, time.monotonic()
+    def __init__(self, what: str, total: int | None = None, every: float = 5.0):
+        self.what, self.total, self.every, self._last = what, total, every, time.monotonic()
 
     def __call__(self, done: int, rate: float) -> None:
         if time.monotonic() - self._last >= self.every:
             self._last = time.monotonic()
-            log.info("%s: %.1f MB so far, %.1f MB/s", self.what, done / 1e6, rate / 1e6)
+            share = f" of {self.total / 1e6:.1f} MB ({min(100, 100 * done // self.total)}%)" if self.total else ""
+            log.info("%s: %.1f MB%s, %.1f MB/s", self.what, done / 1e6, share, rate / 1e6)
 
 
 class Backups:
@@ -35,16 +37,16 @@ class Backups:
         self.store, self.catalogue = store, catalogue
         self.compression = compression
         self.retention = retention or RetentionPolicy(keep_last=7, daily=7, weekly=4, monthly=6)
-        self.progress = progress  # a factory: what -> callback(bytes, rate), for the CLI's live display
+        self.progress = progress  # a factory: (what, total bytes) -> callback(bytes, rate), for the CLI's display
 
-    def _progress(self, what: str):
-        return self.progress(what) if self.progress else ProgressLog(what)
+    def _progress(self, what: str, total: int | None):
+        return self.progress(what, total) if self.progress else ProgressLog(what, total)
 
     def back_up(self, env: str, source, *, reason: str, backup_id: str | None = None,
                 now: datetime | None = None):
         manifest = archive.write_backup(self.store, env, source, compression=self.compression,
                                         backup_id=backup_id, now=now,
-                                        progress=self._progress(f"backup of {env}"))
+                                        progress=self._progress(f"backup of {env}", source_size(source)))
         self.catalogue.record(manifest, self.store.name, reason)
         return manifest
 
@@ -54,13 +56,14 @@ class Backups:
 
     def restore(self, backup_id: str, target: Path, env: str | None = None, databases=None):
         manifest = self.find(backup_id, env)
-        return archive.restore(self.store, manifest, target, progress=self._progress(f"restore of {backup_id}"),
+        return archive.restore(self.store, manifest, target, progress=self._progress(f"restore of {backup_id}",
+                                                                                       manifest.size),
                                databases=databases)
 
     def verify(self, backup_id: str, env: str | None = None, scratch_dir: Path | None = None):
         manifest = self.find(backup_id, env)
         result = archive.verify(self.store, manifest, scratch_dir=scratch_dir,
-                                progress=self._progress(f"verify of {backup_id}"))
+                                progress=self._progress(f"verify of {backup_id}", manifest.size))
         self.catalogue.verified(manifest.backup_id, result.ok, str(result))
         return result
 

@@ -52,9 +52,10 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
                  backup_id: str | None = None) -> Manifest:
     """Back up `source` (a directory tree and its SQLite databases) as `<env>/<backup_id>/` in `store`.
 
-    Returns the manifest, written last. `progress(bytes, rate)` reports compressed
-    bytes stored. Raises BackupError; whatever was uploaded before a failure stays
-    invisible (no manifest) and is removed by cleanup.remove_incomplete.
+    Returns the manifest, written last. `progress(bytes, rate)` reports the bytes read
+    from the source so far (before compression: what `source_size` totals). Raises
+    BackupError; whatever was uploaded before a failure stays invisible (no manifest)
+    and is removed by cleanup.remove_incomplete.
     """
     check_env(env)
     if compression not in COMPRESSIONS:
@@ -65,10 +66,10 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
     backup_id = backup_id or new_backup_id(created)
     key = archive_key(env, backup_id, compression)
     meter = ProgressMeter(progress)
-    producer = _Producer(source, compression, _DEFAULT_LEVEL[compression] if level is None else level)
+    producer = _Producer(source, compression, _DEFAULT_LEVEL[compression] if level is None else level, meter)
     producer.start()
     try:
-        stored = store.put_stream(key, producer.pipe.reader, progress=meter)
+        stored = store.put_stream(key, producer.pipe.reader)
     except BaseException as exc:
         producer.stop()
         if not isinstance(exc, Exception):
@@ -99,8 +100,9 @@ def _manifest(env, backup_id, created, key, compression, producer: _Producer) ->
 class _Producer(threading.Thread):
     """Writes the compressed tar of `source` into a pipe, in its own thread."""
 
-    def __init__(self, source: BackupSource, compression: str, level: int):
+    def __init__(self, source: BackupSource, compression: str, level: int, meter=None):
         super().__init__(name="backup-archive", daemon=True)
+        self.meter = meter
         self.source = source
         self.compression = compression
         self.level = level
@@ -112,7 +114,7 @@ class _Producer(threading.Thread):
 
     def run(self) -> None:
         try:
-            counted = _Counting()
+            counted = _Counting(self.meter)
             with _compressor(self.compression, self.level, self.pipe.writer) as compressed:
                 counted.target = compressed
                 self._write_tar(counted)
@@ -187,6 +189,20 @@ def _walk(root: Path, exclude: Iterable[str], databases: _Databases) -> Iterator
                 yield Path(dirpath) / name, arcname
 
 
+def source_size(source: BackupSource) -> int:
+    """About how many bytes the tar of `source` holds (each entry's header, its data padded to whole
+    blocks, the closing blocks): the total its progress is measured against."""
+    total = 2 * tarfile.BLOCKSIZE * 10  # the end-of-archive blocks, rounded up to tarfile's record
+    try:
+        for path, _ in _walk(Path(source.root), source.exclude, _Databases(source.databases)):
+            total += tarfile.BLOCKSIZE
+            if not path.is_symlink() and path.is_file():
+                total += -(-path.stat().st_size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+    except (OSError, CaptureError):
+        return 0  # the backup itself says what is wrong
+    return total
+
+
 def _excluded(arcname: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatch(arcname, p) for p in patterns)
 
@@ -228,12 +244,15 @@ class _FilesTally:
 class _Counting:
     """Counts the uncompressed bytes on their way to the compressor; an append-only file for tarfile."""
 
-    def __init__(self):
+    def __init__(self, meter=None):
         self.target = None
         self.count = 0
+        self.meter = meter
 
     def write(self, data) -> int:
         self.count += len(data)
+        if self.meter is not None:
+            self.meter(self.count)
         return self.target.write(data)
 
     def tell(self) -> int:

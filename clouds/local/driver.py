@@ -33,6 +33,7 @@ from clouds.local.stacks import StackVerbs
 from core.cloud import (
     CREATE_COMPLETE,
     TAG_ENV,
+    TAG_KEY,
     TAG_PRODUCTION,
     BackupSource,
     DnsRecord,
@@ -230,15 +231,16 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
         spec = self._production(production, env)
         return {c["name"]: kind_of(c).target(c, env) for c in spec["components"] if kind_of(c).on_server}
 
-    def restore_target(self, env: str, production: str | None = None) -> Path:
+    def restore_target(self, env: str, production: str | None = None, key: str | None = None) -> Path:
         """The root directory of `env`; made (as a complete, tagged stack) when the env does not exist."""
         final = self._env_dir(env)
         with state.locked(self._lock_file):
             if not (final / "stack.json").exists():
-                tags = {TAG_ENV: env, **({TAG_PRODUCTION: production} if production else {})}
+                tags = {TAG_ENV: env, **({TAG_PRODUCTION: production} if production else {}),
+                        **({TAG_KEY: key} if key else {})}
                 outputs = self._outputs(env, self._production(production, env), final / "root") if production \
                     else {"env": env, "root": str(final / "root")}
-                stack = Stack(id=resource_name("stack", env, f"restore:{env}"), name=env, env=env,
+                stack = Stack(id=resource_name("stack", env, key or f"restore:{env}"), name=env, env=env,
                               status=CREATE_COMPLETE, status_reason="made as a restore target", outputs=outputs,
                               tags=tags)
                 (final / "root").mkdir(parents=True, exist_ok=True)

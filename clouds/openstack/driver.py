@@ -162,7 +162,7 @@ class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs):
         raise DriverError(f"backups of OpenStack environments ({env_or_production}) are not supported by the "
                           "openstack driver yet", env=env_or_production, permanent=True)
 
-    def restore_target(self, env: str, production: str | None = None):
+    def restore_target(self, env: str, production: str | None = None, key: str | None = None):
         of = f" of production {production}" if production else ""
         raise DriverError(f"restores into OpenStack environments (env {env}{of}) are not supported by the openstack "
                           "driver yet; the issue \"OpenStack end to end\" builds them, until then failover, "

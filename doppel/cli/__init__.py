@@ -1,16 +1,20 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this mark)
 """The `doppel` command line: one module per command group, registered from COMMAND_GROUPS."""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
-from core.errors import ConfigError
-from doppel.cli import anonymise, backup, bus, demo, dr, env, gateway, listen, reap, schedule
-from doppel.cli.common import CommandError
+from doppel.cli import anonymise, backup, bus, config, demo, dr, env, gateway, listen, reap, schedule
+from doppel.cli.common import CommandError, with_examples
+from doppel.cli.output import TIME_FORMAT
 
 # In `doppel --help` order.
-COMMAND_GROUPS = (bus, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap)
+COMMAND_GROUPS = (bus, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config)
+# The long-running roles say what they do at INFO; every other command logs only with -v.
+ROLES = ("run", "worker", "scheduler", "gateway", "listen")
 
 EPILOG = """
 The bus: with DOPPEL_AMQP_URL set (amqp://user:pass@host:5672/vhost) Doppel uses
@@ -18,47 +22,101 @@ RabbitMQ; unset, it uses the embedded in-memory bus, and commands that publish
 also run the chain they start in-process before returning.
 The database: DOPPEL_DB_URL (any SQLAlchemy URL); unset, a SQLite file under the
 state directory (./.doppel/). Errors go to Sentry when SENTRY_DSN is set.
+Exit codes: 0 done, 1 failed, 2 a usage or configuration mistake (the message says
+what to correct), 3 still running when --timeout ran out.
+
+Examples:
+  doppel demo
+  doppel env create perf-test --from shop --ttl 8h
+  doppel env list -o json
+  doppel config show
+Shell completion (bash): eval "$(register-python-argcomplete doppel)"
 """
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+    try:
+        return installed("doppel")
+    except PackageNotFoundError:
+        return "unknown (not installed; pip install -e . installs it)"
+
+
+class VersionAction(argparse.Action):
+    """`doppel --version`: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="print Doppel's version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"doppel {version()}")
+        parser.exit()
 
 
 def main(argv=None) -> int:
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions; only then is argcomplete imported
+        import argcomplete
+        argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
-    level = logging.DEBUG if args.verbose else logging.INFO if args.command in ("run", "worker") else logging.WARNING
-    logging.basicConfig(level=level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from core.secrets import RedactingFilter
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    setup_logging(args)
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
     try:
         return args.handler(args) or 0
-    except ConfigError as exc:
-        print(f"doppel: {exc}", file=sys.stderr)
-        return 2
     except CommandError as exc:
         print(f"doppel: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `doppel events | head`: the reader left; leave quietly as Unix tools do
-        import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:  # noqa: BLE001 - a person reads one line, not a traceback (--debug shows it)
+        from core.errors import ConfigError
+        if isinstance(exc, ConfigError):
+            print(f"doppel: {exc}", file=sys.stderr)
+            return 2
+        if args.debug:
+            raise
+        from doppel.cli.failures import explain
+        message, code = explain(exc)
+        print(f"doppel: {message}", file=sys.stderr)
+        return code
+
+
+def setup_logging(args) -> None:
+    verbose = args.verbose or (1 if args.debug else 0)
+    if verbose >= 2 or args.debug:
+        level = logging.DEBUG
+    elif verbose or args.command in ROLES:
+        level = logging.INFO
+    else:
+        level = logging.CRITICAL + 1  # the command says what went wrong itself, once
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt=TIME_FORMAT)
+    from core.secrets import RedactingFilter
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="doppel", description="Production doubles on demand, and production back when it falls.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", "-c", help="the configuration file (default: $DOPPEL_CONFIG, else ./doppel.yaml)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log debug detail")
+    parser.add_argument("--version", action=VersionAction)
+    parser.add_argument("--config", "-c", help="the configuration file (default: $DOPPEL_CONFIG, else the first of "
+                                               "./doppel.yaml, ~/.config/doppel/doppel.yaml, /etc/doppel/doppel.yaml;"
+                                               " `doppel config show` says which)")
+    parser.add_argument("--verbose", "-v", action="count", default=0, help="log what happens (-vv: debug detail)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure, for a bug report")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     for group in COMMAND_GROUPS:
         group.register(sub)
+        with_examples(sub, group.EXAMPLES)
     return parser
 
 

@@ -5,8 +5,11 @@ import json
 import sys
 from pathlib import Path
 
-from doppel.app import App
 from doppel.cli.common import CommandError
+
+EXAMPLES = {"anonymise": ["doppel anonymise check shop"],
+            "anonymise check": ["doppel anonymise check shop",
+                                "doppel anonymise check shop --accept   # after adding the rules it asked for"]}
 
 
 def register(sub) -> None:
@@ -26,6 +29,7 @@ def register(sub) -> None:
 def cmd_check(args) -> int:
     from clouds.databases import pg_check
     from clouds.databases.servers import DatabaseError, Server
+    from doppel.app import App
 
     app = App.load(args.config)
     spec = app.config["productions"].get(args.production)

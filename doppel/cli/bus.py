@@ -3,28 +3,28 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
-from bus import topology
-from core.broker import (
-    DEFAULT_EXCHANGE,
-    H_ATTEMPT,
-    H_ERROR,
-    H_ERROR_KIND,
-    H_FUNCTION,
-    H_PARKED_AT,
-    H_ROUTING_KEY,
-    Message,
-    PublishError,
-    Unsendable,
-    event_message,
-)
 from doppel import roles
-from doppel.app import App, safe
-from doppel.cli.common import CommandError, build_event
-from schemas.envelope import EnvelopeError, Event, read_json
-from schemas.events import SCHEMAS
+from doppel.cli.common import CommandError, build_event, duration
+from doppel.cli.output import add_output, dump, emit, iso, when
+
+EXAMPLES = {
+    "run": ["doppel run", "DOPPEL_AMQP_URL=amqp://doppel:PASS@mq:5672/doppel doppel run"],
+    "worker": ["doppel worker", "doppel worker --only snapshot,clone,configure"],
+    "publish": ["doppel publish env.requested --data '{\"env\": \"perf-test\", \"production\": \"shop\"}'",
+                "doppel publish backup.due --data @event.json --id nightly-2025-03-01"],
+    "events": ["doppel events", "doppel events --since 1h --type env.ready", "doppel events --follow",
+               "doppel events --correlation 5d2c... -o json"],
+    "dlq": ["doppel dlq list", "doppel dlq replay --function clone"],
+    "dlq list": ["doppel dlq list", "doppel dlq list --function snapshot -o json"],
+    "dlq show": ["doppel dlq show 5d2c1f0e-..."],
+    "dlq replay": ["doppel dlq replay 5d2c1f0e-...", "doppel dlq replay --function clone"],
+    "dlq purge": ["doppel dlq purge --function clone --yes"],
+    "topology": ["doppel topology", "doppel topology --declare"],
+}
 
 
 def register(sub) -> None:
@@ -38,28 +38,33 @@ def register(sub) -> None:
     p = sub.add_parser("publish", help="validate and publish one event; prints its id",
                        description="Validate an event against its type's schema and publish it. "
                                    "With the embedded bus the chain it starts runs before this returns.")
-    p.add_argument("type", metavar="TYPE",
-                   help=f"the event type, e.g. env.requested ({len(SCHEMAS)} known: doppel publish --types)")
+    p.add_argument("type", metavar="TYPE", help="the event type, e.g. env.requested (docs/bus.md lists them; "
+                                                "a wrong one is answered with the known types)")
     p.add_argument("--data", "-d", default="{}", help="the event data: JSON, or @file to read it from a file")
     p.add_argument("--source", default=None, help="the CloudEvents source (default: doppel/cli)")
     p.add_argument("--id", dest="event_id", help="the event id (default: a new UUID); reusing one is de-duplicated")
     p.add_argument("--correlation", help="join an existing chain")
     p.set_defaults(handler=cmd_publish)
 
-    p = sub.add_parser("events", help="the audit trail: events handled, oldest first")
+    p = sub.add_parser("events", help="the audit trail: the newest events handled, newest last")
     p.add_argument("--correlation", help="only the events of this chain")
     p.add_argument("--type", help="only events of this type")
-    p.add_argument("--limit", type=int, default=200)
-    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--since", help="only those of the last DURATION (e.g. 1h) or since a moment "
+                                   "(ISO 8601, e.g. 2025-03-01T12:00Z)")
+    p.add_argument("--limit", type=_count, default=200, help="at most this many, the newest (default 200)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they are recorded")
+    add_output(p)
     p.set_defaults(handler=cmd_events)
 
     p = sub.add_parser("dlq", help="parked messages: list, show, replay, purge")
     dlq = p.add_subparsers(dest="dlq_command", metavar="ACTION", required=True)
     q = dlq.add_parser("list", help="parked messages of every function, with the reason")
     q.add_argument("--function", help="only this function's")
+    add_output(q)
     q.set_defaults(handler=cmd_dlq_list)
     q = dlq.add_parser("show", help="one parked message in full")
     q.add_argument("message_id")
+    add_output(q, default="json")
     q.set_defaults(handler=cmd_dlq_show)
     q = dlq.add_parser("replay", help="send parked messages back to their function, attempts reset")
     q.add_argument("message_id", nargs="?", help="one message (default: all of --function's)")
@@ -76,20 +81,37 @@ def register(sub) -> None:
 
 
 # -- roles -----------------------------------------------------------------------
+def _app(args, role: str = "cli"):
+    from doppel.app import App
+    return App.load(args.config, role=role)
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        import argparse
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count; write a whole number of at least 1")
+    return value
+
+
 def cmd_worker(args) -> int:
-    roles.run_worker(App.load(args.config, role="worker"), roles.functions_named(getattr(args, "only", None)))
+    roles.run_worker(_app(args, "worker"), roles.functions_named(getattr(args, "only", None)))
     return 0
 
 
 def cmd_run(args) -> int:
     """Every role in one process: worker, scheduler and gateway (the embedded bus's usual shape)."""
     roles.quiet_pika(args.verbose)
-    roles.run_all(App.load(args.config, role="worker+scheduler+gateway"), roles.functions_named())
+    roles.run_all(_app(args, "worker+scheduler+gateway"), roles.functions_named())
     return 0
 
 
 # -- publish -------------------------------------------------------------------------
 def read_data(text: str) -> dict:
+    from schemas.envelope import EnvelopeError, read_json
     if text.startswith("@"):
         try:
             text = open(text[1:]).read()
@@ -104,8 +126,10 @@ def read_data(text: str) -> dict:
     return data
 
 
-def publish_and_settle(app: App, event: Event, functions=None) -> None:
+def publish_and_settle(app, event, functions=None) -> None:
     """Publish; on the embedded bus, also run the chain it starts to completion in this process."""
+    from bus import topology
+    from core.broker import event_message
     functions = functions or roles.functions_named()
     app.broker.declare(topology.queues_for(functions, app.retry))
     app.broker.publish([event_message(event)])
@@ -114,10 +138,17 @@ def publish_and_settle(app: App, event: Event, functions=None) -> None:
 
 
 def cmd_publish(args) -> int:
+    from core.broker import PublishError, Unsendable
     event = build_event(args.type, read_data(args.data), source=args.source, event_id=args.event_id,
                         correlation=args.correlation)
-    app = App.load(args.config)
+    app = _app(args)
     try:
+        production = event.data.get("production")
+        if production is not None and event.type.endswith(".requested") and \
+                production not in app.config["productions"]:
+            known = ", ".join(sorted(app.config["productions"])) or "none yet"
+            raise CommandError(f"{event.type} names production {production!r}, which {app.config.where} does not "
+                               f"describe (known: {known}); nothing was published", 2)
         publish_and_settle(app, event)
     except Unsendable as exc:
         raise CommandError(f"{event.type} was not published: {exc}", 2) from None
@@ -131,39 +162,84 @@ def cmd_publish(args) -> int:
 
 
 # -- audit trail -------------------------------------------------------------------
+def _since(text: str | None) -> float | None:
+    """--since as a timestamp: a duration ago, or an ISO 8601 moment (UTC unless it says otherwise)."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            return time.time() - duration(text, "--since")
+        except CommandError:
+            raise CommandError(f"--since {text[:40]!r}: write a duration (30m, 2h, 1d) or a moment "
+                               "(2025-03-01T12:00Z)", 2) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+
+
+EVENT_COLUMNS = (("time", "TIME", 24), ("type", "TYPE", 22), ("id", "ID", 36), ("chain", "CHAIN", 8),
+                 ("source", "SOURCE", 30), ("results", "RESULTS", 80))
+
+
 def cmd_events(args) -> int:
-    app = App.load(args.config)
-    records = app.audit.events(correlation_id=args.correlation, event_type=args.type, limit=args.limit)
+    since = _since(args.since)
+    app = _app(args)
+    try:
+        records = app.audit.events(correlation_id=args.correlation, event_type=args.type, limit=args.limit,
+                                   since=since, newest=True)
+        _print_events(app, records, args.output, header=True, stream=args.follow)
+        if not records and args.output == "table" and not args.follow:
+            print("no events recorded" + (f" for chain {args.correlation}" if args.correlation else ""),
+                  file=sys.stderr)
+        seen = {r.id for r in records}
+        while args.follow:
+            time.sleep(0.5)
+            fresh = [r for r in app.audit.events(correlation_id=args.correlation, event_type=args.type,
+                                                 since=time.time() - 60) if r.id not in seen]
+            seen.update(r.id for r in fresh)
+            _print_events(app, fresh, args.output, header=False, stream=True)
+    finally:
+        app.close()
+    return 0
+
+
+def _print_events(app, records, fmt: str, header: bool, stream: bool) -> None:
+    """Events as a table, or json/yaml; json with --follow is one object per line, so it streams."""
+    from doppel.app import safe
     outcomes = {}
     for entry in app.ledger.entries(event_ids=[r.id for r in records]):
         if entry.function != "audit":
             outcomes.setdefault(entry.event_id, []).append(entry)
+    if fmt != "table":
+        rows = [{"id": r.id, "source": r.source, "type": r.type, "correlationid": r.correlation_id,
+                 "time": iso(r.time), "data": r.data,
+                 "results": [{"function": e.function, "status": e.status, **e.result}
+                             for e in outcomes.get(r.id, [])]} for r in records]
+        if fmt == "json" and stream:
+            for row in rows:
+                print(json.dumps(row, default=str), flush=True)
+        elif rows or not stream:
+            dump(rows, fmt)
+        return
+    if header and records:
+        print(f"{'TIME':<23}  {'TYPE':<20} {'ID':<36}  CHAIN     SOURCE")
     for record in records:
-        results = [{"function": e.function, "status": e.status, **e.result} for e in outcomes.get(record.id, [])]
-        if args.json:
-            print(json.dumps({"id": record.id, "source": record.source, "type": record.type,
-                              "correlationid": record.correlation_id, "time": record.time.isoformat(),
-                              "data": record.data, "results": results}, default=str))
-            continue
-        print(f"{record.time:%Y-%m-%d %H:%M:%S}  {record.type:<20} {record.id}  "
-              f"chain {record.correlation_id[:8]}  from {record.source}")
-        for result in results:
-            detail = ", ".join(t for t, _ in result.get("emitted", [])) or result.get("error", "")
-            print(f"    -> {result['function']}: {result['status']}{'  ' + safe(detail) if detail else ''}")
-    if not records and not args.json:
-        print("no events recorded" + (f" for chain {args.correlation}" if args.correlation else ""), file=sys.stderr)
-    app.close()
-    return 0
+        print(f"{when(record.time):<23}  {record.type:<20} {record.id:<36}  {record.correlation_id[:8]:<8}  "
+              f"{record.source}", flush=True)
+        for e in outcomes.get(record.id, []):
+            detail = ", ".join(t for t, _ in e.result.get("emitted", [])) or e.result.get("error", "")
+            print(f"    -> {e.function}: {e.status}{'  ' + safe(detail) if detail else ''}", flush=True)
 
 
 # -- parked messages -------------------------------------------------------------
-def _dead_queues(app: App, only: str | None):
+def _dead_queues(app, only: str | None):
+    from bus import topology
     functions = roles.functions_named(only)
     app.broker.declare(topology.queues_for(functions, app.retry))
     return [(f.NAME, topology.dead_queue(f.NAME)) for f in functions]
 
 
-def _drain(app: App, queue: str):
+def _drain(app, queue: str):
     """Every message of a queue, taken unacked; the caller settles each."""
     taken = []
     while (delivery := app.broker.get(queue)) is not None:
@@ -172,6 +248,8 @@ def _drain(app: App, queue: str):
 
 
 def _describe(delivery) -> dict:
+    from bus import topology
+    from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_FUNCTION, H_PARKED_AT, H_ROUTING_KEY
     message = delivery.message
     headers = message.headers
     deaths = headers.get("x-death") or []  # RabbitMQ's record of each dead-lettering, the latest first
@@ -190,6 +268,7 @@ def _describe(delivery) -> dict:
 
 
 def _dead_lettered_because(death: dict) -> str:
+    from bus import topology
     if death.get("reason") == "delivery_limit":
         return (f"{death.get('queue')} delivered it {topology.DELIVERY_LIMIT + 1} times and it was never settled: "
                 "each time, its worker died, lost its connection, or failed on it unexpectedly; see the workers' "
@@ -197,26 +276,33 @@ def _dead_lettered_because(death: dict) -> str:
     return f"dead-lettered by RabbitMQ from {death.get('queue')} ({death.get('reason')})"
 
 
+DLQ_COLUMNS = (("message_id", "MESSAGE", 36), ("function", "FUNCTION", 10), ("type", "TYPE", 18),
+               ("kind", "KIND", 10), ("attempts", "ATTEMPTS", 8), ("parked_at", "PARKED", 24), ("error", "ERROR", 100))
+
+
 def cmd_dlq_list(args) -> int:
-    app = App.load(args.config)
-    total = 0
+    from doppel.app import safe
+    app = _app(args)
+    rows = []
     try:
         for name, queue in _dead_queues(app, args.function):
             taken = _drain(app, queue)
             for delivery in taken:
                 info = _describe(delivery)
-                print(f"{info['message_id']}  {name:<10} {info['type']:<18} {info['kind'] or '':<10} "
-                      f"{info['parked_at'] or ''}  {safe(str(info['error']))[:160]}")
+                info["function"] = info["function"] or name
+                info["error"] = safe(str(info["error"] or ""))
+                rows.append(info)
             for delivery in taken:
                 delivery.nack(requeue=True)
-            total += len(taken)
     finally:
         app.close()
-    print(f"{total} parked message(s)", file=sys.stderr)
+    emit(rows, DLQ_COLUMNS, args.output, empty="no parked messages")
+    if args.output == "table" and rows:
+        print(f"{len(rows)} parked message(s)", file=sys.stderr)
     return 0
 
 
-def _find(app: App, function: str | None, message_id: str):
+def _find(app, function: str | None, message_id: str):
     for name, queue in _dead_queues(app, function):
         taken = _drain(app, queue)
         found = next((d for d in taken if d.message.message_id == message_id), None)
@@ -229,7 +315,8 @@ def _find(app: App, function: str | None, message_id: str):
 
 
 def cmd_dlq_show(args) -> int:
-    app = App.load(args.config)
+    from doppel.app import safe
+    app = _app(args)
     try:
         _, delivery = _find(app, None, args.message_id)
         info = _describe(delivery)
@@ -237,14 +324,24 @@ def cmd_dlq_show(args) -> int:
             info["event"] = json.loads(delivery.message.body)
         except ValueError:
             info["body"] = delivery.message.body.decode(errors="replace")
-        print(safe(json.dumps(info, indent=2, default=str)))
         delivery.nack(requeue=True)
+        if args.output == "json":
+            print(safe(json.dumps(info, indent=2, default=str)))
+        elif args.output == "yaml":
+            import yaml
+            print(safe(yaml.safe_dump(json.loads(json.dumps(info, default=str)), sort_keys=False)).rstrip())
+        else:
+            for key, value in info.items():
+                shown = json.dumps(value, default=str) if isinstance(value, (dict, list)) else value
+                print(f"{key:<11} {safe(str(shown if shown is not None else '-'))}")
     finally:
         app.close()
     return 0
 
 
-def _replay(app: App, name: str, delivery) -> None:
+def _replay(app, name: str, delivery) -> None:
+    from bus import topology
+    from core.broker import DEFAULT_EXCHANGE, H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_PARKED_AT, Message
     message = delivery.message
     if message.headers.get(H_ERROR_KIND) == "abandoned":  # its key refuses every delivery until reopened
         import functions
@@ -265,7 +362,7 @@ def _replay(app: App, name: str, delivery) -> None:
 def cmd_dlq_replay(args) -> int:
     if not args.message_id and not args.function:
         raise CommandError("say what to replay: a MESSAGE_ID, or --function NAME for all of its parked messages", 2)
-    app = App.load(args.config)
+    app = _app(args)
     replayed = 0
     try:
         if args.message_id:
@@ -285,14 +382,15 @@ def cmd_dlq_replay(args) -> int:
     return 0
 
 
-def settle_embedded(app: App, functions=None) -> None:
+def settle_embedded(app, functions=None) -> None:
     """On the embedded bus, be the worker and run what is queued to completion in this process."""
     app.worker(functions or roles.functions_named()).start()
     app.broker.run_until_idle(timeout=3600)
 
 
 def cmd_dlq_purge(args) -> int:
-    app = App.load(args.config)
+    from bus import topology
+    app = _app(args)
     try:
         queue = topology.dead_queue(roles.functions_named(args.function)[0].NAME)
         app.broker.declare(topology.queues_for(roles.functions_named(args.function), app.retry))
@@ -309,7 +407,8 @@ def cmd_dlq_purge(args) -> int:
 
 
 def cmd_topology(args) -> int:
-    app = App.load(args.config)
+    from bus import topology
+    app = _app(args)
     specs = topology.queues_for(roles.functions_named(), app.retry)
     print(topology.describe(specs))
     if args.declare:
@@ -320,8 +419,9 @@ def cmd_topology(args) -> int:
     return 0
 
 
-def _advise_on_outdated_queues(app: App, specs) -> None:
+def _advise_on_outdated_queues(app, specs) -> None:
     """Say how to give queues declared by an older Doppel what this version declares them with."""
+    from bus import topology
     outdated = app.broker.queues_as_found
     if not outdated:
         return

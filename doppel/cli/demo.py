@@ -7,27 +7,20 @@ state directory is touched.
 """
 from __future__ import annotations
 
+import shlex
 import shutil
 import sqlite3
 import sys
 from contextlib import closing
 from pathlib import Path
 
-import yaml
-
-from clouds.local.sample import make_sample_production
-from clouds.rewrite.configfile import detect_format, read_value
-from core.broker import event_message
-from core.chain import request_id
-from core.registry import DELETED, FAILED, READY
-from doppel.app import App
 from doppel.cli.common import CommandError, build_event
 from doppel.cli.env import follow
-from doppel.config import load_config
-from doppel.roles import functions_named
 
 ENV = "demo-copy"
 HIDDEN = "********"
+EXAMPLES = {"demo": ["doppel demo", "doppel demo --keep   # leave the copy running to look at",
+                     "doppel demo --dir /tmp/doppel-demo --force   # remake a demo that holds work of its own"]}
 
 
 def register(sub) -> None:
@@ -37,6 +30,8 @@ def register(sub) -> None:
                    help="where the demo's production, state and doppel.yaml go "
                         "(remade on each run; default .doppel/demo)")
     p.add_argument("--keep", action="store_true", help="leave the copy running instead of expiring it")
+    p.add_argument("--force", action="store_true",
+                   help="remake the demo even when it holds environments or backups made since it ran")
     p.set_defaults(handler=cmd_demo)
 
 
@@ -44,19 +39,45 @@ def say(text: str = "") -> None:
     print(text, flush=True)
 
 
+def work_since(config_file: Path) -> list[str]:
+    """What a person made in this demo after it ran: environments other than the demo's own, backups of them."""
+    from doppel.app import App
+    from doppel.config import load_config
+    app = App(load_config(config_file), role="demo")
+    try:
+        envs = sorted({env.name for env in app.registry.all(include_ended=True) if env.name != ENV})
+        backups = [entry.id for entry in app.catalogue.list(include_deleted=False) if entry.env != ENV]
+    finally:
+        app.close()
+    return [f"environment {name}" for name in envs] + [f"backup {backup_id}" for backup_id in backups]
+
+
 def cmd_demo(args) -> int:
+    import os
+
+    import yaml
+
+    from clouds.local.sample import make_sample_production
+    from doppel.app import App
+    from doppel.config import load_config
+    from doppel.roles import functions_named
+    if os.environ.get("DOPPEL_AMQP_URL"):
+        raise CommandError("the demo runs on the embedded bus; unset DOPPEL_AMQP_URL to run it", 2)
     root = Path(args.dir).resolve()
     if root.exists():
         if not (root / "doppel.yaml").exists():
             raise CommandError(f"{root} exists and is not a Doppel demo directory; choose another --dir", 2)
+        made = [] if args.force else work_since(root / "doppel.yaml")
+        if made:
+            shown = ", ".join(made[:5]) + (f" and {len(made) - 5} more" if len(made) > 5 else "")
+            raise CommandError(f"{root} holds work made since the demo ran ({shown}); remaking the demo would "
+                               "delete it. Add --force to remake it anyway, or --dir to run a demo elsewhere", 2)
         shutil.rmtree(root)
     production = root / "production" / "shop"
     entry = make_sample_production(production)
     config_file = root / "doppel.yaml"
     config_file.write_text(yaml.safe_dump({"state_dir": "state", "productions": {"shop": entry}}, sort_keys=False))
     app = App(load_config(config_file), role="demo")
-    if not app.embedded:
-        raise CommandError("the demo runs on the embedded bus; unset DOPPEL_AMQP_URL to run it", 2)
     app.worker(functions_named()).start()
     app.broker.start()
     try:
@@ -65,7 +86,11 @@ def cmd_demo(args) -> int:
         app.close()
 
 
-def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool) -> int:
+def _run(app, entry: dict, production: Path, config_file: Path, keep: bool) -> int:
+    from clouds.rewrite.configfile import detect_format, read_value
+    from core.broker import event_message
+    from core.chain import request_id
+    from core.registry import DELETED, FAILED, READY
     demo_root = str(config_file.parent)
     short = lambda value: str(value).replace(demo_root, "<demo>")
     say(f"(<demo> is {demo_root})")
@@ -105,7 +130,8 @@ def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool)
                 say(f"   {label:<11} {name:<22} {email:<36} {phone}")
     say()
     if keep:
-        say(f"The copy stays. `doppel --config {config_file} env delete {ENV}` backs it up and deletes it.")
+        say(f"The copy stays; `doppel env delete {ENV}` backs it up and deletes it.")
+        next_steps(config_file, keep=True)
         return 0
     say(f"6. doppel env expire {ENV}   (the scheduler does this when the TTL runs out)")
     expired = build_event("env.expired", {"env": ENV, "reason": "ttl"})
@@ -117,6 +143,17 @@ def _run(app: App, entry: dict, production: Path, config_file: Path, keep: bool)
         say(f"   backup {backup.id}: {backup.size:,} bytes, sha256 {backup.sha256[:16]}..., in {backup.store}")
     say()
     chains = {r.correlation_id for r in app.audit.events()}
-    say(f"7. The audit trail holds {app.audit.count()} events in {len(chains)} chains: "
-        f"doppel --config {config_file} events")
+    say(f"7. The audit trail holds {app.audit.count()} events in {len(chains)} chains (`doppel events` shows them).")
+    next_steps(config_file, keep=False)
     return 0 if env.state == DELETED else 1
+
+
+def next_steps(config_file: Path, keep: bool) -> None:
+    """The demo's last lines: how to use its configuration, and three commands to try next."""
+    say()
+    say("Next: use the demo's configuration in this shell, then try three commands:")
+    say(f"   export DOPPEL_CONFIG={shlex.quote(str(config_file))}")
+    say("   doppel env create my-copy --from shop --ttl 2h   # your own copy of shop")
+    say("   doppel env list                                  # what is living, and when it expires")
+    say("   doppel events --since 10m                        # what each function did" if keep else
+        "   doppel backup list                               # the backup made before the copy was deleted")

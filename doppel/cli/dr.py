@@ -7,11 +7,19 @@ its outcome is printed; with RabbitMQ the event is published and the workers act
 """
 from __future__ import annotations
 
-import json
 import sys
 
-from doppel.app import App
 from doppel.cli.common import CommandError
+from doppel.cli.output import add_output, dump, emit
+
+EXAMPLES = {
+    "dr": ["doppel dr status", "doppel dr drill shop", "doppel dr report shop -o json"],
+    "dr status": ["doppel dr status", "doppel dr status -o json"],
+    "dr failover": ["doppel dr failover shop", "doppel dr failover shop --yes   # from a script"],
+    "dr failback": ["doppel dr failback shop"],
+    "dr drill": ["doppel dr drill shop", "doppel dr drill shop -o json"],
+    "dr report": ["doppel dr report", "doppel dr report shop -o yaml"],
+}
 
 OUTCOMES = {"failover.confirmed": ("failover.done", "failover.failed"),
             "failback.requested": ("failback.done", "failback.failed"),
@@ -24,24 +32,26 @@ def register(sub) -> None:
                                    "(docs/dr.md).")
     actions = p.add_subparsers(dest="dr_command", metavar="ACTION", required=True)
     q = actions.add_parser("status", help="each production's DR state, the backup its DR copy holds, its names")
-    q.add_argument("--json", action="store_true", help="one JSON object per production")
+    add_output(q)
     q.set_defaults(handler=cmd_status)
     for name, helptext in (("failover", "fail PRODUCTION over to its DR copy now (asks first)"),
                            ("failback", "bring PRODUCTION home with what the DR copy took meanwhile (asks first)")):
         q = actions.add_parser(name, help=helptext)
         q.add_argument("production")
         q.add_argument("--yes", "-y", action="store_true", help="do not ask (needed without a terminal)")
+        add_output(q)
         q.set_defaults(handler=cmd_failover if name == "failover" else cmd_failback)
     q = actions.add_parser("drill", help="restore PRODUCTION's newest backup into a scratch copy, verify, delete")
     q.add_argument("production")
+    add_output(q)
     q.set_defaults(handler=cmd_drill)
     q = actions.add_parser("report", help="the history of drills: backup, verified, RPO, RTO")
     q.add_argument("production", nargs="?")
-    q.add_argument("--json", action="store_true", help="one JSON object per drill")
+    add_output(q)
     q.set_defaults(handler=cmd_report)
 
 
-def _policy(app: App, production: str) -> dict:
+def _policy(app, production: str) -> dict:
     policy = app.config["dr"].get(production)
     if policy is None:
         known = ", ".join(sorted(app.config["dr"])) or "none"
@@ -60,7 +70,7 @@ def confirm(question: str, yes: bool) -> bool:
     return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
 
 
-def _publish(app: App, event_type: str, production: str) -> int:
+def _publish(app, event_type: str, production: str, fmt: str = "table") -> int:
     from doppel.cli.bus import publish_and_settle
     from doppel.cli.common import build_event
     event = build_event(event_type, {"production": production})
@@ -73,18 +83,28 @@ def _publish(app: App, event_type: str, production: str) -> int:
         print(f"{event_type} for {production}: nothing to do (see `doppel dr status`)")
         return 0
     outcome = outcomes[-1]
-    print(f"{outcome.type}: {json.dumps(outcome.data, sort_keys=True)}")
+    if fmt != "table":
+        dump({"outcome": outcome.type, **outcome.data}, fmt)
+    else:
+        print(f"{outcome.type}: {production}")
+        for key, value in sorted(outcome.data.items()):
+            print(f"  {key:<16} {'-' if value is None else value}")
     return 1 if outcome.type.endswith(".failed") else 0
 
 
+def _app(args):
+    from doppel.app import App
+    return App.load(args.config)
+
+
 def _run(args, event_type: str, question: str | None) -> int:
-    app = App.load(args.config)
+    app = _app(args)
     try:
         _policy(app, args.production) if event_type != "drill.due" else None
         if question and not confirm(question, getattr(args, "yes", False)):
             print("nothing done", file=sys.stderr)
             return 1
-        return _publish(app, event_type, args.production)
+        return _publish(app, event_type, args.production, args.output)
     finally:
         app.close()
 
@@ -103,47 +123,45 @@ def cmd_drill(args) -> int:
     return _run(args, "drill.due", None)
 
 
+STATUS_COLUMNS = (("production", "PRODUCTION", 40), ("state", "STATE", 14), ("since", "SINCE", 24),
+                  ("dr_env", "DR COPY", 40), ("dr_copy_backup", "DR COPY HOLDS", 40),
+                  ("serving_backup", "SERVING", 40), ("detail", "DETAIL", 80))
+
+
 def cmd_status(args) -> int:
-    app = App.load(args.config)
+    app = _app(args)
     try:
         rows = {row.production: row for row in app.dr_states.all()}
+        views = []
         for production in sorted(app.config["dr"]):
             row = rows.get(production) or app.dr_states.get(production)
-            view = {"production": production, "state": row.state, "since": row.since.isoformat(),
-                    "dr_env": app.config["dr"][production]["target"]["env"], "serving_backup": row.backup_id,
-                    "dr_copy_backup": row.dr_backup_id, "alarm": row.alarm_id, "dns_switched": row.dns_switched,
-                    "detail": row.detail}
-            if args.json:
-                print(json.dumps(view, sort_keys=True))
-            else:
-                print(f"{production}: {row.state} since {view['since']}; DR copy {view['dr_env']} holds "
-                      f"{row.dr_backup_id or 'nothing yet'}"
-                      + (f"; serving {row.backup_id}" if row.backup_id else "")
-                      + (f"; alarm {row.alarm_id}" if row.alarm_id else "")
-                      + (f"; {row.detail}" if row.detail else ""))
-        if not app.config["dr"]:
-            print("no DR policy in doppel.yaml (add a dr: section, docs/dr.md)", file=sys.stderr)
+            views.append({"production": production, "state": row.state, "since": row.since,
+                          "dr_env": app.config["dr"][production]["target"]["env"], "serving_backup": row.backup_id,
+                          "dr_copy_backup": row.dr_backup_id, "alarm": row.alarm_id,
+                          "dns_switched": row.dns_switched, "detail": row.detail})
     finally:
         app.close()
+    emit(views, STATUS_COLUMNS, args.output, empty="no DR policy in doppel.yaml (add a dr: section, docs/dr.md)")
     return 0
 
 
+REPORT_COLUMNS = (("at", "WHEN", 24), ("production", "PRODUCTION", 30), ("backup_id", "BACKUP", 40),
+                  ("verified", "VERIFIED", 8), ("rpo_seconds", "RPO S", 9), ("rto_seconds", "RTO S", 9))
+
+
 def cmd_report(args) -> int:
-    app = App.load(args.config)
+    app = _app(args)
     try:
         drills = app.dr_states.drills(args.production)
     finally:
         app.close()
-    if not args.json:
-        print(f"{'when (UTC)':20} {'production':12} {'backup':28} {'verified':8} {'RPO s':>9} {'RTO s':>8}")
-    for d in drills:
-        if args.json:
-            print(json.dumps({"production": d.production, "backup_id": d.backup_id, "at": d.at.isoformat(),
-                              "verified": d.verified, "rpo_seconds": d.rpo_seconds, "rto_seconds": d.rto_seconds,
-                              "detail": d.detail}, sort_keys=True))
-        else:
-            print(f"{d.at:%Y-%m-%d %H:%M:%S} {d.production:12} {d.backup_id:28} {'yes' if d.verified else 'NO':8} "
-                  f"{d.rpo_seconds or 0:9.0f} {d.rto_seconds or 0:8.2f}")
-    if not drills and not args.json:
-        print("no drill yet: `doppel dr drill PRODUCTION`, or schedule drill.due (docs/dr.md)", file=sys.stderr)
+    rows = [{"production": d.production, "backup_id": d.backup_id, "at": d.at, "verified": d.verified,
+             "rpo_seconds": d.rpo_seconds, "rto_seconds": d.rto_seconds, "detail": d.detail} for d in drills]
+    if args.output == "table":
+        for row in rows:
+            row["verified"] = "yes" if row["verified"] else "NO"
+            row["rpo_seconds"] = f"{row['rpo_seconds'] or 0:.0f}"
+            row["rto_seconds"] = f"{row['rto_seconds'] or 0:.2f}"
+    emit(rows, REPORT_COLUMNS, args.output,
+         empty="no drill yet: `doppel dr drill PRODUCTION`, or schedule drill.due (docs/dr.md)")
     return 0

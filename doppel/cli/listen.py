@@ -13,6 +13,8 @@ from doppel import roles
 from doppel.cli.common import CommandError
 
 URL_ENV = "DOPPEL_OPENSTACK_NOTIFICATIONS_URL"
+EXAMPLES = {"listen": [f"{URL_ENV}=amqp://doppel:PASS@controller:5672/openstack doppel listen openstack",
+                       "doppel listen openstack --url amqp://doppel:PASS@controller:5672/ --exchange heat"]}
 
 
 def register(sub) -> None:

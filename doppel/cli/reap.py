@@ -17,16 +17,19 @@ without a terminal and without `--yes` it refuses and removes nothing).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TaggedResource
-from core.dr_state import NORMAL
-from core.registry import ENDED
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION
+
+if TYPE_CHECKING:
+    from core.cloud import TaggedResource
+
+EXAMPLES = {"reap": ["doppel reap --dry-run", "doppel reap", "doppel reap --yes   # from a script"]}
 
 
 @dataclass(frozen=True)
 class Orphan:
-    resource: TaggedResource
+    resource: "TaggedResource"
     why: str  # deleted | failed | unknown
 
 
@@ -38,12 +41,13 @@ class DrCopies:
 
     @classmethod
     def of(cls, config, dr_states) -> "DrCopies":
+        from core.dr_state import NORMAL
         policies = config["dr"]
         busy = {row.production for row in dr_states.all()
                 if row.production not in policies and (row.state != NORMAL or row.dr_backup_id or row.backup_id)}
         return cls(frozenset(policy["target"]["env"] for policy in policies.values()), frozenset(busy))
 
-    def holds(self, resource: TaggedResource) -> bool:
+    def holds(self, resource: "TaggedResource") -> bool:
         tags = resource.tags
         return tags.get(TAG_ENV) in self.envs or (not tags.get(TAG_KEY)
                                                   and tags.get(TAG_PRODUCTION) in self.productions)
@@ -54,6 +58,7 @@ def orphans(cloud, registry, productions: Iterable[str] | None = None, dr: DrCop
 
     With `productions`, only resources made for one of them are judged.
     """
+    from core.registry import ENDED
     ours = set(productions) if productions is not None else None
     found = []
     for resource in cloud.find_tagged({}):

@@ -1,19 +1,22 @@
 """`doppel scheduler` (the role) and `doppel schedule list|pause|resume|run-now` (its controls)."""
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime, timezone
 
 from doppel import roles
-from doppel.app import App
 from doppel.cli.common import CommandError
-from scheduler.control import Scheduler
-from scheduler.jobs import EXPIRY
-from scheduler.lease import read_lease
-from scheduler.selectors import SelectorError, describe
+from doppel.cli.output import add_output, emit
 
 SELECTOR_HELP = "a job id, tag:NAME, type:EVENT_TYPE or production:NAME"
+EXAMPLES = {
+    "scheduler": ["DOPPEL_AMQP_URL=amqp://doppel:PASS@mq:5672/doppel doppel scheduler"],
+    "schedule": ["doppel schedule list", "doppel schedule pause tag:backup --reason 'storage migration'"],
+    "schedule list": ["doppel schedule list", "doppel schedule list -o json"],
+    "schedule pause": ["doppel schedule pause nightly-backup", "doppel schedule pause production:shop --reason freeze"],
+    "schedule resume": ["doppel schedule resume nightly-backup", "doppel schedule resume production:shop"],
+    "schedule run-now": ["doppel schedule run-now nightly-backup", "doppel schedule run-now nightly-backup --force"],
+}
 
 
 def register(sub) -> None:
@@ -25,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("schedule", help="timed jobs: list, pause, resume, run-now")
     actions = p.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     q = actions.add_parser("list", help="every job, its next run and whether it is paused; the active scheduler")
-    q.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_output(q)
     q.set_defaults(handler=cmd_list)
     q = actions.add_parser("pause", help="stop jobs from firing until resumed")
     q.add_argument("selector", metavar="JOB", help=SELECTOR_HELP)
@@ -41,38 +44,42 @@ def register(sub) -> None:
     q.set_defaults(handler=cmd_run_now)
 
 
-def _control(app: App) -> Scheduler:
+def _control(app):
+    from scheduler.control import Scheduler
     return Scheduler(app.engine, app.config["schedules"])
+
+
+def _app(args, role: str = "cli"):
+    from doppel.app import App
+    return App.load(args.config, role=role)
 
 
 def cmd_scheduler(args) -> int:
     roles.quiet_pika(args.verbose)  # the role says when it takes and loses the lease
-    roles.run_scheduler(App.load(args.config, role="scheduler"))
+    roles.run_scheduler(_app(args, "scheduler"))
     return 0
 
 
+JOB_COLUMNS = (("job", "JOB", 32), ("type", "TYPE", 14), ("when", "WHEN", 40), ("next_run", "NEXT RUN", 24),
+               ("state", "STATE", 60))
+
+
 def cmd_list(args) -> int:
-    app = App.load(args.config)
+    from scheduler.lease import read_lease
+    app = _app(args)
     try:
         control = _control(app)
         views = control.jobs()
         lease = read_lease(app.engine)
     finally:
         app.close()
-    if args.json:
-        for view in views:
-            print(json.dumps({"job": view.spec.id, "type": view.spec.type, "when": view.spec.describe(),
-                              "tags": list(view.spec.tags), "data": view.spec.data,
-                              "next_run": view.next_run.isoformat() if view.next_run else None,
-                              "paused": view.pause.describe() if view.pause else None}))
-        return 0
-    for view in views:
-        state = f"paused: {view.pause.describe()}" if view.pause else "active"
-        next_run = f"{view.next_run:%Y-%m-%d %H:%M:%S}Z" if view.next_run else "-"
-        print(f"{view.spec.id:<24} {view.spec.type:<12} {view.spec.describe():<34} next {next_run:<20} {state}")
-    if not views:
-        print("no jobs: add some under `schedules:` in doppel.yaml", file=sys.stderr)
-    print(_lease_line(lease), file=sys.stderr)
+    rows = [{"job": view.spec.id, "type": view.spec.type, "when": view.spec.describe(), "tags": list(view.spec.tags),
+             "data": view.spec.data, "next_run": view.next_run,
+             "paused": view.pause.describe() if view.pause else None,
+             "state": f"paused: {view.pause.describe()}" if view.pause else "active"} for view in views]
+    emit(rows, JOB_COLUMNS, args.output, empty="no jobs: add some under `schedules:` in doppel.yaml")
+    if args.output == "table":
+        print(_lease_line(lease), file=sys.stderr)
     return 0
 
 
@@ -86,9 +93,13 @@ def _lease_line(lease) -> str:
 
 
 def cmd_pause(args) -> int:
-    app = App.load(args.config)
+    from scheduler.selectors import SelectorError, describe
+    app = _app(args)
     try:
         control = _control(app)
+        if ":" not in args.selector and control.job(args.selector) is None:
+            known = ", ".join(s.id for s in control.config_jobs()) or "none (add some under schedules:)"
+            raise CommandError(f"no job {args.selector!r} to pause; jobs: {known}; JOB is {SELECTOR_HELP}", 2)
         try:
             pause = control.pause(args.selector, reason=args.reason)
         except SelectorError as exc:
@@ -101,7 +112,8 @@ def cmd_pause(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    app = App.load(args.config)
+    from scheduler.selectors import SelectorError, describe
+    app = _app(args)
     try:
         control = _control(app)
         try:
@@ -123,7 +135,8 @@ def cmd_resume(args) -> int:
 def cmd_run_now(args) -> int:
     from doppel.cli.bus import publish_and_settle
     from scheduler.firing import schedule_event
-    app = App.load(args.config)
+    from scheduler.jobs import EXPIRY
+    app = _app(args)
     try:
         control = _control(app)
         spec = control.job(args.job)

@@ -107,34 +107,35 @@ def test_backup_show_restore_sync_and_prune(doppel):
 
 
 def test_parked_messages_are_kept_between_commands_shown_and_purged(doppel):
-    # Given a request that fails for good (no such production): parked by its function, in this process
-    code, out, _ = doppel("publish", "env.requested", "--data", '{"env": "lost", "production": "nosuch"}')
+    # Given a backup that fails for good (no such environment): parked by its function, in this process
+    code, out, _ = doppel("publish", "backup.due", "--data", '{"env": "nosuch"}')
     message_id = out.strip()
     assert code == 0
 
     # Then another command (another process, as far as the bus is concerned) lists and shows it
     code, out, err = doppel("dlq", "list")
-    (line,) = out.splitlines()
-    assert code == 0 and line.split()[:4] == [message_id, "snapshot", "env.requested", "permanent"]
-    assert "production 'nosuch' is not described" in line and "1 parked message(s)" in err
+    (header, line) = out.splitlines()
+    assert code == 0 and header.split()[:4] == ["MESSAGE", "FUNCTION", "TYPE", "KIND"]
+    assert line.split()[:4] == [message_id, "backup", "backup.due", "permanent"]
+    assert "'nosuch' is neither a production nor a complete environment" in line and "1 parked message(s)" in err
     code, out, _ = doppel("dlq", "show", message_id)
-    assert code == 0 and "production 'nosuch' is not described" in out and '"env": "lost"' in out
+    assert code == 0 and "'nosuch' is neither a production" in out and '"env": "nosuch"' in out
 
     # When they are purged, they are gone for good
-    code, _, _ = doppel("dlq", "purge", "--function", "snapshot", "--yes")
+    code, _, _ = doppel("dlq", "purge", "--function", "backup", "--yes")
     assert code == 0
     code, out, err = doppel("dlq", "list")
     assert code == 0 and out == "" and message_id not in err
 
 
 def test_schedule_list_pause_resume_and_run_now(doppel):
-    code, out, _ = doppel("schedule", "list", "--json")
-    (job,) = [json.loads(line) for line in out.splitlines() if json.loads(line)["job"] == "nightly-backup"]
+    code, out, _ = doppel("schedule", "list", "-o", "json")
+    (job,) = [entry for entry in json.loads(out) if entry["job"] == "nightly-backup"]
     assert code == 0 and not job["paused"]
 
     assert doppel("schedule", "pause", "tag:backups", "--reason", "maintenance")[0] == 0
-    code, out, _ = doppel("schedule", "list", "--json")
-    (job,) = [json.loads(line) for line in out.splitlines() if json.loads(line)["job"] == "nightly-backup"]
+    code, out, _ = doppel("schedule", "list", "-o", "json")
+    (job,) = [entry for entry in json.loads(out) if entry["job"] == "nightly-backup"]
     assert job["paused"] and "maintenance" in json.dumps(job)
     code, _, err = doppel("schedule", "run-now", "nightly-backup")
     assert code != 0 and "nightly-backup is paused" in err and "--force" in err

@@ -34,22 +34,22 @@ def test_failover_refuses_without_a_terminal_unless_yes_and_status_failback_dril
 
     refused = doppel("dr", "failover", "shop")
     assert refused.returncode == 2 and "add --yes" in refused.stderr
-    assert '"state": "normal"' in doppel("dr", "status", "--json").stdout
+    assert json.loads(doppel("dr", "status", "-o", "json").stdout)[0]["state"] == "normal"
 
     done = doppel("dr", "failover", "shop", "--yes")
     assert done.returncode == 0 and done.stdout.startswith("failover.done: "), done.stderr
-    status = json.loads(doppel("dr", "status", "--json").stdout)
+    status = json.loads(doppel("dr", "status", "-o", "json").stdout)[0]
     assert status["state"] == "failed_over" and status["serving_backup"]
 
     assert doppel("dr", "failback", "shop").returncode == 2
     back = doppel("dr", "failback", "shop", "--yes")
     assert back.returncode == 0 and back.stdout.startswith("failback.done: "), back.stderr
-    assert json.loads(doppel("dr", "status", "--json").stdout)["state"] == "normal"
+    assert json.loads(doppel("dr", "status", "-o", "json").stdout)[0]["state"] == "normal"
 
     drill = doppel("dr", "drill", "shop")
     assert drill.returncode == 0 and drill.stdout.startswith("drill.done: ")
-    report = doppel("dr", "report", "--json")
-    (row,) = [json.loads(line) for line in report.stdout.splitlines()]
+    report = doppel("dr", "report", "-o", "json")
+    (row,) = json.loads(report.stdout)
     assert row["production"] == "shop" and row["verified"] is True and row["rto_seconds"] > 0
     assert "shop" in doppel("dr", "report").stdout
 
@@ -88,4 +88,4 @@ def test_after_a_failover_reap_keeps_the_dr_copy_removes_a_real_orphan_and_asks_
     assert cloud.stack_status("ghost-copy") is None
     assert cloud.stack_status("shop-dr") is not None
     assert sorted(p.relative_to(dr_copy) for p in dr_copy.rglob("*")) == before
-    assert json.loads(doppel("dr", "status", "--json").stdout)["state"] == "failed_over"
+    assert json.loads(doppel("dr", "status", "-o", "json").stdout)[0]["state"] == "failed_over"

@@ -85,11 +85,12 @@ def config_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("arguments, refusal", [
-    (["--ttl", str(HUGE_TTL)], f"--ttl {HUGE_TTL}: a TTL of 1e+20 s is longer than this Doppel allows (7d, "
-                               "environments.max_ttl in doppel.yaml); ask for less"),
-    (["--ttl", "9" * 400], "an endless TTL is longer than this Doppel allows (7d"),
+    (["--ttl", f"{HUGE_TTL}s"], f"--ttl {HUGE_TTL}s: a TTL of 1e+20 s is longer than this Doppel allows (7d, "
+                                "environments.max_ttl in doppel.yaml); ask for less"),
+    (["--ttl", "9" * 400 + "s"], "an endless TTL is longer than this Doppel allows (7d"),
     (["--ttl", "8d"], "a TTL of 8d is longer than this Doppel allows (7d"),
-    (["--ttl", "0s"], "ttl_seconds: must be between 1 second"),
+    (["--ttl", "0s"], "--ttl: '0s' must be longer than zero"),
+    (["--ttl", "30"], "--ttl: '30' has no unit; write e.g. 30s, 30m or 30h"),
     (["--owner", "x" * 129], "env.requested is invalid: owner: must be at most 128 characters"),
 ])
 def test_env_create_refuses_out_of_bounds_requests_with_the_reason_and_no_traceback(config_file, capsys,

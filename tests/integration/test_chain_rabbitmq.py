@@ -54,8 +54,8 @@ class Site:
         self.workers[index].wait()
 
     def events(self, correlation=None) -> list[dict]:
-        args = ["events", "--json", "--limit", "100000"] + (["--correlation", correlation] if correlation else [])
-        return [json.loads(line) for line in self.doppel(*args).stdout.splitlines()]
+        args = ["events", "-o", "json", "--limit", "100000"] + (["--correlation", correlation] if correlation else [])
+        return json.loads(self.doppel(*args).stdout)
 
     def wait(self, condition, timeout=90, what="the chain", detail=lambda: ""):
         deadline = time.monotonic() + timeout

@@ -51,7 +51,7 @@ def test_backup_restores_every_file_and_every_row(tmp_path, environment, store, 
     assert {name: table_checksums(target / name) for name in DATABASES} == before_rows
     assert not (target / "logs").exists()
     assert not any(target.glob("data/*-wal")) or all(p.stat().st_size == 0 for p in target.glob("data/*-wal"))
-    assert reports[-1][0] == manifest.size and reports[-1][1] > 0
+    assert reports[-1][0] == manifest.uncompressed_size and reports[-1][1] > 0  # bytes read, of source_size
     assert manifest.archive_key == f"prod/{manifest.backup_id}/" + ("archive.tar.zst" if compression == "zstd"
                                                                      else "archive.tar.gz")
 
