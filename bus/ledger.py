@@ -13,80 +13,36 @@ library) is abandoned: no delivery runs it again (`Claim.ABANDONED`: the worker
 parks it), so such an event cannot take down worker after worker for ever, until
 `doppel dlq replay` reopens it (`reopen`).
 
-Group commit. Each claim, completion and failure is its own call, answered only
-once its transaction committed, but calls that arrive while another transaction
-is under way share the next one: a worker with 100 deliveries in flight writes
-tens of keys per transaction instead of one (SQLite allows one writer at a time,
-and its busy handler sleeps whole milliseconds between tries). A call that
-fails inside a shared transaction is retried alone, so one bad row fails only
-its own caller. A worker claims (and completes) a whole batch of deliveries as
-one call.
+Group commit: see bus.group_commit.
 """
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Callable
 
-from sqlalchemy import (
-    Column,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
-    bindparam,
-    case,
-    func,
-    insert,
-    inspect,
-    or_,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from bus.group_commit import _Call, _GroupCommit
+from bus.ledger_table import (
+    _FINISH,
+    _HOLDERS,
+    _NOTHING,
+    _NOTHING_EMITTED,
+    _bring_up_to_date,
+    _DriverSQL,
+    _insert_ignoring_existing,
+    ledger_table,
+    metadata,
+)
 from core.db import create_tables
 
 log = logging.getLogger(__name__)
-
-metadata = MetaData()
-
-ledger_table = Table(
-    "idempotency_ledger", metadata,
-    Column("function", String(64), primary_key=True),
-    Column("key", String(255), primary_key=True),
-    Column("status", String(16), nullable=False),  # running | done | failed | abandoned
-    Column("owner", String(64), nullable=False),
-    Column("lease_until", Float, nullable=False),
-    Column("event_id", String(255)),
-    Column("event_type", String(64)),
-    Column("correlation_id", String(255)),
-    Column("result", Text),  # JSON: emitted event ids, or the error
-    Column("updated_at", Float, nullable=False),
-    Column("event", Text),  # the claimed event as structured-mode JSON, so a sweep can publish it again
-    Column("takeovers", Integer, nullable=False, server_default="0"),  # claims taken over after their lease ran out
-    Column("redriven_at", Float),  # when a sweep last published the event again
-)
-
-# Running claims by lease, for the sweep; partial, so finished keys (nearly all of them) are not in it.
-running_index = Index("ix_idempotency_ledger_running", ledger_table.c.lease_until,
-                      sqlite_where=ledger_table.c.status == "running",
-                      postgresql_where=ledger_table.c.status == "running")
-
-# Columns added since the table was first made: added to an existing table when a Ledger opens it.
-_ADDED_COLUMNS = {"event": "TEXT", "takeovers": "INTEGER NOT NULL DEFAULT 0", "redriven_at": "FLOAT"}
-
 # A key whose claims ran out this many times in a row (taken over each time) is abandoned at the next.
 MAX_TAKEOVERS = 3
 ABANDONED_REASON = ("abandoned: the workers that claimed it stopped before finishing, {times} times in a row "
@@ -123,175 +79,6 @@ class Redrive:
     correlation_id: str | None
     event: bytes | None  # None for claims made before events were kept: those cannot be re-driven
     lease_until: float
-
-
-@dataclass(eq=False)
-class _Call:
-    """One claim or finish, waiting for the transaction that carries it.
-
-    A caller that waits is woken through `wake`, a lock held until then (cheaper
-    than an Event). A caller that does not wait leaves `then`, run after the
-    transaction with the error or None.
-    """
-    kind: str  # claim | finish | release (close() letting the held connection go)
-    rows: list[dict]  # one caller's rows, written together (a worker claims a whole batch of deliveries)
-    then: Callable[[BaseException | None], None] | None = None
-    result: Any = None  # for a claim: one Claim per row
-    error: BaseException | None = None
-    finished: bool = False
-    leads: bool = False  # this caller runs the next shared transaction
-    wake: Any = None
-
-    def __post_init__(self):
-        if self.then is None:
-            self.wake = threading.Lock()
-            self.wake.acquire()
-
-
-class _GroupCommit:
-    """Calls from many threads, written together by whichever caller finds no transaction running.
-
-    A waiting caller (`run`) that finds no transaction running leads: it writes
-    what is queued; calls that arrive meanwhile queue, and when the leader's
-    transaction is done the oldest waiting caller leads the next one, carrying
-    all that queued. A waiting caller returns only after the transaction with
-    its call committed. Calls nobody waits for (`submit`) are written by the
-    current leader, which goes on writing while only such calls are queued; when
-    no one leads, the group's writer thread does, so a worker's handler thread
-    never stops for the completion it just submitted, and completions that
-    arrive during a transaction share the next one.
-    """
-
-    def __init__(self, write: Callable[[list[_Call]], None]):
-        self._write = write  # runs the calls in one transaction, setting each one's result
-        self._lock = threading.Lock()
-        self._queued: list[_Call] = []
-        self._busy = False
-        self._writer: threading.Thread | None = None  # started on the first submit
-        self._writer_wake = threading.Semaphore(0)
-        self._writer_leads = 0  # times the writer was asked to lead and has not yet
-        self._closed = False
-
-    def run(self, call: _Call) -> Any:
-        """Queue a call and wait until it is written; its result, or its error raised."""
-        if self._enqueue(call):
-            self._lead()
-        while not call.finished:
-            call.wake.acquire()  # released when the call is written, or when it is to lead
-            if call.leads and not call.finished:
-                self._lead()
-        if call.error is not None:
-            raise call.error
-        return call.result
-
-    def submit(self, call: _Call) -> None:
-        """Queue a call with `then`; the writer thread leads if no transaction is running (after close(): this
-        thread does)."""
-        if not self._enqueue(call):
-            return
-        with self._lock:
-            to_writer = not self._closed
-            if to_writer:
-                self._writer_leads += 1
-                if self._writer is None:
-                    self._writer = threading.Thread(target=self._write_forever, name="doppel-ledger-writer",
-                                                    daemon=True)
-                    self._writer.start()
-        if to_writer:
-            self._writer_wake.release()
-        else:
-            self._lead()
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Write what the writer thread was asked to, and stop it; later submits are written by their caller."""
-        with self._lock:
-            self._closed, writer = True, self._writer
-        if writer is not None:
-            self._writer_wake.release()
-            writer.join(timeout)
-
-    def _write_forever(self) -> None:
-        while True:
-            self._writer_wake.acquire()
-            with self._lock:
-                leads = self._writer_leads > 0
-                if leads:
-                    self._writer_leads -= 1
-            if leads:
-                try:
-                    self._lead()
-                except BaseException:  # noqa: BLE001 - the callers were told; the writer lives on
-                    log.exception("ledger writer: a shared transaction was interrupted")
-            with self._lock:
-                if self._closed and not self._writer_leads:
-                    return
-
-    def _enqueue(self, call: _Call) -> bool:
-        """Queue the call; True when no one is writing, so the caller must lead."""
-        with self._lock:
-            self._queued.append(call)
-            if self._busy:
-                return False
-            self._busy = call.leads = True
-            return True
-
-    def _lead(self) -> None:
-        while True:
-            with self._lock:
-                calls, self._queued = self._queued, []
-            try:
-                self._write_each_alone_if_shared_fails(calls)
-            except BaseException as exc:  # e.g. KeyboardInterrupt: whether it committed is unknown
-                for call in calls:
-                    call.error = call.error or RuntimeError(f"ledger write interrupted ({exc!r}); nothing is known")
-                self._hand_over(may_keep_leading=False)
-                self._resolve(calls)
-                raise
-            more = self._hand_over()
-            self._resolve(calls)
-            if not more:
-                return
-
-    def _hand_over(self, may_keep_leading: bool = True) -> bool:
-        """Pass the lead to the oldest waiting caller; True when only `submit`ted calls wait (keep leading)."""
-        with self._lock:
-            successor = next((call for call in self._queued if call.then is None), None)
-            if successor is None:
-                if self._queued and may_keep_leading:
-                    return True
-                self._busy = False  # the next caller leads, and takes whatever is queued
-                return False
-            successor.leads = True
-        successor.wake.release()
-        return False
-
-    @staticmethod
-    def _resolve(calls: list[_Call]) -> None:
-        for call in calls:
-            call.finished = True
-            if call.then is None:
-                if not call.leads:  # a leader is not waiting on its lock
-                    call.wake.release()
-                continue
-            try:
-                call.then(call.error)
-            except Exception:  # noqa: BLE001 - one caller's follow-up must not stop the others'
-                log.exception("after a ledger write: a follow-up failed")
-
-    def _write_each_alone_if_shared_fails(self, calls: list[_Call]) -> None:
-        try:
-            self._write(calls)
-            return
-        except Exception as exc:  # noqa: BLE001 - handed to the callers below
-            if len(calls) == 1:
-                calls[0].error = exc
-                return
-        for call in calls:
-            call.result = None
-            try:
-                self._write([call])
-            except Exception as exc:  # noqa: BLE001 - this caller's own error
-                call.error = exc
 
 
 class Ledger:
@@ -547,88 +334,3 @@ def _take_over(conn: Connection, row: dict) -> Claim:
         return Claim.ABANDONED
     status = conn.execute(select(ledger_table.c.status).where(this_key)).scalar()
     return {"done": Claim.DONE, "abandoned": Claim.ABANDONED}.get(status, Claim.BUSY)
-
-
-def _bring_up_to_date(engine: Engine) -> None:
-    """Add the columns of _ADDED_COLUMNS, and the running index, to a ledger table made before them (another
-    process may at the same moment: a column that appeared meanwhile is fine)."""
-    present = {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}
-    for name, ddl in _ADDED_COLUMNS.items():
-        if name in present:
-            continue
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {ledger_table.name} ADD COLUMN {name} {ddl}"))
-            log.info("ledger: added column %s", name)
-        except Exception:  # noqa: BLE001 - re-checked below: only a column still missing is an error
-            if name not in {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}:
-                raise
-    try:
-        running_index.create(engine, checkfirst=True)
-    except Exception:  # noqa: BLE001 - made meanwhile by another process; a missing index only slows the sweep
-        if running_index.name not in {index["name"] for index in inspect(engine).get_indexes(ledger_table.name)}:
-            raise
-
-
-# The usual result of a no-op or a function that emitted nothing, serialised once.
-_NOTHING = {"emitted": []}
-_NOTHING_EMITTED = json.dumps(_NOTHING)
-
-# Statements of the hot path, built once (SQLAlchemy caches their compiled form).
-_FINISH = (update(ledger_table)
-           .where(and_(ledger_table.c.function == bindparam("b_function"), ledger_table.c.key == bindparam("b_key"),
-                       ledger_table.c.owner == bindparam("b_owner"), ledger_table.c.status == "running"))
-           .values(status=bindparam("b_status"), result=bindparam("b_result"),
-                   updated_at=bindparam("b_updated_at")))
-
-_HOLDERS = (select(ledger_table.c.key, ledger_table.c.owner, ledger_table.c.status)
-            .where(and_(ledger_table.c.function == bindparam("b_function"),
-                        ledger_table.c.key.in_(bindparam("b_keys", expanding=True)))))
-
-
-class _DriverSQL:
-    """The two statements of the hot path as plain SQL for the database driver.
-
-    SQLAlchemy's Core spends more per row than SQLite does (it builds each row's
-    parameters, twice the cost of the write itself in a batch), so the claims of
-    a batch go as one executemany INSERT ... ON CONFLICT DO NOTHING, whose row
-    count says whether every key was new (the usual case: then all are ours and
-    nothing is read back), and its completions as one executemany UPDATE, with
-    the driver's own placeholders.
-    """
-    COLUMNS = ("function", "key", "status", "owner", "lease_until", "updated_at", "event_id", "event_type",
-               "correlation_id", "event")
-
-    def __init__(self, quote: Callable[[str], str], mark: str):
-        table, column = quote(ledger_table.name), {name: quote(name) for name in (*self.COLUMNS, "result")}
-        self._insert = (f"INSERT INTO {table} ({', '.join(column[c] for c in self.COLUMNS)}) "
-                        f"VALUES ({', '.join([mark] * len(self.COLUMNS))}) "
-                        f"ON CONFLICT ({column['function']}, {column['key']}) DO NOTHING")
-        self._finish = (f"UPDATE {table} SET {column['status']} = {mark}, {column['result']} = {mark}, "
-                        f"{column['updated_at']} = {mark} WHERE {column['function']} = {mark} AND "
-                        f"{column['key']} = {mark} AND {column['owner']} = {mark} AND {column['status']} = 'running'")
-
-    @classmethod
-    def for_dialect(cls, dialect) -> "_DriverSQL | None":
-        # SQLite only, the database this path is tested and measured on; others keep SQLAlchemy's statements.
-        if dialect.name != "sqlite" or dialect.paramstyle != "qmark":
-            return None
-        return cls(dialect.identifier_preparer.quote, "?")
-
-    def insert_new(self, conn: Connection, rows: list[dict]) -> bool:
-        """Insert the rows whose key is new; True when every one was."""
-        columns = self.COLUMNS
-        inserted = conn.exec_driver_sql(self._insert, [tuple(row[c] for c in columns) for row in rows]).rowcount
-        return inserted == len(rows)
-
-    def finish(self, conn: Connection, rows: list[dict]) -> None:
-        conn.exec_driver_sql(self._finish, [(r["b_status"], r["b_result"], r["b_updated_at"], r["b_function"],
-                                             r["b_key"], r["b_owner"]) for r in rows])
-
-
-def _insert_ignoring_existing(engine: Engine):
-    """INSERT that skips keys already present, where the database has one; None elsewhere."""
-    dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
-    if dialect is None:
-        return None
-    return dialect.insert(ledger_table).on_conflict_do_nothing(index_elements=["function", "key"])

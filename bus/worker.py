@@ -17,13 +17,7 @@ handler does not hold up the rest of its batch, a watchdog gives claimed events
 that have waited longer than STALL_S to a helper thread, and has the ledger's
 writer thread record completions that have waited that long.
 
-Sweeps. Every `sweep_every_s` the worker publishes again, to its function's
-queue, each event whose claim ran out more than `redrive_after_s` ago with no
-delivery taking it over: its message was lost (see bus.ledger). The ledger hands
-each such claim to one worker, and the claim keeps a re-drive exactly-once in
-effect. Then it runs the `sweep(deps, ledger, publish, lease_s)` of its
-functions that have one (the environment chain's fails environments that no work
-will move on; `publish` publishes a list of events with confirms).
+Sweeps: see bus.worker_sweeps; retrying and parking: bus.worker_outcomes.
 """
 from __future__ import annotations
 
@@ -36,32 +30,19 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 from bus import topology
-from bus.ledger import ABANDONED_REASON, MAX_TAKEOVERS, Claim, Ledger, Redrive
+from bus.ledger import ABANDONED_REASON, MAX_TAKEOVERS, Claim, Ledger
 from bus.retry import RetryPolicy
-from core.broker import (
-    DEFAULT_EXCHANGE,
-    H_ATTEMPT,
-    H_ERROR,
-    H_ERROR_KIND,
-    H_FUNCTION,
-    H_PARKED_AT,
-    H_REDRIVEN_AT,
-    H_ROUTING_KEY,
-    Message,
-    PublishError,
-    Unsendable,
-    event_message,
-)
+from bus.worker_outcomes import _Outcomes
+from bus.worker_sweeps import _Sweeps
+from core.broker import H_ATTEMPT, Message, PublishError, Unsendable, event_message
 from core.errors import Deferred, PermanentError
 from core.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
 
 log = logging.getLogger(__name__)
-MAX_ERROR_HEADER = 2000  # AMQP headers are not the place for a whole traceback
 STALL_S = 0.02  # a claimed event waiting this long behind a running handler goes to a helper thread
 MAX_HELPERS = 16
 
@@ -124,7 +105,7 @@ class _Job:
     queued_at: float = 0.0
 
 
-class Worker:
+class Worker(_Outcomes, _Sweeps):
     def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
                  lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None,
                  sweep_every_s: float | None = None, redrive_after_s: float | None = None):
@@ -399,106 +380,6 @@ class Worker:
         except Exception as exc:  # noqa: BLE001 - e.g. a key built from data its schema lets be absent
             raise InvalidEvent(f"{event.type} {event.id}: no idempotency key can be made of it: {_short(exc)}") \
                 from exc
-
-    def _delay(self, function, delivery, attempt: int, reason: str, *, step: int, count_attempt: bool) -> None:
-        message = delivery.message
-        headers = dict(message.headers)
-        headers.update({H_ATTEMPT: attempt + 1 if count_attempt else attempt,
-                        H_ERROR: reason[:MAX_ERROR_HEADER],
-                        H_ROUTING_KEY: headers.get(H_ROUTING_KEY, message.routing_key)})
-        step = min(step, len(self.retry.delays_ms())) or 1
-        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.delay_queue(function.NAME, step),
-                                     body=message.body, message_id=message.message_id, headers=headers,
-                                     timestamp=int(time.time()), correlation_id=message.correlation_id,
-                                     content_type=message.content_type)])
-        self.stats.add("retried" if count_attempt else "deferred", function.NAME)
-        delivery.ack()
-
-    def _defer(self, function, delivery, event: Event, key: str, owner: str, attempt: int, exc: Deferred) -> None:
-        """The handler asked to come back later: release the claim (as a retry does, so the redelivery claims it
-        again) and send the message through the delay queue nearest to the wait asked, its attempt not counted."""
-        reason = redact(str(exc))
-        self.ledger.fail(function.NAME, key, owner, reason)
-        log.info("%s: %s %s %s", function.NAME, event.type, event.id, reason)
-        self._delay(function, delivery, attempt, reason, step=self.retry.step_nearest(exc.seconds),
-                    count_attempt=False)
-
-    def _give_up(self, function, delivery, event: Event, kind: str, reason: str, attempt: int,
-                 reported: bool = False) -> None:
-        """Run the function's compensation (which may emit *.failed), then park the message."""
-        on_failure = getattr(function, "on_failure", None)
-        if on_failure is not None:
-            try:
-                deps = self.deps.for_event(event, function.NAME, "failure", function.EMITS)
-                self.broker.publish([event_message(e) for e in on_failure(event, reason, deps) or []])
-            except Exception as exc:  # noqa: BLE001 - the park below must still happen
-                log.exception("%s: compensation for %s failed", function.NAME, event.id)
-                reason = redact(f"{reason}; compensation failed too: {type(exc).__name__}: {exc}")
-        self._park(function, delivery, event, kind, reason, attempt, reported=reported)
-
-    def _park(self, function, delivery, event: Event | None, kind: str, reason: str, attempt: int,
-              reported: bool = False) -> None:
-        message = delivery.message
-        headers = dict(message.headers)
-        headers.update({H_ERROR: reason[:MAX_ERROR_HEADER], H_ERROR_KIND: kind, H_FUNCTION: function.NAME,
-                        H_ATTEMPT: attempt, H_PARKED_AT: datetime.now(timezone.utc).isoformat(),
-                        H_ROUTING_KEY: headers.get(H_ROUTING_KEY, message.routing_key)})
-        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.dead_queue(function.NAME),
-                                     body=message.body, message_id=message.message_id, headers=headers,
-                                     timestamp=int(time.time()), correlation_id=message.correlation_id,
-                                     content_type=message.content_type)])
-        self.stats.add("parked" if kind != "invalid" else "invalid", function.NAME)
-        log.warning("%s: parked %s (%s): %s", function.NAME, message.message_id, kind, reason)
-        if not reported:
-            tags = self._tags(function, event) if event else {"function": function.NAME,
-                                                             "event_id": message.message_id or ""}
-            self.reporter.report(f"{function.NAME} parked {message.message_id} ({kind}): {reason}", tags=tags)
-        delivery.ack()
-
-    @staticmethod
-    def _tags(function, event: Event) -> dict:
-        return {"function": function.NAME, "event_type": event.type, "event_id": event.id,
-                "correlation_id": event.correlationid}
-
-    # -- sweeps ----------------------------------------------------------------
-    def _sweep_forever(self) -> None:
-        while not self._stop.wait(self.sweep_every_s):
-            try:
-                self.sweep()
-            except Exception:  # noqa: BLE001 - the broker or the database away: the next sweep tries again
-                log.exception("sweep failed; the next one, in %g s, tries again", self.sweep_every_s)
-
-    def sweep(self) -> int:
-        """Publish again the events whose claims ran out unclaimed, then run the functions' sweeps; how many
-        events were published again."""
-        by_name = {function.NAME: function for function in self.functions}
-        redriven = sum(self._redrive(by_name[r.function], r)
-                       for r in self.ledger.take_redrives(list(by_name), self.redrive_after_s))
-        hooks = {id(hook): hook for f in self.functions if (hook := getattr(f, "sweep", None)) is not None}
-        for hook in hooks.values():
-            hook(self.deps, self.ledger, self._publish_events, self.lease_s)
-        return redriven
-
-    def _publish_events(self, events: list[Event]) -> None:
-        if events:
-            self.broker.publish([event_message(e) for e in events])
-
-    def _redrive(self, function, redrive: Redrive) -> bool:
-        late = self.ledger.now() - redrive.lease_until
-        if redrive.event is None:
-            log.error("%s: the claim on %s ran out %.0f s ago and no delivery took it over, but it keeps no event "
-                      "(made before claims kept theirs, or by a sweep) to publish again%s", function.NAME, redrive.key,
-                      late, f"; publish {redrive.event_type} {redrive.event_id} again by hand"
-                      if redrive.event_id else "")
-            return False
-        headers = {H_ROUTING_KEY: redrive.event_type, H_REDRIVEN_AT: datetime.now(timezone.utc).isoformat()}
-        self.broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key=topology.function_queue(function.NAME),
-                                     body=redrive.event, message_id=redrive.event_id or "", headers=headers,
-                                     timestamp=int(time.time()), correlation_id=redrive.correlation_id)])
-        self.stats.add("redriven", function.NAME)
-        log.warning("%s: published %s %s again: its claim ran out %.0f s ago and no delivery took it over",
-                    function.NAME, redrive.event_type, redrive.event_id, late)
-        return True
 
     # -- leases ----------------------------------------------------------------
     def _renew_leases(self) -> None:

@@ -17,7 +17,8 @@ from urllib.parse import quote, unquote, urlsplit
 
 import pytest
 
-from bus.rabbitmq import BrokerUnavailable, MissingQueue, RabbitBroker, safe_url
+from bus.rabbitmq.amqp import BrokerUnavailable, MissingQueue, safe_url
+from bus.rabbitmq.broker import RabbitBroker
 from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, Unsendable
 
 pytestmark = pytest.mark.rabbitmq
@@ -192,7 +193,7 @@ def test_an_unsendable_message_between_two_valid_ones_leaves_the_confirms_in_ste
 
 def test_a_message_pika_refuses_after_the_check_leaves_the_count_of_sent_messages_true(brokers, monkeypatch):
     # Given a check that lets everything through, as if it missed a case pika cannot write
-    monkeypatch.setattr("bus.rabbitmq.check_sendable", lambda message, frame_max: None)
+    monkeypatch.setattr("bus.rabbitmq.broker.check_sendable", lambda message, frame_max: None)
     broker = brokers()
     broker.declare([QueueSpec("pika-refuses", "quorum")])
     too_long = Message(exchange=DEFAULT_EXCHANGE, routing_key="pika-refuses", body=b"{}", message_id="pika-refuses-2",
@@ -213,8 +214,8 @@ def test_a_message_pika_refuses_after_the_check_leaves_the_count_of_sent_message
 
 
 def test_confirms_that_stop_matching_make_the_publisher_unhealthy_until_its_channel_is_replaced(brokers, monkeypatch):
-    monkeypatch.setattr("bus.rabbitmq.CONFIRM_OVERDUE_S", 0.2)
-    monkeypatch.setattr("bus.rabbitmq.CONFIRM_GIVE_UP_S", 2.0)
+    monkeypatch.setattr("bus.rabbitmq.broker.CONFIRM_OVERDUE_S", 0.2)
+    monkeypatch.setattr("bus.rabbitmq.broker.CONFIRM_GIVE_UP_S", 2.0)
     broker = brokers()
     broker.declare([QueueSpec("drift", "quorum")])
     broker.publish([to_queue("drift", 1)], timeout=5)

@@ -11,7 +11,7 @@ import pytest
 from pika import frame, spec
 
 from bus.memory import MemoryBroker
-from bus.rabbitmq import amqp_properties
+from bus.rabbitmq.amqp import amqp_properties
 from core.broker import DEFAULT_EXCHANGE, Message, QueueSpec, Unsendable, check_sendable
 
 

@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from bus.ledger import MAX_TAKEOVERS, Claim, Ledger, _Call, _GroupCommit
+from bus.group_commit import _Call, _GroupCommit
+from bus.ledger import MAX_TAKEOVERS, Claim, Ledger
 from core.db import make_engine
 from schemas.envelope import Event
 

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 from bus import topology
 from bus.memory import MemoryBroker
-from bus.rabbitmq import queue_arguments
+from bus.rabbitmq.amqp import queue_arguments
 from bus.retry import RetryPolicy
 from core.broker import DEFAULT_EXCHANGE, Message, QueueSpec
 
