@@ -32,3 +32,14 @@ def test_previous_dns_survives_the_round_trip_and_an_unknown_production_reads_no
     previous = [{"name": "shop.example.com", "type": "A", "record": None}]
     states.note("shop", previous_dns=previous, dns_switched=True)
     assert states.get("shop").previous_dns == previous and states.get("shop").dns_switched
+
+
+def test_a_given_up_failover_is_taken_up_again_by_one_confirmation_only(tmp_path):
+    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    assert states.move("shop", (NORMAL,), FAILING_OVER, holder="alarm-1")
+    assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")  # still held
+    states.note("shop", holder=None)  # given up after its switch
+
+    assert states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")
+    assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-2")
+    assert states.get("shop").holder == "confirm-1"
