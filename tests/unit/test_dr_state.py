@@ -43,3 +43,22 @@ def test_a_given_up_failover_is_taken_up_again_by_one_confirmation_only(tmp_path
     assert states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")
     assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-2")
     assert states.get("shop").holder == "confirm-1"
+
+
+def test_drills_and_rows_read_back_whole_in_order(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from core.dr_state import Drill
+    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    t0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+    later = Drill("shop", "b2", t0 + timedelta(days=1), False, 90000.0, 12.5, "sha256 mismatch")
+    earlier = Drill("shop", "b1", t0, True, 3600.0, 10.0, "")
+    same_time = Drill("blog", "b3", t0, True, 60.0, 1.0, "")
+    for drill in (later, earlier, same_time):
+        states.record_drill(drill)
+
+    assert states.drills("shop") == [earlier, later]
+    assert states.drills() == [earlier, same_time, later]  # by time, then in the order recorded
+    states.move("shop", (NORMAL,), FAILING_OVER, holder="a")
+    states.move("blog", (NORMAL,), FAILING_OVER, holder="b")
+    assert [r.production for r in states.all()] == ["blog", "shop"]
