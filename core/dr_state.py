@@ -109,16 +109,19 @@ class DrStates:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(select(dr_state_table).order_by(dr_state_table.c.production))]
 
-    def move(self, production: str, expected: tuple[str, ...], state: str, **values) -> bool:
-        """Compare-and-swap: move to `state` only from one of `expected`; False when another got there first."""
+    def move(self, production: str, expected: tuple[str, ...], state: str, *, unheld: bool = False,
+             **values) -> bool:
+        """Compare-and-swap: move to `state` only from one of `expected` (and, with `unheld`, only while nobody
+        holds the row); False when another got there first."""
         if "previous_dns" in values:
             values["previous_dns"] = json.dumps(values["previous_dns"])
         self._ensure(production)
+        query = (update(dr_state_table).where(dr_state_table.c.production == production)
+                 .where(dr_state_table.c.state.in_(expected)))
+        if unheld:
+            query = query.where(dr_state_table.c.holder.is_(None))
         with self._engine.begin() as conn:
-            moved = conn.execute(update(dr_state_table)
-                                 .where(dr_state_table.c.production == production)
-                                 .where(dr_state_table.c.state.in_(expected))
-                                 .values(state=state, since=self._clock(), **values))
+            moved = conn.execute(query.values(state=state, since=self._clock(), **values))
         return moved.rowcount == 1
 
     def note(self, production: str, **values) -> None:

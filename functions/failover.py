@@ -8,7 +8,8 @@ is skipped once the DR copy holds the backup, the DNS records read before the fi
 switch are kept). With `decision: confirm` an alarm only waits for failover.confirmed.
 While a sync swaps the DR copy the failover is deferred (the worker brings it back a
 few seconds later, no thread waits meanwhile), unless that sync is older than
-SYNC_WAIT_S: then it is taken for dead, and the failover goes ahead.
+SYNC_WAIT_S: then it is taken for dead, and the failover goes ahead. A failover that gave up after
+its DNS switch holds the row no more: a confirmation (`doppel dr failover`) takes it up again.
 """
 from __future__ import annotations
 
@@ -74,14 +75,15 @@ def confirm(event, deps, production: str) -> bool:
         return True
     defer_while_syncing(deps, production)
     row = states.get(production)
-    if row.state not in (NORMAL, PENDING, SYNCING):
+    given_up = row.state == FAILING_OVER and row.holder is None  # failed past its switch: asked again
+    if row.state not in (NORMAL, PENDING, SYNCING) and not given_up:
         log.info("%s: failover confirmed while %s; nothing to do", production, row.state)
         return False
-    pending = row.state == PENDING
-    return states.move(production, (row.state,), FAILING_OVER, holder=event.id,
-                       alarm_id=row.alarm_id if pending else event.data.get("alarm_id"),
-                       alarm_at=row.alarm_at if pending else event.time,
-                       last_trigger_at=row.last_trigger_at if pending else event.time)
+    earlier = row.state == PENDING or given_up  # the alarm it answers came before this confirmation
+    return states.move(production, (row.state,), FAILING_OVER, unheld=given_up, holder=event.id,
+                       alarm_id=row.alarm_id if earlier else event.data.get("alarm_id"),
+                       alarm_at=row.alarm_at if earlier else event.time,
+                       last_trigger_at=row.last_trigger_at if earlier else event.time)
 
 
 def defer_while_syncing(deps, production: str) -> None:
@@ -132,7 +134,7 @@ def on_failure(event, reason: str, deps) -> list:
         if row.dns_switched:
             reason += (f"; the DNS of {production} already points at the DR copy: fix the cause and run "
                        f"`doppel dr failover {production}` again, or `doppel dr failback {production}`")
-            states.note(production, detail=reason)
+            states.note(production, holder=None, detail=reason)  # nobody holds it: a confirmation may resume it
         else:
             states.move(production, (FAILING_OVER,), NORMAL, holder=None, previous_dns=[], detail=reason)
             if deps.scheduler is not None:

@@ -353,3 +353,19 @@ def test_a_drill_without_a_backup_or_of_an_unknown_production_fails_saying_why(m
     assert first.data["production"] == "shop" and "has no backup to drill" in first.data["reason"]
     assert second.data["production"] == "nosuch" and "no such production" in second.data["reason"]
     assert shop.app.dr_states.drills() == []
+
+
+def test_a_failover_given_up_after_its_switch_goes_ahead_when_asked_again(make_shop, health):
+    # As its failover.failed says: fix the cause and run `doppel dr failover` again (a failover.confirmed)
+    endpoint = health(503, 503, 503)
+    shop = make_shop(health={"url": endpoint.url})
+    backup = back_up(shop)
+    alert(shop)
+    assert shop.app.dr_states.get("shop").state == FAILING_OVER
+
+    shop.publish("failover.confirmed", production="shop")  # the endpoint answers 200 now
+
+    (done,) = shop.events("failover.done")
+    assert done.data["backup_id"] == backup and shop.app.dr_states.get("shop").state == FAILED_OVER
+    shop.publish("failback.requested", production="shop")
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)  # the records read the first time

@@ -1,7 +1,9 @@
 """Two scheduler services in one process on the in-memory bus and a real SQLite file, with short leases.
 
 The fast companion of tests/integration/test_scheduler.py: the same service code,
-no RabbitMQ, a handover in about a second.
+no RabbitMQ. The lease's clock is the test's: it moves only when the test says, so
+what a handover depends on (a release, an expiry, the safety margin) is decided by
+the test, not by how busy the machine is.
 """
 import threading
 import time

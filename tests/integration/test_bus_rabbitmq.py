@@ -5,12 +5,14 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from bus.rabbitmq import RabbitBroker
 from core.broker import PublishError, event_message
 from schemas.envelope import Event
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,13 +33,14 @@ def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def wait_for(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def messages_left(amqp_url: str, function: str) -> int:
+    """Ready plus unacknowledged messages in a function's queue and its delay queues, as RabbitMQ counts them."""
+    vhost = unquote(urlsplit(amqp_url).path[1:])
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name",
+                             "messages"], capture_output=True, text=True, check=True).stdout
+    queue = f"doppel.fn.{function}"
+    return sum(int(count) for name, count in (line.split() for line in listed.splitlines())
+               if name.startswith(queue) and not name.endswith(".dead"))
 
 
 def request(env="perf-test", **extra):
@@ -64,8 +67,11 @@ def test_kill_9_in_a_slow_function_another_worker_completes_it_once(tmp_path, am
 
         # Then the other worker completes it, once
         wait_for(lambda: f"done {event.id}" in read(effects), 40, "the survivor to finish the function")
-        time.sleep(2)  # room for a wrong second run to show up
-        lines = read(effects).splitlines()
+        # a sentinel behind it, through the same queue: a wrong second run would come before it
+        sentinel = request(owner="0")
+        broker.publish([event_message(sentinel)])
+        wait_for(lambda: f"done {sentinel.id}" in read(effects), 40, "the sentinel to be handled")
+        lines = [l for l in read(effects).splitlines() if sentinel.id not in l]
         assert [l for l in lines if l.startswith("done")] == [f"done {event.id} pid {survivor}"]
         assert sum(l.startswith("started") for l in lines) == 2
     finally:
@@ -81,7 +87,7 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
     effects = tmp_path / "effects.log"
     broker = RabbitBroker(amqp_url)
     events = [request(f"env-{n}") for n in range(5000)]
-    published = []
+    published, refused = [], []
 
     def publish_all():
         for start in range(0, len(events), 100):
@@ -90,7 +96,8 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
                 try:
                     broker.publish([event_message(e) for e in batch])
                     break
-                except PublishError:
+                except PublishError as exc:
+                    refused.append(exc)
                     time.sleep(0.5)  # the broker is away: publish the same batch again
             published.extend(batch)
             time.sleep(0.01)
@@ -101,7 +108,7 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
         # When the broker restarts while events are being published and consumed
         wait_for(lambda: len(published) >= 1500, 60, "1,500 events to be published")
         subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
-        time.sleep(2)
+        wait_for(lambda: refused or not publisher.is_alive(), 60, "the publisher to meet the outage")
         subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
         publisher.join(timeout=180)
         assert not publisher.is_alive(), "publishing did not finish after the restart"
@@ -109,7 +116,8 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
         # Then every event is handled exactly once in effect
         ran = lambda: [l for l in read(effects).splitlines() if l.startswith("ran ")]
         wait_for(lambda: len(set(ran())) == 5000, 180, "all 5,000 events to be handled")
-        time.sleep(2)
+        # nothing left to run again: RabbitMQ holds no message of the function, ready, unacked or delayed
+        wait_for(lambda: messages_left(amqp_url, "count") == 0, 60, "the function's queues to be empty")
         runs = ran()
         assert len(set(runs)) == 5000 and {l.split()[1] for l in runs} == {e.id for e in events}
         assert len(runs) == 5000, f"{len(runs) - 5000} events ran twice"

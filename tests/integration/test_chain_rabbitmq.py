@@ -3,13 +3,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 
 from clouds.local.sample import make_sample_production
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,12 +59,17 @@ class Site:
         return json.loads(self.doppel(*args).stdout)
 
     def wait(self, condition, timeout=90, what="the chain", detail=lambda: ""):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what} {detail()}")
+        try:
+            wait_for(condition, timeout, what, interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} {detail()}") from None
+
+    def queue_messages(self, queue: str) -> int:
+        """Ready plus unacknowledged messages in `queue`, as RabbitMQ counts them."""
+        vhost = unquote(urlsplit(self.env["DOPPEL_AMQP_URL"]).path[1:])
+        listed = subprocess.run(["rabbitmqctl", "-q", "list_queues", "-p", vhost, "--no-table-headers", "name",
+                                 "messages"], capture_output=True, text=True, check=True).stdout
+        return sum(int(count) for name, count in (line.split() for line in listed.splitlines()) if name == queue)
 
     def stop(self):
         for worker in self.workers:
@@ -96,8 +102,11 @@ def test_doppel_publish_is_handled_once_and_the_chain_keeps_its_correlation_id(s
     # published again by hand: the same id is not run again
     site.doppel("publish", "env.requested", "--id", event_id, "--source", requested["source"], "--data",
                 '{"env": "mq-copy", "production": "shop"}')
-    time.sleep(3)
+    # confirmed, so in snapshot's queue: once RabbitMQ counts none there (ready or unacked), it was taken
+    site.wait(lambda: site.queue_messages("doppel.fn.snapshot") == 0, 60, "the resent request to be taken")
     assert [e["type"] for e in site.events(event_id)].count("snapshot.done") == 1
+    # (that the worker does not run a handler again for a completed key is counted where it runs, on this
+    # RabbitMQ, in tests/flow/test_worker.py::test_same_event_delivered_twice_runs_the_function_once)
 
 
 def test_a_parked_request_is_replayed_with_doppel_dlq_after_the_cause_is_fixed(site):

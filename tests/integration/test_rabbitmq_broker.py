@@ -20,6 +20,7 @@ import pytest
 from bus.rabbitmq.amqp import BrokerUnavailable, MissingQueue, safe_url
 from bus.rabbitmq.broker import RabbitBroker
 from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, Unsendable
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -36,14 +37,6 @@ def vhost_of(url: str) -> str:
 
 def with_heartbeat(url: str, seconds: int) -> str:
     return urlsplit(url)._replace(query=f"heartbeat={seconds}").geturl()
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def event(routing_key: str, n: int = 0, **extra) -> Message:
@@ -179,13 +172,10 @@ def test_an_unsendable_message_between_two_valid_ones_leaves_the_confirms_in_ste
     with pytest.raises(Unsendable) as refused:
         broker.publish([Message(exchange=DEFAULT_EXCHANGE, routing_key="in-step", body=b"{}", message_id="x" * 300)],
                        timeout=5)
-    started = time.monotonic()
-    broker.publish([to_queue("in-step", 3)], timeout=5)
-    confirmed_in = time.monotonic() - started
+    broker.publish([to_queue("in-step", 3)], timeout=5)  # a confirm out of step would never come: it would raise
 
-    # Then the middle one is refused naming the field, the next is confirmed at once, and only the valid are queued
+    # Then the middle one is refused naming the field, the next is confirmed, and only the valid are queued
     assert (refused.value.field, refused.value.length, refused.value.limit) == ("message_id", 300, 255)
-    assert confirmed_in < 1.0, f"the publish after the refused one took {confirmed_in:.1f} s"
     assert [m.message_id for m in drain(broker, "in-step")] == ["in-step-1", "in-step-3"]
     state = broker.publisher_state()
     assert state["ok"] and state["unconfirmed"] == 0 and state["channels_opened"] == 1
@@ -204,10 +194,8 @@ def test_a_message_pika_refuses_after_the_check_leaves_the_count_of_sent_message
         broker.publish([to_queue("pika-refuses", 1), too_long, to_queue("pika-refuses", 3)], timeout=5)
 
     # Then later publishes are confirmed at once, on the same channel, and the queue holds what went out
-    started = time.monotonic()
     for n in (4, 5):
-        broker.publish([to_queue("pika-refuses", n)], timeout=5)
-    assert time.monotonic() - started < 1.0
+        broker.publish([to_queue("pika-refuses", n)], timeout=5)  # raises if their confirms never match
     assert [m.message_id for m in drain(broker, "pika-refuses")] == ["pika-refuses-1", "pika-refuses-4",
                                                                      "pika-refuses-5"]
     assert broker.publisher_state()["channels_replaced"] == 0
@@ -242,9 +230,7 @@ def test_confirms_that_stop_matching_make_the_publisher_unhealthy_until_its_chan
     assert "replaced" in str(outcome.get("error")) and "may or may not have been enqueued" in str(outcome["error"])
     wait_for(lambda: broker.publisher_state()["ok"], 5, "a new publish channel")
     assert broker.publisher_state()["channels_replaced"] == 1
-    started = time.monotonic()
     broker.publish([to_queue("drift", 3)], timeout=5)
-    assert time.monotonic() - started < 1.0
     assert [m.message_id for m in drain(broker, "drift")] == ["drift-1", "drift-2", "drift-3"]
 
 
@@ -258,12 +244,11 @@ def test_a_confirm_for_a_message_never_sent_replaces_the_channel_at_once(brokers
     on_io_thread(broker, lambda: setattr(publisher, "_last_tag", publisher._last_tag - 1))
 
     # When a message is published, RabbitMQ confirms a number this channel never handed out
-    started = time.monotonic()
     with pytest.raises(PublishError, match="confirmed message 2, but this channel sent only 1"):
         broker.publish([to_queue("behind", 2)], timeout=5)
 
-    # Then that is noticed at once, and a new channel confirms the next message
-    assert time.monotonic() - started < 1.0
+    # Then that is noticed when the confirm arrives (the error says so, not the timeout), and a new channel
+    # confirms the next message
     wait_for(lambda: broker.publisher_state()["ok"], 5, "a new publish channel")
     broker.publish([to_queue("behind", 3)], timeout=5)
     assert [m.message_id for m in drain(broker, "behind")] == ["behind-1", "behind-2", "behind-3"]
@@ -271,14 +256,12 @@ def test_a_confirm_for_a_message_never_sent_replaces_the_channel_at_once(brokers
 
 
 def test_many_messages_are_confirmed_in_flight_together_not_one_round_trip_each(brokers):
-    # One confirm per message measured ~1,400 msg/s here: 10,000 would take ~7 s.
+    # How fast is measured by bench/bus_throughput.py against a baseline; here, that one publish of 10,000 is
+    # confirmed whole.
     broker = brokers()
     broker.declare([QueueSpec("bulk", "classic")])
-    started = time.monotonic()
     broker.publish([to_queue("bulk", n) for n in range(10_000)])
-    elapsed = time.monotonic() - started
     assert broker.depth("bulk") == 10_000
-    assert elapsed < 4.0, f"10,000 confirms took {elapsed:.1f} s"
 
 
 def test_get_depth_and_purge_and_their_errors_on_a_missing_queue(brokers):
@@ -384,8 +367,10 @@ def test_a_batch_consumer_gets_what_arrived_together_and_settles_each_delivery_a
     delivered = [m for batch in batches for m in batch]
     assert sorted(set(delivered)) == sorted(f"batched-{n}" for n in range(50))
     assert all(delivered.count(f"batched-{n}") == (1 if n % 2 == 0 else 2) for n in range(50))
-    time.sleep(0.5)
-    assert broker.depth("batched") == 0 and sum(map(len, batches)) == 75
+    # a sentinel behind them: once it is delivered, nothing nacked is left to come again
+    broker.publish([to_queue("batched", 98)])  # even: acked at once
+    wait_for(lambda: "batched-98" in [m for batch in batches for m in batch], 10, "the sentinel")
+    assert broker.depth("batched") == 0 and sum(map(len, batches)) == 76
 
 
 def test_single_active_consumer_queue_feeds_one_consumer_only(brokers):
@@ -518,7 +503,6 @@ def test_broker_restart_while_publishing_and_consuming_loses_no_confirmed_messag
         with pytest.raises(BrokerUnavailable):
             publisher.publish([event("count.outage")], timeout=1)  # bounded wait during the outage
         before_restart = len(confirmed)
-        time.sleep(1)
         rabbitmqctl("start_app")
 
         # Then publishing resumes by itself
@@ -534,10 +518,8 @@ def test_broker_restart_while_publishing_and_consuming_loses_no_confirmed_messag
 
 
 def test_unreachable_rabbitmq_fails_fast_with_a_url_without_its_password():
-    started = time.monotonic()
-    with pytest.raises(BrokerUnavailable) as raised:
+    with pytest.raises(BrokerUnavailable) as raised:  # with connect_timeout 0.5 s: no retrying for minutes
         RabbitBroker("amqp://guest:s3cret@127.0.0.1:1/%2F", connect_timeout=0.5)
-    assert time.monotonic() - started < 3
     assert "s3cret" not in str(raised.value) and "guest:***@127.0.0.1:1" in str(raised.value)
     assert safe_url("amqp://u:p@h:5672/v?heartbeat=2") == "amqp://u:***@h:5672/v?heartbeat=2"
 

@@ -32,3 +32,33 @@ def test_previous_dns_survives_the_round_trip_and_an_unknown_production_reads_no
     previous = [{"name": "shop.example.com", "type": "A", "record": None}]
     states.note("shop", previous_dns=previous, dns_switched=True)
     assert states.get("shop").previous_dns == previous and states.get("shop").dns_switched
+
+
+def test_a_given_up_failover_is_taken_up_again_by_one_confirmation_only(tmp_path):
+    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    assert states.move("shop", (NORMAL,), FAILING_OVER, holder="alarm-1")
+    assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")  # still held
+    states.note("shop", holder=None)  # given up after its switch
+
+    assert states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")
+    assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-2")
+    assert states.get("shop").holder == "confirm-1"
+
+
+def test_drills_and_rows_read_back_whole_in_order(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from core.dr_state import Drill
+    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    t0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
+    later = Drill("shop", "b2", t0 + timedelta(days=1), False, 90000.0, 12.5, "sha256 mismatch")
+    earlier = Drill("shop", "b1", t0, True, 3600.0, 10.0, "")
+    same_time = Drill("blog", "b3", t0, True, 60.0, 1.0, "")
+    for drill in (later, earlier, same_time):
+        states.record_drill(drill)
+
+    assert states.drills("shop") == [earlier, later]
+    assert states.drills() == [earlier, same_time, later]  # by time, then in the order recorded
+    states.move("shop", (NORMAL,), FAILING_OVER, holder="a")
+    states.move("blog", (NORMAL,), FAILING_OVER, holder="b")
+    assert [r.production for r in states.all()] == ["blog", "shop"]

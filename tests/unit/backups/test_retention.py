@@ -120,3 +120,61 @@ def test_a_policy_that_keeps_nothing_is_refused():
     with pytest.raises(ValueError):
         RetentionPolicy(daily=-1)
     assert RetentionPolicy.from_dict({"daily": "7", "monthly": 12}) == RetentionPolicy(daily=7, monthly=12)
+
+
+@pytest.fixture
+def host_far_from_utc(monkeypatch):
+    """The host's local time 13 hours ahead of UTC: a UTC day, week or month must not become a local one."""
+    import time
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_periods_are_utc_periods_on_a_host_whose_local_time_is_not_utc(host_far_from_utc):
+    # 20:00 UTC on the 1st is already the 2nd in Auckland; `now` is 01:00 UTC on the 2nd
+    now = datetime(2026, 3, 2, 1, 0, tzinfo=timezone.utc)
+    evening, morning = (Backup("evening", datetime(2026, 3, 1, 20, 0, tzinfo=timezone.utc)),
+                        Backup("morning", datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)))
+
+    keep, remove = select_to_keep([morning, evening], RetentionPolicy(daily=2), now)
+
+    assert [b.backup_id for b in keep] == ["evening"] and [b.backup_id for b in remove] == ["morning"]
+
+
+def test_backups_at_the_same_moment_are_ordered_by_id_and_one_made_now_is_not_in_the_future():
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+    a, b = Backup("20260302-a", now), Backup("20260302-b", now)
+
+    keep, remove = select_to_keep([a, b], RetentionPolicy(daily=1), now)
+
+    assert keep == [b] and remove == [a]  # the newest of the day: the greater id breaks the tie
+
+
+def test_without_a_verified_attribute_nothing_counts_as_verified():
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+    @dataclass(frozen=True)
+    class Bare:
+        backup_id: str
+        created: datetime
+
+    old = [Bare(f"old-{n}", now - timedelta(days=40 + n)) for n in range(3)]
+
+    keep, remove = select_to_keep(old, RetentionPolicy(daily=1), now)
+
+    assert keep == [] and len(remove) == 3
+
+
+def test_monthly_counts_back_across_new_year():
+    now = datetime(2026, 1, 15, 12, 0, tzinfo=timezone.utc)
+    backups = [Backup(f"b-{d:%Y%m}", d) for d in (datetime(2026, 1, 2, tzinfo=timezone.utc),
+                                                  datetime(2025, 12, 2, tzinfo=timezone.utc),
+                                                  datetime(2025, 11, 2, tzinfo=timezone.utc),
+                                                  datetime(2024, 12, 2, tzinfo=timezone.utc))]
+
+    keep, _ = select_to_keep(backups, RetentionPolicy(monthly=3), now)
+
+    assert [b.backup_id for b in keep] == ["b-202601", "b-202512", "b-202511"]

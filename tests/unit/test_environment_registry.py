@@ -1,0 +1,110 @@
+"""The environment registry on a real SQLite file with a clock the test moves: requests, the state machine,
+its history, TTLs, and the reads the functions and the CLI rely on."""
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from core.db import make_engine
+from core.registry import (
+    CLONING,
+    CONFIGURING,
+    DELETED,
+    EXPIRING,
+    FAILED,
+    READY,
+    REQUESTED,
+    SNAPSHOTTING,
+    Registry,
+    Transition,
+    TransitionRefused,
+)
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def world(tmp_path):
+    now = [T0]
+    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), clock=lambda: now[0])
+
+    def tick(seconds=1):
+        now[0] += timedelta(seconds=seconds)
+    return registry, tick
+
+
+def ready(registry, tick, name, request, **extra):
+    env, created = registry.request(name=name, request_id=request, production="shop", **extra)
+    assert created
+    for state in (SNAPSHOTTING, CLONING, CONFIGURING):
+        tick()
+        env = registry.move(env, state, event_id=f"{request}:{state}")
+    tick()
+    return registry.move(env, READY, event_id=f"{request}:ready", endpoints={"root": f"/envs/{name}"},
+                         expires_at=registry.expiry_for(env))
+
+
+def test_a_request_is_registered_once_and_a_living_name_is_not_given_twice(world):
+    registry, tick = world
+    env, created = registry.request(name="perf-test", request_id="r1", production="shop", owner="alice",
+                                    ttl_seconds=3600, correlation_id="c1", reply_to="https://chat/r")
+    again, created_again = registry.request(name="perf-test", request_id="r1", production="shop")
+    other, created_other = registry.request(name="perf-test", request_id="r2", production="shop")
+
+    assert created and not created_again and not created_other
+    assert again == env and other.request_id == "r1"
+    assert (env.state, env.owner, env.ttl_seconds, env.correlation_id, env.reply_to, env.created_at) == (
+        REQUESTED, "alice", 3600, "c1", "https://chat/r", T0)
+    assert registry.by_request("r1") == env and registry.by_request("r2") is None
+
+
+def test_moves_follow_the_state_machine_and_the_history_says_who_moved_it_why_and_when(world):
+    registry, tick = world
+    env = ready(registry, tick, "perf-test", "r1", ttl_seconds=3600)
+
+    with pytest.raises(TransitionRefused, match="perf-test is ready; it cannot become cloning"):
+        registry.move(env, CLONING)
+    assert registry.move(env, READY) == registry.get(env.id)  # a repeat is a no-op
+    tick()
+    env = registry.move(env, EXPIRING, event_id="expiry-1", reason="ttl")
+
+    assert env.state == EXPIRING and env.updated_at == T0 + timedelta(seconds=5) and env.reason == "ttl"
+    assert env.endpoints == {"root": "/envs/perf-test"}
+    assert env.expires_at == T0 + timedelta(seconds=4, hours=1)  # the TTL counted from when it became ready
+    assert registry.transitions(env) == [
+        Transition(None, REQUESTED, "r1", None, T0),
+        Transition(REQUESTED, SNAPSHOTTING, "r1:snapshotting", None, T0 + timedelta(seconds=1)),
+        Transition(SNAPSHOTTING, CLONING, "r1:cloning", None, T0 + timedelta(seconds=2)),
+        Transition(CLONING, CONFIGURING, "r1:configuring", None, T0 + timedelta(seconds=3)),
+        Transition(CONFIGURING, READY, "r1:ready", None, T0 + timedelta(seconds=4)),
+        Transition(READY, EXPIRING, "expiry-1", "ttl", T0 + timedelta(seconds=5)),
+    ]
+
+
+def test_reads_by_state_name_and_ttl(world):
+    registry, tick = world
+    kept = ready(registry, tick, "kept", "r1")                    # no TTL
+    short = ready(registry, tick, "short", "r2", ttl_seconds=10)
+    failed, _ = registry.request(name="broken", request_id="r3", production="shop")
+    failed = registry.move(failed, FAILED, reason="snapshot: boom")
+    gone = ready(registry, tick, "short-lived", "r4", ttl_seconds=5)
+    gone = registry.move(registry.move(gone, EXPIRING), DELETED)
+    building, _ = registry.request(name="building", request_id="r5", production="shop")
+    building = registry.move(building, SNAPSHOTTING)
+
+    assert [e.name for e in registry.all()] == ["kept", "short", "building"]
+    assert [e.name for e in registry.all(include_ended=True)] == ["kept", "short", "broken", "short-lived",
+                                                                   "building"]
+    assert [e.name for e in registry.in_state(SNAPSHOTTING)] == ["building"]
+    assert sorted(e.name for e in registry.in_state(READY, FAILED)) == ["broken", "kept", "short"]
+    assert registry.living("broken") is None and registry.latest("broken") == failed
+    assert registry.expiry_for(kept) is None
+    assert registry.expired(short.expires_at - timedelta(seconds=1)) == []
+    assert [e.name for e in registry.expired(short.expires_at)] == ["short"]  # due at its time, not before
+
+
+def test_latest_is_the_newest_of_a_reused_name(world):
+    registry, tick = world
+    first, _ = registry.request(name="perf-test", request_id="r1", production="shop")
+    registry.move(first, FAILED, reason="boom")
+    second, created = registry.request(name="perf-test", request_id="r2", production="shop")
+    assert created and registry.latest("perf-test") == second and registry.living("perf-test") == second
