@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.backups import BackupsSection
 from schemas.dr import DrSection
@@ -84,6 +84,23 @@ def describe_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+class Webhook(Strict):
+    url_env = fields.String(required=True, validate=validate.Regexp(
+        r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable (e.g. DOPPEL_SLACK_WEBHOOK)"),
+        error_messages={"required": "required: the environment variable holding the webhook's URL "
+                                    "(url_env: DOPPEL_SLACK_WEBHOOK); the URL itself is a credential, never "
+                                    "written here"})
+
+
+class NotifySection(Schema):
+    """`notify:`: webhooks are checked (their URLs are credentials: only the variable holding one is written);
+    other keys pass through to the inline-secret check below."""
+    class Meta:
+        unknown = INCLUDE
+
+    webhooks = fields.List(fields.Nested(Webhook), load_default=list)
+
+
 class SentrySection(Strict):
     environment = fields.String(load_default="production")
     release = fields.String()
@@ -100,7 +117,7 @@ class ConfigSchema(Strict):
     schedules = Schedules()
     dr = DrSection()
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)
-    notify = fields.Dict(load_default=dict)
+    notify = fields.Nested(NotifySection, load_default=dict)
 
     @validates_schema
     def _no_inline_secrets(self, data, **kwargs):
@@ -109,6 +126,24 @@ class ConfigSchema(Strict):
             raise ValidationError(
                 {key: ["looks like a secret; put it in an environment variable and name the variable "
                        "here (e.g. password_env: DOPPEL_DB_PASSWORD)"] for key in found})
+        literal = list(_literal_secret_rewrites(data.get("productions", {})))
+        if literal:
+            raise ValidationError(
+                {where: [f"{key} looks like a secret and its value is written out; a copy gets a fresh one: "
+                         "value: \"{secrets.NAME}\" with NAME under clone.secrets"] for where, key in literal})
+
+
+def _literal_secret_rewrites(productions):
+    """(where, key) of each rewrite rule that writes a literal value into a key named like a secret."""
+    for name, production in (productions or {}).items():
+        rules = ((production or {}).get("clone") or {}).get("rewrite") or [] if isinstance(production, dict) else []
+        for index, rule in enumerate(rules if isinstance(rules, list) else []):
+            if not isinstance(rule, dict):
+                continue
+            key, value = str(rule.get("key", "")), rule.get("value")
+            if (any(word in key.lower() for word in _SECRET_WORDS) and isinstance(value, str) and value
+                    and "{" not in value):
+                yield f"productions.{name}.clone.rewrite.{index}.value", key
 
 
 _SECRET_WORDS = ("password", "secret", "token", "api_key", "private_key", "dsn")

@@ -364,3 +364,26 @@ def test_a_1_gib_backup_shows_its_total_a_percentage_and_a_rate_while_it_runs(tm
     lines = re.findall(r"backup of shop: ([\d.]+ \w+) of 1\.00 GiB \((\d+)%\), [\d.]+ \w+/s", shown.decode())
     assert lines and lines[-1][1] == "100", shown[-500:]
     assert any(0 < int(share) < 100 for _, share in lines), lines  # seen while it ran, not only at the end
+
+
+# -- secrets written where a value goes --------------------------------------------------------
+def test_a_literal_webhook_url_or_rewritten_password_is_refused_naming_the_key(tmp_path):
+    from clouds.local.sample import make_sample_production
+    from core.errors import ConfigError
+    from doppel.config import parse_config
+    shop = make_sample_production(tmp_path / "shop")
+    shop["clone"]["rewrite"].append({"file": ".env", "key": "DB_PASSWORD", "value": "hunter2-literal"})
+
+    with pytest.raises(ConfigError) as literal_password:
+        parse_config({"productions": {"shop": shop}}, None)
+    with pytest.raises(ConfigError) as literal_webhook:
+        parse_config({"notify": {"webhooks": [{"url": "https://hooks.slack.com/services/T0/B0/XYZ"}]}}, None)
+
+    last = len(shop["clone"]["rewrite"]) - 1
+    assert f"productions.shop.clone.rewrite.{last}.value: DB_PASSWORD looks like a secret" in str(
+        literal_password.value)
+    assert "hunter2-literal" not in str(literal_password.value)
+    assert "notify.webhooks.0.url: unknown key" in str(literal_webhook.value)
+    assert "url_env: DOPPEL_SLACK_WEBHOOK" in str(literal_webhook.value) and "XYZ" not in str(literal_webhook.value)
+    shop["clone"]["rewrite"].pop()
+    assert parse_config({"productions": {"shop": shop}, "notify": {"webhooks": [{"url_env": "HOOK"}]}}, None)
