@@ -276,8 +276,16 @@ def _dead_lettered_because(death: dict) -> str:
     return f"dead-lettered by RabbitMQ from {death.get('queue')} ({death.get('reason')})"
 
 
+def _moment(text):
+    """A header's ISO 8601 time as a datetime (shown in the one format); the text itself if it is not one."""
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return text
+
+
 DLQ_COLUMNS = (("message_id", "MESSAGE", 36), ("function", "FUNCTION", 10), ("type", "TYPE", 18),
-               ("kind", "KIND", 10), ("attempts", "ATTEMPTS", 8), ("parked_at", "PARKED", 24), ("error", "ERROR", 100))
+               ("kind", "KIND", 10), ("attempts", "ATTEMPTS", 8), ("parked_at", "PARKED", 24), ("error", "ERROR", 200))
 
 
 def cmd_dlq_list(args) -> int:
@@ -291,6 +299,7 @@ def cmd_dlq_list(args) -> int:
                 info = _describe(delivery)
                 info["function"] = info["function"] or name
                 info["error"] = safe(str(info["error"] or ""))
+                info["parked_at"] = _moment(info["parked_at"])
                 rows.append(info)
             for delivery in taken:
                 delivery.nack(requeue=True)

@@ -23,6 +23,10 @@ def explain(exc: BaseException) -> tuple[str, int]:
         return _database(exc)
     if isinstance(exc, OSError):
         return _filesystem(exc)
+    if type(exc).__name__ in ("BrokerUnavailable", "PublishError"):
+        from core.secrets import redact
+        return (f"RabbitMQ did not answer: {redact(str(exc))[:300]}; is it running, and is DOPPEL_AMQP_URL right? "
+                "Try again once it answers", FAILED)
     from core.secrets import redact
     return (f"unexpected error: {type(exc).__name__}: {redact(str(exc))[:300]}; this is a bug in Doppel: "
             "run the command again with --debug and report what it prints", FAILED)
