@@ -3,6 +3,7 @@ say what to write, identifiers, and errors as flat `dotted.key: message` lines."
 from __future__ import annotations
 
 import difflib
+import posixpath
 import re
 from typing import Any, Mapping
 
@@ -78,3 +79,21 @@ class Identifier(fields.String):
             raise ValidationError(f"{text!r} must be lower-case letters, digits and '_', starting with a letter "
                                   "(e.g. main)")
         return text
+
+
+def _relative_path(value: str) -> str:
+    """A normalised path inside the production directory; refuses absolute paths and '..'."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("must be a path relative to the production directory (e.g. data/shop.db)")
+    if value.startswith("/"):
+        raise ValidationError(f"{value!r} is absolute; write it relative to the production's path "
+                              "(e.g. data/shop.db, not /srv/shop/data/shop.db)")
+    normal = posixpath.normpath(value)
+    if normal == ".." or normal.startswith("../"):
+        raise ValidationError(f"{value!r} leaves the production directory; keep components inside it")
+    return normal
+
+
+class RelativePath(fields.String):
+    def _deserialize(self, value, attr, data, **kwargs):
+        return _relative_path(super()._deserialize(value, attr, data, **kwargs))
