@@ -35,10 +35,6 @@ def handle(event, deps) -> list:
         known = ", ".join(sorted(deps.config["productions"])) or "none"
         raise PermanentError(f"production {data['production']!r} is not described in doppel.yaml "
                              f"(productions: {known})")
-    if data.get("data_version", "latest") != "latest":
-        raise PermanentError(f"data_version {data['data_version']!r}: env.requested clones a fresh snapshot "
-                             "('latest'); an environment from a backup is restore.requested "
-                             "(`doppel env create NAME --from PROD --data-version BACKUP_ID` sends it)")
     default_ttl, max_ttl = ttl_limits(deps.config["environments"], data["production"])
     ttl = data.get("ttl_seconds") or (int(default_ttl) if default_ttl else None)
     env, created = deps.registry.request(
