@@ -31,6 +31,7 @@ from swift_service import (
 from clouds.backups import RetentionPolicy, list_backups, prune, remove_incomplete, restore, verify, write_backup
 from core.cloud import BackupSource
 from core.stores import ObjectMissing, StoreError
+from tests.support.waiting import wait_for
 from tests.unit.backups.environment import DATABASES, file_checksums, make_environment, table_checksums
 
 pytestmark = pytest.mark.swift
@@ -172,9 +173,11 @@ def test_killed_upload_leaves_no_complete_backup_and_cleanup_removes_its_pieces(
                               text=True)
     one_piece = SWIFT_SEGMENT if kind == "swift" else S3_PART
 
-    # When it is killed with SIGKILL once pieces of it are stored
+    # When it is killed with SIGKILL once pieces of it are stored (progress counts bytes read, which run ahead of
+    # what the server holds: wait for the server to hold a piece)
     try:
         _wait_for_upload(worker, at_least=one_piece)
+        wait_for(lambda: leftovers(store), 60, "a piece of the upload to be stored")
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
