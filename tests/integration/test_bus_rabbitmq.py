@@ -12,6 +12,7 @@ import pytest
 from bus.rabbitmq import RabbitBroker
 from core.broker import PublishError, event_message
 from schemas.envelope import Event
+from tests.support.rabbitmq import node_stopped
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
@@ -107,9 +108,8 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
         publisher.start()
         # When the broker restarts while events are being published and consumed
         wait_for(lambda: len(published) >= 1500, 60, "1,500 events to be published")
-        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
-        wait_for(lambda: refused or not publisher.is_alive(), 60, "the publisher to meet the outage")
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
+        with node_stopped():
+            wait_for(lambda: refused or not publisher.is_alive(), 60, "the publisher to meet the outage")
         publisher.join(timeout=180)
         assert not publisher.is_alive(), "publishing did not finish after the restart"
 
@@ -125,7 +125,6 @@ def test_broker_restart_under_5000_events_leaves_each_handled_exactly_once(tmp_p
         broker.close()
         worker.kill()
         worker.wait()
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=False)
 
 
 def test_a_slow_handler_does_not_hold_up_the_events_that_arrived_with_it(tmp_path, amqp_url):

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from clouds.local.sample import make_sample_production
+from tests.support.rabbitmq import node_stopped
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
@@ -243,9 +244,8 @@ def test_thirty_requests_through_two_kill_9s_and_a_broker_restart_each_end_once_
         delay_queues = [topology.delay_queue(f, 1) for f in ("snapshot", "clone", "configure")]
         site.wait(lambda: sum(broker.depth(queue) for queue in delay_queues) > 0, timeout=30,
                   what="messages deferred by the second worker")
-        subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True)
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True)
-        subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], check=True)
+        with node_stopped():
+            pass
         site.start_worker()
         # ... and, half-way, one of the two is killed too
         site.wait(lambda: count(READY, FAILED) >= 12, timeout=60, what="twelve environments ended")
@@ -294,4 +294,3 @@ def test_thirty_requests_through_two_kill_9s_and_a_broker_restart_each_end_once_
         if broker is not None:
             broker.close()
         site.stop()
-        subprocess.run(["rabbitmqctl", "-q", "start_app"], check=False)

@@ -20,16 +20,13 @@ import pytest
 from bus.rabbitmq.amqp import BrokerUnavailable, MissingQueue, safe_url
 from bus.rabbitmq.broker import RabbitBroker
 from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, Unsendable
+from tests.support.rabbitmq import node_stopped, rabbitmqctl
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
 
 
 # -- helpers ----------------------------------------------------------------------
-
-def rabbitmqctl(*args: str) -> str:
-    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True).stdout
-
 
 def vhost_of(url: str) -> str:
     return unquote(urlsplit(url).path[1:])
@@ -499,13 +496,12 @@ def test_broker_restart_while_publishing_and_consuming_loses_no_confirmed_messag
         wait_for(lambda: len(confirmed) >= 200, 10, "traffic before the restart")
 
         # When the node's app stops and starts again
-        rabbitmqctl("stop_app")
-        # a publish during the outage fails (its wait is bounded): BrokerUnavailable once the connection is known
-        # lost, or "closed before RabbitMQ confirmed" if it went out on the connection the node was resetting
-        with pytest.raises(PublishError):
-            publisher.publish([event("count.outage")], timeout=1)
-        before_restart = len(confirmed)
-        rabbitmqctl("start_app")
+        with node_stopped():
+            # a publish during the outage fails (its wait is bounded): BrokerUnavailable once the connection is
+            # known lost, or "closed before RabbitMQ confirmed" if it went out on the connection being reset
+            with pytest.raises(PublishError):
+                publisher.publish([event("count.outage")], timeout=1)
+            before_restart = len(confirmed)
 
         # Then publishing resumes by itself
         wait_for(lambda: len(confirmed) >= before_restart + 200, 30, "confirms after the restart")
