@@ -1,14 +1,12 @@
 """The gateway's routes: validate, publish with confirms, answer. No cloud work happens here.
 
-`Gateway.match` picks the route (404, 405 before the body is read), `Gateway.handle`
-runs it; both turn a refusal into a JSON answer and count it for /metrics.
+gateway/web.py routes each request here by name; `Gateway.handle` runs `on_<name>`,
+turns a refusal into its JSON answer and counts it for /metrics.
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import dataclass
 
 from bus import topology
 from core.broker import PublishError, Unsendable, event_message
@@ -17,7 +15,7 @@ from gateway.aodh import alert_event
 from gateway.chatops import ChatOps, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
-from gateway.http import Refused, Request, Response, masked
+from gateway.http import Refused, Request, Response
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.metrics import Metrics
 from schemas.envelope import Event
@@ -26,27 +24,7 @@ from schemas.events import UnknownEventType, validate_in
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern
-    name: str  # the metrics label, and the Gateway method `on_<name>`
-
-
-def _route(method: str, path: str, name: str) -> Route:
-    return Route(method, re.compile(f"^{path}$"), name)
-
-
-ROUTES = (
-    _route("POST", "/events", "events"),
-    _route("POST", "/hooks/aodh(?:/(?P<secret>[^/]+))?", "aodh"),
-    _route("POST", "/chat/slack", "slack"),
-    _route("POST", "/chat/mattermost", "mattermost"),
-    _route("GET", "/status/envs", "envs"),
-    _route("GET", "/status/envs/(?P<name>[^/]+)", "env"),
-    _route("GET", "/health", "health"),
-    _route("GET", "/metrics", "metrics"),
-)
+ALL_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}  # /status/envs?all=
 SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "mattermost": "mattermost"}
 
 
@@ -68,34 +46,22 @@ class Gateway:
         """Declare the exchange and every function's queue, so nothing published before a worker starts is lost."""
         self.app.broker.declare(topology.queues_for(self.functions, self.app.retry))
 
-    # -- routing ---------------------------------------------------------------
-    def match(self, method: str, path: str) -> tuple[Route, dict]:
-        """The route for this request and the parameters in its path; Refused(404/405) otherwise."""
-        path = path.rstrip("/") or "/"
-        allowed = []
-        for route in ROUTES:
-            found = route.pattern.match(path)
-            if found and route.method == method:
-                return route, {k: v for k, v in found.groupdict().items() if v is not None}
-            if found:
-                allowed.append(route.method)
-        if allowed:
-            raise Refused(405, "method", f"{method} is not allowed here", f"use {', '.join(sorted(set(allowed)))}",
-                          headers={"Allow": ", ".join(sorted(set(allowed)))})
-        raise Refused(404, "route", f"no route {masked(path)}",
-                      "routes: POST /events, POST /hooks/aodh/<secret>, POST /chat/slack, POST /chat/mattermost, "
-                      "GET /status/envs[/<name>], GET /health, GET /metrics")
-
-    def handle(self, route: Route, request: Request) -> Response:
+    # -- answering -------------------------------------------------------------
+    def handle(self, route: str, request: Request) -> Response:
+        """Run the route `on_<route>`; a refusal becomes its JSON answer. Either way it is counted for /metrics."""
         try:
-            if route.name in SECTION_OF and not self.settings.get(SECTION_OF[route.name]):
-                raise Refused(404, "disabled", f"the {route.name} route is not enabled here",
-                              f"add gateway.{SECTION_OF[route.name]} to doppel.yaml (docs/gateway.md)")
-            response = getattr(self, f"on_{route.name}")(request)
+            if route in SECTION_OF and not self.settings.get(SECTION_OF[route]):
+                raise Refused(404, "disabled", f"the {route} route is not enabled here",
+                              f"add gateway.{SECTION_OF[route]} to doppel.yaml (docs/gateway.md)")
+            response = getattr(self, f"on_{route}")(request)
         except Refused as refusal:
             response = self.refused(refusal)
-        self.metrics.answered(route.name, response.status)
+        self.metrics.answered(route, response.status)
         return response
+
+    def refused_early(self, reason: str) -> None:
+        """Count a request the HTTP server refused before any route saw it."""
+        self.metrics.rejected(reason)
 
     def refused(self, refusal: Refused) -> Response:
         self.metrics.rejected(refusal.reason)
@@ -169,6 +135,7 @@ class Gateway:
         return self._slash(form, "mattermost")
 
     def _slash(self, form: dict, platform: str) -> Response:
+        """The answer to a slash command (after its platform's check)."""
         command = SlashCommand(text=form.get("text", ""), user=form.get("user_name") or form.get("user_id", ""),
                                reply_to=form.get("response_url", ""), platform=platform,
                                user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""))
@@ -182,7 +149,10 @@ class Gateway:
 
     def on_envs(self, request: Request) -> Response:
         self._check_status(request)
-        everything = request.query.get("all") in ("1", "true", "yes")
+        everything = ALL_VALUES.get(request.query.get("all", "0"))
+        if everything is None:
+            raise Refused(400, "invalid", f"all={request.query['all'][:20]!r} is not a yes or a no",
+                          f"send all= one of {', '.join(ALL_VALUES)}")
         return Response.json(200, {"environments": [_env_json(e) for e in
                                                     self.app.registry.all(include_ended=everything)]})
 
