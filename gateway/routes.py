@@ -12,7 +12,9 @@ from bus import topology
 from core.broker import PublishError, Unsendable, event_message
 from gateway import auth
 from gateway.aodh import alert_event
-from gateway.chatops import ChatOps, SlashCommand, refusal
+from gateway.approvals import Approvals
+from gateway.chat_dr import DrCommands
+from gateway.chatops import ChatOps, Reply, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
 from gateway.http import Refused, Request, Response
@@ -40,7 +42,10 @@ class Gateway:
         if keystone:
             from gateway.keystone import KeystoneTokens
             self.keystone = KeystoneTokens(keystone, environ)
-        self.chat = ChatOps(app.config["productions"], app.registry, self.publish)
+        approvals = Approvals(app.engine, self.settings["approvals"]["timeout"])
+        self.chat = ChatOps(app.config, app.registry, self.publish,
+                            DrCommands(app.config, app.registry, self.publish, approvals, app.catalogue,
+                                       app.dr_states))
 
     def prepare(self) -> None:
         """Declare the exchange and every function's queue, so nothing published before a worker starts is lost."""
@@ -138,14 +143,16 @@ class Gateway:
         """The answer to a slash command (after its platform's check)."""
         command = SlashCommand(text=form.get("text", ""), user=form.get("user_name") or form.get("user_id", ""),
                                reply_to=form.get("response_url", ""), platform=platform,
-                               user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""))
+                               user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""),
+                               team_id=form.get("team_id", ""))
         refused = refusal(command, self.settings[platform])
         if refused is not None:
             self.metrics.rejected("chat_not_allowed")
             log.warning("%s: /doppel from user %s in channel %s refused: not on the allow-list", platform,
                         command.user_id or "-", command.channel_id or "-")
-        text = refused if refused is not None else self.chat.answer(command)
-        return Response.json(200, {"response_type": "ephemeral", "text": text})
+        reply = Reply(refused) if refused is not None else self.chat.answer(command)
+        return Response.json(200, {"response_type": "in_channel" if reply.public else "ephemeral",
+                                   "text": reply.text})
 
     def on_envs(self, request: Request) -> Response:
         self._check_status(request)

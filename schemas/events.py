@@ -188,6 +188,8 @@ class MonitorAlert(EventData):
 class FailoverConfirmed(EventData):
     production = fields.String(required=True, validate=PRODUCTION_NAME)
     alarm_id = Text(IDENTIFIER)
+    requested_by = Text(SHORT)  # from chat: the operator who asked ...
+    approved_by = Text(SHORT)   # ... and the second one who approved
 
 
 class FailoverDone(EventData):
@@ -200,6 +202,8 @@ class FailoverDone(EventData):
 
 class FailbackRequested(EventData):
     production = fields.String(required=True, validate=PRODUCTION_NAME)
+    requested_by = Text(SHORT)
+    approved_by = Text(SHORT)
 
 
 class FailbackDone(EventData):
