@@ -35,6 +35,8 @@ class EnvironmentsSection(Strict):
     # The longest TTL a request may ask for; longer ones are refused with the reason (env.failed).
     max_ttl = Duration(load_default=30 * 86400.0, validate=validate.Range(
         max=TTL_CEILING, error="must be at most ten years (3650d)"))
+    # How long before its end an environment's owner is warned (once, in the notify: channels); 0 turns it off.
+    warn_before = Duration(load_default=86400.0, validate=validate.Range(min=0, max=TTL_CEILING))
 
 
 def ttl_refusal(ttl_seconds: float | None, max_ttl: float) -> str | None:

@@ -98,6 +98,13 @@ class EnvExpired(Timed):
     reason = fields.String(load_default="ttl", validate=validate.OneOf(["ttl", "manual"]))
 
 
+class EnvExpiring(EventData):
+    """The warning before an environment's end (environments.warn_before), once per end it is given."""
+    env = Text(IDENTIFIER, required=True)
+    expires_at = Text(SHORT, required=True)
+    owner = Text(SHORT, allow_none=True)
+
+
 class EnvDeleted(EventData):
     env = Text(IDENTIFIER, required=True)
     backup_id = Text(IDENTIFIER, allow_none=True)
@@ -227,6 +234,7 @@ SCHEMAS: dict[str, type[EventData]] = {
     "stack.ready": StackReady,
     "env.ready": EnvReady,
     "env.expired": EnvExpired,
+    "env.expiring": EnvExpiring,
     "env.deleted": EnvDeleted,
     "env.failed": Failed,
     "backup.due": BackupDue,
