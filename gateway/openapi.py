@@ -15,6 +15,8 @@ from schemas.events import SCHEMAS, MonitorAlert
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer",
                "description": "the value of the variable named in gateway.events.token_env"},
+    "basic": {"type": "http", "scheme": "basic",
+              "description": "for a browser: any user name, the gateway's token as password"},
     "slackSignature": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature",
                        "description": "Slack request signing v0, with X-Slack-Request-Timestamp"},
     "keystoneToken": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",

@@ -10,7 +10,7 @@ import os
 
 from bus import topology
 from core.broker import PublishError, Unsendable, event_message
-from gateway import auth
+from gateway import auth, status_page
 from gateway.aodh import alert_event
 from gateway.approvals import Approvals
 from gateway.chat_dr import DrCommands
@@ -180,6 +180,15 @@ class Gateway:
             raise Refused(404, "disabled", "the status API needs gateway.events (its token) or status.public: true",
                           "add gateway.events.token_env, or gateway.status.public: true, to doppel.yaml")
         auth.check_bearer(request, self.secrets["events"])
+
+    def on_page(self, request: Request) -> Response:
+        """The status page: the bearer token, or (for a browser) Basic auth with the token as password."""
+        given = request.header("authorization").lower()
+        if not self.settings["status"]["public"] and "events" in self.secrets and not given.startswith("bearer "):
+            auth.check_basic(request, self.secrets["events"])  # without credentials: a Basic challenge
+        else:
+            self._check_status(request)
+        return Response(200, status_page.render(self.app).encode(), "text/html; charset=utf-8")
 
     def on_health(self, request: Request) -> Response:
         report = health(self.app)

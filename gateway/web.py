@@ -135,6 +135,14 @@ def build_app(gateway) -> Flask:
     def get_env(name: str):
         return answer("env", name=name)
 
+    @status.route("/status", methods=["GET"], provide_automatic_options=False)
+    @status.doc(summary="The status page: environments, chains in flight, DR state and backups (HTML)",
+                security=[{"bearer": []}, {"basic": []}])
+    @status.response(200, content_type="text/html", description="a page for people, no JavaScript")
+    @_refusals(status, 401, 404)
+    def get_page():
+        return answer("page")
+
     @status.route("/health", methods=["GET"], provide_automatic_options=False)
     @status.doc(summary="Whether the broker, its publish channel and the database answer")
     @status.response(200, openapi.Health, description="healthy")
