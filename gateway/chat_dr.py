@@ -70,7 +70,7 @@ class DrCommands:
                 f"`/doppel approve {ask.code}` before {ask.expires_at:%H:%M UTC} ({minutes:g} min).")
         self.publish(Event(type="notify.sent", source=f"doppel/gateway/{command.platform}",
                            data={"text": text}, subject=production), command.platform)
-        return Reply(text, public=True)
+        return Reply(text, public=True, approval_code=ask.code)
 
     def _approve(self, code: str, command: SlashCommand) -> Reply | str:
         who = command.user or command.user_id

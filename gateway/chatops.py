@@ -58,6 +58,7 @@ class SlashCommand:
 class Reply:
     text: str
     public: bool = False  # shown to the channel (a DR ask others must see), not only to its sender
+    approval_code: str | None = None  # a DR ask: Slack shows an Approve button carrying it
 
 
 def refusal(command: SlashCommand, settings: dict) -> str | None:

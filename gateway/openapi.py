@@ -92,9 +92,15 @@ class SlashForm(Schema):
     token = fields.String(metadata={"description": "Mattermost: the slash command's token"})
 
 
+class SlackInteraction(Schema):
+    """Slack's interactivity request: the form field `payload`, a JSON block_actions document."""
+    payload = fields.String(required=True)
+
+
 class SlashAnswer(Schema):
     response_type = fields.String(required=True, metadata={"enum": ["ephemeral", "in_channel"]})
     text = fields.String(required=True)
+    blocks = fields.List(fields.Dict(), metadata={"description": "Slack Block Kit: a DR ask's Approve button"})
 
 
 class Transition(Schema):

@@ -17,7 +17,7 @@ from gateway.chat_dr import DrCommands
 from gateway.chatops import ChatOps, Reply, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
-from gateway.http import Refused, Request, Response
+from gateway.http import Refused, Request, Response, parse_json
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.metrics import Metrics
 from schemas.envelope import Event
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 ALL_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}  # /status/envs?all=
-SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "mattermost": "mattermost"}
+SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "slack_interaction": "slack",
+              "mattermost": "mattermost"}
 
 
 class Gateway:
@@ -134,6 +135,17 @@ class Gateway:
         auth.check_slack(request, self.secrets["slack"], self.settings["slack"]["max_age"])
         return self._slash(request.form(), "slack")
 
+    def on_slack_interaction(self, request: Request) -> Response:
+        """A click on a message's button (Slack interactivity): the Approve button of a DR ask."""
+        auth.check_slack(request, self.secrets["slack"], self.settings["slack"]["max_age"])
+        payload = parse_json(request.form().get("payload", "").encode(), "the interaction payload")
+        code = _approve_action(payload)
+        user, channel, team = (_part(payload, key) for key in ("user", "channel", "team"))
+        command = SlashCommand(text=f"approve {code}", user=str(user.get("username") or user.get("id") or ""),
+                               reply_to="", platform="slack", user_id=str(user.get("id") or ""),
+                               channel_id=str(channel.get("id") or ""), team_id=str(team.get("id") or ""))
+        return self._answer(command, self.settings["slack"])
+
     def on_mattermost(self, request: Request) -> Response:
         form = request.form()
         auth.check_mattermost(request, form, self.secrets["mattermost"])
@@ -145,14 +157,20 @@ class Gateway:
                                reply_to=form.get("response_url", ""), platform=platform,
                                user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""),
                                team_id=form.get("team_id", ""))
-        refused = refusal(command, self.settings[platform])
+        return self._answer(command, self.settings[platform])
+
+    def _answer(self, command: SlashCommand, settings: dict) -> Response:
+        platform = command.platform
+        refused = refusal(command, settings)
         if refused is not None:
             self.metrics.rejected("chat_not_allowed")
             log.warning("%s: /doppel from user %s in channel %s refused: not on the allow-list", platform,
                         command.user_id or "-", command.channel_id or "-")
         reply = Reply(refused) if refused is not None else self.chat.answer(command)
-        return Response.json(200, {"response_type": "in_channel" if reply.public else "ephemeral",
-                                   "text": reply.text})
+        answer = {"response_type": "in_channel" if reply.public else "ephemeral", "text": reply.text}
+        if reply.approval_code and platform == "slack":
+            answer["blocks"] = approve_blocks(reply.text, reply.approval_code)
+        return Response.json(200, answer)
 
     def on_envs(self, request: Request) -> Response:
         self._check_status(request)
@@ -196,6 +214,29 @@ class Gateway:
 
     def on_metrics(self, request: Request) -> Response:
         return Response(200, self.metrics.render().encode(), METRICS_TYPE)
+
+
+def approve_blocks(text: str, code: str) -> list:
+    """Slack Block Kit: the ask's text and a button whose click comes to /chat/slack/interactions."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {"type": "actions", "elements": [{"type": "button", "action_id": "doppel_approve", "style": "danger",
+                                              "text": {"type": "plain_text", "text": "Approve"}, "value": code}]}]
+
+
+def _part(payload: dict, key: str) -> dict:
+    part = payload.get(key)
+    return part if isinstance(part, dict) else {}
+
+
+def _approve_action(payload) -> str:
+    """The code of the Approve button clicked; Refused(400) for any other interaction."""
+    actions = payload.get("actions") if isinstance(payload, dict) else None
+    for action in actions if isinstance(actions, list) else []:
+        if isinstance(action, dict) and action.get("action_id") == "doppel_approve" \
+                and isinstance(action.get("value"), str) and 0 < len(action["value"]) <= 16:
+            return action["value"]
+    raise Refused(400, "invalid", "the interaction is not a click on Doppel's Approve button",
+                  "only Doppel's Approve button is read here")
 
 
 def _env_json(env) -> dict:

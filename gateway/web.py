@@ -111,6 +111,15 @@ def build_app(gateway) -> Flask:
     def post_slack():
         return answer("slack")
 
+    @chat.route("/chat/slack/interactions", methods=["POST"], provide_automatic_options=False)
+    @chat.doc(summary="A click on a Slack message's button (the Approve button of a DR ask), signed",
+              security=[{"slackSignature": []}], requestBody={"required": True, "content": {_FORM: {
+                  "schema": openapi.SlackInteraction}}})
+    @chat.response(200, openapi.SlashAnswer, description="the approval's outcome")
+    @_refusals(chat, 401, 404, 415)
+    def post_slack_interaction():
+        return answer("slack_interaction")
+
     @chat.route("/chat/mattermost", methods=["POST"], provide_automatic_options=False)
     @chat.doc(summary="A Mattermost slash command, with its token", requestBody=form)
     @chat.response(200, openapi.SlashAnswer, description="the answer shown to the person who typed it")

@@ -3,6 +3,7 @@ second operator (within the time limit), and the audit trail names both. Slack r
 slack_sdk; the approval comes over Mattermost, with the same words."""
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlencode
@@ -102,6 +103,27 @@ def test_a_failover_from_chat_runs_only_once_a_second_operator_approves_and_the_
     [confirmed] = audited(front, "failover.confirmed")
     assert confirmed.data == {"production": "shop", "requested_by": "carol", "approved_by": "dave"}
     assert confirmed.source == "doppel/gateway/mattermost"
+
+
+def test_a_slack_approve_button_click_approves_as_the_command_does(front: Front):
+    asked = slack(front, "dr failback shop", "U-CAROL", "carol")
+    [button] = asked["blocks"][1]["elements"]
+    payload = {"type": "block_actions", "user": {"id": "U-ERIN", "username": "erin"}, "team": {"id": "T-OPS"},
+               "channel": {"id": "C1"}, "actions": [{"action_id": button["action_id"], "value": button["value"]}]}
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SECRETS["DOPPEL_TEST_SLACK_SIGNING"]).generate_signature(
+        timestamp=stamp, body=body.decode())
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Slack-Request-Timestamp": stamp}
+
+    forged = front.call("POST", "/chat/slack/interactions", body, {**headers, "X-Slack-Signature": "v0=00"})
+    clicked = front.call("POST", "/chat/slack/interactions", body, {**headers, "X-Slack-Signature": signature})
+
+    assert forged.status == 401
+    assert clicked.status == 200, clicked.body
+    assert clicked.json["text"].startswith("Approved: fail back shop (asked by carol, approved by erin)")
+    [requested] = audited(front, "failback.requested")
+    assert requested.data == {"production": "shop", "requested_by": "carol", "approved_by": "erin"}
 
 
 def test_an_approval_after_the_time_limit_is_refused_and_publishes_nothing(front: Front):
