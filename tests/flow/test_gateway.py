@@ -125,7 +125,7 @@ def test_doppel_run_serves_the_gateway_beside_the_worker(tmp_path):
 def test_a_slash_command_deletes_an_environment_after_backing_it_up(shop_front):
     front, catcher = shop_front
     slash(front, "env create perf-test --from shop", catcher.url)
-    catcher.wait_for(1)
+    catcher.wait_for(3)  # two steps, then the outcome
     env = front.app.registry.living("perf-test")
     root = Path(env.endpoints["root"])
     assert env.state == READY and root.exists()

@@ -35,7 +35,9 @@ from tests.support.gateway import GATEWAY, SECRETS
 
 SEED = int(os.environ.get("DOPPEL_FUZZ_SEED", "20100"))
 COUNT = int(os.environ.get("DOPPEL_FUZZ_COUNT", "300"))
-ANSWER_WITHIN_S = 1.0
+# Not a speed limit (timings belong in bench/) but a hang detector: a server that waits for bytes nobody will
+# send holds a request until a timeout of its own or the client's; every answer here is due without waiting.
+ANSWER_WITHIN_S = 5.0
 TOKEN, AODH = SECRETS["DOPPEL_TEST_GATEWAY_TOKEN"], SECRETS["DOPPEL_TEST_AODH_SECRET"]
 SLACK, MATTERMOST = SECRETS["DOPPEL_TEST_SLACK_SIGNING"], SECRETS["DOPPEL_TEST_MATTERMOST_TOKEN"]
 STRUCTURED = "application/cloudevents+json"
