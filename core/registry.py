@@ -209,6 +209,16 @@ class Registry:
                                                           event_id=event_id, reason=reason, at=now))
         return self.get(env.id)
 
+    def extend(self, env: Environment, expires_at: datetime, *, reason: str) -> Environment:
+        """Move a living environment's end to `expires_at`, its state unchanged, with a line in its history."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            conn.execute(update(envs_table).where(envs_table.c.id == env.id).values(expires_at=expires_at,
+                                                                                   updated_at=now))
+            conn.execute(insert(transitions_table).values(env_id=env.id, from_state=env.state, to_state=env.state,
+                                                          event_id=None, reason=reason, at=now))
+        return self.get(env.id)
+
     def expiry_for(self, env: Environment) -> datetime | None:
         return self._clock() + timedelta(seconds=env.ttl_seconds) if env.ttl_seconds else None
 

@@ -1,4 +1,5 @@
 """Tell people what happened: an environment ready (with its endpoints), failed, deleted; a failover.
+While a clone runs, its steps go to the chat command's response URL only (progress is for the one waiting).
 
 Each message goes to the log and to every chat webhook configured under `notify:`
 (Slack or Mattermost incoming webhooks; their URLs come from environment variables),
@@ -11,7 +12,10 @@ from core.secrets import redact
 NAME = "notify"
 CONSUMES = ("env.ready", "env.failed", "env.deleted", "backup.failed", "restore.failed",
             "failover.done", "failover.failed", "failback.done", "failback.failed", "drill.done",
-            "drill.failed", "sync.failed")
+            "drill.failed", "sync.failed", "snapshot.done", "stack.ready", "env.expiring")
+# Steps of a clone, told to whoever asked from chat (not to the channel webhooks).
+PROGRESS = {"snapshot.done": "{env}: snapshot of {production} taken; making its stack (step 1 of 3)",
+            "stack.ready": "{env}: stack up; configuring it: new credentials, crons off, data anonymised (step 2 of 3)"}
 EMITS = ()
 
 
@@ -24,6 +28,10 @@ def message_for(event) -> str:
     if event.type.endswith(".failed"):
         subject = d.get("env") or d.get("production") or ""
         return f"{event.type.split('.')[0].capitalize()} of {subject} failed at {d['step']}: {d['reason']}"
+    if event.type == "env.expiring":
+        owner = f" ({d['owner']}'s)" if d.get("owner") else ""
+        return (f"Environment {d['env']}{owner} ends at {d['expires_at']}: backed up, then deleted. To keep it "
+                f"longer: /doppel env extend {d['env']} 8h")
     if event.type == "env.deleted":
         return f"Environment {d['env']} was deleted" + (f" (backup {d['backup_id']})" if d.get("backup_id") else "")
     if event.type == "failover.done":
@@ -54,6 +62,11 @@ def reply_address(event, deps) -> str | None:
 
 def handle(event, deps) -> list:
     reply_to = reply_address(event, deps)
+    if event.type in PROGRESS:
+        if reply_to:
+            deps.chat.reply(reply_to, redact(PROGRESS[event.type].format_map(
+                {"production": "production", **event.data})))
+        return []
     text = redact(message_for(event))
     deps.chat.send(text)
     if reply_to:

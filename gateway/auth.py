@@ -6,6 +6,7 @@ read once at start-up, and a route whose variable is empty refuses to start.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -60,6 +61,19 @@ def check_bearer(request: Request, expected: str) -> None:
         raise unauthorized("bad_token", "the bearer token is not the gateway's",
                            "use the value of the variable named in gateway.events.token_env",
                            'Bearer realm="doppel", error="invalid_token"')
+
+
+def check_basic(request: Request, expected: str) -> None:
+    """`Authorization: Basic` whose password is the token (any user name): what a browser sends for a page."""
+    scheme, _, encoded = request.header("authorization").partition(" ")
+    try:
+        password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")[2]
+    except (ValueError, UnicodeDecodeError):
+        password = ""
+    if scheme.lower() != "basic" or not same(password, expected):
+        raise unauthorized("bad_token", "the password is not the gateway's token",
+                           "log in with any user name and the value of gateway.events.token_env as password",
+                           'Basic realm="doppel status"')
 
 
 def slack_signature(secret: str, timestamp: str, body: bytes) -> str:

@@ -1,4 +1,5 @@
-"""Slash commands: `/doppel env create|list|show|delete`, `/doppel help`, read with shlex.
+"""Slash commands, the same words on Slack and Mattermost, read with shlex: `env create|list|show|extend|delete`
+here, `backup` and `dr` and `approve` in gateway/chat_dr.py, each behind the role it needs (gateway/chat_roles.py).
 
 Each answer is one short text, given at once (Slack waits three seconds). What takes
 longer is published as an event whose `reply_to` is the command's response URL;
@@ -12,8 +13,10 @@ from __future__ import annotations
 import math
 import shlex
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from gateway.chat_roles import NotAllowed, require
 from gateway.http import Refused
 from schemas.envelope import Event
 from schemas.events import validate_in
@@ -24,8 +27,17 @@ USAGE = """Doppel slash commands:
   /doppel env create NAME --from PRODUCTION [--ttl 8h]   clone a production into a new environment
   /doppel env list                                       living environments
   /doppel env show NAME                                  one environment: state, endpoints, expiry
+  /doppel env extend NAME 4h                             push its end that much later
   /doppel env delete NAME                                back it up, then delete it
-  /doppel help                                           this text"""
+  /doppel backup now ENV|PRODUCTION                      back it up now
+  /doppel backup list ENV|PRODUCTION                     its newest backups, verified or not
+  /doppel dr status [PRODUCTION]                         DR state, newest backup (the RPO now), drills
+  /doppel dr failover PRODUCTION                         fail over to DR, once a second operator approves
+  /doppel dr failback PRODUCTION                         come back from DR, once a second operator approves
+  /doppel dr drill PRODUCTION                            prove its newest backup restores
+  /doppel approve CODE                                   approve another operator's failover or failback
+  /doppel help                                           this text
+Roles: viewer (list, show, status), requester (create, extend, delete your own; back up), operator (anything)."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,17 @@ class SlashCommand:
     platform: str  # slack | mattermost: the event's source says where a request came from
     user_id: str = ""
     channel_id: str = ""
+    team_id: str = ""
+
+    def owns(self, env) -> bool:
+        return bool(env.owner) and env.owner in (self.user, self.user_id)
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    public: bool = False  # shown to the channel (a DR ask others must see), not only to its sender
+    approval_code: str | None = None  # a DR ask: Slack shows an Approve button carrying it
 
 
 def refusal(command: SlashCommand, settings: dict) -> str | None:
@@ -59,42 +82,67 @@ class ChatUsage(ValueError):
 
 @dataclass
 class ChatOps:
-    productions: dict
+    config: dict  # the whole doppel.yaml, as loaded
     registry: object
     publish: Callable[[Event, str], None]  # raises Refused when the broker does not confirm
+    dr: object = None  # gateway.chat_dr.DrCommands: backup, dr and approve
 
-    def answer(self, command: SlashCommand) -> str:
-        """The text to show the person who typed the command."""
+    @property
+    def productions(self) -> dict:
+        return self.config["productions"]
+
+    @property
+    def roles(self) -> dict:
+        return self.config["gateway"]["roles"]
+
+    def answer(self, command: SlashCommand) -> Reply:
+        """What to show the person who typed the command (and, for a DR ask, the channel)."""
         if len(command.text) > MAX_TEXT:
-            return (f"That command is {len(command.text)} characters long; Doppel reads commands of at most "
-                    f"{MAX_TEXT}.\n{USAGE}")
+            return Reply(f"That command is {len(command.text)} characters long; Doppel reads commands of at most "
+                         f"{MAX_TEXT}.\n{USAGE}")
         try:
             words = shlex.split(command.text)
         except ValueError as exc:
-            return f"Could not read that command ({exc}); check the quotes.\n{USAGE}"
+            return Reply(f"Could not read that command ({exc}); check the quotes.\n{USAGE}")
         try:
-            return self._dispatch(words, command)
+            reply = self._dispatch(words, command)
         except ChatUsage as exc:
-            return f"{exc}\n{USAGE}"
+            return Reply(f"{exc}\n{USAGE}")
+        except NotAllowed as exc:
+            return Reply(f"Not allowed: {exc}")
         except Refused as exc:
-            return f"Doppel could not take that now: {exc.message}. Try again in a minute."
+            return Reply(f"Doppel could not take that now: {exc.message}. Try again in a minute.")
+        return reply if isinstance(reply, Reply) else Reply(reply)
 
-    def _dispatch(self, words: list[str], command: SlashCommand) -> str:
+    def _dispatch(self, words: list[str], command: SlashCommand) -> Reply | str:
         if not words or words[0] in ("help", "-h", "--help"):
             return USAGE
+        if words[0] in ("backup", "dr", "approve") and self.dr is not None:
+            return self.dr.dispatch(words, command)
         if words[0] != "env" or len(words) < 2:
             raise ChatUsage(f"Unknown command {' '.join(words[:2])!r}.")
         action, rest = words[1], words[2:]
         if action == "list" and not rest:
+            require(command, self.roles, "viewer", "`env list`")
             return self._list()
         if action == "show" and len(rest) == 1:
+            require(command, self.roles, "viewer", "`env show`")
             return self._show(rest[0])
         if action == "delete" and len(rest) == 1:
             return self._delete(rest[0], command)
+        if action == "extend" and len(rest) == 2:
+            return self._extend(rest[0], rest[1], command)
         if action == "create":
+            require(command, self.roles, "requester", "`env create`")
             return self._create(rest, command)
         raise ChatUsage(f"`env {action}` does not take {' '.join(rest) or 'no arguments'}." if action in
-                        ("list", "show", "delete") else f"Unknown action `env {action}`.")
+                        ("list", "show", "delete", "extend") else f"Unknown action `env {action}`.")
+
+    def _owner_or_operator(self, env, command: SlashCommand, what: str) -> None:
+        """A requester acts on their own environments; another's needs an operator."""
+        require(command, self.roles, "requester", what)
+        if not command.owns(env):
+            require(command, self.roles, "operator", f"{what} of {env.name}, which {env.owner or 'nobody'} owns,")
 
     # -- the commands ------------------------------------------------------------
     def _create(self, words: list[str], command: SlashCommand) -> str:
@@ -142,11 +190,34 @@ class ChatOps:
     def _delete(self, name: str, command: SlashCommand) -> str:
         env = self.registry.living(name)
         if env is None:
+            require(command, self.roles, "viewer", "`env delete`")
             return f"No living environment {name}; `/doppel env list` shows them."
+        self._owner_or_operator(env, command, "`env delete`")
         event = Event(type="env.expired", source=f"doppel/gateway/{command.platform}",
                       data={"env": name, "reason": "manual"})
         self.publish(event, command.platform)
         return f"Backing up, then deleting {name} (request {event.id})."
+
+
+    def _extend(self, name: str, duration: str, command: SlashCommand) -> str:
+        env = self.registry.living(name)
+        if env is None:
+            require(command, self.roles, "viewer", "`env extend`")
+            return f"No living environment {name}; `/doppel env list` shows them."
+        self._owner_or_operator(env, command, "`env extend`")
+        seconds = _ttl_seconds(duration, "env extend")
+        now = datetime.now(timezone.utc)
+        until = max(now, env.expires_at or now) + timedelta(seconds=seconds)
+        most = self.config["environments"]["max_ttl"]
+        if (until - now).total_seconds() > most:
+            return (f"{name} would then live {_span((until - now).total_seconds())} from now; at most "
+                    f"{_span(most)} is allowed (environments.max_ttl).")
+        self.registry.extend(env, until, reason=f"extended by {command.user or command.user_id} by {duration}")
+        return f"{name} now ends at {_when(until)} (was {_when(env.expires_at)})."
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds < 2 * 86400 else f"{seconds / 86400:.1f} days"
 
 
 def _create_arguments(words: list[str]) -> tuple[str, dict]:
@@ -174,14 +245,14 @@ def _create_arguments(words: list[str]) -> tuple[str, dict]:
     return name, options
 
 
-def _ttl_seconds(text: str) -> int:
-    """`--ttl` in whole seconds (at least one); ChatUsage when it is not a duration or too long to count."""
+def _ttl_seconds(text: str, what: str = "--ttl") -> int:
+    """A duration in whole seconds (at least one); ChatUsage when it is not a duration or too long to count."""
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
         raise ChatUsage(str(exc)) from None
     if not math.isfinite(seconds):  # float("9" * 400) is infinite: int() of it raises OverflowError
-        raise ChatUsage(f"--ttl {text[:20]}{'...' if len(text) > 20 else ''} is too long to count; "
+        raise ChatUsage(f"{what} {text[:20]}{'...' if len(text) > 20 else ''} is too long to count; "
                         "write e.g. 8h or 2d")
     return max(1, int(seconds))
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 MAX_DEPTH = 32  # arrays and objects inside each other; every real payload (Aodh's included) stays under 10
 _HOOK_SECRET = re.compile(r"^(/hooks/aodh/)[^/?]+")
 
@@ -42,7 +43,13 @@ class Request:
         return parse_json(self.body or b"null")
 
     def form(self) -> dict[str, str]:
-        """The body as an HTML form (what Slack and Mattermost slash commands send); last value wins."""
+        """The body as an HTML form (what Slack and Mattermost slash commands send); last value wins.
+
+        Refused(415) when the request says it is something else, or nothing."""
+        if self.content_type != FORM:
+            raise Refused(415, "media_type", f"a slash command is a form ({FORM}), not "
+                          f"{self.content_type or 'a body without Content-Type'}",
+                          "send it as Slack and Mattermost do")
         try:
             fields = parse_qs(self.body.decode(), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:

@@ -1,54 +1,38 @@
-"""Counters the gateway exposes at `GET /metrics`, in Prometheus' text format (version 0.0.4)."""
+"""Counters the gateway exposes at `GET /metrics`, through prometheus_client, in Prometheus' text format."""
 from __future__ import annotations
 
-import threading
-from collections import Counter
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-_FAMILIES = (
-    ("doppel_gateway_events_published_total", "Events the broker confirmed, by route.", ("route",)),
-    ("doppel_gateway_requests_rejected_total", "Requests refused, by reason.", ("reason",)),
-    ("doppel_gateway_requests_total", "Requests answered, by route and HTTP status.", ("route", "status")),
-)
-
-
-def _escape(value: str) -> str:
-    """A label value as the text format wants it: backslash, double quote and newline escaped."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
-    """Thread-safe counters; one instance per gateway."""
+    """One registry per gateway (never the process-wide default), so two gateways in a process count apart."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._counts = {name: Counter() for name, _, _ in _FAMILIES}
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._published = Counter("doppel_gateway_events_published", "Events the broker confirmed, by route.",
+                                  ["route"], registry=self.registry)
+        self._rejected = Counter("doppel_gateway_requests_rejected", "Requests refused, by reason.", ["reason"],
+                                 registry=self.registry)
+        self._answered = Counter("doppel_gateway_requests", "Requests answered, by route and HTTP status.",
+                                 ["route", "status"], registry=self.registry)
 
     def published(self, route: str, count: int = 1) -> None:
-        self._add("doppel_gateway_events_published_total", (route,), count)
+        self._published.labels(route=route).inc(count)
 
     def rejected(self, reason: str) -> None:
-        self._add("doppel_gateway_requests_rejected_total", (reason,))
+        self._rejected.labels(reason=reason).inc()
 
     def answered(self, route: str, status: int) -> None:
-        self._add("doppel_gateway_requests_total", (route, str(status)))
+        self._answered.labels(route=route, status=str(status)).inc()
 
     def value(self, family: str, *labels: str) -> int:
-        with self._lock:
-            return self._counts[family][tuple(labels)]
-
-    def _add(self, family: str, labels: tuple, count: int = 1) -> None:
-        with self._lock:
-            self._counts[family][labels] += count
+        """A counter's value by its exposed name (`..._total`) and label values, in the order declared."""
+        names = {"doppel_gateway_events_published_total": ("route",),
+                 "doppel_gateway_requests_rejected_total": ("reason",),
+                 "doppel_gateway_requests_total": ("route", "status")}[family]
+        return int(self.registry.get_sample_value(family, dict(zip(names, labels))) or 0)
 
     def render(self) -> str:
-        """Every family with HELP and TYPE lines, samples sorted, a newline at the end."""
-        lines = []
-        with self._lock:
-            for name, help_text, label_names in _FAMILIES:
-                lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
-                for labels, value in sorted(self._counts[name].items()):
-                    pairs = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(label_names, labels))
-                    lines.append(f"{name}{{{pairs}}} {value}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode()

@@ -1,23 +1,23 @@
 """The gateway's routes: validate, publish with confirms, answer. No cloud work happens here.
 
-`Gateway.match` picks the route (404, 405 before the body is read), `Gateway.handle`
-runs it; both turn a refusal into a JSON answer and count it for /metrics.
+gateway/web.py routes each request here by name; `Gateway.handle` runs `on_<name>`,
+turns a refusal into its JSON answer and counts it for /metrics.
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
-from dataclasses import dataclass
 
 from bus import topology
 from core.broker import PublishError, Unsendable, event_message
-from gateway import auth
+from gateway import auth, status_page
 from gateway.aodh import alert_event
-from gateway.chatops import ChatOps, SlashCommand, refusal
+from gateway.approvals import Approvals
+from gateway.chat_dr import DrCommands
+from gateway.chatops import ChatOps, Reply, SlashCommand, refusal
 from gateway.cloudevents_http import read_event
 from gateway.health import health, takes_timeout
-from gateway.http import Refused, Request, Response, masked
+from gateway.http import Refused, Request, Response, parse_json
 from gateway.metrics import CONTENT_TYPE as METRICS_TYPE
 from gateway.metrics import Metrics
 from schemas.envelope import Event
@@ -26,28 +26,9 @@ from schemas.events import UnknownEventType, validate_in
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Route:
-    method: str
-    pattern: re.Pattern
-    name: str  # the metrics label, and the Gateway method `on_<name>`
-
-
-def _route(method: str, path: str, name: str) -> Route:
-    return Route(method, re.compile(f"^{path}$"), name)
-
-
-ROUTES = (
-    _route("POST", "/events", "events"),
-    _route("POST", "/hooks/aodh(?:/(?P<secret>[^/]+))?", "aodh"),
-    _route("POST", "/chat/slack", "slack"),
-    _route("POST", "/chat/mattermost", "mattermost"),
-    _route("GET", "/status/envs", "envs"),
-    _route("GET", "/status/envs/(?P<name>[^/]+)", "env"),
-    _route("GET", "/health", "health"),
-    _route("GET", "/metrics", "metrics"),
-)
-SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "mattermost": "mattermost"}
+ALL_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}  # /status/envs?all=
+SECTION_OF = {"events": "events", "aodh": "aodh", "slack": "slack", "slack_interaction": "slack",
+              "mattermost": "mattermost"}
 
 
 class Gateway:
@@ -62,40 +43,34 @@ class Gateway:
         if keystone:
             from gateway.keystone import KeystoneTokens
             self.keystone = KeystoneTokens(keystone, environ)
-        self.chat = ChatOps(app.config["productions"], app.registry, self.publish)
+        approvals = Approvals(app.engine, self.settings["approvals"]["timeout"])
+        self.chat = ChatOps(app.config, app.registry, self.publish,
+                            DrCommands(app.config, app.registry, self.publish, approvals, app.catalogue,
+                                       app.dr_states))
 
     def prepare(self) -> None:
         """Declare the exchange and every function's queue, so nothing published before a worker starts is lost."""
         self.app.broker.declare(topology.queues_for(self.functions, self.app.retry))
 
-    # -- routing ---------------------------------------------------------------
-    def match(self, method: str, path: str) -> tuple[Route, dict]:
-        """The route for this request and the parameters in its path; Refused(404/405) otherwise."""
-        path = path.rstrip("/") or "/"
-        allowed = []
-        for route in ROUTES:
-            found = route.pattern.match(path)
-            if found and route.method == method:
-                return route, {k: v for k, v in found.groupdict().items() if v is not None}
-            if found:
-                allowed.append(route.method)
-        if allowed:
-            raise Refused(405, "method", f"{method} is not allowed here", f"use {', '.join(sorted(set(allowed)))}",
-                          headers={"Allow": ", ".join(sorted(set(allowed)))})
-        raise Refused(404, "route", f"no route {masked(path)}",
-                      "routes: POST /events, POST /hooks/aodh/<secret>, POST /chat/slack, POST /chat/mattermost, "
-                      "GET /status/envs[/<name>], GET /health, GET /metrics")
-
-    def handle(self, route: Route, request: Request) -> Response:
+    # -- answering -------------------------------------------------------------
+    def handle(self, route: str, request: Request) -> Response:
+        """Run the route `on_<route>`; a refusal becomes its JSON answer. Either way it is counted for /metrics."""
         try:
-            if route.name in SECTION_OF and not self.settings.get(SECTION_OF[route.name]):
-                raise Refused(404, "disabled", f"the {route.name} route is not enabled here",
-                              f"add gateway.{SECTION_OF[route.name]} to doppel.yaml (docs/gateway.md)")
-            response = getattr(self, f"on_{route.name}")(request)
+            if route in SECTION_OF and not self.settings.get(SECTION_OF[route]):
+                raise Refused(404, "disabled", f"the {route} route is not enabled here",
+                              f"add gateway.{SECTION_OF[route]} to doppel.yaml (docs/gateway.md)")
+            if request.method == "POST" and "content-length" not in request.headers:  # waitress gives chunked ones theirs
+                raise Refused(411, "length", "Content-Length is required: the body came without its length",
+                              "send the body with a Content-Length header (or Transfer-Encoding: chunked)")
+            response = getattr(self, f"on_{route}")(request)
         except Refused as refusal:
             response = self.refused(refusal)
-        self.metrics.answered(route.name, response.status)
+        self.metrics.answered(route, response.status)
         return response
+
+    def refused_early(self, reason: str) -> None:
+        """Count a request the HTTP server refused before any route saw it."""
+        self.metrics.rejected(reason)
 
     def refused(self, refusal: Refused) -> Response:
         self.metrics.rejected(refusal.reason)
@@ -163,26 +138,49 @@ class Gateway:
         auth.check_slack(request, self.secrets["slack"], self.settings["slack"]["max_age"])
         return self._slash(request.form(), "slack")
 
+    def on_slack_interaction(self, request: Request) -> Response:
+        """A click on a message's button (Slack interactivity): the Approve button of a DR ask."""
+        auth.check_slack(request, self.secrets["slack"], self.settings["slack"]["max_age"])
+        payload = parse_json(request.form().get("payload", "").encode(), "the interaction payload")
+        code = _approve_action(payload)
+        user, channel, team = (_part(payload, key) for key in ("user", "channel", "team"))
+        command = SlashCommand(text=f"approve {code}", user=str(user.get("username") or user.get("id") or ""),
+                               reply_to="", platform="slack", user_id=str(user.get("id") or ""),
+                               channel_id=str(channel.get("id") or ""), team_id=str(team.get("id") or ""))
+        return self._answer(command, self.settings["slack"])
+
     def on_mattermost(self, request: Request) -> Response:
         form = request.form()
         auth.check_mattermost(request, form, self.secrets["mattermost"])
         return self._slash(form, "mattermost")
 
     def _slash(self, form: dict, platform: str) -> Response:
+        """The answer to a slash command (after its platform's check)."""
         command = SlashCommand(text=form.get("text", ""), user=form.get("user_name") or form.get("user_id", ""),
                                reply_to=form.get("response_url", ""), platform=platform,
-                               user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""))
-        refused = refusal(command, self.settings[platform])
+                               user_id=form.get("user_id", ""), channel_id=form.get("channel_id", ""),
+                               team_id=form.get("team_id", ""))
+        return self._answer(command, self.settings[platform])
+
+    def _answer(self, command: SlashCommand, settings: dict) -> Response:
+        platform = command.platform
+        refused = refusal(command, settings)
         if refused is not None:
             self.metrics.rejected("chat_not_allowed")
             log.warning("%s: /doppel from user %s in channel %s refused: not on the allow-list", platform,
                         command.user_id or "-", command.channel_id or "-")
-        text = refused if refused is not None else self.chat.answer(command)
-        return Response.json(200, {"response_type": "ephemeral", "text": text})
+        reply = Reply(refused) if refused is not None else self.chat.answer(command)
+        answer = {"response_type": "in_channel" if reply.public else "ephemeral", "text": reply.text}
+        if reply.approval_code and platform == "slack":
+            answer["blocks"] = approve_blocks(reply.text, reply.approval_code)
+        return Response.json(200, answer)
 
     def on_envs(self, request: Request) -> Response:
         self._check_status(request)
-        everything = request.query.get("all") in ("1", "true", "yes")
+        everything = ALL_VALUES.get(request.query.get("all", "0"))
+        if everything is None:
+            raise Refused(400, "invalid", f"all={request.query['all'][:20]!r} is not a yes or a no",
+                          f"send all= one of {', '.join(ALL_VALUES)}")
         return Response.json(200, {"environments": [_env_json(e) for e in
                                                     self.app.registry.all(include_ended=everything)]})
 
@@ -204,12 +202,44 @@ class Gateway:
                           "add gateway.events.token_env, or gateway.status.public: true, to doppel.yaml")
         auth.check_bearer(request, self.secrets["events"])
 
+    def on_page(self, request: Request) -> Response:
+        """The status page: the bearer token, or (for a browser) Basic auth with the token as password."""
+        given = request.header("authorization").lower()
+        if not self.settings["status"]["public"] and "events" in self.secrets and not given.startswith("bearer "):
+            auth.check_basic(request, self.secrets["events"])  # without credentials: a Basic challenge
+        else:
+            self._check_status(request)
+        return Response(200, status_page.render(self.app).encode(), "text/html; charset=utf-8")
+
     def on_health(self, request: Request) -> Response:
         report = health(self.app)
         return Response.json(200 if report["ok"] else 503, report)
 
     def on_metrics(self, request: Request) -> Response:
         return Response(200, self.metrics.render().encode(), METRICS_TYPE)
+
+
+def approve_blocks(text: str, code: str) -> list:
+    """Slack Block Kit: the ask's text and a button whose click comes to /chat/slack/interactions."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+            {"type": "actions", "elements": [{"type": "button", "action_id": "doppel_approve", "style": "danger",
+                                              "text": {"type": "plain_text", "text": "Approve"}, "value": code}]}]
+
+
+def _part(payload: dict, key: str) -> dict:
+    part = payload.get(key)
+    return part if isinstance(part, dict) else {}
+
+
+def _approve_action(payload) -> str:
+    """The code of the Approve button clicked; Refused(400) for any other interaction."""
+    actions = payload.get("actions") if isinstance(payload, dict) else None
+    for action in actions if isinstance(actions, list) else []:
+        if isinstance(action, dict) and action.get("action_id") == "doppel_approve" \
+                and isinstance(action.get("value"), str) and 0 < len(action["value"]) <= 16:
+            return action["value"]
+    raise Refused(400, "invalid", "the interaction is not a click on Doppel's Approve button",
+                  "only Doppel's Approve button is read here")
 
 
 def _env_json(env) -> dict:

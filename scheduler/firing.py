@@ -55,6 +55,14 @@ def schedule_event(job: JobSpec, scheduled: datetime, now: datetime, source: str
                  time=now)
 
 
+def expiring_event(env, source: str = SOURCE) -> Event:
+    """env.expiring for a registry Environment near its end; the same id for the same end."""
+    return Event(type="env.expiring", source=source,
+                 id=derived_id("expiring", env.request_id, format_time(env.expires_at)),
+                 data={"env": env.name, "expires_at": format_time(env.expires_at), "owner": env.owner},
+                 correlationid=env.correlation_id or "")
+
+
 def expiry_event(env, now: datetime, source: str = SOURCE) -> Event:
     """env.expired for a registry Environment, in its own chain (its correlation id)."""
     job = JobSpec.expiry(env.name, env.expires_at.timestamp())
@@ -152,6 +160,7 @@ class Firer:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(timezone.utc))
     fired: int = 0
     _expiries_sent: dict = field(default_factory=dict)  # env.expired id -> monotonic time it was published
+    _warned: set = field(default_factory=set)  # env.expiring ids this replica published
 
     def fire(self, job: JobSpec, run_times: list[datetime]) -> None:
         if not self.may_fire():
@@ -220,6 +229,23 @@ class Firer:
         if events and self.emitter.emit(events):
             self._expiries_sent.update({e.id: time.monotonic() for e in events})
         self._forget_sent_before(time.monotonic() - 3600)
+        return len(events)
+
+    def sweep_expiring(self, warn_before: float) -> int:
+        """env.expiring for every ready environment whose end is within `warn_before`: once per end.
+
+        Its id is derived from the environment's request and its end, so a warning sent again (by another
+        replica, or after a restart) is the same event and de-duplicated downstream; this replica sends each
+        id once. An environment extended past the window and nearing its new end is warned again.
+        """
+        if warn_before <= 0 or not self.may_fire():
+            return 0
+        now = self.clock()
+        events = [expiring_event(env, self.source) for env in self.registry.in_state("ready")
+                  if env.expires_at is not None and now < env.expires_at <= now + timedelta(seconds=warn_before)]
+        events = [e for e in events if e.id not in self._warned]
+        if events and self.emitter.emit(events):
+            self._warned.update(e.id for e in events)
         return len(events)
 
     def _forget_sent_before(self, moment: float) -> None:

@@ -5,8 +5,9 @@ standby has none at all). On taking the lease the holder loads the persistent jo
 store, brings it in line with `schedules:` in doppel.yaml (an unchanged job keeps
 its next run time, so its missed fires are still there to coalesce) and with the
 TTL rows functions wrote, then lets APScheduler fire. Each tick (1 s) it also picks
-up new TTLs, publishes what waits in the outbox, and emits env.expired for any
-environment past its TTL that no date job covered (the safety net).
+up new TTLs, publishes what waits in the outbox, emits env.expired for any
+environment past its TTL that no date job covered (the safety net), and env.expiring
+once for each environment within `environments.warn_before` of its end.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ PRUNE_EVERY_SECONDS = 3600
 
 
 class SchedulerService:
-    def __init__(self, *, engine, broker, registry, schedules: list[dict], holder: str | None = None,
+    def __init__(self, *, engine, broker, registry, schedules: list[dict], warn_before: float = 0.0,
+                 holder: str | None = None,
                  timing: LeaseTiming = LeaseTiming(), tick: float = 1.0,  # noqa: B008 - frozen: one shared default is safe
                  source: str = SOURCE, clock=time.time, monotonic=time.monotonic):
         """`clock` and `monotonic` are the lease's (tests hand in clocks they move)."""
@@ -39,6 +41,7 @@ class SchedulerService:
         self.emitter = Emitter(broker, engine)
         self.firer = Firer(control=self.control, registry=registry, emitter=self.emitter, may_fire=self.lease.valid,
                            source=source)
+        self.warn_before = warn_before
         self._aps: BackgroundScheduler | None = None
         self._store: FencedJobStore | None = None
         self._wake = threading.Event()
@@ -47,7 +50,8 @@ class SchedulerService:
     @classmethod
     def from_app(cls, app, **kwargs) -> "SchedulerService":
         return cls(engine=app.engine, broker=app.broker, registry=app.registry,
-                   schedules=app.config["schedules"], **kwargs)
+                   schedules=app.config["schedules"], warn_before=app.config["environments"]["warn_before"],
+                   **kwargs)
 
     @property
     def active(self) -> bool:
@@ -93,6 +97,7 @@ class SchedulerService:
         self._guarded("expiries", self._sync_expiries)
         self._guarded("outbox", self.emitter.flush)
         self._guarded("expiry safety net", self.firer.sweep_expired)
+        self._guarded("expiry warnings", lambda: self.firer.sweep_expiring(self.warn_before))
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
             self._guarded("pruning", lambda: self.control.prune(time.time() - KEEP_HISTORY_SECONDS))

@@ -47,6 +47,8 @@ class EnvironmentsSection(Strict):
     # The TTL of a request that asks for none (unset: such an environment lives until deleted).
     default_ttl = Duration(load_default=None, allow_none=True, validate=_TTL_RANGE)
     productions = fields.Dict(keys=fields.String(), values=fields.Nested(TtlLimits), load_default=dict)
+    # How long before its end an environment's owner is warned (once, in the notify: channels); 0 turns it off.
+    warn_before = Duration(load_default=86400.0, validate=validate.Range(min=0, max=TTL_CEILING))
 
     @validates_schema
     def _default_within_max(self, data, **kwargs):

@@ -98,6 +98,13 @@ class EnvExpired(Timed):
     reason = fields.String(load_default="ttl", validate=validate.OneOf(["ttl", "manual"]))
 
 
+class EnvExpiring(EventData):
+    """The warning before an environment's end (environments.warn_before), once per end it is given."""
+    env = Text(IDENTIFIER, required=True)
+    expires_at = Text(SHORT, required=True)
+    owner = Text(SHORT, allow_none=True)
+
+
 class EnvDeleted(EventData):
     env = Text(IDENTIFIER, required=True)
     backup_id = Text(IDENTIFIER, allow_none=True)
@@ -192,6 +199,8 @@ class MonitorAlert(EventData):
 class FailoverConfirmed(EventData):
     production = fields.String(required=True, validate=PRODUCTION_NAME)
     alarm_id = Text(IDENTIFIER)
+    requested_by = Text(SHORT)  # from chat: the operator who asked ...
+    approved_by = Text(SHORT)   # ... and the second one who approved
 
 
 class FailoverDone(EventData):
@@ -204,6 +213,8 @@ class FailoverDone(EventData):
 
 class FailbackRequested(EventData):
     production = fields.String(required=True, validate=PRODUCTION_NAME)
+    requested_by = Text(SHORT)
+    approved_by = Text(SHORT)
 
 
 class FailbackDone(EventData):
@@ -227,6 +238,7 @@ SCHEMAS: dict[str, type[EventData]] = {
     "stack.ready": StackReady,
     "env.ready": EnvReady,
     "env.expired": EnvExpired,
+    "env.expiring": EnvExpiring,
     "env.deleted": EnvDeleted,
     "env.failed": Failed,
     "backup.due": BackupDue,

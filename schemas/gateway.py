@@ -78,6 +78,32 @@ class MattermostRoute(_ChatAllowList):
     token_env = fields.String(required=True, validate=_ENV_NAME)
 
 
+ROLES = ("viewer", "requester", "operator")  # each may do what the one before it may, and more
+
+
+class RoleMembers(_Strict):
+    # Who holds a role: platform user ids (Slack U..., Mattermost user ids), and groups, which are the
+    # team or channel a command comes from (Slack team_id/channel_id, Mattermost team_id/channel_id).
+    users = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+    groups = fields.List(fields.String(validate=validate.Length(min=1)), load_default=list)
+
+
+class ChatRoles(_Strict):
+    """Who may do what from chat; the same on Slack and Mattermost."""
+    viewer = fields.Nested(RoleMembers, load_default=lambda: RoleMembers().load({}))
+    requester = fields.Nested(RoleMembers, load_default=lambda: RoleMembers().load({}))
+    operator = fields.Nested(RoleMembers, load_default=lambda: RoleMembers().load({}))
+    # The role of anyone listed nowhere (they can send a signed command: they are in the workspace or team).
+    everyone = fields.String(load_default="requester", validate=validate.OneOf(("none",) + ROLES))
+    # Named in every refusal, so a person knows whom to ask.
+    granted_by = fields.String(load_default="an operator of Doppel (gateway.roles in doppel.yaml)",
+                               validate=validate.Length(min=1, max=200))
+
+
+class ApprovalsSection(_Strict):
+    timeout = Duration(load_default=900.0)  # a second operator approves `dr failover|failback` within this
+
+
 class StatusRoute(_Strict):
     public = fields.Boolean(load_default=False)  # false: /status/* needs the /events bearer token
 
@@ -93,6 +119,8 @@ class GatewaySection(_Strict):
     slack = fields.Nested(SlackRoute)
     mattermost = fields.Nested(MattermostRoute)
     status = fields.Nested(StatusRoute, load_default=lambda: StatusRoute().load({}))
+    roles = fields.Nested(ChatRoles, load_default=lambda: ChatRoles().load({}))
+    approvals = fields.Nested(ApprovalsSection, load_default=lambda: ApprovalsSection().load({}))
 
 
 def default_gateway() -> dict:

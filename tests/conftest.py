@@ -19,7 +19,8 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason="--fast: needs a real service")
     for item in items:
-        if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack", "dns", "postgresql", "mariadb")):
+        if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack", "dns", "postgresql", "mariadb",
+                                                     "chromium")):
             item.add_marker(skip)
 
 

@@ -51,11 +51,15 @@ def test_a_slash_command_clones_production_and_the_result_reaches_the_response_u
     assert ack.status == 200
     assert ack.json["response_type"] == "ephemeral"
     assert ack.json["text"].startswith("Creating perf-test from shop, deleted after 8h")
-    [reply] = catcher.wait_for(1)
+    replies = sorted(r["text"] for r in catcher.wait_for(3))  # two steps, then the outcome
     env = front.app.registry.living("perf-test")
     assert env.state == READY and env.owner == "alice" and env.expires_at is not None
-    assert reply["text"].startswith("Environment perf-test is ready until")
-    assert f"root: {env.endpoints['root']}" in reply["text"]
+    assert len(replies) == 3, replies
+    ready, snapshot, stack = replies
+    assert snapshot.startswith("perf-test: snapshot of shop taken; making its stack (step 1 of 3)")
+    assert stack.startswith("perf-test: stack up; configuring it")
+    assert ready.startswith("Environment perf-test is ready until")
+    assert f"root: {env.endpoints['root']}" in ready
     requested = front.app.audit.events(event_type="env.requested")[0]
     assert requested.data["reply_to"] == catcher.url and requested.source == "doppel/gateway/slack"
 
@@ -121,7 +125,7 @@ def test_doppel_run_serves_the_gateway_beside_the_worker(tmp_path):
 def test_a_slash_command_deletes_an_environment_after_backing_it_up(shop_front):
     front, catcher = shop_front
     slash(front, "env create perf-test --from shop", catcher.url)
-    catcher.wait_for(1)
+    catcher.wait_for(3)  # two steps, then the outcome
     env = front.app.registry.living("perf-test")
     root = Path(env.endpoints["root"])
     assert env.state == READY and root.exists()

@@ -35,7 +35,9 @@ from tests.support.gateway import GATEWAY, SECRETS
 
 SEED = int(os.environ.get("DOPPEL_FUZZ_SEED", "20100"))
 COUNT = int(os.environ.get("DOPPEL_FUZZ_COUNT", "300"))
-ANSWER_WITHIN_S = 1.0
+# Not a speed limit (timings belong in bench/) but a hang detector: a server that waits for bytes nobody will
+# send holds a request until a timeout of its own or the client's; every answer here is due without waiting.
+ANSWER_WITHIN_S = 5.0
 TOKEN, AODH = SECRETS["DOPPEL_TEST_GATEWAY_TOKEN"], SECRETS["DOPPEL_TEST_AODH_SECRET"]
 SLACK, MATTERMOST = SECRETS["DOPPEL_TEST_SLACK_SIGNING"], SECRETS["DOPPEL_TEST_MATTERMOST_TOKEN"]
 STRUCTURED = "application/cloudevents+json"
@@ -188,7 +190,7 @@ def fixed_cases() -> dict[str, tuple[Sent, int]]:
         "an extension is an object": (structured(event(trace={"a": 1})), 400),
         "negative chunk size": (chunked(structured(), (b"-5", 5)), 400),
         "chunk size 0x..": (chunked(good, (b"0x%x" % len(good.body), len(good.body))), 400),
-        "absurd chunk size": (chunked(structured(), (b"f" * 1000, 5)), 413),
+        "absurd chunk size": (chunked(structured(), (b"f" * 1000, 5)), 400),  # it ends inside that chunk
         "chunk longer than its size": (chunked(good, (b"%x" % (cut - 3), cut), (b"%x" % (len(good.body) - cut), 999)),
                                        400),
         "the whole body in one chunk": (chunked(good), 202),

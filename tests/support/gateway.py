@@ -63,9 +63,9 @@ class Front:
     """An embedded Doppel serving every function, with its gateway listening."""
 
     def __init__(self, tmp_path: Path, gateway: dict | None = None, productions: dict | None = None,
-                 dr: dict | None = None):
+                 dr: dict | None = None, **sections):
         document = {"state_dir": str(tmp_path / "state"), "gateway": gateway or GATEWAY,
-                    "productions": productions or {}}
+                    "productions": productions or {}, **sections}
         if dr:
             document["dr"] = dr
         self.app = App(parse_config(document, None), role="test")
