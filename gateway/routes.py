@@ -59,7 +59,8 @@ class Gateway:
             if route in SECTION_OF and not self.settings.get(SECTION_OF[route]):
                 raise Refused(404, "disabled", f"the {route} route is not enabled here",
                               f"add gateway.{SECTION_OF[route]} to doppel.yaml (docs/gateway.md)")
-            if request.method == "POST" and "content-length" not in request.headers:  # waitress gives chunked ones theirs
+            # waitress gives a chunked body its Content-Length: a POST without one came without its length
+            if request.method == "POST" and "content-length" not in request.headers:
                 raise Refused(411, "length", "Content-Length is required: the body came without its length",
                               "send the body with a Content-Length header (or Transfer-Encoding: chunked)")
             response = getattr(self, f"on_{route}")(request)

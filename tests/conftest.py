@@ -1,12 +1,12 @@
 import os
 import subprocess
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tests.harness import Bus
+from tests.support.rabbitmq import delete_orphan_vhosts, fresh_vhost
 
 
 def pytest_addoption(parser):
@@ -50,19 +50,14 @@ def rabbitmq_server():
     """A real RabbitMQ on 127.0.0.1:5672, started by the project's own script (reused when running)."""
     subprocess.run(["bash", str(ROOT / "tests/services/rabbitmq.sh")], check=True,
                    stdout=subprocess.DEVNULL if not os.environ.get("CI") else None)
-    # Test vhosts an earlier run could not delete (killed, or the broker restarted under it) keep their quorum
-    # queues, and a few dozen of them slow every AMQP handshake past its timeout: start from none.
-    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=False)
-    for vhost in listed.stdout.split():
-        if vhost.startswith(("doppel-test-", "doppel-broker-test-")):
-            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+    delete_orphan_vhosts()  # leftovers of dead runs slow every AMQP handshake
     return "127.0.0.1:5672"
 
 
 @pytest.fixture
 def amqp_url(rabbitmq_server):
     """A fresh vhost per test, so queues and bindings of one test never see another's events."""
-    vhost = f"doppel-test-{uuid.uuid4().hex[:10]}"
+    vhost = fresh_vhost("doppel-test-")
     # A test that restarts the broker may have left it starting up: wait for it.
     subprocess.run(["rabbitmqctl", "-q", "await_startup", "--timeout", "60"], check=True)
     subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True)

@@ -20,7 +20,7 @@ import pytest
 from bus.rabbitmq.amqp import BrokerUnavailable, MissingQueue, safe_url
 from bus.rabbitmq.broker import RabbitBroker
 from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, Unsendable
-from tests.support.rabbitmq import node_stopped, rabbitmqctl
+from tests.support.rabbitmq import fresh_vhost, node_stopped, rabbitmqctl
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.rabbitmq
@@ -87,7 +87,7 @@ class Recorder:
 @pytest.fixture(scope="module")
 def vhost_url(rabbitmq_server):
     """An AMQP URL on a vhost of this file's own, deleted at the end."""
-    vhost = f"doppel-broker-test-{uuid.uuid4().hex[:8]}"
+    vhost = fresh_vhost("doppel-broker-test-")
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@{rabbitmq_server}/{quote(vhost, safe='')}?heartbeat=10"

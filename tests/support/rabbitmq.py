@@ -1,7 +1,10 @@
-"""RabbitMQ outages for tests: the node's app stopped for a block, and always started again."""
+"""RabbitMQ for tests: vhosts of their own (and the cleanup of those a dead run left), and outages: the node's
+app stopped for a block, and always started again."""
 from __future__ import annotations
 
+import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,3 +23,39 @@ def node_stopped() -> Iterator[None]:
     finally:
         rabbitmqctl("start_app")
         rabbitmqctl("await_startup", "--timeout", "60")
+
+
+TEST_VHOST_PREFIXES = ("doppel-test-", "doppel-broker-test-")
+
+
+def fresh_vhost(prefix: str) -> str:
+    """A fresh vhost name for this test process: `<prefix><pid>-<random>`, so that another test run on the same
+    broker can tell whose it is (delete_orphan_vhosts)."""
+    return f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def delete_orphan_vhosts() -> list[str]:
+    """Delete test vhosts whose test process is gone (killed, or the broker restarted under it): each keeps its
+    quorum queues, and a few dozen of them slow every AMQP handshake past its timeout. Those of a test run still
+    going on beside this one are left alone."""
+    listed = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, check=False)
+    deleted = []
+    for vhost in listed.stdout.split():
+        if not vhost.startswith(TEST_VHOST_PREFIXES):
+            continue
+        owner = vhost.split("-test-", 1)[1].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False, capture_output=True)
+        deleted.append(vhost)
+    return deleted
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
