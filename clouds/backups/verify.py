@@ -1,7 +1,7 @@
 """Verifying a backup: its archive against the manifest, then every database's PRAGMA integrity_check.
 
 The archive is extracted (extract.py) into a scratch directory that is removed
-afterwards, whatever was found. Each server database (PostgreSQL) is restored into
+afterwards, whatever was found. Each server database (PostgreSQL, MariaDB) is restored into
 a scratch database on the server its manifest entry names, its rows per table
 compared with those counted at backup time and its constraints checked, then
 dropped, whatever was found.

@@ -1,0 +1,335 @@
+"""MariaDB: a consistent copy of a live database into a new one, databases made, moved and dropped, dumps streamed.
+
+Why `mariadb-dump --single-transaction | mariadb`: a copy must be one point in
+time while production keeps taking writes, locking no more than
+`mariadb-dump --single-transaction` does. MariaDB cannot hand one transaction's
+snapshot to another session (PostgreSQL's pg_export_snapshot has no match), so
+several parallel readers of one moment need FLUSH TABLES WITH READ LOCK, a
+global lock on production (mydumper's way). One reader it is, and the fastest
+single reader is the server's own: mariadb-dump's START TRANSACTION WITH
+CONSISTENT SNAPSHOT, rows read unbuffered (--quick) and written as multi-row
+INSERTs, piped straight into the `mariadb` client of the new database, each
+table's rows loaded in one transaction (--no-autocommit) with foreign-key and
+unique checks off (the dump's own header does that). Nothing is written to disk
+and nothing is compressed. A Python reader would parse and re-encode every value
+instead; the client tools move them as the server's own text.
+
+Doppel passes the bytes through (blocks of 1 MiB) rather than joining the two
+processes by an OS pipe: on the way it counts each table's rows from the dump's
+INSERTs (RowCounter), which a backup records so a restore can be checked against
+the very snapshot the dump read. Events are never copied (like crons, a copy
+must not run production's jobs); routines and triggers are.
+
+MariaDB has no RENAME DATABASE: an environment takes a snapshot's database by
+moving its tables with one RENAME TABLE (atomic, no copy); a database with views,
+routines or triggers, which RENAME TABLE cannot move across schemas, is copied
+instead. A second environment always copies. Passwords reach the tools only in
+MYSQL_PWD (Server.tool_env), never on a command line.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+
+import pymysql
+
+from clouds.databases.servers import DatabaseError, Server
+
+log = logging.getLogger(__name__)
+_CHUNK = 1 << 20
+_DUMP_ARGS = ("--single-transaction", "--quick", "--routines", "--triggers", "--skip-events", "--hex-blob",
+              "--no-autocommit", "--skip-dump-date", "--default-character-set=utf8mb4")
+_END = b"-- Dump completed"
+
+
+def q(name: str) -> str:
+    """An identifier quoted for MariaDB."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def connect(server: Server, database: str | None = None, **kwargs) -> pymysql.connections.Connection:
+    """A connection to `database`; DatabaseError (no password in it) when it cannot be made."""
+    params = {"user": server.user, "password": server.password() or "", "database": database,
+              "connect_timeout": 10, "charset": "utf8mb4", "autocommit": kwargs.pop("autocommit", False)}
+    if server.socket:
+        params["unix_socket"] = server.socket
+    else:
+        params.update(host=server.host, port=server.port or 3306)
+    try:
+        return pymysql.connect(**{k: v for k, v in params.items() if v is not None}, **kwargs)
+    except pymysql.MySQLError as exc:
+        raise DatabaseError(f"cannot connect to MariaDB database {database or '(none)'} on {server.where} as "
+                            f"{server.user}: {error_text(exc)}") from None
+
+
+def error_text(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    if len(args) == 2 and isinstance(args[1], str):
+        return f"{args[1]} ({args[0]})"
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _rows(server: Server, statement: str, params=(), database: str | None = None) -> list[tuple]:
+    try:
+        with connect(server, database, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+    except pymysql.MySQLError as exc:
+        raise DatabaseError(f"MariaDB on {server.where}: {error_text(exc)}") from None
+
+
+def exists(server: Server, database: str) -> bool:
+    return bool(_rows(server, "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)))
+
+
+def _charset(server: Server, database: str) -> str:
+    found = _rows(server, "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA "
+                          "WHERE SCHEMA_NAME = %s", (database,))
+    return f" CHARACTER SET {found[0][0]} COLLATE {found[0][1]}" if found else ""
+
+
+def create(server: Server, database: str, template: str | None = None) -> None:
+    """A new database; with `template`, a copy of that database (on the same server)."""
+    if template is None:
+        _rows(server, f"CREATE DATABASE {q(database)}")
+        return
+    copy(server, template, server, database)
+
+
+def drop(server: Server, database: str) -> bool:
+    """Drop `database` if it is there (sessions using it ended first); whether it was."""
+    if not exists(server, database):
+        return False
+    for (session,) in _rows(server, "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s "
+                                    "AND ID <> CONNECTION_ID()", (database,)):
+        try:
+            _rows(server, f"KILL {int(session)}")
+        except DatabaseError:
+            pass  # gone already, or not ours to end: DROP waits for it
+    _rows(server, f"DROP DATABASE IF EXISTS {q(database)}")
+    log.info("dropped MariaDB database %s on %s", database, server.where)
+    return True
+
+
+def _movable(server: Server, database: str) -> bool:
+    """Whether RENAME TABLE can move every object of `database` (views, routines and triggers it cannot)."""
+    return not _rows(server, """
+        SELECT 1 FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s UNION ALL
+        SELECT 1 FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s UNION ALL
+        SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s LIMIT 1""", (database,) * 3)
+
+
+def rename(server: Server, old: str, new: str) -> None:
+    """Give `old`'s tables to a new database `new` (one RENAME TABLE), and drop `old`."""
+    if not _movable(server, old):
+        copy(server, old, server, new)
+        drop(server, old)
+        return
+    tables = [row[0] for row in _rows(server, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
+                                              "TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", (old,))]
+    _rows(server, f"CREATE DATABASE {q(new)}{_charset(server, old)}")
+    if tables:
+        _rows(server, "RENAME TABLE " + ", ".join(f"{q(old)}.{q(t)} TO {q(new)}.{q(t)}" for t in tables))
+    _rows(server, f"DROP DATABASE {q(old)}")
+
+
+def size(server: Server, database: str) -> int:
+    found = _rows(server, "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES "
+                          "WHERE TABLE_SCHEMA = %s", (database,))
+    return int(found[0][0])
+
+
+def _tool(server: Server, name: str, *args: str) -> list[str]:
+    """A command line for mariadb/mariadb-dump (no option file read; the password goes in MYSQL_PWD)."""
+    where = (["--socket", server.socket] if server.socket else
+             ["--host", server.host, "--port", str(server.port or 3306), "--protocol", "tcp"])
+    return [name, "--no-defaults", "--user", server.user, *where, *args]
+
+
+def _tail(stderr: bytes) -> str:
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return "; ".join(lines[-3:]) or "no message"
+
+
+class RowCounter:
+    """Rows per table, counted from a mariadb-dump stream as it passes: an INSERT's rows follow it (one a line in
+    10.11's dumps, or several on its own line), strings quoted with backslash escapes and newlines escaped, so a
+    row starts at each `(` outside a string."""
+    _INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?")
+    _CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
+    _STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
+
+    def __init__(self):
+        self.tables: dict[str, int] = {}
+        self._line = bytearray()
+        self._table: str | None = None  # inside this table's INSERT
+        self.tail = b""
+
+    def feed(self, block: bytes) -> None:
+        self.tail = (self.tail + bytes(block[-64:]))[-64:]
+        self._line += block
+        start = 0
+        while (end := self._line.find(b"\n", start)) >= 0:
+            self._count(bytes(self._line[start:end]))
+            start = end + 1
+        del self._line[:start]
+
+    def _count(self, line: bytes) -> None:
+        if self._table is None:
+            created = self._CREATE.match(line)
+            if created:
+                self.tables.setdefault(created.group(1).replace(b"``", b"`").decode(), 0)
+            found = self._INSERT.match(line)
+            if not found:
+                return
+            self._table = found.group(1).replace(b"``", b"`").decode()
+            line = line[found.end():]
+        values = self._STRING.sub(b"''", line).rstrip()
+        if values.startswith(b"("):
+            self.tables[self._table] = self.tables.get(self._table, 0) + values.count(b"),(") + 1
+        if values.endswith(b";"):
+            self._table = None
+
+    def complete(self) -> bool:
+        """Whether the stream ended with mariadb-dump's last line (a dump cut short does not)."""
+        return _END in self.tail
+
+
+def dump(server: Server, database: str, sink: Callable[[bytes], object], chunk: int = _CHUNK) -> dict[str, int]:
+    """Stream `database` as mariadb-dump SQL (one transaction's snapshot) into `sink`; the rows per table it holds."""
+    counter = RowCounter()
+    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
+            _tool(server, "mariadb-dump", *_DUMP_ARGS, database), stdout=subprocess.PIPE, stderr=stderr,
+            env=server.tool_env()) as proc:
+        try:
+            while block := proc.stdout.read(chunk):
+                counter.feed(block)
+                sink(block)
+        except BaseException:
+            proc.kill()
+            raise
+        code = proc.wait()
+        stderr.seek(0)
+        if code != 0 or not counter.complete():
+            raise DatabaseError(f"dumping MariaDB database {database}: mariadb-dump failed: {_tail(stderr.read())}")
+    return dict(counter.tables)
+
+
+def copy(source: Server, source_db: str, target: Server, target_db: str) -> dict[str, int]:
+    """`source_db` as of one moment into a new database `target_db`; rows per table. A database of that name left
+    by an attempt that died is dropped first; one that fails half-way is dropped before the error is raised."""
+    drop(target, target_db)
+    _rows(target, f"CREATE DATABASE {q(target_db)}{_charset(source, source_db)}")
+    loading = Restoring(target, target_db, made=True)
+    try:
+        counts = dump(source, source_db, loading.write)
+        loading.finish()
+    except BaseException as exc:
+        loading.abort()
+        if isinstance(exc, DatabaseError):
+            raise DatabaseError(f"copying MariaDB database {source_db} into {target_db}: {exc}") from None
+        raise
+    return counts
+
+
+def clone(source: Server, source_db: str, target: Server, target_db: str) -> int:
+    """Copy `source_db` as of one moment into a new database `target_db`; its size in bytes."""
+    copy(source, source_db, target, target_db)
+    return size(target, target_db)
+
+
+class Restoring:
+    """The `mariadb` client loading a dump into a new database, fed the dump's bytes as they come (no file)."""
+
+    def __init__(self, server: Server, database: str, made: bool = False):
+        self.server, self.database = server, database
+        if not made:
+            drop(server, database)
+            _rows(server, f"CREATE DATABASE {q(database)}")
+        self.counter = RowCounter()
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(_tool(server, "mariadb", "--binary-mode", "--batch", database),
+                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                      env=server.tool_env())
+
+    def write(self, data) -> int:
+        self.counter.tail = (self.counter.tail + bytes(data[-64:]))[-64:]
+        try:
+            self._proc.stdin.write(data)
+        except BrokenPipeError:
+            pass  # the client stopped: finish() says why
+        return len(data)
+
+    def finish(self) -> None:
+        """Wait for the client; DatabaseError naming the database when it failed (the database is dropped)."""
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = self._proc.wait()
+        self._stderr.seek(0)
+        message = _tail(self._stderr.read())
+        self._stderr.close()
+        if code != 0 or not self.counter.complete():
+            _quietly_drop(self.server, self.database)
+            why = message if code != 0 else "the dump is cut short (it does not end with mariadb-dump's last line)"
+            raise DatabaseError(f"restoring MariaDB database {self.database}: {why}")
+
+    def abort(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+        self._stderr.close()
+        _quietly_drop(self.server, self.database)
+
+
+def _quietly_drop(server: Server, database: str) -> None:
+    try:
+        drop(server, database)
+    except DatabaseError as exc:
+        log.warning("could not drop the half-made database %s: %s", database, exc)
+
+
+def counts(server: Server, database: str, tables: Iterable[str]) -> dict[str, int | None]:
+    """Rows in each table of `database` (None for a table that is not there)."""
+    present = {row[0] for row in _rows(server, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
+                                               "TABLE_SCHEMA = %s", (database,))}
+    return {table: _rows(server, f"SELECT COUNT(*) FROM {q(database)}.{q(table)}")[0][0] if table in present
+            else None for table in tables}
+
+
+def foreign_keys(cursor, database: str) -> list[tuple[str, str, str, list[str], list[str]]]:
+    """(name, table, referenced table, columns, referenced columns) of every foreign key of `database`."""
+    cursor.execute("""
+        SELECT CONSTRAINT_NAME, TABLE_NAME, REFERENCED_TABLE_NAME, COLUMN_NAME, REFERENCED_COLUMN_NAME
+          FROM information_schema.KEY_COLUMN_USAGE
+         WHERE TABLE_SCHEMA = %s AND REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME IS NOT NULL
+         ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION""", (database, database))
+    keys: dict[tuple[str, str], tuple] = {}
+    for name, table, parent, column, referenced in cursor.fetchall():
+        key = keys.setdefault((table, name), (name, table, parent, [], []))
+        key[3].append(column)
+        key[4].append(referenced)
+    return list(keys.values())
+
+
+def orphans(cursor, table: str, columns: list[str], parent: str, referenced: list[str]) -> int:
+    """Rows of `table` whose key (all of it set: MATCH SIMPLE) finds no row in `parent`."""
+    on = " AND ".join(f"p.{q(b)} = c.{q(a)}" for a, b in zip(columns, referenced))
+    present = " AND ".join(f"c.{q(a)} IS NOT NULL" for a in columns)
+    cursor.execute(f"SELECT COUNT(*) FROM {q(table)} c WHERE {present} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {q(parent)} p WHERE {on})")
+    return int(cursor.fetchone()[0])
+
+
+def unvalidated_constraints(server: Server, database: str) -> list[str]:
+    """Foreign keys some rows break (a dump loads with FOREIGN_KEY_CHECKS=0, so MariaDB did not check them)."""
+    broken = []
+    with connect(server, database, autocommit=True) as conn, conn.cursor() as cursor:
+        for name, table, parent, columns, referenced in foreign_keys(cursor, database):
+            found = orphans(cursor, table, columns, parent, referenced)
+            if found:
+                broken.append(f"{table}.{name} ({found} row(s) of {table}({', '.join(columns)}) find no {parent})")
+    return broken
