@@ -1,0 +1,180 @@
+"""A production with a MariaDB database, cloned by the whole chain on a real server while a writer keeps inserting:
+one point in time, anonymised inside the clone with every join kept, or failed with nothing left; and a production
+with a PostgreSQL and a MariaDB database cloned in one chain."""
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from clouds.databases.servers import env_database
+from core.registry import FAILED, READY
+from tests.integration.databases import rental_shop
+from tests.integration.databases.conftest import databases, query
+from tests.integration.databases.test_postgresql_clone import _luhn_ok, orphans, personal_values
+from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.mariadb
+
+
+class LateCommit(threading.Thread):
+    """Holds rental, payment and ledger (LOCK TABLES) from before the clone starts; once the clone's reader is
+    seen waiting for ledger (its snapshot taken, address and customer read), commits one more rental and lets go.
+    A clone of one moment has none of that rental; one that reads table by table as it goes has it."""
+
+    def __init__(self, shop, writer: rental_shop.Writer):
+        super().__init__(name="late-commit", daemon=True)
+        self.shop, self.writer, self.locked, self.done = shop, writer, threading.Event(), threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.shop.connect() as conn, conn.cursor() as cursor:
+                with self.writer.between:  # not in the middle of the writer's transaction: that would deadlock
+                    cursor.execute("LOCK TABLES ledger WRITE, rental WRITE, payment WRITE, customer READ")
+                self.locked.set()
+                wait_for(self._reader_waits_for_ledger, 120, "the clone's reader to wait for table ledger")
+                rental_shop.add_rental(cursor.execute, 99_999, random.Random(1), 60)
+                conn.commit()
+                cursor.execute("UNLOCK TABLES")
+        except BaseException as exc:  # noqa: BLE001 - the test reads it
+            self.error = exc
+        finally:
+            self.locked.set()
+            self.done.set()
+
+    def _reader_waits_for_ledger(self) -> bool:
+        return bool(query(self.shop.server, None, "SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = %s AND "
+                                                  "STATE LIKE 'Waiting for table metadata lock' AND INFO LIKE %s",
+                          (self.shop.database, "%`ledger`%")))
+
+
+def test_a_clone_is_one_moment_of_production_anonymised_with_every_join_kept(maria_shop):
+    shop = maria_shop()
+    before = personal_values(shop)
+    writer = rental_shop.Writer(shop.connect, first_id=10_000)
+    writer.start()
+    late = LateCommit(shop, writer)
+    try:
+        writer.wait_for(20)
+        late.start()
+        late.locked.wait(30)
+        shop.publish("env.requested", env="perf-test", production="shop")
+        at_clone = writer.committed
+        writer.wait_for(at_clone + 20)  # production kept taking writes after the clone, and still does
+    finally:
+        writer.stop()
+        late.join(30)
+    assert writer.error is None and late.error is None and late.done.is_set()
+    env = shop.app.registry.living("perf-test")
+    assert env.state == READY, env.reason
+    clone = env.endpoints["db_rentals_database"]
+    assert clone == env_database("perf-test", "rentals") and env.endpoints["db_rentals_port"] == 3306
+
+    # One point in time: what the writer's transactions add up to agrees with the rows they wrote
+    rentals, paid = shop.query("SELECT rentals, paid FROM ledger", clone)[0]
+    assert shop.query("SELECT count(*), sum(amount) FROM payment", clone)[0] == (rentals, paid)
+    assert shop.query("SELECT count(*) FROM rental", clone)[0][0] == rentals
+    assert 120 + 20 <= rentals < shop.query("SELECT rentals FROM ledger")[0][0]  # not today's: the clone's moment
+    assert shop.query("SELECT count(*) FROM rental WHERE rental_id = 99999")[0][0] == 1  # in production ...
+    assert not shop.query("SELECT * FROM rental WHERE rental_id = 99999", clone)  # ... committed after the moment
+    assert not shop.query("SELECT * FROM payment WHERE rental_id = 99999", clone)
+
+    # Production unchanged: its personal values are what they were (plus the writer's rows)
+    after = personal_values(shop)
+    assert all(before[key] <= after[key] for key in before)
+
+    # No production email, name or phone in any ruled (or foreign-key-joined) column of the clone
+    masked = personal_values(shop, clone)
+    for key, values in masked.items():
+        assert not values & after[key], f"{key} kept production values"
+        assert values, key
+
+    # Every foreign key joins, unique columns are unique, the same customer is the same fake everywhere
+    assert set(orphans(shop, clone).values()) == {0}, orphans(shop, clone)
+    assert shop.query("SELECT count(*) = count(DISTINCT email) FROM customer", clone)[0][0]
+    assert shop.query("SELECT count(*) = count(DISTINCT email) FROM staff", clone)[0][0]
+    assert shop.query("SELECT count(*) FROM rental r JOIN customer c USING (customer_id) "
+                      "WHERE r.customer_email <> c.email", clone)[0][0] == 0
+    assert shop.query("SELECT count(*) FROM payment p JOIN rental r USING (rental_id) "
+                      "WHERE p.customer_email <> r.customer_email", clone)[0][0] == 0
+    cards = [row[0] for row in shop.query("SELECT card FROM payment", clone)]
+    assert all(len(card) == 16 and _luhn_ok(card) for card in cards)
+    assert shop.query("SELECT count(*) FROM address WHERE phone NOT REGEXP '^[+][0-9]{2} [0-9]{2} [0-9]{4} [0-9]{4}$'",
+                      clone)[0][0] == 0  # the phones' shape is kept
+    assert not shop.query("SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s",
+                          None, (clone,))  # the fakes' functions are gone with the masking
+
+    # A second environment gets other fakes for the same customers
+    shop.publish("env.requested", env="perf-two", production="shop")
+    other = env_database("perf-two", "rentals")
+    assert shop.app.registry.living("perf-two").state == READY
+    pairs = shop.query("SELECT customer_id, email FROM customer", clone)
+    theirs = dict(shop.query("SELECT customer_id, email FROM customer", other))
+    assert all(theirs[customer] != email for customer, email in pairs)
+
+    # Deleting the environment drops its database
+    shop.publish("env.expired", env="perf-two", reason="ttl")
+    assert other not in databases(shop.server)
+
+
+def test_a_rule_that_would_break_a_unique_key_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
+    rules = [r for r in rental_shop.RULES if (r["table"], r["column"]) != ("staff", "email")]
+    shop = maria_shop(rules + [{"table": "staff", "column": "email", "method": "fixed", "value": "x@example.com"}])
+    before = databases(shop.server)
+
+    shop.publish("env.requested", env="broken", production="shop")
+
+    env = shop.app.registry.latest("broken")
+    assert env.state == FAILED
+    assert "staff.email" in env.reason and "fixed" in env.reason
+    assert "x@example.com" not in env.reason  # the server's message quotes the value (it may be a production one)
+    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+
+
+def test_a_rule_that_would_break_a_foreign_key_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
+    # Emptying store leaves every customer without its store. MariaDB checks no foreign key while masking (it
+    # cannot, with a parent's key and its children's changing), so the check after masking must catch it.
+    shop = maria_shop(rental_shop.RULES + [{"table": "store", "method": "truncate"}])
+    before = databases(shop.server)
+
+    shop.publish("env.requested", env="orphans", production="shop")
+
+    env = shop.app.registry.latest("orphans")
+    assert env.state == FAILED
+    assert "no longer joins store" in env.reason and "customer.store_id" in env.reason, env.reason
+    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+
+
+def test_a_personal_column_without_a_rule_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
+    shop = maria_shop([r for r in rental_shop.RULES if (r["table"], r["column"]) != ("address", "phone")])
+    before = databases(shop.server)
+
+    shop.publish("env.requested", env="leaky", production="shop")
+
+    env = shop.app.registry.latest("leaky")
+    assert env.state == FAILED
+    assert "address.phone (phone)" in env.reason and "no anonymise rule" in env.reason
+    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+
+
+def test_a_production_with_a_postgresql_and_a_mariadb_database_is_cloned_in_one_chain(both_shops, maria_server):
+    shop = both_shops()
+    maria_production = shop.others["mariadb"][1]
+
+    shop.publish("env.requested", env="both", production="shop")
+
+    env = shop.app.registry.living("both")
+    assert env is not None and env.state == READY, shop.app.registry.latest("both").reason
+    pg_clone, maria_clone = env.endpoints["db_rentals_database"], env.endpoints["db_mariadb_database"]
+    assert env.endpoints["db_rentals_port"] == 5432 and env.endpoints["db_mariadb_port"] == 3306
+    production_emails = {row[0] for row in query(maria_server, maria_production, "SELECT email FROM customer")}
+    masked = dict(query(maria_server, maria_clone, "SELECT customer_id, email FROM customer"))
+    assert masked and not production_emails & set(masked.values())
+    assert query(maria_server, maria_clone, "SELECT count(*) FROM rental")[0][0] == 120
+    # One key for the environment, one HMAC in both engines: the same customer is the same fake in both
+    assert dict(shop.query("SELECT customer_id, email FROM customer", pg_clone)) == masked
+
+    shop.publish("env.expired", env="both", reason="ttl")
+    assert pg_clone not in databases(shop.server) and maria_clone not in databases(maria_server)
