@@ -94,7 +94,10 @@ def _check_server_databases(manifest: Manifest, sinks: DatabaseRestores, result:
                                    "missing from the archive")
         else:
             server, database = sinks.targets[component.name]
-            problems = check(manifest, component, server, database)
+            try:
+                problems = check(manifest, component, server, database)
+            except DatabaseError as exc:  # a restored database too broken to be checked is a finding, not a crash
+                problems = [f"backup {manifest.backup_id} of {manifest.env}: database {component.name}: {exc}"]
             result.databases[component.name] = "ok" if not problems else "; ".join(problems)
             result.problems += problems
 

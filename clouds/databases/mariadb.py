@@ -325,11 +325,18 @@ def orphans(cursor, table: str, columns: list[str], parent: str, referenced: lis
 
 
 def unvalidated_constraints(server: Server, database: str) -> list[str]:
-    """Foreign keys some rows break (a dump loads with FOREIGN_KEY_CHECKS=0, so MariaDB did not check them)."""
+    """Foreign keys some rows break, or whose table is missing (a dump loads with FOREIGN_KEY_CHECKS=0, so MariaDB
+    checked neither)."""
     broken = []
-    with connect(server, database, autocommit=True) as conn, conn.cursor() as cursor:
-        for name, table, parent, columns, referenced in foreign_keys(cursor, database):
-            found = orphans(cursor, table, columns, parent, referenced)
-            if found:
-                broken.append(f"{table}.{name} ({found} row(s) of {table}({', '.join(columns)}) find no {parent})")
+    try:
+        with connect(server, database, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (database,))
+            present = {row[0] for row in cursor.fetchall()}
+            for name, table, parent, columns, referenced in foreign_keys(cursor, database):
+                if parent not in present:
+                    broken.append(f"{table}.{name} (it references table {parent}, which is not there)")
+                elif found := orphans(cursor, table, columns, parent, referenced):
+                    broken.append(f"{table}.{name} ({found} row(s) of {table}({', '.join(columns)}) find no {parent})")
+    except pymysql.MySQLError as exc:
+        raise DatabaseError(f"checking the foreign keys of MariaDB database {database}: {error_text(exc)}") from None
     return broken
