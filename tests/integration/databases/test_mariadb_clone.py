@@ -178,3 +178,22 @@ def test_a_production_with_a_postgresql_and_a_mariadb_database_is_cloned_in_one_
 
     shop.publish("env.expired", env="both", reason="ttl")
     assert pg_clone not in databases(shop.server) and maria_clone not in databases(maria_server)
+
+
+def test_triggers_do_not_see_the_masking_and_come_with_the_copy(maria_shop):
+    shop = maria_shop()
+    # An audit trigger, as production might have one: it records every change of a customer it sees
+    shop.query("CREATE TABLE customer_change (customer_id int NOT NULL)")
+    shop.query("CREATE TRIGGER customer_audit AFTER UPDATE ON customer FOR EACH ROW "
+               "INSERT INTO customer_change VALUES (OLD.customer_id)")
+
+    shop.publish("env.requested", env="audited", production="shop")
+
+    env = shop.app.registry.living("audited")
+    assert env is not None and env.state == READY, shop.app.registry.latest("audited").reason
+    clone = env.endpoints["db_rentals_database"]
+    assert shop.query("SELECT count(*) FROM customer_change", clone)[0][0] == 0  # the masking went unseen
+    assert shop.query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s", None,
+                      (clone,)) == [("customer_audit",)]
+    shop.query("UPDATE customer SET last_name = 'Changed' WHERE customer_id = 1", clone)
+    assert shop.query("SELECT customer_id FROM customer_change", clone) == [(1,)]  # and it works in the copy
