@@ -12,7 +12,7 @@ import pytest
 
 import functions
 from clouds.databases import mariadb, postgresql
-from clouds.databases.servers import Server
+from clouds.databases.servers import Server, env_database, snapshot_database
 from clouds.local.sample import make_sample_production
 from doppel.app import App
 from doppel.config import parse_config
@@ -126,6 +126,16 @@ class PgShop:
 
     def events(self, event_type=None, correlation_id=None):
         return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
+
+    def left_behind(self, env: str) -> list[str]:
+        """The databases made for `env` (its own, its snapshots') still on the servers. Only those: the servers
+        are shared, and other runs make and drop doppel_* databases of their own meanwhile."""
+        names = ["rentals", *self.others]
+        snapshots = [e.data["snapshot"]["id"] for e in self.events("snapshot.done") if e.data["env"] == env]
+        mine = {env_database(env, name) for name in names} | {snapshot_database(s, n) for s in snapshots
+                                                               for n in names}
+        servers = [self.server, *(server for server, _ in self.others.values())]
+        return sorted(mine & set().union(*(databases(server) for server in servers)))
 
 
 def _shops(tmp_path, monkeypatch, servers: list[Server]):
