@@ -122,18 +122,43 @@ def _movable(server: Server, database: str) -> bool:
         SELECT 1 FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = %s LIMIT 1""", (database,) * 3)
 
 
+def _tables(server: Server, database: str) -> list[str]:
+    return [row[0] for row in _rows(server, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
+                                            "TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", (database,))]
+
+
+def _moving(old: str) -> str:
+    return f"doppel: moving the tables of {old} here"
+
+
 def rename(server: Server, old: str, new: str) -> None:
-    """Give `old`'s tables to a new database `new` (one RENAME TABLE), and drop `old`."""
+    """Give `old`'s tables to a new database `new` (one RENAME TABLE), and drop `old`.
+
+    `new` says what is under way in its comment until `old` is gone, so a move that died between the
+    RENAME TABLE and the DROP is finished by resume_rename, not taken for an empty snapshot.
+    """
     if not _movable(server, old):
         copy(server, old, server, new)
         drop(server, old)
         return
-    tables = [row[0] for row in _rows(server, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE "
-                                              "TABLE_SCHEMA = %s AND TABLE_TYPE = 'BASE TABLE'", (old,))]
-    _rows(server, f"CREATE DATABASE {q(new)}{_charset(server, old)}")
+    tables = _tables(server, old)
+    _rows(server, f"CREATE DATABASE {q(new)}{_charset(server, old)} COMMENT %s", (_moving(old),))
     if tables:
         _rows(server, "RENAME TABLE " + ", ".join(f"{q(old)}.{q(t)} TO {q(new)}.{q(t)}" for t in tables))
     _rows(server, f"DROP DATABASE {q(old)}")
+    _rows(server, f"ALTER DATABASE {q(new)} COMMENT ''")
+
+
+def resume_rename(server: Server, old: str, new: str) -> None:
+    """Finish, or undo, a rename of `old` to `new` that died half-way (RENAME TABLE moves all tables or none)."""
+    found = _rows(server, "SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (new,))
+    if not found or found[0][0] != _moving(old):
+        return
+    if exists(server, old) and _tables(server, old):
+        drop(server, new)  # the tables never moved
+        return
+    drop(server, old)
+    _rows(server, f"ALTER DATABASE {q(new)} COMMENT ''")
 
 
 def size(server: Server, database: str) -> int:

@@ -65,6 +65,8 @@ class ServerDatabaseKind:
         True when it was renamed (so a failed build gives it back)."""
         server = self.clone_server(component)
         source, target = snapshot_database(snapshot_id, component["name"]), env_database(env, component["name"])
+        if take_over:
+            self.engine.resume_rename(server, source, target)  # a rename in steps (MariaDB) that died half-way
         if self.engine.exists(server, target) and not self.engine.exists(server, source):
             return take_over  # a retry after the rename: the env has it already
         if not self.engine.exists(server, source):
@@ -79,6 +81,7 @@ class ServerDatabaseKind:
     def give_back(self, component: Mapping, snapshot_id: str, env: str) -> None:
         server = self.clone_server(component)
         source, target = snapshot_database(snapshot_id, component["name"]), env_database(env, component["name"])
+        self.engine.resume_rename(server, target, source)
         if self.engine.exists(server, target) and not self.engine.exists(server, source):
             self.engine.rename(server, target, source)
 

@@ -8,7 +8,9 @@ import threading
 
 import pytest
 
-from clouds.databases.servers import env_database
+from clouds.databases import mariadb
+from clouds.databases.servers import DatabaseError, env_database, snapshot_database
+from clouds.local.server_databases import MARIADB
 from core.registry import FAILED, READY
 from tests.integration.databases import rental_shop
 from tests.integration.databases.conftest import databases, query
@@ -122,7 +124,6 @@ def test_a_clone_is_one_moment_of_production_anonymised_with_every_join_kept(mar
 def test_a_rule_that_would_break_a_unique_key_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
     rules = [r for r in rental_shop.RULES if (r["table"], r["column"]) != ("staff", "email")]
     shop = maria_shop(rules + [{"table": "staff", "column": "email", "method": "fixed", "value": "x@example.com"}])
-    before = databases(shop.server)
 
     shop.publish("env.requested", env="broken", production="shop")
 
@@ -130,33 +131,31 @@ def test_a_rule_that_would_break_a_unique_key_fails_the_chain_naming_it_and_leav
     assert env.state == FAILED
     assert "staff.email" in env.reason and "fixed" in env.reason
     assert "x@example.com" not in env.reason  # the server's message quotes the value (it may be a production one)
-    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+    assert not shop.left_behind("broken")
 
 
 def test_a_rule_that_would_break_a_foreign_key_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
     # Emptying store leaves every customer without its store. MariaDB checks no foreign key while masking (it
     # cannot, with a parent's key and its children's changing), so the check after masking must catch it.
     shop = maria_shop(rental_shop.RULES + [{"table": "store", "method": "truncate"}])
-    before = databases(shop.server)
 
     shop.publish("env.requested", env="orphans", production="shop")
 
     env = shop.app.registry.latest("orphans")
     assert env.state == FAILED
     assert "no longer joins store" in env.reason and "customer.store_id" in env.reason, env.reason
-    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+    assert not shop.left_behind("orphans")
 
 
 def test_a_personal_column_without_a_rule_fails_the_chain_naming_it_and_leaves_no_database(maria_shop):
     shop = maria_shop([r for r in rental_shop.RULES if (r["table"], r["column"]) != ("address", "phone")])
-    before = databases(shop.server)
 
     shop.publish("env.requested", env="leaky", production="shop")
 
     env = shop.app.registry.latest("leaky")
     assert env.state == FAILED
     assert "address.phone (phone)" in env.reason and "no anonymise rule" in env.reason
-    assert not [name for name in databases(shop.server) - before if name.startswith("doppel_")]
+    assert not shop.left_behind("leaky")
 
 
 def test_a_production_with_a_postgresql_and_a_mariadb_database_is_cloned_in_one_chain(both_shops, maria_server):
@@ -197,3 +196,31 @@ def test_triggers_do_not_see_the_masking_and_come_with_the_copy(maria_shop):
                       (clone,)) == [("customer_audit",)]
     shop.query("UPDATE customer SET last_name = 'Changed' WHERE customer_id = 1", clone)
     assert shop.query("SELECT customer_id FROM customer_change", clone) == [(1,)]  # and it works in the copy
+
+
+def test_an_env_whose_move_of_tables_died_half_way_gets_every_table_on_the_retry(maria_shop, monkeypatch):
+    shop = maria_shop()
+    [component] = [c for c in shop.app.config["productions"]["shop"]["components"] if c["kind"] == "mariadb"]
+    snapshot = snapshot_database("snap-moved", "rentals")
+    mariadb.copy(shop.server, shop.database, shop.server, snapshot)
+    # The first build dies after RENAME TABLE moved the tables, before the snapshot's database was dropped
+    rows = mariadb._rows
+
+    def dies_at_the_drop(server, statement, *args, **kwargs):
+        if statement == f"DROP DATABASE `{snapshot}`":
+            raise DatabaseError("the worker was killed here")
+        return rows(server, statement, *args, **kwargs)
+
+    monkeypatch.setattr(mariadb, "_rows", dies_at_the_drop)
+    with pytest.raises(DatabaseError, match="killed"):
+        MARIADB.build(component, "snap-moved", "moved", take_over=True)
+    assert shop.query("SHOW TABLES", snapshot) == []
+    monkeypatch.setattr(mariadb, "_rows", rows)
+
+    assert MARIADB.build(component, "snap-moved", "moved", take_over=True)
+
+    database = env_database("moved", "rentals")
+    assert shop.query("SELECT count(*) FROM rental", database) == [(120,)]
+    assert snapshot not in databases(shop.server)
+    assert shop.query("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", None,
+                      (database,)) == [("",)]
