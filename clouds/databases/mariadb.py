@@ -12,13 +12,17 @@ INSERTs, piped straight into the `mariadb` client of the new database, each
 table's rows loaded in one transaction (--no-autocommit) with foreign-key and
 unique checks off (the dump's own header does that). Nothing is written to disk
 and nothing is compressed. A Python reader would parse and re-encode every value
-instead; the client tools move them as the server's own text.
+instead; the client tools move them as the server's own text. (Measured once on
+one machine, 300,000 rows, 75 MB of dump: 2.3-2.7 s this way; 6.2 s for a
+PyMySQL reader in one consistent snapshot feeding executemany; 4.8 s with the
+bytes passed through Python and counted line by line.)
 
-Doppel passes the bytes through (blocks of 1 MiB) rather than joining the two
-processes by an OS pipe: on the way it counts each table's rows from the dump's
-INSERTs (RowCounter), which a backup records so a restore can be checked against
-the very snapshot the dump read. Events are never copied (like crons, a copy
-must not run production's jobs); routines and triggers are.
+The two processes are joined by an OS pipe: no byte passes through Python. A
+backup's dump does pass through (into the archive), and on the way Doppel counts
+each table's rows from the dump's INSERTs (RowCounter), which the manifest
+records so a restore can be checked against the very snapshot the dump read.
+Events are never copied (like crons, a copy must not run production's jobs);
+routines and triggers are.
 
 MariaDB has no RENAME DATABASE: an environment takes a snapshot's database by
 moving its tables with one RENAME TABLE (atomic, no copy); a database with views,
@@ -180,47 +184,64 @@ def _tail(stderr: bytes) -> str:
 
 
 class RowCounter:
-    """Rows per table, counted from a mariadb-dump stream as it passes: an INSERT's rows follow it (one a line in
-    10.11's dumps, or several on its own line), strings quoted with backslash escapes and newlines escaped, so a
-    row starts at each `(` outside a string."""
-    _INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?")
-    _CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
+    """Rows per table, counted from a mariadb-dump stream as it passes, at the speed of bytes.count.
+
+    A row of an INSERT starts at the beginning of a line (mariadb-dump 10.11 writes one row a line), and a
+    newline never occurs inside a value (it is escaped), so an INSERT's rows are the newlines followed by `(`
+    up to the first `;` that ends a line. Rows on the INSERT's own line (older dumps write several a line) are
+    counted one by one, with the strings taken out first.
+    """
+    _INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?", re.M)
+    _CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(", re.M)
     _STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 
     def __init__(self):
         self.tables: dict[str, int] = {}
-        self._line = bytearray()
+        self._carry = b""               # the last line, not whole yet
         self._table: str | None = None  # inside this table's INSERT
         self.tail = b""
 
     def feed(self, block: bytes) -> None:
         self.tail = (self.tail + bytes(block[-64:]))[-64:]
-        self._line += block
-        start = 0
-        while (end := self._line.find(b"\n", start)) >= 0:
-            self._count(bytes(self._line[start:end]))
-            start = end + 1
-        del self._line[:start]
-
-    def _count(self, line: bytes) -> None:
-        if self._table is None:
-            created = self._CREATE.match(line)
-            if created:
-                self.tables.setdefault(created.group(1).replace(b"``", b"`").decode(), 0)
-            found = self._INSERT.match(line)
-            if not found:
+        end = block.rfind(b"\n") if isinstance(block, bytes) else bytes(block).rfind(b"\n")
+        if end < 0:
+            self._carry += bytes(block)
+            return
+        region, self._carry = self._carry + bytes(block[:end + 1]), bytes(block[end + 1:])
+        for created in self._CREATE.finditer(region):
+            self.tables.setdefault(_name(created.group(1)), 0)
+        position = 0
+        while position < len(region):
+            if self._table is None:
+                found = self._INSERT.search(region, position)
+                if not found:
+                    return
+                self._table = _name(found.group(1))
+                line_end = region.index(b"\n", found.end())
+                rest = self._STRING.sub(b"''", region[found.end():line_end]).rstrip()
+                if rest.startswith(b"("):  # rows on the INSERT's own line
+                    self._add(rest.count(b"),(") + 1)
+                position = line_end
+                if rest.endswith(b";"):
+                    self._table = None
+                    continue
+            finish = region.find(b";\n", position)
+            stop = finish if finish >= 0 else len(region)
+            self._add(region.count(b"\n(", position, stop) + (position == 0 and region.startswith(b"(")))
+            if finish < 0:
                 return
-            self._table = found.group(1).replace(b"``", b"`").decode()
-            line = line[found.end():]
-        values = self._STRING.sub(b"''", line).rstrip()
-        if values.startswith(b"("):
-            self.tables[self._table] = self.tables.get(self._table, 0) + values.count(b"),(") + 1
-        if values.endswith(b";"):
-            self._table = None
+            self._table, position = None, finish + 2
+
+    def _add(self, rows: int) -> None:
+        self.tables[self._table] = self.tables.get(self._table, 0) + rows
 
     def complete(self) -> bool:
         """Whether the stream ended with mariadb-dump's last line (a dump cut short does not)."""
         return _END in self.tail
+
+
+def _name(quoted: bytes) -> str:
+    return quoted.replace(b"``", b"`").decode()
 
 
 def dump(server: Server, database: str, sink: Callable[[bytes], object], chunk: int = _CHUNK) -> dict[str, int]:
@@ -243,21 +264,48 @@ def dump(server: Server, database: str, sink: Callable[[bytes], object], chunk: 
     return dict(counter.tables)
 
 
-def copy(source: Server, source_db: str, target: Server, target_db: str) -> dict[str, int]:
-    """`source_db` as of one moment into a new database `target_db`; rows per table. A database of that name left
-    by an attempt that died is dropped first; one that fails half-way is dropped before the error is raised."""
+def copy(source: Server, source_db: str, target: Server, target_db: str) -> None:
+    """`source_db` as of one moment into a new database `target_db`. A database of that name left by an attempt
+    that died is dropped first; one that fails half-way is dropped before the error is raised."""
     drop(target, target_db)
     _rows(target, f"CREATE DATABASE {q(target_db)}{_charset(source, source_db)}")
-    loading = Restoring(target, target_db, made=True)
     try:
-        counts = dump(source, source_db, loading.write)
-        loading.finish()
+        _pipe(source, source_db, target, target_db)
     except BaseException as exc:
-        loading.abort()
+        _quietly_drop(target, target_db)
         if isinstance(exc, DatabaseError):
             raise DatabaseError(f"copying MariaDB database {source_db} into {target_db}: {exc}") from None
         raise
-    return counts
+
+
+def _pipe(source: Server, source_db: str, target: Server, target_db: str) -> None:
+    """mariadb-dump of `source_db` into the mariadb client of `target_db`, joined by an OS pipe (no byte through
+    Python); each with its own server's password in its own environment."""
+    with tempfile.TemporaryFile() as dump_errors, tempfile.TemporaryFile() as load_errors:
+        dumping = subprocess.Popen(_tool(source, "mariadb-dump", *_DUMP_ARGS, source_db), stdout=subprocess.PIPE,
+                                   stderr=dump_errors, env=source.tool_env())
+        try:
+            loading = subprocess.Popen(_tool(target, "mariadb", "--binary-mode", "--batch", target_db),
+                                       stdin=dumping.stdout, stdout=subprocess.DEVNULL, stderr=load_errors,
+                                       env=target.tool_env())
+        except BaseException:
+            dumping.kill()
+            dumping.wait()
+            raise
+        finally:
+            dumping.stdout.close()  # the loader holds the reading end now
+        try:
+            loaded, dumped = loading.wait(), dumping.wait()
+        except BaseException:
+            loading.kill()
+            dumping.kill()
+            raise
+        if loaded != 0:  # first: a dump whose reader stopped fails too, for that reason
+            load_errors.seek(0)
+            raise DatabaseError(f"mariadb failed: {_tail(load_errors.read())}")
+        if dumped != 0:  # the loader may have loaded what came before
+            dump_errors.seek(0)
+            raise DatabaseError(f"mariadb-dump failed: {_tail(dump_errors.read())}")
 
 
 def clone(source: Server, source_db: str, target: Server, target_db: str) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import uuid
 
 import pytest
 
@@ -224,3 +225,13 @@ def test_an_env_whose_move_of_tables_died_half_way_gets_every_table_on_the_retry
     assert snapshot not in databases(shop.server)
     assert shop.query("SELECT SCHEMA_COMMENT FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", None,
                       (database,)) == [("",)]
+
+
+def test_a_copy_whose_dump_fails_says_so_naming_the_database_and_leaves_nothing(maria_server):
+    target = f"doppel_snap_test_{uuid.uuid4().hex[:8]}"
+
+    with pytest.raises(DatabaseError, match=r"copying MariaDB database shop_gone into doppel_snap_test_\w+: "
+                                            r"mariadb-dump failed: .*Unknown database"):
+        mariadb.clone(maria_server, "shop_gone", maria_server, target)
+
+    assert target not in databases(maria_server)

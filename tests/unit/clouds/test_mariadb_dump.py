@@ -25,6 +25,7 @@ INSERT INTO `odd``name` VALUES
 ('semi;'),
 (0x2829);
 INSERT INTO `plain` VALUES (4),(5),(6);
+INSERT INTO `odd``name` VALUES ('x),(y'),('\'),('),(0x28),('z;');
 commit;
 -- Dump completed
 """
@@ -39,7 +40,7 @@ def counted(blocks) -> RowCounter:
 
 def test_rows_are_counted_per_table_whatever_the_strings_hold_and_wherever_the_blocks_split():
     whole = counted([DUMP])
-    assert whole.tables == {"plain": 6, "odd`name": 4, "empty": 0}
+    assert whole.tables == {"plain": 6, "odd`name": 8, "empty": 0}
     assert whole.complete()
     for size in (1, 7, 64):
         pieces = [DUMP[i:i + size] for i in range(0, len(DUMP), size)]
