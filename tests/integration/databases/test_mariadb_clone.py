@@ -235,3 +235,16 @@ def test_a_copy_whose_dump_fails_says_so_naming_the_database_and_leaves_nothing(
         mariadb.clone(maria_server, "shop_gone", maria_server, target)
 
     assert target not in databases(maria_server)
+
+
+def test_a_rule_that_leaves_production_values_in_place_fails_the_chain_naming_the_column(maria_shop):
+    # digits replaces digits: last names have none, so they would come through as they are
+    rules = [r for r in rental_shop.RULES if (r["table"], r["column"]) != ("customer", "last_name")]
+    shop = maria_shop(rules + [{"table": "customer", "column": "last_name", "method": "digits"}])
+
+    shop.publish("env.requested", env="unmasked", production="shop")
+
+    env = shop.app.registry.latest("unmasked")
+    assert env.state == FAILED
+    assert "customer.last_name still holds" in env.reason and "production value" in env.reason, env.reason
+    assert not shop.left_behind("unmasked")
