@@ -102,7 +102,7 @@ def split_key(key: str) -> tuple[str, str, str] | None:
 class Component:
     """One part of an environment in the archive: its files, one SQLite database, or one server database."""
     name: str
-    kind: str                       # files | sqlite | postgresql
+    kind: str                       # files | sqlite | postgresql | mariadb
     bytes: int
     count: int | None = None        # files: how many
     journal_mode: str | None = None  # sqlite: as found (wal, delete, ...)

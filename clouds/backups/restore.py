@@ -2,7 +2,7 @@
 
 The archive is extracted (extract.py) into a staging directory beside the
 target, which becomes the target only when the sha256 and size match. Server
-databases (PostgreSQL) stream into new databases where `databases` says
+databases (PostgreSQL, MariaDB) stream into new databases where `databases` says
 (server_restore.py); one that fails is dropped, and the restore fails.
 docs/restore-by-hand.md shows how to do the same with the swift or aws CLI,
 zstd, tar and sha256sum.

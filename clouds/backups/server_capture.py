@@ -1,20 +1,21 @@
-"""A database on a server (PostgreSQL) into the archive, in its engine's own dump format, streamed.
+"""A database on a server (PostgreSQL, MariaDB) into the archive, in its engine's own dump format, streamed.
 
-pg_dump's custom format is written straight into the tar stream, no file in
-between. A tar member states its size before its data, and a dump's size is known
+pg_dump's custom format, or mariadb-dump's SQL, is written straight into the tar
+stream, no file in between. A tar member states its size before its data, and a dump's size is known
 only at its end, so the dump is stored as consecutive parts of at most PART bytes
 (held in memory one at a time):
 
-    databases/<name>.pgdump.part-000001
+    databases/<name>.pgdump.part-000001     (MariaDB: databases/<name>.sql.part-000001)
     databases/<name>.pgdump.part-000002 ...
 
 Concatenated in order they are the dump, byte for byte, so a person restores it
 with the engine's own tool and no Doppel (docs/restore-by-hand.md):
 
     zstd -dc archive.tar.zst | tar -xO --wildcards 'databases/main.pgdump.part-*' | pg_restore -d newdb
+    zstd -dc archive.tar.zst | tar -xO --wildcards 'databases/main.sql.part-*' | mariadb newdb
 
-The rows of every table, counted in the snapshot the dump reads, go into the
-manifest, so a restore can be checked against them (verify.py).
+The rows of every table, counted in the snapshot the dump reads (MariaDB: counted
+from the dump's own INSERTs as they pass), go into the manifest, so a restore can be checked against them (verify.py).
 """
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ import time
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component
-from clouds.databases import postgresql
+from clouds.databases import mariadb, postgresql
 from clouds.databases.servers import DatabaseError, Server
 
 PART = 32 * 1024 * 1024
-SUFFIX = {"postgresql": ".pgdump"}
-ENGINES = {"postgresql": postgresql}
+SUFFIX = {"postgresql": ".pgdump", "mariadb": ".sql"}
+ENGINES = {"postgresql": postgresql, "mariadb": mariadb}
 
 
 class ServerCaptureError(RuntimeError):

@@ -1,7 +1,7 @@
 """A backup's server databases back into databases: each dump's parts fed to the engine's restore as they stream.
 
 `DatabaseRestores` is handed to extract() as its `divert`: the parts of a dump
-(server_capture.py) go, in order, into one pg_restore that makes the database;
+(server_capture.py) go, in order, into one pg_restore (or mariadb client) that makes the database;
 nothing is written to disk. Used by restore.py (into an environment's databases)
 and verify.py (into scratch databases, checked, then dropped).
 """
@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component, Manifest
-from clouds.databases import postgresql
+from clouds.databases import mariadb, postgresql
 from clouds.databases.servers import DatabaseError, Server
 
-ENGINES = {"postgresql": postgresql}
+ENGINES = {"postgresql": postgresql, "mariadb": mariadb}
 
 
 class DatabaseRestores:

@@ -1,7 +1,7 @@
 """Verifying a backup: its archive against the manifest, then every database's PRAGMA integrity_check.
 
 The archive is extracted (extract.py) into a scratch directory that is removed
-afterwards, whatever was found. Each server database (PostgreSQL) is restored into
+afterwards, whatever was found. Each server database (PostgreSQL, MariaDB) is restored into
 a scratch database on the server its manifest entry names, its rows per table
 compared with those counted at backup time and its constraints checked, then
 dropped, whatever was found.
@@ -94,7 +94,10 @@ def _check_server_databases(manifest: Manifest, sinks: DatabaseRestores, result:
                                    "missing from the archive")
         else:
             server, database = sinks.targets[component.name]
-            problems = check(manifest, component, server, database)
+            try:
+                problems = check(manifest, component, server, database)
+            except DatabaseError as exc:  # a restored database too broken to be checked is a finding, not a crash
+                problems = [f"backup {manifest.backup_id} of {manifest.env}: database {component.name}: {exc}"]
             result.databases[component.name] = "ok" if not problems else "; ".join(problems)
             result.problems += problems
 

@@ -2,14 +2,16 @@
 
 Used twice: a clone fails when such a column has no anonymise rule (a column added
 to production since the rules were written is reported, never silently copied), and
-`doppel anonymise check` lists them. Only counts leave the server, never a value.
+`doppel anonymise check` lists them. Only counts leave the server, never a value:
+each engine's `sampler` (pg_anonymise.py, maria_anonymise.py) counts, inside the
+server, how many of a sample of a column's values look like emails or phones.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from psycopg import sql
+from clouds.databases.rules import Column, label
 
 # Column names that say what they hold (matched on the name's words: customer_email, mobilePhone, dob).
 _NAME_PATTERNS = (
@@ -25,7 +27,7 @@ _NAME_PATTERNS = (
 NAME_RULES = [(what, re.compile(rf"^(?:.*_)?(?:{pattern})$", re.IGNORECASE)) for what, pattern in _NAME_PATTERNS]
 EMAIL_VALUE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 PHONE_VALUE = r"^\+?[0-9][0-9 ().\/-]{6,}[0-9]$"
-_SAMPLE = 200
+SAMPLE = 200
 _SHARE = 0.5  # at least this share of a sample looking like emails or phones makes a column look personal
 TEXT_TYPES = ("text", "character varying", "character", "varchar", "char", "tinytext", "mediumtext", "longtext")
 
@@ -57,28 +59,25 @@ def _is_text(type_name: str) -> bool:
     return type_name.split("(")[0].strip().lower() in TEXT_TYPES
 
 
-def personal_columns(conn, types: Mapping[tuple[str, str, str], str]) -> dict[tuple[str, str, str], str]:
-    """Every column of a PostgreSQL database that looks personal, with why."""
+Sampler = Callable[[Column], tuple[int, int, int]]  # a column -> (emails, phones, values sampled)
+
+
+def personal_columns(types: Mapping[Column, str], sample: Sampler) -> dict[Column, str]:
+    """Every column that looks personal, with why: by its name, or (a text column) by a sample of its values."""
     found = {}
     for column, type_name in sorted(types.items()):
         reason = by_name(column[2])
         if reason is None and _is_text(type_name):
-            emails, phones, sampled = conn.execute(sql.SQL(
-                "SELECT count(*) FILTER (WHERE v ~ %s), count(*) FILTER (WHERE v ~ %s), count(*) "
-                "FROM (SELECT {}::text AS v FROM {}.{} WHERE {} IS NOT NULL LIMIT %s) AS sample").format(
-                sql.Identifier(column[2]), sql.Identifier(column[0]), sql.Identifier(column[1]),
-                sql.Identifier(column[2])), (EMAIL_VALUE, PHONE_VALUE, _SAMPLE)).fetchone()
-            reason = by_values(emails, phones, sampled)
+            reason = by_values(*sample(column))
         if reason:
             found[column] = reason
     return found
 
 
-def unruled_personal_columns(conn, types: Mapping[tuple[str, str, str], str], covered: Iterable[tuple]) -> list[str]:
+def unruled_personal_columns(types: Mapping[Column, str], covered: Iterable[tuple], sample: Sampler) -> list[str]:
     """`table.column (why)` for each column that looks personal and that no rule covers (a column, or a whole
     table truncated)."""
     covered = set(covered)
     candidates = {column: type_name for column, type_name in types.items()
                   if column not in covered and column[:2] not in covered}
-    return [f"{table if schema == 'public' else schema + '.' + table}.{name} ({why})"
-            for (schema, table, name), why in personal_columns(conn, candidates).items()]
+    return [f"{label(column)} ({why})" for column, why in personal_columns(candidates, sample).items()]

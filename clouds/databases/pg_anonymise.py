@@ -3,10 +3,8 @@
 One transaction, all or nothing:
 
 1. Foreign keys are read from the catalogue (pg_constraint), single and composite,
-   self-references too; columns joined by a foreign key form a group (union-find
-   over each key's column pairs). A rule on any column of a group applies to all of
-   it, so every join that held in production holds in the clone; two different
-   rules in one group are refused, naming both columns.
+   self-references too; columns joined by a foreign key form a group, and a rule
+   on any column of a group applies to all of it (rules.py, shared with MariaDB).
 2. Columns that look personal (personal.py) and have no rule fail the clone,
    naming table and column: a new column is reported, never silently copied.
 3. A group that holds a unique or primary key is rewritten through a map of its
@@ -25,21 +23,21 @@ One transaction, all or nothing:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
 
 from clouds.databases import pg_fakes
-from clouds.databases.personal import unruled_personal_columns
+from clouds.databases.personal import EMAIL_VALUE, PHONE_VALUE, SAMPLE, unruled_personal_columns
 from clouds.databases.postgresql import connect
+from clouds.databases.rules import Catalogue, Column, ForeignKey, covered, label, plan
 from clouds.databases.servers import DatabaseError, Server
 
 log = logging.getLogger(__name__)
 
 _ATTEMPTS = 8
-_SAMPLE = 200
 _COLUMNS = """
     SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL), a.attnotnull
       FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -60,94 +58,31 @@ _UNIQUE_COLUMNS = """
       JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
      WHERE i.indisunique"""
 
-Column = tuple[str, str, str]  # schema, table, column
+
+def read_catalogue(conn: psycopg.Connection) -> Catalogue:
+    """What the database's catalogue says: columns and their types, foreign keys, unique columns."""
+    catalogue = Catalogue(default_schema="public")
+    for schema, table, column, type_name, not_null in conn.execute(_COLUMNS):
+        catalogue.types[(schema, table, column)] = type_name
+        if not_null:
+            catalogue.not_null.add((schema, table, column))
+    for name, schema, table, fschema, ftable, definition, cols, fcols in conn.execute(_FOREIGN_KEYS):
+        key = ForeignKey(name, (schema, table), (fschema, ftable), definition)
+        key.pairs = [((schema, table, a), (fschema, ftable, b)) for a, b in zip(cols, fcols)]
+        catalogue.foreign_keys.append(key)
+    catalogue.unique = {tuple(row) for row in conn.execute(_UNIQUE_COLUMNS)}
+    return catalogue
 
 
-@dataclass
-class ForeignKey:
-    name: str
-    table: tuple[str, str]
-    references: tuple[str, str]
-    definition: str
-    pairs: list[tuple[Column, Column]] = field(default_factory=list)
-
-
-def column_of(rule: Mapping) -> Column:
-    schema, _, table = rule["table"].rpartition(".")
-    return (schema or "public", table, rule.get("column") or "")
-
-
-def label(column: Column) -> str:
-    return f"{column[1] if column[0] == 'public' else column[0] + '.' + column[1]}.{column[2]}"
-
-
-class Catalogue:
-    """What the clone's catalogue says: columns and their types, foreign keys, unique columns."""
-
-    def __init__(self, conn: psycopg.Connection):
-        self.types: dict[Column, str] = {}
-        self.not_null: set[Column] = set()
-        for schema, table, column, type_name, not_null in conn.execute(_COLUMNS):
-            self.types[(schema, table, column)] = type_name
-            if not_null:
-                self.not_null.add((schema, table, column))
-        self.tables = {(schema, table) for schema, table, _ in self.types}
-        self.foreign_keys = []
-        for name, schema, table, fschema, ftable, definition, cols, fcols in conn.execute(_FOREIGN_KEYS):
-            key = ForeignKey(name, (schema, table), (fschema, ftable), definition)
-            key.pairs = [((schema, table, a), (fschema, ftable, b)) for a, b in zip(cols, fcols)]
-            self.foreign_keys.append(key)
-        self.unique = {tuple(row) for row in conn.execute(_UNIQUE_COLUMNS)}
-
-    def groups(self) -> dict[Column, frozenset[Column]]:
-        """Each column joined by a foreign key -> every column it is joined with (itself included)."""
-        parent: dict[Column, Column] = {}
-
-        def find(column: Column) -> Column:
-            while parent.setdefault(column, column) != column:
-                parent[column] = parent[parent[column]]
-                column = parent[column]
-            return column
-
-        for key in self.foreign_keys:
-            for child, referenced in key.pairs:
-                parent[find(child)] = find(referenced)
-        members: dict[Column, set[Column]] = {}
-        for column in parent:
-            members.setdefault(find(column), set()).add(column)
-        return {column: frozenset(members[find(column)]) for column in parent}
-
-
-def plan(catalogue: Catalogue, rules: Iterable[Mapping]) -> tuple[list[Mapping], dict[frozenset, Mapping]]:
-    """The table-wide rules (truncate), and each group of columns with the one rule that rewrites it."""
-    groups = catalogue.groups()
-    truncates, by_group, ruled_by = [], {}, {}
-    for rule in rules:
-        column = column_of(rule)
-        if (column[0], column[1]) not in catalogue.tables:
-            raise DatabaseError(f"there is no table {rule['table']!r} to anonymise; fix clone.anonymise in "
-                                "doppel.yaml (names are case-sensitive)")
-        if rule["method"] == "truncate":
-            truncates.append(rule)
-            continue
-        if column not in catalogue.types:
-            have = ", ".join(c for s, t, c in catalogue.types if (s, t) == column[:2])
-            raise DatabaseError(f"table {rule['table']} has no column {column[2]!r} (it has: {have}); fix "
-                                "clone.anonymise in doppel.yaml")
-        group = groups.get(column, frozenset([column]))
-        earlier = ruled_by.get(group)
-        if earlier is not None and _rule_key(earlier[1]) != _rule_key(rule):
-            raise DatabaseError(f"{label(column)} ({rule['method']}) and {label(earlier[0])} "
-                                f"({earlier[1]['method']}) are joined by a foreign key, so they must be masked "
-                                "the same way; give them one rule")
-        ruled_by[group] = (column, rule)
-        by_group[group] = rule
-    return truncates, by_group
-
-
-def _rule_key(rule: Mapping) -> tuple:
-    method = "full_name" if rule["method"] == "name" else rule["method"]
-    return (method, rule.get("value"), rule.get("days"), rule.get("check"), rule.get("expression"))
+def sampler(conn: psycopg.Connection):
+    """personal.py's sample of a column, counted inside the server: (emails, phones, values sampled)."""
+    def sample(column: Column) -> tuple[int, int, int]:
+        return conn.execute(sql.SQL(
+            "SELECT count(*) FILTER (WHERE v ~ %s), count(*) FILTER (WHERE v ~ %s), count(*) "
+            "FROM (SELECT {}::text AS v FROM {}.{} WHERE {} IS NOT NULL LIMIT %s) AS sample").format(
+            sql.Identifier(column[2]), sql.Identifier(column[0]), sql.Identifier(column[1]),
+            sql.Identifier(column[2])), (EMAIL_VALUE, PHONE_VALUE, SAMPLE)).fetchone()
+    return sample
 
 
 def anonymise(server: Server, database: str, rules: list[Mapping], key: bytes) -> dict[str, int]:
@@ -159,15 +94,15 @@ def anonymise(server: Server, database: str, rules: list[Mapping], key: bytes) -
         ipad, opad = pg_fakes.pads(key)
         conn.execute("SELECT set_config('doppel.ipad', %s, false), set_config('doppel.opad', %s, false)", (ipad, opad))
         conn.execute(pg_fakes.FUNCTIONS)
-        catalogue = Catalogue(conn)
+        catalogue = read_catalogue(conn)
         truncates, groups = plan(catalogue, rules)
-        covered = {column for group in groups for column in group} | {column_of(r)[:2] for r in truncates}
-        unruled = unruled_personal_columns(conn, catalogue.types, covered)
+        unruled = unruled_personal_columns(catalogue.types, covered(catalogue, truncates, groups), sampler(conn))
         if unruled:
             raise DatabaseError(f"{', '.join(unruled)} look(s) personal and no anonymise rule covers them; add a "
                                 "rule to clone.anonymise (method: keep if it is not personal)")
         rewritten = [g for g, rule in groups.items() if rule["method"] != "keep"]
-        tables = sorted({column[:2] for group in rewritten for column in group} | {column_of(r)[:2] for r in truncates})
+        tables = sorted({column[:2] for group in rewritten for column in group} |
+                        {catalogue.column_of(r)[:2] for r in truncates})
         for schema, table in tables:
             conn.execute(sql.SQL("ALTER TABLE {}.{} DISABLE TRIGGER USER").format(sql.Identifier(schema),
                                                                                   sql.Identifier(table)))
@@ -178,7 +113,7 @@ def anonymise(server: Server, database: str, rules: list[Mapping], key: bytes) -
                 *map(sql.Identifier, fk.table), sql.Identifier(fk.name)))
         samples = _keep_samples(conn, catalogue, rewritten, groups)
         for rule in truncates:
-            schema, table, _ = column_of(rule)
+            schema, table, _ = catalogue.column_of(rule)
             conn.execute(sql.SQL("TRUNCATE {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
             changed[f"{table}.* (truncate)"] = -1
         for group in rewritten:
@@ -291,7 +226,7 @@ def _restore_foreign_key(conn, fk: ForeignKey) -> None:
 
 
 def _keep_samples(conn, catalogue: Catalogue, groups: list[frozenset], rules: Mapping) -> list[Column]:
-    """Up to _SAMPLE production values of each column a value method rewrites, kept in the session."""
+    """Up to SAMPLE production values of each column a value method rewrites, kept in the session."""
     conn.execute("CREATE TEMP TABLE doppel_sample (col int, val text)")
     sampled = []
     for group in groups:
@@ -300,7 +235,7 @@ def _keep_samples(conn, catalogue: Catalogue, groups: list[frozenset], rules: Ma
         for column in sorted(group):
             conn.execute(sql.SQL("INSERT INTO pg_temp.doppel_sample SELECT %s, v FROM (SELECT DISTINCT t.{}::text AS v "
                                  "FROM {} t WHERE t.{} IS NOT NULL LIMIT %s) AS s").format(
-                sql.Identifier(column[2]), _target(column), sql.Identifier(column[2])), (len(sampled), _SAMPLE))
+                sql.Identifier(column[2]), _target(column), sql.Identifier(column[2])), (len(sampled), SAMPLE))
             sampled.append(column)
     return sampled
 
@@ -321,3 +256,11 @@ def _vacuum(conn, tables: list[tuple[str, str]]) -> None:
     conn.autocommit = True
     for schema, table in tables:
         conn.execute(sql.SQL("VACUUM (FULL, ANALYZE) {}.{}").format(sql.Identifier(schema), sql.Identifier(table)))
+
+
+@contextmanager
+def reading(server: Server, database: str):
+    """(catalogue, sampler) of `database`, read in a read-only session (for `doppel anonymise check`)."""
+    with connect(server, database, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        yield read_catalogue(conn), sampler(conn)

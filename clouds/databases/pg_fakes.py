@@ -11,8 +11,9 @@ fake is taken. A fake never equals its production value (`pick` asks again).
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
+from clouds.databases.fakes import TEXT_METHODS, method_of, pads, reference_mac, refuse_text_into
+
+__all__ = ["FUNCTIONS", "expression", "pads", "reference_mac"]
 
 FUNCTIONS = r"""
 CREATE FUNCTION pg_temp.doppel_mac(m text) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
@@ -99,19 +100,6 @@ $$;
 
 INTEGER_TYPES = {"smallint": 32767, "integer": 2147483647, "bigint": 9223372036854775807}
 DATE_TYPES = ("date", "timestamp without time zone", "timestamp with time zone")
-TEXT_METHODS = ("email", "first_name", "last_name", "full_name", "phone", "address", "text", "hash", "digits")
-
-
-def pads(key: bytes) -> tuple[str, str]:
-    """HMAC-SHA256's inner and outer pads for `key`, as hex, for the session settings doppel.ipad/doppel.opad."""
-    block = key if len(key) <= 64 else hashlib.sha256(key).digest()
-    block = block.ljust(64, b"\0")
-    return bytes(b ^ 0x36 for b in block).hex(), bytes(b ^ 0x5C for b in block).hex()
-
-
-def reference_mac(key: bytes, message: str) -> bytes:
-    """What doppel_mac computes, in Python: the tests hold the SQL to it."""
-    return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
 def expression(method: str, value: str, column_type: str, attempt: str, rule: dict) -> str:
@@ -120,8 +108,7 @@ def expression(method: str, value: str, column_type: str, attempt: str, rule: di
     `attempt` is an SQL expression of the attempt number. Raises ValueError for a method that does not fit the type.
     """
     text = f"({value})::text"
-    if method == "name":
-        method = "full_name"
+    method = method_of({**rule, "method": method})
     if method == "date_shift":
         if column_type not in DATE_TYPES:
             raise ValueError(f"date_shift needs a date or timestamp column, not {column_type}")
@@ -132,8 +119,6 @@ def expression(method: str, value: str, column_type: str, attempt: str, rule: di
     if method in TEXT_METHODS:
         option = "NULL" if method != "digits" else f"'{rule.get('check', 'none')}'"
         if column_type in INTEGER_TYPES or column_type in DATE_TYPES or column_type == "numeric":
-            if method != "digits":
-                raise ValueError(f"{method} makes text; the column is {column_type} (use hash, digits, date_shift, "
-                                 "fixed, null or sql)")
+            refuse_text_into(method, column_type)
         return f"(pg_temp.doppel_fake('{method}', {text}, {attempt}, {option}))::{column_type}"
     raise ValueError(f"{method} is not a value method")

@@ -86,6 +86,10 @@ def rename(server: Server, old: str, new: str) -> None:
     _admin(server, sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(old), sql.Identifier(new)))
 
 
+def resume_rename(server: Server, old: str, new: str) -> None:
+    """Nothing to finish: ALTER DATABASE ... RENAME is one statement."""
+
+
 def size(server: Server, database: str) -> int:
     with connect(server, database, autocommit=True) as conn:
         return int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])

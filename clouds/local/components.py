@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from clouds.local.copying import copy_tree, tree_size
-from clouds.local.server_databases import POSTGRESQL, ServerDatabaseKind
+from clouds.local.server_databases import MARIADB, POSTGRESQL, ServerDatabaseKind
 from clouds.local.sqlite import SIDE_SUFFIXES, anonymise_database, backup_database
 from clouds.rewrite.anonymise import Pseudonyms
 from schemas.production import database_outputs
@@ -98,7 +98,7 @@ def register(kind):
     return kind
 
 
-for _kind in (FilesKind(), ConfigKind(), CrontabKind(), SqliteKind(), POSTGRESQL):
+for _kind in (FilesKind(), ConfigKind(), CrontabKind(), SqliteKind(), POSTGRESQL, MARIADB):
     register(_kind)
 
 

@@ -5,13 +5,15 @@ production's own server), not a server instance of its own per environment. A
 database is what a managed service (RDS, Trove) or an ops team's existing server
 gives without root on the host, a data directory, a port or a service to look after;
 an environment's database is dropped with one statement; and a second environment
-from one snapshot is `CREATE DATABASE ... TEMPLATE`, a file-level copy. The cost:
+from one snapshot is a copy made on the server (PostgreSQL: `CREATE DATABASE ...
+TEMPLATE`, a file-level copy; MariaDB: mariadb-dump piped into mariadb). The cost:
 environments share the clone server's CPU, memory and connection limit, and its
 superuser sees them all (docs/configuration.md says so).
 
 A snapshot copies production into `doppel_snap_<digest>_<name>` at one point in
-time (clouds.databases.postgresql.clone); the environment it was taken for renames
-it to `doppel_<env>_<name>` (no copy), any other environment copies it. Deleting
+time (clouds.databases.postgresql.clone, clouds.databases.mariadb.clone); the
+environment it was taken for renames it to `doppel_<env>_<name>` (no copy; MariaDB,
+which has no RENAME DATABASE, moves its tables), any other environment copies it. Deleting
 the snapshot or the environment drops its database.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from clouds.databases import pg_anonymise, postgresql
+from clouds.databases import maria_anonymise, mariadb, pg_anonymise, postgresql
 from clouds.databases.servers import DatabaseError, Server, env_database, snapshot_database
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,8 @@ class ServerDatabaseKind:
     holds_data = True
     on_server = True
 
-    def __init__(self, kind: str, engine):
-        self.kind, self.engine = kind, engine
+    def __init__(self, kind: str, engine, anonymiser):
+        self.kind, self.engine, self.anonymiser = kind, engine, anonymiser
 
     def own_files(self, component: Mapping) -> tuple[str, ...]:
         return ()  # nothing in the production's directory
@@ -63,6 +65,8 @@ class ServerDatabaseKind:
         True when it was renamed (so a failed build gives it back)."""
         server = self.clone_server(component)
         source, target = snapshot_database(snapshot_id, component["name"]), env_database(env, component["name"])
+        if take_over:
+            self.engine.resume_rename(server, source, target)  # a rename in steps (MariaDB) that died half-way
         if self.engine.exists(server, target) and not self.engine.exists(server, source):
             return take_over  # a retry after the rename: the env has it already
         if not self.engine.exists(server, source):
@@ -77,6 +81,7 @@ class ServerDatabaseKind:
     def give_back(self, component: Mapping, snapshot_id: str, env: str) -> None:
         server = self.clone_server(component)
         source, target = snapshot_database(snapshot_id, component["name"]), env_database(env, component["name"])
+        self.engine.resume_rename(server, target, source)
         if self.engine.exists(server, target) and not self.engine.exists(server, source):
             self.engine.rename(server, target, source)
 
@@ -102,10 +107,6 @@ class ServerDatabaseKind:
         return self.anonymiser.anonymise(self.clone_server(component), env_database(env, component["name"]),
                                          rules, key)
 
-    @property
-    def anonymiser(self):
-        return pg_anonymise if self.kind == "postgresql" else self.engine
-
     def drop_env(self, component: Mapping, env: str) -> None:
         self._drop(component, env_database(env, component["name"]))
 
@@ -120,4 +121,5 @@ class ServerDatabaseKind:
             raise
 
 
-POSTGRESQL = ServerDatabaseKind("postgresql", postgresql)
+POSTGRESQL = ServerDatabaseKind("postgresql", postgresql, pg_anonymise)
+MARIADB = ServerDatabaseKind("mariadb", mariadb, maria_anonymise)

@@ -16,9 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser("anonymise", help="check a production's databases against its anonymise rules")
     actions = p.add_subparsers(dest="anonymise_command", metavar="ACTION", required=True)
     q = actions.add_parser("check", help="columns that look personal and have no rule; columns new since reviewed",
-                           description="Reads production's PostgreSQL databases (names and counts only leave the "
-                                       "server) and lists columns that look personal (by name, or by a sample of "
-                                       "values: emails, phones) with no rule, rules naming what is gone, and "
+                           description="Reads production's PostgreSQL and MariaDB databases (names and counts only "
+                                       "leave the server) and lists columns that look personal (by name, or by a "
+                                       "sample of values: emails, phones) with no rule, rules naming what is gone, and "
                                        "columns new since the last --accept. Exit status 1 when anything is found.")
     q.add_argument("production")
     q.add_argument("--accept", action="store_true",
@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 
 def cmd_check(args) -> int:
-    from clouds.databases import pg_check
+    from clouds.databases import coverage
     from clouds.databases.servers import DatabaseError, Server
     from doppel.app import App
 
@@ -36,16 +36,16 @@ def cmd_check(args) -> int:
     if spec is None:
         known = ", ".join(sorted(app.config["productions"])) or "none"
         raise CommandError(f"no production {args.production!r} in the configuration (known: {known})", 2)
-    components = [c for c in spec["components"] if c["kind"] == "postgresql"]
+    components = [c for c in spec["components"] if c["kind"] in ("postgresql", "mariadb")]
     if not components:
-        raise CommandError(f"production {args.production} has no postgresql database to check", 2)
+        raise CommandError(f"production {args.production} has no postgresql or mariadb database to check", 2)
     found = False
     for component in components:
         record = Path(app.config.state_dir) / "anonymise" / args.production / f"{component['name']}.json"
         reviewed = json.loads(record.read_text()) if record.is_file() else None
         rules = [r for r in spec["clone"]["anonymise"] if r["database"] == component["name"]]
         try:
-            report = pg_check.check(Server.of("postgresql", component), component["database"], rules, reviewed)
+            report = coverage.check(Server.of(component["kind"], component), component["database"], rules, reviewed)
         except DatabaseError as exc:
             raise CommandError(f"database {component['name']}: {exc}") from None
         found |= _print(component["name"], report, reviewed is None)

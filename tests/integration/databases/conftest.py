@@ -1,5 +1,6 @@
-"""A real PostgreSQL on 127.0.0.1 (tests/services/postgresql.sh), a rental shop's production database on it, and an
-embedded Doppel whose production holds that database beside the sample's files."""
+"""A real PostgreSQL and a real MariaDB on 127.0.0.1 (tests/services/postgresql.sh, mariadb.sh), a rental shop's
+production database on either, and an embedded Doppel whose production holds that database beside the sample's
+files."""
 from __future__ import annotations
 
 import os
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import functions
-from clouds.databases import postgresql
-from clouds.databases.servers import Server
+from clouds.databases import mariadb, postgresql
+from clouds.databases.servers import Server, env_database, snapshot_database
 from clouds.local.sample import make_sample_production
 from doppel.app import App
 from doppel.config import parse_config
@@ -19,6 +20,7 @@ from tests.integration.databases import rental_shop
 
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD_ENV = "DOPPEL_TEST_PG_PASSWORD"
+MARIADB_PASSWORD_ENV = "DOPPEL_TEST_MARIADB_PASSWORD"  # the variable tests/services/mariadb.sh reads too
 
 
 @pytest.fixture(scope="session")
@@ -31,34 +33,73 @@ def pg_server() -> Server:
     return Server("postgresql", "doppel", host="127.0.0.1", port=5432, password_env=PASSWORD_ENV)
 
 
+@pytest.fixture(scope="session")
+def maria_server() -> Server:
+    """The MariaDB test server, started by the project's own script (reused when running)."""
+    os.environ.setdefault(MARIADB_PASSWORD_ENV, "doppel-test")
+    subprocess.run(["bash", str(ROOT / "tests/services/mariadb.sh")], check=True,
+                   stdout=subprocess.DEVNULL if not os.environ.get("CI") else None)
+    return Server("mariadb", "doppel", host="127.0.0.1", port=3306, password_env=MARIADB_PASSWORD_ENV)
+
+
 def databases(server: Server) -> set[str]:
+    if server.engine == "mariadb":
+        return {row[0] for row in query(server, None, "SHOW DATABASES")}
     with postgresql.connect(server, "postgres", autocommit=True) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
-def query(server: Server, database: str, statement: str, params=()) -> list[tuple]:
+def query(server: Server, database: str | None, statement: str, params=()) -> list[tuple]:
     """The rows a statement gives ([] for one that gives none, such as ALTER TABLE)."""
+    if server.engine == "mariadb":
+        with mariadb.connect(server, database, autocommit=True) as conn, conn.cursor() as cursor:
+            cursor.execute(statement, params or None)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
     with postgresql.connect(server, database, autocommit=True) as conn:
         cursor = conn.execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
 
-class PgShop:
-    """The sample production plus a PostgreSQL database `rentals`, and an embedded Doppel serving every function."""
+def make_rental_shop(server: Server) -> str:
+    """A new production database holding the rental shop, on `server`; its name."""
+    database = f"shop_{uuid.uuid4().hex[:10]}"
+    if server.engine == "mariadb":
+        mariadb.create(server, database)
+        with mariadb.connect(server, database) as conn, conn.cursor() as cursor:
+            for statement in filter(str.strip, rental_shop.SCHEMA.split(";")):
+                cursor.execute(statement)
+            rental_shop.fill(cursor.execute)
+            conn.commit()
+        return database
+    postgresql.create(server, database)
+    with postgresql.connect(server, database) as conn:
+        conn.execute(rental_shop.SCHEMA)
+        rental_shop.fill(conn.cursor().execute)
+    return database
 
-    def __init__(self, tmp_path: Path, server: Server, rules=None):
+
+def server_component(server: Server, database: str, name: str = "rentals") -> dict:
+    return {"kind": server.engine, "name": name, "host": server.host, "port": server.port, "database": database,
+            "user": server.user, "password_env": server.password_env}
+
+
+class PgShop:
+    """The sample production plus a database `rentals` (PostgreSQL, or the server's engine), and an embedded Doppel
+    serving every function; `also` adds more servers' rental shops, named by their engine."""
+
+    def __init__(self, tmp_path: Path, server: Server, rules=None, also: tuple[Server, ...] = ()):
         self.server = server
-        self.database = f"shop_{uuid.uuid4().hex[:10]}"
-        postgresql.create(server, self.database)
-        with postgresql.connect(server, self.database) as conn:
-            conn.execute(rental_shop.SCHEMA)
-            rental_shop.fill(conn.cursor().execute)
+        self.database = make_rental_shop(server)
         self.production = tmp_path / "production" / "shop"
         entry = make_sample_production(self.production)
-        entry["components"].append({"kind": "postgresql", "name": "rentals", "host": "127.0.0.1", "port": 5432,
-                                    "database": self.database, "user": "doppel", "password_env": PASSWORD_ENV})
+        entry["components"].append(server_component(server, self.database))
         entry["clone"]["anonymise"] += [{"database": "rentals", **rule}
                                         for rule in (rental_shop.RULES if rules is None else rules)]
+        self.others = {}
+        for other in also:
+            self.others[other.engine] = (other, make_rental_shop(other))
+            entry["components"].append(server_component(other, self.others[other.engine][1], other.engine))
+            entry["clone"]["anonymise"] += [{"database": other.engine, **rule} for rule in rental_shop.RULES]
         self.entry = entry
         document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": entry},
                     "bus": {"retry": {"attempts": 2, "first_delay": "200ms"}}}
@@ -68,6 +109,8 @@ class PgShop:
         self.worker.start()
 
     def connect(self):
+        if self.server.engine == "mariadb":
+            return mariadb.connect(self.server, self.database)
         return postgresql.connect(self.server, self.database)
 
     def query(self, statement: str, database: str | None = None, params=()) -> list[tuple]:
@@ -84,21 +127,51 @@ class PgShop:
     def events(self, event_type=None, correlation_id=None):
         return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
 
+    def left_behind(self, env: str) -> list[str]:
+        """The databases made for `env` (its own, its snapshots') still on the servers. Only those: the servers
+        are shared, and other runs make and drop doppel_* databases of their own meanwhile."""
+        names = ["rentals", *self.others]
+        snapshots = [e.data["snapshot"]["id"] for e in self.events("snapshot.done") if e.data["env"] == env]
+        mine = {env_database(env, name) for name in names} | {snapshot_database(s, n) for s in snapshots
+                                                               for n in names}
+        servers = [self.server, *(server for server, _ in self.others.values())]
+        return sorted(mine & set().union(*(databases(server) for server in servers)))
 
-@pytest.fixture
-def pg_shop(tmp_path, monkeypatch, pg_server):
+
+def _shops(tmp_path, monkeypatch, servers: list[Server]):
     monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    before = databases(pg_server)
+    before = {server.engine: databases(server) for server in servers}
     made = []
 
-    def make(rules=None) -> PgShop:
-        shop = PgShop(tmp_path / f"shop{len(made)}", pg_server, rules)
+    def make(rules=None, also: tuple[Server, ...] = ()) -> PgShop:
+        shop = PgShop(tmp_path / f"shop{len(made)}", servers[0], rules, also)
         made.append(shop)
         return shop
 
     yield make
     for shop in made:
         shop.app.close()
-    for name in databases(pg_server) - before:  # the productions, and whatever a failed test left
-        postgresql.drop(pg_server, name)
+    for server in servers:  # the productions, and whatever a failed test left
+        for name in databases(server) - before[server.engine]:
+            (mariadb if server.engine == "mariadb" else postgresql).drop(server, name)
+
+
+@pytest.fixture
+def pg_shop(tmp_path, monkeypatch, pg_server):
+    yield from _shops(tmp_path, monkeypatch, [pg_server])
+
+
+@pytest.fixture
+def maria_shop(tmp_path, monkeypatch, maria_server):
+    """A rental shop on MariaDB, as pg_shop makes one on PostgreSQL."""
+    yield from _shops(tmp_path, monkeypatch, [maria_server])
+
+
+@pytest.fixture
+def both_shops(tmp_path, monkeypatch, pg_server, maria_server):
+    """make() gives a production with a PostgreSQL `rentals` and a MariaDB `mariadb` rental shop."""
+    shops = _shops(tmp_path, monkeypatch, [pg_server, maria_server])
+    make = next(shops)
+    yield lambda rules=None: make(rules, also=(maria_server,))
+    next(shops, None)

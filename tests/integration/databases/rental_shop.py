@@ -107,6 +107,7 @@ class Writer(threading.Thread):
         self.error: BaseException | None = None
         self.done = threading.Event()
         self.progress = threading.Condition()
+        self.between = threading.Lock()  # held for each transaction: whoever holds it has the writer between two
 
     def run(self) -> None:
         rng = random.Random(99)
@@ -114,8 +115,9 @@ class Writer(threading.Thread):
             conn = self.connect()
             cursor = conn.cursor()
             while not self.done.is_set():
-                add_rental(cursor.execute, self.next_id, rng, self.customers)
-                conn.commit()
+                with self.between:
+                    add_rental(cursor.execute, self.next_id, rng, self.customers)
+                    conn.commit()
                 self.next_id += 1
                 with self.progress:
                     self.committed += 1

@@ -1,5 +1,5 @@
-"""`doppel anonymise check PRODUCTION` against a real PostgreSQL production: personal columns without a rule, and
-columns new since the rules were reviewed."""
+"""`doppel anonymise check PRODUCTION` against a real PostgreSQL or MariaDB production: personal columns without a
+rule, and columns new since the rules were reviewed."""
 from __future__ import annotations
 
 import pytest
@@ -8,11 +8,14 @@ import yaml
 from doppel.cli import main
 from tests.integration.databases import rental_shop
 
-pytestmark = pytest.mark.postgresql
+ENGINES = [pytest.param("pg_shop", marks=pytest.mark.postgresql, id="postgresql"),
+           pytest.param("maria_shop", marks=pytest.mark.mariadb, id="mariadb")]
 
 
-def test_check_lists_personal_columns_without_rules_and_new_columns_since_reviewed(pg_shop, tmp_path, capsys):
-    shop = pg_shop([r for r in rental_shop.RULES if (r["table"], r["column"]) != ("address", "phone")])
+@pytest.mark.parametrize("shops", ENGINES)
+def test_check_lists_personal_columns_without_rules_and_new_columns_since_reviewed(shops, request, tmp_path, capsys):
+    shop = request.getfixturevalue(shops)([r for r in rental_shop.RULES
+                                           if (r["table"], r["column"]) != ("address", "phone")])
     config = tmp_path / "doppel.yaml"
     config.write_text(yaml.safe_dump(shop.document))
     shop.query("ALTER TABLE store ADD COLUMN contact text")  # named like nothing personal, holds emails
@@ -31,6 +34,7 @@ def test_check_lists_personal_columns_without_rules_and_new_columns_since_review
     assert "address.phone" in out
 
 
+@pytest.mark.postgresql
 def test_check_of_an_unknown_production_says_which_exist(pg_shop, tmp_path, capsys):
     shop = pg_shop()
     config = tmp_path / "doppel.yaml"

@@ -1,19 +1,20 @@
-"""`doppel anonymise check`: what a production's PostgreSQL database holds that its anonymise rules do not cover.
+"""`doppel anonymise check`: what a production's server database holds that its anonymise rules do not cover.
 
-Read-only, on production: columns that look personal (personal.py: by name, and by a
-sample of values counted inside the server) with no rule, directly or through a
-foreign key; rules that name a table or column that is gone; and the schema's drift
-since the columns were last reviewed (a column new since then is reported, so it is
-never silently copied). Only names and counts leave the server.
+Read-only, on production, PostgreSQL or MariaDB alike: columns that look personal
+(personal.py: by name, and by a sample of values counted inside the server) with no
+rule, directly or through a foreign key (rules.py); rules that name a table or
+column that is gone; and the schema's drift since the columns were last reviewed
+(a column new since then is reported, so it is never silently copied). Only names
+and counts leave the server.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from clouds.databases import maria_anonymise, pg_anonymise
 from clouds.databases.personal import personal_columns
-from clouds.databases.pg_anonymise import Catalogue, column_of, label
-from clouds.databases.postgresql import connect
+from clouds.databases.rules import label
 from clouds.databases.servers import Server
 
 
@@ -31,16 +32,17 @@ class CheckReport:
         return not (self.unruled or self.stale_rules or self.new_columns)
 
 
+READERS = {"postgresql": pg_anonymise.reading, "mariadb": maria_anonymise.reading}
+
+
 def check(server: Server, database: str, rules: Iterable[Mapping], reviewed: Iterable[str] | None) -> CheckReport:
     rules = list(rules)
     report = CheckReport(database)
-    with connect(server, database, autocommit=True) as conn:
-        conn.execute("SET default_transaction_read_only = on")
-        catalogue = Catalogue(conn)
+    with READERS[server.engine](server, database) as (catalogue, sample):
         groups = catalogue.groups()
         covered: set = set()
         for rule in rules:
-            column = column_of(rule)
+            column = catalogue.column_of(rule)
             if rule["method"] == "truncate":
                 if column[:2] not in catalogue.tables:
                     report.stale_rules.append(f"{rule['table']} (truncate): no such table")
@@ -50,7 +52,7 @@ def check(server: Server, database: str, rules: Iterable[Mapping], reviewed: Ite
             else:
                 covered |= groups.get(column, {column})
         candidates = {c: t for c, t in catalogue.types.items() if c not in covered and c[:2] not in covered}
-        report.unruled = [f"{label(c)} ({why})" for c, why in personal_columns(conn, candidates).items()]
+        report.unruled = [f"{label(c)} ({why})" for c, why in personal_columns(candidates, sample).items()]
     report.columns = sorted(label(c) for c in catalogue.types)
     if reviewed is not None:
         before = set(reviewed)
