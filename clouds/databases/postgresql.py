@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -72,14 +74,64 @@ def create(server: Server, database: str, template: str = "template0") -> None:
                                                                    sql.Identifier(template)))
 
 
-def drop(server: Server, database: str) -> bool:
-    """Drop `database` if it is there (its sessions ended first); whether it was."""
+def drop(server: Server, database: str, patience: float = 300.0) -> bool:
+    """Drop `database` if it is there (its sessions ended first); whether it was.
+
+    FORCE ends the sessions of Doppel's own role, but not an autovacuum worker's: those run as the bootstrap
+    superuser, and one is often busy with a table a clone or a restore has just filled. It gives way to a lock
+    request (PostgreSQL cancels an autovacuum that blocks one), so Doppel asks for its tables' locks and drops
+    while it holds them; a worker that came back meanwhile is waited out, for `patience` seconds at most.
+    """
+    drop_statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
+    deadline = time.monotonic() + patience
     with connect(server, "postgres", autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
             return False
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+        while True:
+            try:
+                conn.execute(drop_statement)
+                break
+            except psycopg.errors.InsufficientPrivilege as exc:
+                if time.monotonic() > deadline:
+                    raise DatabaseError(f"cannot drop PostgreSQL database {database} on {server.where}: a session "
+                                        f"Doppel may not end stayed for {patience:.0f} s ({_first_line(exc)}); "
+                                        "drop it as a superuser once it is gone") from None
+            with _holding_its_tables(server, database):
+                try:
+                    conn.execute(drop_statement)  # ends the session holding the locks too: it is Doppel's
+                    break
+                except psycopg.errors.InsufficientPrivilege:
+                    time.sleep(0.5)
     log.info("dropped PostgreSQL database %s on %s", database, server.where)
     return True
+
+
+@contextmanager
+def _holding_its_tables(server: Server, database: str):
+    """A session of `database` holding ACCESS EXCLUSIVE locks on its tables (an autovacuum in the way is cancelled
+    by the server within deadlock_timeout); nothing held when the database could not be reached."""
+    try:
+        holder = connect(server, database)
+    except DatabaseError:
+        yield
+        return
+    try:
+        holder.execute("SET lock_timeout = '30s'")
+        tables = [row[0] for row in holder.execute(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE c.relkind IN ('r', 'm', 'p') AND n.nspname NOT IN ('pg_catalog', "
+            "'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND pg_has_role(c.relowner, 'USAGE')")]
+        if tables:
+            holder.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+    except psycopg.Error:
+        pass  # not every lock: the drop is tried all the same, and again after a pause
+    try:
+        yield
+    finally:
+        try:
+            holder.close()
+        except psycopg.Error:
+            pass  # ended by the drop
 
 
 def rename(server: Server, old: str, new: str) -> None:
