@@ -67,6 +67,10 @@ class PgShop:
         self.worker = self.app.worker(functions.FUNCTIONS)
         self.worker.start()
 
+    def left_behind(self) -> set[str]:
+        """Databases this test's chains made that are still there (its productions aside)."""
+        return (set(self.created) & databases(self.server)) - {self.database}
+
     def connect(self):
         return postgresql.connect(self.server, self.database)
 
@@ -87,18 +91,40 @@ class PgShop:
 
 @pytest.fixture
 def pg_shop(tmp_path, monkeypatch, pg_server):
+    """Makes PgShops; afterwards drops the databases this test made (its productions, and whatever its chains
+    created or renamed into place and left), never another's: a bench or a second suite may share the server."""
     monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    before = databases(pg_server)
     made = []
+    created = monkeypatch_made_databases(monkeypatch)
 
     def make(rules=None) -> PgShop:
         shop = PgShop(tmp_path / f"shop{len(made)}", pg_server, rules)
+        shop.created = created
         made.append(shop)
         return shop
 
     yield make
     for shop in made:
         shop.app.close()
-    for name in databases(pg_server) - before:  # the productions, and whatever a failed test left
+    for name in sorted(set(created) & databases(pg_server)):
         postgresql.drop(pg_server, name)
+
+
+def monkeypatch_made_databases(monkeypatch) -> list[str]:
+    """The names of the databases created (or renamed to) through clouds.databases.postgresql from now on, in this
+    process: the test's own, whichever of its chains made them."""
+    created: list[str] = []
+    create, rename = postgresql.create, postgresql.rename
+
+    def recording_create(server, database, *args, **kwargs):
+        created.append(database)
+        return create(server, database, *args, **kwargs)
+
+    def recording_rename(server, old, new):
+        created.append(new)
+        return rename(server, old, new)
+
+    monkeypatch.setattr(postgresql, "create", recording_create)
+    monkeypatch.setattr(postgresql, "rename", recording_rename)
+    return created

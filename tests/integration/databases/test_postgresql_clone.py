@@ -124,7 +124,7 @@ def test_a_rule_that_would_break_a_unique_key_fails_the_chain_naming_it_and_leav
     env = shop.app.registry.latest("broken")
     assert env.state == FAILED
     assert "staff.email" in env.reason and "fixed" in env.reason
-    assert not [name for name in databases(shop.server) if name.startswith("doppel_")]
+    assert not shop.left_behind()
 
 
 def test_a_personal_column_without_a_rule_fails_the_chain_naming_it_and_leaves_no_database(pg_shop):
@@ -135,4 +135,4 @@ def test_a_personal_column_without_a_rule_fails_the_chain_naming_it_and_leaves_n
     env = shop.app.registry.latest("leaky")
     assert env.state == FAILED
     assert "address.phone (phone)" in env.reason and "no anonymise rule" in env.reason
-    assert not [name for name in databases(shop.server) if name.startswith("doppel_")]
+    assert not shop.left_behind()
