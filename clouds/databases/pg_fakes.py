@@ -21,8 +21,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-_LUHN_TERMS = " + ".join(f"(ARRAY[0,2,4,6,8,1,3,5,7,9])[ascii(substr(r, {i}, 1)) - 47]" if i % 2 else
-                         f"(ascii(substr(r, {i}, 1)) - 48)" for i in range(1, 33))
+_LUHN_TERMS = " + ".join(f"(ARRAY[0,2,4,6,8,1,3,5,7,9])[get_byte(r, {i}) - 47]" if i % 2 == 0 else
+                         f"(get_byte(r, {i}) - 48)" for i in range(32))
+
+
+def _chunk(k: int) -> str:
+    """18 decimal digits from bytes 8k..8k+7 of h (a string of digits is what translate() made, 20x slower)."""
+    return (f"lpad(((('x' || encode(substr(h, {8 * k + 1}, 8), 'hex'))::bit(64)::bigint & 9223372036854775807) "
+            f"% 1000000000000000000)::text, 18, '0')")
 FUNCTIONS = r"""
 CREATE FUNCTION pg_temp.doppel_mac(m text) RETURNS bytea LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT sha256(decode(current_setting('doppel.opad'), 'hex')
@@ -38,15 +44,18 @@ CREATE FUNCTION pg_temp.doppel_word(h bytea, o int, n int) RETURNS text LANGUAGE
          || ('{"","",n,r,l,s,x,nd}'::text[])[get_byte(h, (o + 2 * n) % 32) % 8 + 1]
 $$;
 CREATE FUNCTION pg_temp.doppel_stream(h bytea, n int) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT substr(repeat(translate(encode(h || sha256(h), 'hex'), 'abcdef', '012345'), 1 + n / 128), 1, n)
+  SELECT substr(CASE WHEN n <= 18 THEN """ + _chunk(0) + r"""
+                     WHEN n <= 36 THEN """ + _chunk(0) + " || " + _chunk(1) + r"""
+                     ELSE repeat(""" + " || ".join(_chunk(k) for k in range(4)) + r""", 1 + n / 72) END, 1, n)
 $$;
-CREATE FUNCTION pg_temp.doppel_redigit(v text, h bytea) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+-- STABLE as format() is: an IMMUTABLE function calling it would not be inlined
+CREATE FUNCTION pg_temp.doppel_redigit(v text, h bytea) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
   SELECT format(replace(translate(replace(v, '%', '%%'), '0123456789', repeat(chr(1), 10)), chr(1), '%s'),
                 VARIADIC string_to_array(pg_temp.doppel_stream(h, length(v)), NULL))
 $$;
 CREATE FUNCTION pg_temp.doppel_luhn(body text) RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
-  r text := rpad(reverse(body), 32, '0');
+  r bytea := convert_to(rpad(reverse(body), 32, '0'), 'UTF8');
   total int := 0;
 BEGIN
   IF length(body) > 32 THEN  -- longer than any card: digit by digit
