@@ -9,14 +9,17 @@ One transaction, all or nothing:
    rules in one group are refused, naming both columns.
 2. Columns that look personal (personal.py) and have no rule fail the clone,
    naming table and column: a new column is reported, never silently copied.
-3. A group that holds a unique or primary key is rewritten through a map of its
-   distinct values to fakes that is collision-free by construction: a fake already
-   taken, or equal to any production value, is asked for again (attempt n + 1).
-   Other columns are rewritten in place by one UPDATE. The foreign keys of the
-   rewritten columns are set aside meanwhile and added back, which validates
-   every row: the post-check of every join. Unique indexes hold all along.
-4. A sample of each rewritten column's production values is kept (in the
-   session) and looked for afterwards: one still there fails the clone.
+3. Each group's distinct production values get their fakes once, in a temporary map
+   (pg_fakes: the HMAC of each value under the key, then the fake made from it). A
+   group that holds a unique or primary key gets a map that is collision-free by
+   construction: a fake already taken, or equal to any production value, is asked for
+   again (the next attempt). Then one UPDATE per table rewrites all its ruled columns
+   through their maps (null, fixed and sql in place). The foreign keys of the
+   rewritten columns are set aside meanwhile and added back, which validates every
+   row: the post-check of every join. Unique indexes hold all along.
+4. A sample of each rewritten column's production values is kept (in the session) and
+   looked for afterwards: one still there fails the clone (pg_leaks.py; per row for
+   methods with few possible fakes, such as date_shift).
 5. User triggers of the rewritten tables are off meanwhile (an audit trigger would
    copy the old values elsewhere); the rewritten tables are vacuumed (VACUUM FULL)
    and analysed after commit, so no old value stays in a dead row or in the
