@@ -266,14 +266,15 @@ def _rewrite_table(conn, catalogue: Catalogue, table: tuple[str, str], ruled: li
                    first_types: Mapping) -> dict[str, int]:
     """One UPDATE of every ruled column of one table (one new version of each row, not one per column): values
     through their group's map, null/fixed/sql in place."""
-    sets, joins, where, counts, params = [], [], [], [sql.SQL("count(*)")], []
+    sets, joins, where, counts = [], [], [], [sql.SQL("count(*)")]
     for index, (column, rule, value_map) in enumerate(ruled):
         name, method = sql.Identifier(column[2]), rule["method"]
         cast = sql.SQL(catalogue.types[column])
         if method == "null":
             value = sql.SQL("NULL")
         elif method == "fixed":
-            value, params = sql.SQL("%s::{}").format(cast), params + [rule["value"]]
+            # a literal, not a parameter: with none, a % in a custom sql rule's expression stays an operator
+            value = sql.SQL("{}::{}").format(sql.Literal(rule["value"]), cast)
         elif method == "sql":
             expression = rule["expression"].replace("{", "{{").replace("}", "}}")
             value = sql.SQL("(SELECT (" + expression + ") FROM (SELECT t.{} AS value) AS doppel_row)::{}").format(
@@ -298,7 +299,7 @@ def _rewrite_table(conn, catalogue: Catalogue, table: tuple[str, str], ruled: li
         sql.SQL(", ").join(counts))
     try:
         with conn.transaction():
-            rows, *written = conn.execute(statement, params).fetchone()
+            rows, *written = conn.execute(statement).fetchone()
     except psycopg.Error as exc:
         involved = _constraint_columns(conn, exc.diag.constraint_name) | {exc.diag.column_name}
         blamed = [f"{label(c)} ({r['method']})" for c, r, _m in ruled if c[2] in involved] or [

@@ -107,6 +107,21 @@ def test_a_date_left_as_it_was_in_its_own_row_fails_the_clone_and_keeps_nothing(
     assert rows(pg_server, database)[1][0] == "person1@mail.example.org"  # rolled back, email included
 
 
+def test_fixed_null_and_custom_sql_rules_share_one_table_with_a_percent_in_the_expression(pg_server, people):
+    database = people()
+
+    changed = pg_anonymise.anonymise(pg_server, database, [
+        {"table": "person", "column": "email", "method": "email"},
+        {"table": "person", "column": "phone", "method": "fixed", "value": "100% unknown"},
+        {"table": "person", "column": "card", "method": "sql", "expression": "'card ' || (length(value) % 7)"},
+        {"table": "person", "column": "note", "method": "null"}], KEY)
+
+    after = rows(pg_server, database)
+    assert {row[1:3] for row in after.values()} == {("100% unknown", "card 2")}
+    assert {row[4] for row in after.values()} == {None}
+    assert changed["person.phone (fixed)"] == changed["person.note (null)"] == changed["person.email (email)"] == 600
+
+
 def _luhn_ok(number: str) -> bool:
     total = sum(d if i % 2 == 0 else (d * 2 // 10 + d * 2 % 10) for i, d in enumerate(map(int, reversed(number))))
     return total % 10 == 0
