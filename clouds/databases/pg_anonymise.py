@@ -156,7 +156,9 @@ def _target(column: Column) -> sql.Composable:
 def _value_map(conn, catalogue: Catalogue, group: frozenset, rule: Mapping, index: int) -> sql.Identifier:
     """A temporary table of the group's distinct production values and their fakes (`orig`, `h`: its MAC, `fake`),
     each computed once. For a group with a unique column the fakes are collision-free: a fake already taken, or
-    equal to any production value, is asked for again (the next attempt); else a fake equal to its own value is."""
+    equal to any production value, is asked for again (the next attempt), the first value by bytes keeping a fake
+    two share (not by the column's order: MariaDB and other collations must pick the same value, so the fakes are
+    the same in every database of the environment); else a fake equal to its own value is asked for again."""
     method, columns = rule["method"], sorted(group)
     first_type = catalogue.types[columns[0]]
     name = sql.Identifier(f"doppel_map_{index}")
@@ -184,7 +186,8 @@ def _value_map(conn, catalogue: Catalogue, group: frozenset, rule: Mapping, inde
         conn.execute(sql.SQL("ANALYZE {}").format(name))
         clashes = conn.execute(sql.SQL("""
             UPDATE {0} m SET fake = NULL FROM (
-                SELECT orig FROM (SELECT orig, row_number() OVER (PARTITION BY fake ORDER BY orig) AS r
+                SELECT orig FROM (SELECT orig, row_number() OVER (PARTITION BY fake
+                                                                  ORDER BY convert_to(orig::text, 'UTF8')) AS r
                                     FROM {0}) AS ranked WHERE r > 1
                 UNION SELECT m2.orig FROM {0} m2 JOIN {0} o ON m2.fake = o.orig
             ) AS clash WHERE m.orig = clash.orig""").format(name)).rowcount

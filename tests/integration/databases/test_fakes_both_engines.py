@@ -30,17 +30,20 @@ COLUMNS = [  # name, PostgreSQL type, MariaDB type, rule
     ("iban", "varchar(40)", "varchar(40)", {"method": "digits", "check": "iban"}),
     ("ticket", "varchar(10) NOT NULL UNIQUE", "varchar(10) NOT NULL UNIQUE", {"method": "digits"}),
     ("pin", "varchar(4)", "varchar(4)", {"method": "digits"}),
+    ("code", "smallint NOT NULL UNIQUE", "smallint NOT NULL UNIQUE", {"method": "hash"}),
     ("born", "date", "date", {"method": "date_shift", "days": 400}),
     ("seen", "timestamp", "datetime", {"method": "date_shift", "days": 3}),
 ]
 PHONES = ["+44 20 7946 0{:03d}", "(020) 7946-{:04d}", "07700.900.{:03d}", "ext {}", "+1 555 01{:02d} x#", "0{}\\9"]
 
 
-def people(count: int = 120, seed: int = 11) -> list[tuple]:
+def people(count: int = 600, seed: int = 11) -> list[tuple]:
     """Rows with the values that make fakes differ if anything differs: case and trailing-space variants of one
-    name, non-ASCII letters, a % in a number, short phones, long text, IBANs in either case, dense pins."""
+    name, non-ASCII letters, a % in a number, short phones, long text, IBANs in either case, dense pins, unique
+    numbers whose fakes clash (PostgreSQL orders 9 before 10, bytes do not)."""
     rng = random.Random(seed)
-    tickets = rng.sample(range(1000), count)  # unique, and dense enough that fakes clash and are asked for again
+    tickets = rng.sample(range(10000), count)  # unique, and dense enough that fakes clash and are asked for again
+    codes = rng.sample(range(32767), count)  # so are these: which of two clashing ones keeps its fake is by bytes
     rows = []
     for i in range(1, count + 1):
         last = ["Smith", "SMITH", "smith", "Smith ", "Müller", "Ødegård", "O'Brien", "李"][i % 8]
@@ -52,7 +55,7 @@ def people(count: int = 120, seed: int = 11) -> list[tuple]:
             ("lorem ipsum dolor " * (i % 40)).strip() or "x", f"token-{i % 30}", rng.randrange(1 << 62),
             rng.randrange(-5000, 5000), f"{i % 17:05d}-{i % 3}%", card if i % 3 else f"{card[:4]} {card[4:8]}",
             f"{['gb', 'DE', 'fr'][i % 3]}{i % 90 + 10} ABCD {i:06d} {i * 7 % 100:02d}" if i % 4 else "0 12 34",
-            f"{tickets[i - 1]:03d}", f"{i % 60:02d}",
+            f"{tickets[i - 1]:04d}", f"{i % 60:02d}", codes[i - 1],
             datetime.date(1950, 1, 1) + datetime.timedelta(days=i * 97), datetime.datetime(2024, 3, 1, i % 24, i % 60)))
     return rows
 
