@@ -207,8 +207,9 @@ def _value_map(cursor, catalogue: Catalogue, group: frozenset, rule: Mapping, in
     """A temporary table of the group's distinct production values and their fakes (`orig`, `h`: its MAC, `fake`),
     each computed once, as pg_anonymise makes it, so the fakes are PostgreSQL's: a value the same bytes as in
     PostgreSQL gets the same fake. A lone column's map is keyed by the value's bytes (`k`), as PostgreSQL tells
-    values apart; a foreign-key group's by the column's collation, as MariaDB joins them (the first value of a
-    case-insensitively equal set, by bytes, gives the fake). Whether the map is keyed by bytes is returned too.
+    values apart; a foreign-key group's, or a unique column's, by the column's collation, as MariaDB joins and
+    indexes them (the first value of a case-insensitively equal set, by bytes, gives the fake). Whether the map
+    is keyed by bytes is returned too.
     For a group with a unique column the fakes are collision-free (as the unique index compares them): a fake
     already taken, or equal to any production value, is asked for again (the next attempt); for others, a fake
     equal to its own value is."""
@@ -219,8 +220,9 @@ def _value_map(cursor, catalogue: Catalogue, group: frozenset, rule: Mapping, in
         made = make("h")
     except ValueError as exc:
         raise DatabaseError(f"{label(columns[0])}: {exc}") from None
-    name, declared, exact = f"doppel_map_{index}", catalogue.declared[columns[0]], len(columns) == 1
     unique = any(c in catalogue.unique for c in columns)
+    # a unique column holds no two values its collation takes for one: keyed by that, it is keyed by bytes too
+    name, declared, exact = f"doppel_map_{index}", catalogue.declared[columns[0]], len(columns) == 1 and not unique
     values = " UNION ALL ".join(f"SELECT {q(c[2])} AS v FROM {q(c[1])} WHERE {q(c[2])} IS NOT NULL" for c in columns)
     cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}")
     try:
