@@ -3,7 +3,9 @@
 Both engines compute the same fakes from the same HMAC-SHA256 under the
 environment's key (pg_fakes.py in PostgreSQL's SQL, maria_fakes.py in MariaDB's),
 so a customer's email is masked to the same fake in a PostgreSQL and a MariaDB
-database of one environment, and joins across them hold too.
+database of one environment, and joins across them hold too. The MAC is of
+`method|value`; another attempt (a fake taken, or equal to its own value) uses the
+SHA-256 of the MAC and the attempt number as 4 big-endian bytes.
 """
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import hashlib
 import hmac
 
 TEXT_METHODS = ("email", "first_name", "last_name", "full_name", "phone", "address", "text", "hash", "digits")
+# Methods whose fakes fall among few possible values (a shifted day, a redigited short number): one may equal
+# another row's production value by chance, so their after-check is per row (this row's value changed).
+DENSE_METHODS = ("date_shift", "digits", "phone")
 
 
 def pads(key: bytes) -> tuple[str, str]:
@@ -25,8 +30,17 @@ def reference_mac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode(), hashlib.sha256).digest()
 
 
+def canonical(method: str) -> str:
+    return "full_name" if method == "name" else method
+
+
 def method_of(rule: dict) -> str:
-    return "full_name" if rule["method"] == "name" else rule["method"]
+    return canonical(rule["method"])
+
+
+def is_dense(method: str, integer_column: bool) -> bool:
+    """Whether `method`'s fakes are few enough that one may equal another row's production value by chance."""
+    return canonical(method) in DENSE_METHODS or (method == "hash" and integer_column)
 
 
 def refuse_text_into(method: str, column_type: str) -> None:

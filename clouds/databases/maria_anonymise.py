@@ -7,11 +7,13 @@ MariaDB's terms:
    composite, self-references too; a rule on any column of a foreign-key group
    applies to all of it (rules.py). Columns that look personal and have no rule
    fail the clone, naming table and column (personal.py).
-2. A group that holds a unique or primary key is rewritten through a map of its
-   distinct values (as the column's collation counts them) to fakes, collision-free
-   by construction: a fake already taken, or equal to any production value, is
-   asked for again (attempt n + 1). Other columns are rewritten in place by one
-   UPDATE. Unique indexes are enforced all along; a rule that breaks one fails.
+2. Each group's distinct production values get their MAC and fake once, in a
+   temporary map, as in PostgreSQL (maria_fakes.py; same value, same key, same
+   fake in both engines). A group that holds a unique or primary key gets a map
+   that is collision-free by construction: a fake already taken, or equal to any
+   production value, is asked for again (the next attempt). null, fixed (a
+   literal) and sql rewrite in place. Unique indexes are enforced all along; a
+   rule that breaks one fails.
 3. MariaDB cannot set a foreign key aside and check every row when it is added
    back (ALTER TABLE ... ADD FOREIGN KEY checks nothing under FOREIGN_KEY_CHECKS=0,
    and rebuilds the table otherwise), so the masking runs with FOREIGN_KEY_CHECKS=0
@@ -19,7 +21,8 @@ MariaDB's terms:
    every foreign key of a masked table is then checked explicitly: a row whose key
    finds no parent fails the clone, naming the key, table and columns.
 4. A sample of each rewritten column's production values is kept in the session
-   and looked for afterwards: one still there fails the clone (fail closed).
+   and looked for afterwards: one still there fails the clone (fail closed;
+   maria_leaks.py, per row for methods with few possible fakes such as date_shift).
 5. MariaDB cannot switch triggers off: those of the masked tables are set aside
    (an audit trigger would copy the old values elsewhere) and made again after;
    the masked tables are rebuilt (OPTIMIZE TABLE: recreate and analyse), so no old
@@ -37,7 +40,7 @@ from contextlib import contextmanager
 
 import pymysql
 
-from clouds.databases import maria_fakes
+from clouds.databases import maria_fakes, maria_leaks
 from clouds.databases.mariadb import connect, error_text, foreign_keys, orphans, q
 from clouds.databases.personal import EMAIL_VALUE, PHONE_VALUE, SAMPLE, unruled_personal_columns
 from clouds.databases.rules import Catalogue, Column, ForeignKey, covered, label, plan
@@ -109,16 +112,16 @@ def anonymise(server: Server, database: str, rules: list[Mapping], key: bytes) -
         triggers = _set_aside_triggers(cursor, database, tables)
         cursor.execute("SET SESSION FOREIGN_KEY_CHECKS = 0")
         cursor.execute("START TRANSACTION")
-        samples = _keep_samples(cursor, rewritten, groups)
+        samples = maria_leaks.keep_samples(cursor, database, catalogue, rewritten, groups)
         changed: dict[str, int] = {}
         for rule in truncates:
             table = catalogue.column_of(rule)[1]
             cursor.execute(f"DELETE FROM {q(table)}")
             changed[f"{table}.* (truncate)"] = -1
-        for group in rewritten:
-            changed.update(_rewrite_group(cursor, catalogue, group, groups[group]))
+        for index, group in enumerate(rewritten):
+            changed.update(_rewrite_group(cursor, catalogue, group, groups[group], index))
         _check_foreign_keys(cursor, catalogue, set(tables))
-        _check_samples(cursor, samples)
+        maria_leaks.check_samples(cursor, samples)
         conn.commit()
         cursor.execute("SET SESSION FOREIGN_KEY_CHECKS = 1")
         _put_back_triggers(cursor, triggers)
@@ -182,68 +185,97 @@ def _put_back_triggers(cursor, triggers: list[tuple[str, str]]) -> None:
     triggers.clear()
 
 
-def _rewrite_group(cursor, catalogue: Catalogue, group: frozenset, rule: Mapping) -> dict[str, int]:
-    """Rewrite every column of one group: through a collision-free map when uniqueness matters, else in place."""
-    method = rule["method"]
-    columns = sorted(group)
-    if method in ("null", "fixed", "sql") or not any(c in catalogue.unique for c in columns):
+def _rewrite_group(cursor, catalogue: Catalogue, group: frozenset, rule: Mapping, index: int) -> dict[str, int]:
+    """Rewrite every column of one group: null, fixed and sql in place, the other methods through the group's map."""
+    method, columns = rule["method"], sorted(group)
+    if method in ("null", "fixed", "sql"):
         return {f"{label(c)} ({method})": _rewrite_in_place(cursor, catalogue, c, rule) for c in columns}
-    try:
-        fakes = [maria_fakes.expression(method, "orig", catalogue.types[columns[0]], str(n), rule)
-                 for n in range(_ATTEMPTS)]
-    except ValueError as exc:
-        raise DatabaseError(f"{label(columns[0])}: {exc}") from None
-    declared = catalogue.declared[columns[0]]
-    cursor.execute("DROP TEMPORARY TABLE IF EXISTS doppel_map, doppel_clash")
-    cursor.execute(f"CREATE TEMPORARY TABLE doppel_map (orig {declared} NOT NULL PRIMARY KEY, fake {declared}, "
-                   "KEY (fake))")
-    cursor.execute(f"CREATE TEMPORARY TABLE doppel_clash (orig {declared} NOT NULL PRIMARY KEY)")
-    for column in columns:
-        cursor.execute(f"INSERT IGNORE INTO doppel_map (orig) SELECT {q(column[2])} FROM {q(column[1])} "
-                       f"WHERE {q(column[2])} IS NOT NULL")
-    try:
-        for fake in fakes:
-            cursor.execute(f"UPDATE doppel_map SET fake = {fake} WHERE fake IS NULL")
-            cursor.execute("DELETE FROM doppel_clash")
-            cursor.execute("INSERT IGNORE INTO doppel_clash SELECT orig FROM (SELECT orig, ROW_NUMBER() OVER "
-                           "(PARTITION BY fake ORDER BY orig) AS r FROM doppel_map) AS ranked WHERE r > 1")
-            cursor.execute("INSERT IGNORE INTO doppel_clash SELECT m.orig FROM doppel_map m JOIN doppel_map o "
-                           "ON m.fake = o.orig")
-            if cursor.execute("UPDATE doppel_map m JOIN doppel_clash c ON c.orig = m.orig SET m.fake = NULL") == 0:
-                break
-        else:
-            raise DatabaseError(f"{label(columns[0])}: {method} cannot give {len(columns)} column(s) distinct fakes "
-                                "(too few possible values for a unique column); choose another method")
-    except pymysql.MySQLError as exc:
-        raise DatabaseError(f"anonymising {label(columns[0])} with {method} failed: {_safe(exc)}") from None
+    value_map, exact = _value_map(cursor, catalogue, group, rule, index)
     changed = {}
     for column in columns:
+        name = f"t.{q(column[2])}"
+        on = f"m.k = UNHEX(MD5(CAST({name} AS BINARY)))" if exact else f"{name} = m.orig"
         try:
             changed[f"{label(column)} ({method})"] = cursor.execute(
-                f"UPDATE {q(column[1])} t JOIN doppel_map m ON t.{q(column[2])} = m.orig SET t.{q(column[2])} = m.fake")
+                f"UPDATE {q(column[1])} t JOIN {value_map} m ON {on} SET {name} = m.fake")
         except pymysql.MySQLError as exc:
             raise DatabaseError(f"anonymising {label(column)} with {method} broke a constraint: {_safe(exc)}") from None
     return changed
 
 
+def _value_map(cursor, catalogue: Catalogue, group: frozenset, rule: Mapping, index: int) -> tuple[str, bool]:
+    """A temporary table of the group's distinct production values and their fakes (`orig`, `h`: its MAC, `fake`),
+    each computed once, as pg_anonymise makes it, so the fakes are PostgreSQL's: a value the same bytes as in
+    PostgreSQL gets the same fake. A lone column's map is keyed by the value's bytes (`k`), as PostgreSQL tells
+    values apart; a foreign-key group's, or a unique column's, by the column's collation, as MariaDB joins and
+    indexes them (the first value of a case-insensitively equal set, by bytes, gives the fake). Whether the map
+    is keyed by bytes is returned too.
+    For a group with a unique column the fakes are collision-free (as the unique index compares them): a fake
+    already taken, or equal to any production value, is asked for again (the next attempt); for others, a fake
+    equal to its own value is."""
+    method, columns = rule["method"], sorted(group)
+    first_type = catalogue.types[columns[0]]
+    try:
+        make = lambda h: maria_fakes.fake(method, "orig", h, first_type, rule)  # noqa: E731
+        made = make("h")
+    except ValueError as exc:
+        raise DatabaseError(f"{label(columns[0])}: {exc}") from None
+    unique = any(c in catalogue.unique for c in columns)
+    # a unique column holds no two values its collation takes for one: keyed by that, it is keyed by bytes too
+    name, declared, exact = f"doppel_map_{index}", catalogue.declared[columns[0]], len(columns) == 1 and not unique
+    values = " UNION ALL ".join(f"SELECT {q(c[2])} AS v FROM {q(c[1])} WHERE {q(c[2])} IS NOT NULL" for c in columns)
+    cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {name}")
+    try:
+        if exact:
+            cursor.execute(f"CREATE TEMPORARY TABLE {name} (k BINARY(16) NOT NULL PRIMARY KEY, "
+                           f"orig {declared} NOT NULL, h BINARY(32), fake {declared})")
+            cursor.execute(f"INSERT IGNORE INTO {name} (k, orig) SELECT UNHEX(MD5(CAST(v AS BINARY))), v "
+                           f"FROM ({values}) AS u")
+        else:
+            cursor.execute(f"CREATE TEMPORARY TABLE {name} (orig {declared} NOT NULL PRIMARY KEY, h BINARY(32), "
+                           f"fake {declared})")
+            cursor.execute(f"INSERT IGNORE INTO {name} (orig) SELECT v FROM ({values}) AS u ORDER BY CAST(v AS BINARY)")
+        cursor.execute(f"UPDATE {name} SET h = {maria_fakes.mac(method, 'orig')}")
+        cursor.execute(f"UPDATE {name} SET fake = {made}")
+        if not unique:  # another attempt only where the fake is its own production value, from the first MAC
+            for attempt in range(1, 4):
+                cursor.execute(f"UPDATE {name} SET fake = {make(maria_fakes.next_mac('h', attempt))} "
+                               "WHERE CAST(fake AS BINARY) = CAST(orig AS BINARY)")
+            return name, exact
+        for attempt in range(1, _ATTEMPTS + 1):
+            if _drop_clashes(cursor, name) == 0:
+                return name, exact
+            cursor.execute(f"UPDATE {name} SET h = {maria_fakes.next_mac('h', attempt)} WHERE fake IS NULL")
+            cursor.execute(f"UPDATE {name} SET fake = {made} WHERE fake IS NULL")
+    except pymysql.MySQLError as exc:
+        raise DatabaseError(f"anonymising {label(columns[0])} with {method} failed: {_safe(exc)}") from None
+    raise DatabaseError(f"{label(columns[0])}: {method} cannot give {len(columns)} column(s) distinct fakes "
+                        "(too few possible values for a unique column); choose another method")
+
+
+def _drop_clashes(cursor, name: str) -> int:
+    """Set to NULL the fakes that another value of the map has too (all but the first value, by bytes as
+    PostgreSQL orders them) or that equal a production value; how many."""
+    cursor.execute("DROP TEMPORARY TABLE IF EXISTS doppel_clash")
+    cursor.execute("CREATE TEMPORARY TABLE doppel_clash (orig LONGBLOB NOT NULL, KEY (orig(64)))")
+    cursor.execute(f"INSERT INTO doppel_clash SELECT CAST(orig AS BINARY) FROM (SELECT orig, ROW_NUMBER() OVER "
+                   f"(PARTITION BY fake ORDER BY CAST(orig AS BINARY)) AS r FROM {name}) AS ranked WHERE r > 1")
+    cursor.execute(f"INSERT INTO doppel_clash SELECT CAST(m.orig AS BINARY) FROM {name} m JOIN {name} o "
+                   "ON m.fake = o.orig")
+    return cursor.execute(f"UPDATE {name} m JOIN (SELECT DISTINCT orig FROM doppel_clash) c "
+                          "ON c.orig = CAST(m.orig AS BINARY) SET m.fake = NULL")
+
+
 def _rewrite_in_place(cursor, catalogue: Catalogue, column: Column, rule: Mapping) -> int:
     method, name = rule["method"], f"t.{q(column[2])}"
-    params: tuple = ()
     if method == "null":
         value = "NULL"
-    elif method == "fixed":
-        value, params = "%s", (rule["value"],)
-    elif method == "sql":  # `value` in the expression is the production value
+    elif method == "fixed":  # a literal, as in PostgreSQL: the statement carries no parameters
+        value = cursor.connection.escape(rule["value"])
+    else:  # sql: `value` in the expression is the production value
         value = "(" + re.sub(r"(?<![\w.`'])value(?![\w`'])", name, rule["expression"]) + ")"
-    else:
-        try:
-            fake = [maria_fakes.expression(method, name, catalogue.types[column], str(n), rule) for n in (0, 1)]
-        except ValueError as exc:
-            raise DatabaseError(f"{label(column)}: {exc}") from None
-        value = f"COALESCE(NULLIF({fake[0]}, {name}), {fake[1]})"
-    where = "" if method in ("null", "fixed", "sql") else f" WHERE {name} IS NOT NULL"
     try:
-        return cursor.execute(f"UPDATE {q(column[1])} t SET {name} = {value}{where}", params or None)
+        return cursor.execute(f"UPDATE {q(column[1])} t SET {name} = {value}")
     except pymysql.MySQLError as exc:
         hint = "; use method hash instead of null" if method == "null" else ""
         raise DatabaseError(f"anonymising {label(column)} with {method} broke a constraint or failed: "
@@ -262,30 +294,3 @@ def _check_foreign_keys(cursor, catalogue: Catalogue, tables: set[str]) -> None:
             raise DatabaseError(f"after anonymising, foreign key {fk.name} of {columns} no longer joins "
                                 f"{fk.references[1]} ({found} row(s)): a rule broke it; rule the referenced columns "
                                 "the same way")
-
-
-def _keep_samples(cursor, groups: list[frozenset], rules: Mapping) -> list[Column]:
-    """Up to SAMPLE production values of each column a value method rewrites, kept in the session."""
-    cursor.execute("DROP TEMPORARY TABLE IF EXISTS doppel_sample")
-    cursor.execute("CREATE TEMPORARY TABLE doppel_sample (col INT NOT NULL, val LONGBLOB, KEY (col, val(64)))")
-    sampled = []
-    for group in groups:
-        if rules[group]["method"] in ("fixed", "sql"):
-            continue  # a fixed value is no one's; a custom expression is the rule-writer's to prove
-        for column in sorted(group):
-            cursor.execute(f"INSERT INTO doppel_sample SELECT %s, v FROM (SELECT DISTINCT CAST({q(column[2])} AS "
-                           f"BINARY) AS v FROM {q(column[1])} WHERE {q(column[2])} IS NOT NULL LIMIT %s) AS s",
-                           (len(sampled), SAMPLE))
-            sampled.append(column)
-    return sampled
-
-
-def _check_samples(cursor, sampled: list[Column]) -> None:
-    """Fail closed: a kept production value still present in its column stops the clone."""
-    for index, column in enumerate(sampled):
-        cursor.execute(f"SELECT COUNT(*) FROM {q(column[1])} t JOIN doppel_sample s ON s.col = %s AND "
-                       f"CAST(t.{q(column[2])} AS BINARY) = s.val", (index,))
-        found = cursor.fetchone()[0]
-        if found:
-            raise DatabaseError(f"{label(column)} still holds {found} production value(s) after anonymising; "
-                                "nothing was kept (a trigger or rule let them through)")

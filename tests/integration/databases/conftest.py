@@ -139,21 +139,25 @@ class PgShop:
 
 
 def _shops(tmp_path, monkeypatch, servers: list[Server]):
+    """Makes PgShops on `servers`; afterwards drops the databases this test made (its productions, and whatever its
+    chains created or renamed into place and left), never another's: a bench or a second suite may share a server."""
     monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    before = {server.engine: databases(server) for server in servers}
     made = []
+    created = {"postgresql": monkeypatch_made_databases(monkeypatch, postgresql),
+               "mariadb": monkeypatch_made_databases(monkeypatch, mariadb)}
 
     def make(rules=None, also: tuple[Server, ...] = ()) -> PgShop:
         shop = PgShop(tmp_path / f"shop{len(made)}", servers[0], rules, also)
+        shop.created = created[servers[0].engine]
         made.append(shop)
         return shop
 
     yield make
     for shop in made:
         shop.app.close()
-    for server in servers:  # the productions, and whatever a failed test left
-        for name in databases(server) - before[server.engine]:
+    for server in servers:
+        for name in sorted(set(created[server.engine]) & databases(server)):
             (mariadb if server.engine == "mariadb" else postgresql).drop(server, name)
 
 
@@ -175,3 +179,22 @@ def both_shops(tmp_path, monkeypatch, pg_server, maria_server):
     make = next(shops)
     yield lambda rules=None: make(rules, also=(maria_server,))
     next(shops, None)
+
+
+def monkeypatch_made_databases(monkeypatch, engine) -> list[str]:
+    """The names of the databases created (or renamed to) through `engine` (clouds.databases.postgresql or
+    .mariadb) from now on, in this process: the test's own, whichever of its chains made them."""
+    created: list[str] = []
+    create, rename = engine.create, engine.rename
+
+    def recording_create(server, database, *args, **kwargs):
+        created.append(database)
+        return create(server, database, *args, **kwargs)
+
+    def recording_rename(server, old, new):
+        created.append(new)
+        return rename(server, old, new)
+
+    monkeypatch.setattr(engine, "create", recording_create)
+    monkeypatch.setattr(engine, "rename", recording_rename)
+    return created

@@ -49,11 +49,12 @@ def test_a_backup_restores_to_the_same_rows_and_verifies(pg_shop, tmp_path):
     assert rows_as_text(shop, env_database("restored", "rentals")) == rows_as_text(shop, shop.database)
     assert (target / "data" / "shop.db").is_file()  # the files came back too
 
-    before = databases(shop.server)
+    made_before = len(shop.created)
     result = verify(store, manifest)
     assert result.ok, result.problems
     assert result.databases["rentals"] == "ok"
-    assert databases(shop.server) == before  # the scratch database is gone
+    scratch = set(shop.created[made_before:])
+    assert scratch and not scratch & databases(shop.server)  # the scratch database is gone
 
     # A dump that restores with fewer rows than were counted at backup time does not verify
     counted = replace(dumped, tables={**dumped.tables, "public.customer": 61})
@@ -83,13 +84,14 @@ def test_a_corrupted_dump_fails_verify_naming_the_database(pg_shop, tmp_path):
     store.put_bytes(manifest.archive_key, archive)
     store.put_bytes(manifest.key, replace(manifest, sha256=hashlib.sha256(archive).hexdigest(),
                                           size=len(archive)).to_json())
-    before = databases(shop.server)
+    made_before = len(shop.created)
 
     result = verify(store, manifest.backup_id, env="shop")
 
     assert not result.ok and result.archive_ok
     assert "database rentals does not restore" in str(result), result.problems
-    assert databases(shop.server) == before
+    scratch = set(shop.created[made_before:])
+    assert scratch and not scratch & databases(shop.server)  # the half-restored scratch database is gone
 
 
 def doc_block(title: str) -> str:
