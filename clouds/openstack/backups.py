@@ -16,6 +16,9 @@ A backup of `env` (or of a production) is the archive every backup is
     volume_snapshots.json  each volume snapshot it was made from: id, volume, size, status
     bundle.json            an environment's config bundle, credentials as placeholders
 
+and beside them, as in every backup, the dump of each database the production's
+`databases:` names (PostgreSQL), read at the address the stack's outputs give.
+
 No secret is written: parameters and outputs are scrubbed of secret-named values and
 of every secret Doppel holds in its environment (core.secrets), and the bundle's
 credential settings are written as the production's templates, not their values.
@@ -37,10 +40,11 @@ from clouds.openstack.resources import BUNDLE_OBJECT, container_name
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, DriverError, ResourceMissing
 from core.secrets import MASK, scrub, secret_values
 from schemas.openstack import parameter_placeholders
-from schemas.templates import TemplateError, placeholders
+from schemas.templates import TemplateError, placeholders, render
 
 FOLDER = "openstack"
 HIDDEN = "******"  # what Heat shows for a parameter declared hidden
+OUTPUTS = "outputs"  # the unscrubbed outputs beside a description (never written)
 
 
 class BackupVerbs:
@@ -54,10 +58,14 @@ class BackupVerbs:
         name = env_or_production
         if name in self.productions:
             spec = self.productions[name]
-            description = self._describe_production(self._conn(spec), name, spec)
+            production, description = name, self._describe_production(self._conn(spec), name, spec)
         else:
             description = self._describe_env(name)
-        return BackupSource(root=self._write_source(name, description))
+            production = description["stack.json"]["production"]
+            spec = self.productions[production]
+        outputs = description.pop(OUTPUTS)  # as Heat gives them: the addresses of its databases
+        servers = tuple(_database(database, outputs, name, production) for database in spec["databases"])
+        return BackupSource(root=self._write_source(name, description), servers=servers)
 
     def discard_backup_source(self, name: str) -> None:
         """Remove what backup_source wrote for `name` (the env is deleted; its backup is in the store)."""
@@ -92,6 +100,7 @@ class BackupVerbs:
             "images.json": sorted(images, key=lambda i: (i.get("component") or "", i["id"])),
             "volume_snapshots.json": sorted(volume_snapshots, key=lambda s: (s.get("component") or "", s["id"])),
             "bundle.json": self._bundle_without_secrets(conn, env, spec),
+            OUTPUTS: dict(found.outputs),
         }
 
     def _bundle_without_secrets(self, conn, env: str, spec: Mapping) -> dict | None:
@@ -110,7 +119,7 @@ class BackupVerbs:
     def _describe_production(self, conn, production: str, spec: Mapping) -> dict:
         servers, volumes = self._production_parts(conn, production, spec, production)
         described = {"stack.json": {"kind": "production", "production": production, "stack": spec.get("stack"),
-                                    "servers": dict(servers), "volumes": dict(volumes)}}
+                                    "servers": dict(servers), "volumes": dict(volumes)}, OUTPUTS: {}}
         images = {}
         for name, server_id in servers:
             server = sdk.call(production, f"read production {production}'s server {name}",
@@ -129,8 +138,8 @@ class BackupVerbs:
                                            created=str(raw.created_at or ""))
             described["template.yaml"] = self._heat_template(conn, production, raw.name, raw.id)
             described["parameters.json"] = _parameters(raw.parameters or {}, {})
-            described["outputs.json"] = _scrubbed({o["output_key"]: o.get("output_value")
-                                                   for o in (raw.outputs or [])})
+            described[OUTPUTS] = {o["output_key"]: o.get("output_value") for o in (raw.outputs or [])}
+            described["outputs.json"] = _scrubbed(described[OUTPUTS])
             described["resources.json"] = self._heat_resources(conn, production, raw)
         return described
 
@@ -177,6 +186,24 @@ class BackupVerbs:
         fresh.rename(final)
         shutil.rmtree(old, ignore_errors=True)
         return final
+
+
+def _database(database: Mapping, outputs: Mapping, name: str, production: str) -> dict:
+    """A BackupSource.servers entry: the database at the address the stack's outputs give, as Doppel's
+    backup user (its password in the variable `password_env` names, never here)."""
+    try:
+        host = render(database["host"], outputs=outputs, secrets={}, env=name, production=production)
+    except TemplateError as exc:
+        raise DriverError(f"cannot back up database {database['name']} of {name}: {exc} (the stack's outputs: "
+                          f"{', '.join(sorted(outputs)) or 'none'}); fix productions.{production}.databases",
+                          env=name, permanent=True) from None
+    server = {"engine": database["kind"], "user": database["user"], "host": str(host), "port": database["port"]}
+    if database.get("password_env"):
+        server["password_env"] = database["password_env"]
+    entry = {"name": database["name"], "kind": database["kind"], "server": server, "database": database["database"]}
+    if database.get("verify_on"):
+        entry["restore_server"] = {"engine": database["kind"], "port": 5432, **database["verify_on"]}
+    return entry
 
 
 def _generated_parameters(spec: Mapping) -> dict[str, str]:

@@ -16,7 +16,7 @@ from clouds.factory import ProductionDriver
 from clouds.local import LocalDriver
 from clouds.openstack import OpenStackDriver
 from clouds.openstack.resources import TAG_COMPONENT
-from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, ResourceMissing
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, DriverError, ResourceMissing
 
 FRESH_PASSWORD = "fresh-generated-credential-Zq9"
 PRODUCTIONS = {"shop": {
@@ -41,7 +41,8 @@ class StandInCloud:
                         "OS::stack_name": "doppel-dev", "doppel_env": "dev", "doppel_key": "req-1",
                         "doppel_production": "shop", "doppel_snapshot": "snap-dev-1"},
             outputs=[{"output_key": "base_url", "output_value": "http://doppel-dev.example.com"},
-                     {"output_key": "admin_password", "output_value": FRESH_PASSWORD}])
+                     {"output_key": "admin_password", "output_value": FRESH_PASSWORD},
+                     {"output_key": "db_host", "output_value": "10.1.2.3"}])
         template = {"heat_template_version": "2018-08-31", "resources": {"app": {"type": "OS::Nova::Server"}}}
         image = SimpleNamespace(id="img-1", name="snap-dev-1-app", status="active", checksum="md5sum",
                                 hash_algo="sha512", hash_value="sha512sum", size=65536, disk_format="raw",
@@ -140,3 +141,71 @@ def test_a_mixed_estate_sends_an_openstack_environments_backup_to_the_openstack_
 
     assert source.root == tmp_path / "openstack" / "backup-sources" / "dev"
     assert (source.root / "openstack" / "template.yaml").is_file()
+
+
+def with_database(**database) -> dict:
+    entry = {"kind": "postgresql", "name": "orders", "database": "orders", "host": "{outputs.db_host}",
+             "user": "doppel_backup", "password_env": "SHOP_BACKUP_PASSWORD", **database}
+    return {"shop": {**PRODUCTIONS["shop"], "databases": [entry]}}
+
+
+def test_a_database_the_production_names_is_dumped_from_where_the_envs_stack_says_it_is(tmp_path):
+    productions = with_database(verify_on={"host": "10.9.9.9", "user": "doppel", "password_env": "PG_PASSWORD"})
+    driver = OpenStackDriver(productions, connect=lambda *_: StandInCloud(), state_dir=tmp_path)
+
+    source = driver.backup_source("dev")
+
+    assert source.servers == ({"name": "orders", "kind": "postgresql", "database": "orders",
+                               "server": {"engine": "postgresql", "user": "doppel_backup", "host": "10.1.2.3",
+                                          "port": 5432, "password_env": "SHOP_BACKUP_PASSWORD"},
+                               "restore_server": {"engine": "postgresql", "host": "10.9.9.9", "port": 5432,
+                                                  "user": "doppel", "password_env": "PG_PASSWORD"}},)
+
+
+def test_a_database_host_naming_an_output_the_stack_lacks_is_an_error_naming_the_outputs(tmp_path):
+    driver = OpenStackDriver(with_database(host="{outputs.database_address}"), connect=lambda *_: StandInCloud(),
+                             state_dir=tmp_path)
+
+    with pytest.raises(DriverError, match="database orders of dev") as raised:
+        driver.backup_source("dev")
+
+    assert raised.value.permanent and "db_host" in str(raised.value) and "productions.shop.databases" in str(
+        raised.value)
+
+
+class StandInProduction:
+    """Production's Heat stack shop-prod: a server booted from image base-1, a volume, a hidden password."""
+
+    def __init__(self):
+        stack = SimpleNamespace(id="prod-1", name="shop-prod", status="CREATE_COMPLETE", created_at="2026-01-01",
+                                parameters={"image": "base-1", "flavor": "tiny", "db_password": "******"},
+                                outputs=[{"output_key": "db_host", "output_value": "10.0.0.7"}])
+        resources = [SimpleNamespace(name="app", resource_type="OS::Nova::Server", physical_resource_id="srv-p",
+                                     status="CREATE_COMPLETE"),
+                     SimpleNamespace(name="data", resource_type="OS::Cinder::Volume", physical_resource_id="vol-p",
+                                     status="CREATE_COMPLETE")]
+        image = SimpleNamespace(id="base-1", name="debian", status="active", checksum="md5", hash_algo="sha512",
+                                hash_value="sha", size=1024, disk_format="qcow2", container_format="bare",
+                                properties={})
+        self.orchestration = SimpleNamespace(
+            find_stack=lambda name, ignore_missing=True: stack if name == "shop-prod" else None,
+            get_stack=lambda stack_id: stack, resources=lambda raw: resources,
+            get=lambda path, raise_exc=False: SimpleNamespace(status_code=200, json=lambda: {"resources": {}}))
+        self.compute = SimpleNamespace(get_server=lambda server_id: SimpleNamespace(image={"id": "base-1"}))
+        self.image = SimpleNamespace(find_image=lambda i, ignore_missing=True: image)
+        self.block_storage = SimpleNamespace(get_volume=lambda volume_id: SimpleNamespace(
+            id=volume_id, size=10, status="in-use", volume_type="ssd"))
+
+
+def test_a_productions_backup_describes_its_stack_its_servers_images_and_volumes_and_dumps_its_database(tmp_path):
+    driver = OpenStackDriver(with_database(), connect=lambda *_: StandInProduction(), state_dir=tmp_path)
+
+    source = driver.backup_source("shop")
+
+    folder = source.root / "openstack"
+    assert json.loads((folder / "stack.json").read_text())["servers"] == {"app": "srv-p"}
+    assert json.loads((folder / "images.json").read_text())[0]["os_hash_value"] == "sha"
+    assert json.loads((folder / "volumes.json").read_text()) == [
+        {"name": "data", "id": "vol-p", "size_gb": 10, "status": "in-use", "volume_type": "ssd"}]
+    assert json.loads((folder / "parameters.json").read_text())["masked"] == ["db_password"]
+    assert source.servers[0]["server"]["host"] == "10.0.0.7"
