@@ -398,3 +398,41 @@ def test_swift_behind_keystone_serves_as_the_backup_store(openstack_cloud):
         assert openstack_cloud.object_store.get_container_metadata("doppel-backups") is not None
     finally:
         store.delete(key, ignore_missing=True)
+
+
+def test_a_backup_of_the_openstack_production_describes_its_stack_without_its_password(
+        openstack_cloud, production_stack, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    conn = openstack_cloud
+    backups = f"doppel-it-backups-{unique_env('prod')}"
+    doppel = Doppel(tmp_path, backups_container=backups)
+    config = tmp_path / "doppel.yaml"
+    config.write_text(yaml.safe_dump(doppel.document))
+    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(production_stack)}
+    base_image = conn.image.get_image(conn.compute.get_server(resources["app"]).image["id"])
+    try:
+        # When production is backed up by hand (`doppel backup now`)
+        from doppel.cli import main
+        assert main(["--config", str(config), "backup", "now", PRODUCTION]) == 0, capsys.readouterr().err
+        backup_id = capsys.readouterr().out.split()[0]
+
+        # Then the backup restores to production's stack: its template, its server and the image it booted from
+        # (with Glance's checksums), its volume; its hidden password masked, nowhere in clear
+        restored = tmp_path / "restored"
+        doppel.app.backups.restore(backup_id, restored)
+        described = {p.name: p.read_text() for p in (restored / "openstack").iterdir()}
+        stack = json.loads(described["stack.json"])
+        assert (stack["kind"], stack["id"], stack["servers"]) == ("production", production_stack.id,
+                                                                  {"app": resources["app"]})
+        images = json.loads(described["images.json"])
+        assert [(i["id"], i["checksum"], i["os_hash_value"]) for i in images] == [
+            (base_image.id, base_image.checksum, base_image.hash_value)]
+        assert [v["id"] for v in json.loads(described["volumes.json"])] == [resources["data"]]
+        assert yaml.safe_load(described["template.yaml"])["resources"]["data"]["type"] == "OS::Cinder::Volume"
+        parameters = json.loads(described["parameters.json"])
+        assert parameters["masked"] == ["db_password"] and parameters["parameters"]["flavor"] == "doppel.tiny"
+        assert not [name for name, text in described.items() if "production-secret" in text]
+    finally:
+        remove_container(conn, backups)
+        doppel.close()
