@@ -22,7 +22,8 @@ def make_driver(config) -> object:
     if not any(isinstance(e, Mapping) and e.get("driver") == "openstack" for e in productions.values()):
         return local
     from clouds.openstack import OpenStackDriver
-    return ProductionDriver(local, {"openstack": OpenStackDriver(productions)},
+    openstack = OpenStackDriver(productions, state_dir=Path(config.state_dir) / "openstack")
+    return ProductionDriver(local, {"openstack": openstack},
                             {name: entry.get("driver", "local") for name, entry in productions.items()})
 
 
@@ -100,8 +101,14 @@ class ProductionDriver:
         return self.local.get_dns(name)
 
     def backup_source(self, env_or_production: str):
-        return self._for(env_or_production if env_or_production in self.driver_of else None) \
-            .backup_source(env_or_production)
+        return self._owner(env_or_production).backup_source(env_or_production)
+
+    def _owner(self, env_or_production: str):
+        """The driver of a production, or of the production an environment's stack was made from."""
+        if env_or_production in self.driver_of:
+            return self._for(env_or_production)
+        stack = self.stack_status(env_or_production)
+        return self._for(stack.tags.get(TAG_PRODUCTION) if stack is not None else None)
 
     def restore_target(self, env: str, production: str | None = None, key: str | None = None):
         return self._for(production).restore_target(env, production=production, key=key)

@@ -7,7 +7,7 @@ import posixpath
 import re
 from typing import Any, Mapping
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_schema
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -97,3 +97,16 @@ def _relative_path(value: str) -> str:
 class RelativePath(fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         return _relative_path(super()._deserialize(value, attr, data, **kwargs))
+
+
+ENV_VAR = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable "
+                                                              "(e.g. SHOP_DB_PASSWORD), not the password")
+
+
+class DatabaseServer(Strict):
+    """Where a database server is reached, and as whom; the password is read from `password_env` at run time."""
+    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
+    port = fields.Integer(validate=validate.Range(min=1, max=65535))
+    socket = fields.String(validate=validate.Length(min=1))  # a socket directory (postgresql) or file (mariadb)
+    user = fields.String(required=True, validate=validate.Length(min=1), error_messages=needs("user: shop"))
+    password_env = fields.String(validate=ENV_VAR)

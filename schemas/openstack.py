@@ -20,7 +20,19 @@ productions:
     clone:
       secrets: [db_password]
       crons: disable
+    databases:                          # data a backup dumps, at the address the stack's outputs give
+      - kind: postgresql
+        name: orders
+        database: orders
+        host: "{outputs.db_host}"       # an output of the env's stack (of production's, for production)
+        user: doppel_backup             # a role that exists in production, so in every copy of its volume
+        password_env: SHOP_BACKUP_PASSWORD
+        verify_on: {host: 10.0.0.5, user: doppel, password_env: DOPPEL_PG_PASSWORD}
 ```
+
+`verify_on` is the server verifications and restores make their scratch
+databases on (the environment's own server is gone after its TTL); by default
+the database's own server.
 
 Servers and volumes are named by their Heat resource names (with `stack:`) or by
 their Nova/Cinder names (with `servers:` / `volumes:`).
@@ -32,7 +44,7 @@ from typing import Mapping
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from schemas.base import Identifier, Strict, needs
+from schemas.base import ENV_VAR, DatabaseServer, Identifier, Strict, needs
 from schemas.templates import TemplateError, placeholders
 
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -49,6 +61,28 @@ class OpenStackClonePolicy(Strict):
     secrets = fields.List(Identifier(), load_default=list)
     crons = fields.String(load_default="disable", validate=validate.OneOf(
         ("disable", "keep"), error="must be disable (the default: copies run no scheduled jobs) or keep"))
+
+
+class OpenStackDatabase(Strict):
+    """A database of the production's (and so of each environment's), dumped by its engine's tool."""
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ("postgresql",), error="must be postgresql (backups of other database kinds are not built yet)"))
+    name = Identifier(required=True)
+    database = fields.String(required=True, validate=validate.Length(min=1, max=63))
+    host = fields.String(required=True, error_messages=needs('host: "{outputs.db_host}"'))
+    port = fields.Integer(load_default=5432, validate=validate.Range(min=1, max=65535))
+    user = fields.String(required=True, validate=validate.Length(min=1))
+    password_env = fields.String(validate=ENV_VAR)
+    verify_on = fields.Nested(DatabaseServer)
+
+    @validates_schema
+    def _host_from_outputs(self, data, **kwargs):
+        try:
+            roots = {root for root, _ in placeholders(data.get("host", ""))}
+        except TemplateError as exc:
+            raise ValidationError(str(exc), "host") from None
+        if roots - {"outputs"}:
+            raise ValidationError("may use only {outputs.NAME} (where the stack says the server is)", "host")
 
 
 class OpenStackProductionSchema(Strict):
@@ -68,6 +102,7 @@ class OpenStackProductionSchema(Strict):
     # leaving the environment snapshotting for ever (e.g. a server Nova can no longer snapshot).
     snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
+    databases = fields.List(fields.Nested(OpenStackDatabase), load_default=list)
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):

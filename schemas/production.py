@@ -43,7 +43,7 @@ from typing import Mapping
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
-from schemas.base import Identifier, ProductionConfigError, RelativePath, Strict, needs
+from schemas.base import DatabaseServer, Identifier, ProductionConfigError, RelativePath, Strict, needs
 from schemas.clone_policy import ClonePolicy
 from schemas.templates import TemplateError, placeholders
 from schemas.vocabulary import CONFIG_FORMATS, SQLITE_METHODS, detect_format
@@ -64,19 +64,6 @@ class Component(Strict):
     kind = fields.String(required=True, error_messages=needs("kind: files"))
     path = RelativePath(required=True, error_messages=needs("path: data/shop.db"))
     name = Identifier()
-
-
-ENV_VAR = validate.Regexp(r"^[A-Za-z_][A-Za-z0-9_]*$", error="must be the name of an environment variable "
-                                                              "(e.g. SHOP_DB_PASSWORD), not the password")
-
-
-class DatabaseServer(Strict):
-    """Where a database server is reached, and as whom; the password is read from `password_env` at run time."""
-    host = fields.String(load_default="127.0.0.1", validate=validate.Length(min=1))
-    port = fields.Integer(validate=validate.Range(min=1, max=65535))
-    socket = fields.String(validate=validate.Length(min=1))  # a socket directory (postgresql) or file (mariadb)
-    user = fields.String(required=True, validate=validate.Length(min=1), error_messages=needs("user: shop"))
-    password_env = fields.String(validate=ENV_VAR)
 
 
 class ServerDatabaseComponent(DatabaseServer):

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 class StackVerbs:
     """The stack verbs of `OpenStackDriver` (clouds.openstack.driver), which gives them its productions and
-    connections, its snapshots' status and its bundle container (`_config_url`, `_delete_container`)."""
+    connections, its snapshots' status, its bundle container (`_config_url`, `_delete_container`) and what its
+    backups wrote (`discard_backup_source`)."""
 
     def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
         """Start the Heat stack doppel-<env> from the production's template; a replay returns the same stack."""
@@ -107,6 +108,7 @@ class StackVerbs:
                     log.info("env %s: deleting stack %s", env, found.name)
                     conn.orchestration.delete_stack(found.id, ignore_missing=True)
             found_any |= self._delete_container(conn, container_name(env))
+        self.discard_backup_source(env)
         if not found_any and not ignore_missing:
             raise ResourceMissing(f"there is no environment {env} to delete", env=env)
 

@@ -22,6 +22,7 @@ import functions
 from core.registry import ENDED, READY
 from doppel.app import App
 from doppel.config import parse_config
+from tests.integration.databases.conftest import pg_server  # noqa: F401 - the test PostgreSQL, as a fixture here
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,23 +99,27 @@ def remove_abandoned_productions(conn, older_than_s: float = 3 * 3600) -> None:
                 conn.orchestration.delete_stack(stack, ignore_missing=True)
 
 
-def production_entry(flavor: str = FLAVOR) -> dict:
+def production_entry(flavor: str = FLAVOR, databases: list | None = None, **parameters) -> dict:
+    """The test production; `databases` and extra template `parameters` for a test that backs data up."""
     return {"driver": "openstack", "cloud": CLOUD, "region": "RegionOne", "stack": PRODUCTION_STACK,
             "template": str(HERE / "templates/environment.yaml"),
             "parameters": {"image": "{snapshot.image.app}", "data_snapshot": "{snapshot.volume.data}",
-                           "flavor": flavor, "db_password": "{secrets.db_password}", "config_url": "{config_url}"},
+                           "flavor": flavor, "db_password": "{secrets.db_password}", "config_url": "{config_url}",
+                           **parameters},
             "bundle": {"app.base_url": "{outputs.base_url}", "database.password": "{secrets.db_password}",
                        "app.env": "{env}"},
-            "clone": {"secrets": ["db_password"], "crons": "disable"}}
+            "clone": {"secrets": ["db_password"], "crons": "disable"}, "databases": databases or []}
 
 
 class Doppel:
     """An embedded Doppel with one openstack production, its functions served on the in-memory bus."""
 
-    def __init__(self, tmp_path: Path, **entry_options):
+    def __init__(self, tmp_path: Path, backups_container: str | None = None, **entry_options):
         document = {"state_dir": str(tmp_path / "state"),
                     "productions": {PRODUCTION: production_entry(**entry_options)},
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
+        if backups_container:  # backups in the test cloud's Swift, through Keystone
+            document["backups"] = {"store": {"type": "swift", "container": backups_container, "cloud": CLOUD}}
         self.document = document
         self.app = App(parse_config(document, None), role="test", fast_forward=True)
         self.worker = self.app.worker(functions.FUNCTIONS)

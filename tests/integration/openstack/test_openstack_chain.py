@@ -1,4 +1,5 @@
-"""The environment chain on a real OpenStack: clone, replay, failure, teardown, reap, and how completion arrives.
+"""The environment chain on a real OpenStack: clone, replay, failure, expiry (backup, then teardown), reap, and how
+completion arrives.
 
 Every test runs the real functions on the embedded bus against tests/services/openstack.sh's
 control plane (Keystone, Glance, Placement, Nova with a fake hypervisor, neutron-server,
@@ -18,7 +19,7 @@ import yaml
 
 from clouds.openstack.notifications import QUEUE, NotificationListener, tick_for
 from clouds.openstack.resources import container_name, stack_name
-from core.registry import EXPIRING, FAILED, READY
+from core.registry import FAILED, READY
 from doppel.cli.reap import orphans, reap
 from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env
 from tests.support.waiting import wait_for
@@ -133,10 +134,47 @@ def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed
         doppel.close()
 
 
-def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
-        doppel, openstack_cloud, production_stack, notifications_url):
+def remove_container(conn, name: str) -> None:
+    """Delete a Swift container and its segments container, objects first (a test's backups)."""
+    present = {c.name for c in conn.object_store.containers(prefix=name)}
+    for container in (name, f"{name}_segments"):
+        if container not in present:
+            continue  # never made (no backup got that far)
+        for obj in list(conn.object_store.objects(container)):
+            conn.object_store.delete_object(obj, container=container, ignore_missing=True)
+        conn.object_store.delete_container(container, ignore_missing=True)
+
+
+@pytest.fixture
+def orders_database(pg_server):
+    """A database with rows, on the test PostgreSQL: what the environment's stack says its database is.
+
+    (The fake hypervisor runs no database server, so the env's `db_host` output names this one.)"""
+    from clouds.databases import postgresql
+    name = f"orders_{uuid.uuid4().hex[:10]}"
+    postgresql.create(pg_server, name)
+    with postgresql.connect(pg_server, name) as connection:
+        connection.execute("CREATE TABLE public.orders (id integer PRIMARY KEY, item text NOT NULL)")
+        connection.execute("INSERT INTO public.orders SELECT n, 'item ' || n FROM generate_series(1, 40) AS n")
+    yield name
+    for database in (name, f"{name}_restored"):
+        postgresql.drop(pg_server, database)
+
+
+@pytest.mark.postgresql
+@pytest.mark.timeout(900)  # a hang detector: a clone, then a backup and a teardown, each minutes on the test bed
+def test_completion_arrives_through_notifications_and_expiry_backs_up_then_leaves_nothing_but_the_backup(
+        openstack_cloud, production_stack, notifications_url, tmp_path, monkeypatch, capsys, pg_server,
+        orders_database):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     conn = openstack_cloud
     env_name = unique_env("notify")
+    backups = f"doppel-it-backups-{env_name}"
+    # Backups go to the test cloud's Swift; the production names a database, found where the stack's outputs say
+    database = {"kind": "postgresql", "name": "orders", "database": orders_database, "host": "{outputs.db_host}",
+                "port": pg_server.port, "user": pg_server.user, "password_env": pg_server.password_env}
+    doppel = Doppel(tmp_path, backups_container=backups, databases=[database], db_host=pg_server.host)
     listener = NotificationListener(notifications_url)
     listener.drain(0.5)  # binds the queue, forgets what earlier tests caused
     heard = []
@@ -161,12 +199,27 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
         ticks = doppel.events("poll.tick")
         assert ticks and all(t.source == "doppel/listen-openstack" for t in ticks)
         server, volume = env_server_and_volume(conn, env_name)
+        snapshot = next(e for e in doppel.events("snapshot.done") if e.data["env"] == env_name).data["snapshot"]
+        image_id = next(c["location"] for c in snapshot["components"] if c["kind"] == "image")
+        bundle = json.loads(conn.object_store.download_object("config.json", container=container_name(env_name)))
+        password = bundle["settings"]["database.password"]
 
-        # When it expires and its backup is done, teardown runs
-        doppel.app.registry.move(doppel.app.registry.latest(env_name), EXPIRING, event_id="test-expiry")
-        doppel.publish("backup.done", env=env_name, backup_id=f"backup-{env_name}", reason="expiry")
+        # When it expires as its TTL would (`doppel env expire`): nothing made by hand, the real chain runs
+        from doppel.cli import main
+        config = tmp_path / "doppel.yaml"
+        config.write_text(yaml.safe_dump(doppel.document))
+        assert main(["--config", str(config), "env", "expire", env_name, "--timeout", "5m"]) == 0, \
+            capsys.readouterr().err
 
-        # Then no image, snapshot, volume, stack or Swift object of the environment is left
+        # Then it was backed up before it was deleted, and the registry says which backup
+        expired = doppel.app.registry.latest(env_name)
+        assert expired.state == "deleted"
+        entries = doppel.app.backups.list(env_name)
+        assert len(entries) == 1 and entries[0].reason == "expiry"
+        backup_id = entries[0].id
+        assert backup_id in expired.reason
+
+        # And no image, snapshot, volume, server, stack or Swift container of the environment is left
         def nothing_left():
             left = leftovers(conn, env_name)
             if conn.block_storage.find_volume(volume.id, ignore_missing=True) is not None:
@@ -175,10 +228,38 @@ def test_completion_arrives_through_notifications_and_teardown_leaves_nothing(
                 left["servers"] = [server.id]
             return not left
         wait_for(nothing_left, 180, f"nothing of {env_name} left", interval=2)
-        assert doppel.app.registry.latest(env_name).state == "deleted"
+        assert conn.image.find_image(image_id, ignore_missing=True) is None
+
+        # But its backup is in Swift, and `doppel backup verify` finds it whole
+        assert [o.name for o in conn.object_store.objects(backups)] == [
+            f"{env_name}/{backup_id}/archive.tar.zst", f"{env_name}/{backup_id}/manifest.json"]
+        manifest = doppel.app.backups.find(backup_id)
+        dumped = {c.name: c for c in manifest.server_databases}
+        assert dumped["orders"].tables == {"public.orders": 40} and dumped["orders"].database == orders_database
+        capsys.readouterr()
+        assert main(["--config", str(config), "backup", "verify", backup_id]) == 0, capsys.readouterr().err
+        assert "verified (1 database(s) intact)" in capsys.readouterr().out
+
+        # And it restores: the stack's template, parameters, outputs and the image it booted from, no credential
+        restored = tmp_path / "restored"
+        doppel.app.backups.restore(backup_id, restored, databases={"orders": {
+            "kind": "postgresql", "server": pg_server.to_dict(), "database": f"{orders_database}_restored"}})
+        from tests.integration.databases.conftest import query
+        assert query(pg_server, f"{orders_database}_restored", "SELECT count(*) FROM public.orders") == [(40,)]
+        described = {p.name: p.read_text() for p in (restored / "openstack").iterdir()}
+        assert yaml.safe_load(described["template.yaml"])["resources"]["app"]["type"] == "OS::Nova::Server"
+        parameters = json.loads(described["parameters.json"])
+        assert parameters["generated"] == {"db_password": "{secrets.db_password}"}
+        assert parameters["parameters"]["image"] == image_id
+        assert [i["id"] for i in json.loads(described["images.json"])] == [image_id]
+        assert json.loads(described["outputs.json"])["base_url"] == f"http://doppel-{env_name}.example.com"
+        assert json.loads(described["bundle.json"])["settings"]["database.password"] == "{secrets.db_password}"
+        assert not [name for name, text in described.items() if password in text]
     finally:
         listener.close()
         remove_env(doppel, conn, env_name)
+        remove_container(conn, backups)
+        doppel.close()
 
 
 def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys,
@@ -317,3 +398,41 @@ def test_swift_behind_keystone_serves_as_the_backup_store(openstack_cloud):
         assert openstack_cloud.object_store.get_container_metadata("doppel-backups") is not None
     finally:
         store.delete(key, ignore_missing=True)
+
+
+def test_a_backup_of_the_openstack_production_describes_its_stack_without_its_password(
+        openstack_cloud, production_stack, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    conn = openstack_cloud
+    backups = f"doppel-it-backups-{unique_env('prod')}"
+    doppel = Doppel(tmp_path, backups_container=backups)
+    config = tmp_path / "doppel.yaml"
+    config.write_text(yaml.safe_dump(doppel.document))
+    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(production_stack)}
+    base_image = conn.image.get_image(conn.compute.get_server(resources["app"]).image["id"])
+    try:
+        # When production is backed up by hand (`doppel backup now`)
+        from doppel.cli import main
+        assert main(["--config", str(config), "backup", "now", PRODUCTION]) == 0, capsys.readouterr().err
+        backup_id = capsys.readouterr().out.split()[0]
+
+        # Then the backup restores to production's stack: its template, its server and the image it booted from
+        # (with Glance's checksums), its volume; its hidden password masked, nowhere in clear
+        restored = tmp_path / "restored"
+        doppel.app.backups.restore(backup_id, restored)
+        described = {p.name: p.read_text() for p in (restored / "openstack").iterdir()}
+        stack = json.loads(described["stack.json"])
+        assert (stack["kind"], stack["id"], stack["servers"]) == ("production", production_stack.id,
+                                                                  {"app": resources["app"]})
+        images = json.loads(described["images.json"])
+        assert [(i["id"], i["checksum"], i["os_hash_value"]) for i in images] == [
+            (base_image.id, base_image.checksum, base_image.hash_value)]
+        assert [v["id"] for v in json.loads(described["volumes.json"])] == [resources["data"]]
+        assert yaml.safe_load(described["template.yaml"])["resources"]["data"]["type"] == "OS::Cinder::Volume"
+        parameters = json.loads(described["parameters.json"])
+        assert parameters["masked"] == ["db_password"] and parameters["parameters"]["flavor"] == "doppel.tiny"
+        assert not [name for name, text in described.items() if "production-secret" in text]
+    finally:
+        remove_container(conn, backups)
+        doppel.close()
