@@ -8,10 +8,12 @@ several parallel readers of one moment need FLUSH TABLES WITH READ LOCK, a
 global lock on production (mydumper's way). One reader it is, and the fastest
 single reader is the server's own: mariadb-dump's START TRANSACTION WITH
 CONSISTENT SNAPSHOT, rows read unbuffered (--quick) and written as multi-row
-INSERTs, piped straight into the `mariadb` client of the new database, each
-table's rows loaded in one transaction (--no-autocommit) with foreign-key and
-unique checks off (the dump's own header does that). Nothing is written to disk
-and nothing is compressed. A Python reader would parse and re-encode every value
+INSERTs, piped straight into the `mariadb` client of the new database, with
+foreign-key and unique checks off (the dump's own header does that). Each INSERT
+commits on its own: --no-autocommit (one transaction per table) made a 300 MB
+clone 19.5 s against 11-12 s without it (measured, issue 11), and a new
+database needs no rollback: a copy that fails is dropped whole. Nothing is
+written to disk and nothing is compressed. A Python reader would parse and re-encode every value
 instead; the client tools move them as the server's own text. (Measured once on
 one machine, 300,000 rows, 75 MB of dump: 2.3-2.7 s this way; 6.2 s for a
 PyMySQL reader in one consistent snapshot feeding executemany; 4.8 s with the
@@ -45,7 +47,7 @@ from clouds.databases.servers import DatabaseError, Server
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _DUMP_ARGS = ("--single-transaction", "--quick", "--routines", "--triggers", "--skip-events", "--hex-blob",
-              "--no-autocommit", "--skip-dump-date", "--default-character-set=utf8mb4")
+              "--skip-dump-date", "--default-character-set=utf8mb4")
 _END = b"-- Dump completed"
 
 
