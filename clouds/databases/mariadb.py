@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable
 
 import pymysql
 
+from clouds.databases import maria_loaders
+from clouds.databases.maria_loaders import tail_of
 from clouds.databases.servers import DatabaseError, Server
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ _CHUNK = 1 << 20
 _DUMP_ARGS = ("--single-transaction", "--quick", "--routines", "--triggers", "--skip-events", "--hex-blob",
               "--skip-dump-date", "--default-character-set=utf8mb4")
 _END = b"-- Dump completed"
+LOADERS = 2  # mariadb clients loading one copy (maria_loaders); 1: the dump piped straight into one client
 
 
 def q(name: str) -> str:
@@ -180,11 +183,6 @@ def _tool(server: Server, name: str, *args: str) -> list[str]:
     return [name, "--no-defaults", "--user", server.user, *where, *args]
 
 
-def _tail(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return "; ".join(lines[-3:]) or "no message"
-
-
 class RowCounter:
     """Rows per table, counted from a mariadb-dump stream as it passes, at the speed of bytes.count.
 
@@ -262,17 +260,23 @@ def dump(server: Server, database: str, sink: Callable[[bytes], object], chunk: 
         code = proc.wait()
         stderr.seek(0)
         if code != 0 or not counter.complete():
-            raise DatabaseError(f"dumping MariaDB database {database}: mariadb-dump failed: {_tail(stderr.read())}")
+            raise DatabaseError(f"dumping MariaDB database {database}: mariadb-dump failed: {tail_of(stderr.read())}")
     return dict(counter.tables)
 
 
-def copy(source: Server, source_db: str, target: Server, target_db: str) -> None:
+def copy(source: Server, source_db: str, target: Server, target_db: str, loaders: int | None = None) -> None:
     """`source_db` as of one moment into a new database `target_db`. A database of that name left by an attempt
     that died is dropped first; one that fails half-way is dropped before the error is raised."""
     drop(target, target_db)
     _rows(target, f"CREATE DATABASE {q(target_db)}{_charset(source, source_db)}")
     try:
-        _pipe(source, source_db, target, target_db)
+        loaders = LOADERS if loaders is None else loaders
+        if loaders > 1:
+            maria_loaders.load(_tool(source, "mariadb-dump", *_DUMP_ARGS, source_db), source.tool_env(),
+                               _tool(target, "mariadb", "--binary-mode", "--batch", target_db), target.tool_env(),
+                               loaders)
+        else:
+            _pipe(source, source_db, target, target_db)
     except BaseException as exc:
         _quietly_drop(target, target_db)
         if isinstance(exc, DatabaseError):
@@ -304,10 +308,10 @@ def _pipe(source: Server, source_db: str, target: Server, target_db: str) -> Non
             raise
         if loaded != 0:  # first: a dump whose reader stopped fails too, for that reason
             load_errors.seek(0)
-            raise DatabaseError(f"mariadb failed: {_tail(load_errors.read())}")
+            raise DatabaseError(f"mariadb failed: {tail_of(load_errors.read())}")
         if dumped != 0:  # the loader may have loaded what came before
             dump_errors.seek(0)
-            raise DatabaseError(f"mariadb-dump failed: {_tail(dump_errors.read())}")
+            raise DatabaseError(f"mariadb-dump failed: {tail_of(dump_errors.read())}")
 
 
 def clone(source: Server, source_db: str, target: Server, target_db: str) -> int:
@@ -346,7 +350,7 @@ class Restoring:
             pass
         code = self._proc.wait()
         self._stderr.seek(0)
-        message = _tail(self._stderr.read())
+        message = tail_of(self._stderr.read())
         self._stderr.close()
         if code != 0 or not self.counter.complete():
             _quietly_drop(self.server, self.database)
