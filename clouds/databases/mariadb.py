@@ -19,7 +19,10 @@ one machine, 300,000 rows, 75 MB of dump: 2.3-2.7 s this way; 6.2 s for a
 PyMySQL reader in one consistent snapshot feeding executemany; 4.8 s with the
 bytes passed through Python and counted line by line.)
 
-The two processes are joined by an OS pipe: no byte passes through Python. A
+A copy's one dump is loaded by LOADERS `mariadb` clients at once, each table's
+section whole to one of them (maria_loaders: the bytes pass through Python in
+1 MiB blocks, cut only at mariadb-dump's section comments); with LOADERS = 1 the
+dump is joined to one client by an OS pipe and no byte passes through Python. A
 backup's dump does pass through (into the archive), and on the way Doppel counts
 each table's rows from the dump's INSERTs (RowCounter), which the manifest
 records so a restore can be checked against the very snapshot the dump read.
