@@ -170,14 +170,23 @@ def load(dump_command: list[str], dump_env: dict[str, str], load_command: list[s
             pass
         finally:
             _end(dumping, started)
-        for loader in started:  # first: a dump whose reader stopped fails too, for that reason
-            if loader.proc.returncode not in (0, -9):
-                raise DatabaseError(f"mariadb failed: {loader.message()}")
-        dump_errors.seek(0)
-        if dumping.returncode != 0:
-            raise DatabaseError(f"mariadb-dump failed: {tail_of(dump_errors.read())}")
-        if failed.is_set() or not all(loader.finished for loader in started):
-            raise DatabaseError("a mariadb loader stopped: " + "; ".join(loader.message() for loader in started))
+        try:
+            _verdict(dumping, dump_errors, started, failed)
+        finally:
+            for loader in started:
+                loader.errors.close()
+
+
+def _verdict(dumping: subprocess.Popen, dump_errors, loaders: list[_Loader], failed: threading.Event) -> None:
+    """DatabaseError naming the tool that failed first, with its stderr tail; nothing when all went well."""
+    for loader in loaders:  # first: a dump whose reader stopped fails too, for that reason
+        if loader.proc.returncode not in (0, -9):  # -9: ended by _end after another failed
+            raise DatabaseError(f"mariadb failed: {loader.message()}")
+    dump_errors.seek(0)
+    if dumping.returncode != 0:
+        raise DatabaseError(f"mariadb-dump failed: {tail_of(dump_errors.read())}")
+    if failed.is_set() or not all(loader.finished for loader in loaders):
+        raise DatabaseError("a mariadb loader stopped: " + "; ".join(loader.message() for loader in loaders))
 
 
 def _route(dumping: subprocess.Popen, loaders: list[_Loader], chunk: int) -> None:
