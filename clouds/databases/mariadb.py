@@ -22,7 +22,10 @@ bytes passed through Python and counted line by line.)
 A copy's one dump is loaded by LOADERS `mariadb` clients at once, each table's
 section whole to one of them (maria_loaders: the bytes pass through Python in
 1 MiB blocks, cut only at mariadb-dump's section comments); with LOADERS = 1 the
-dump is joined to one client by an OS pipe and no byte passes through Python. A
+dump is joined to one client by an OS pipe and no byte passes through Python.
+The dump has no LOCK TABLES around its rows (--skip-add-locks): a table locked by
+one loader while another creates a table with a foreign key to it fails its
+next INSERT (ERROR 1100, "was not locked with LOCK TABLES"). A
 backup's dump does pass through (into the archive), and on the way Doppel counts
 each table's rows from the dump's INSERTs (RowCounter), which the manifest
 records so a restore can be checked against the very snapshot the dump read.
@@ -52,7 +55,7 @@ from clouds.databases.servers import DatabaseError, Server
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _DUMP_ARGS = ("--single-transaction", "--quick", "--routines", "--triggers", "--skip-events", "--hex-blob",
-              "--skip-dump-date", "--default-character-set=utf8mb4")
+              "--skip-add-locks", "--skip-dump-date", "--default-character-set=utf8mb4")
 _END = b"-- Dump completed"
 LOADERS = 2  # mariadb clients loading one copy (maria_loaders); 1: the dump piped straight into one client
 

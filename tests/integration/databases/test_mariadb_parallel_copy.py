@@ -75,3 +75,27 @@ def test_a_copy_loaded_by_two_clients_has_every_row_and_working_views_routine_an
         assert query(maria_server, copy, "SELECT text FROM note WHERE order_id = 99999") == [("new order",)]
     finally:
         mariadb.drop(maria_server, copy)
+
+
+def test_a_table_created_by_one_loader_with_a_foreign_key_to_a_table_another_is_filling_breaks_nothing(maria_server):
+    # Given a large parent (dumped second: its rows take many INSERTs) and a child with a foreign key to it, which
+    # the other loader creates while the parent is still being filled
+    source, copy = f"shop_{uuid.uuid4().hex[:10]}", f"doppel_test_parallel_{uuid.uuid4().hex[:10]}"
+    mariadb.create(maria_server, source)
+    try:
+        for statement in ("CREATE TABLE a_small (id int PRIMARY KEY)", "INSERT INTO a_small VALUES (1)",
+                          "CREATE TABLE b_parent (id int PRIMARY KEY, payload text)",
+                          "INSERT INTO b_parent SELECT seq, REPEAT(MD5(seq), 4) FROM seq_1_to_100000",
+                          "CREATE TABLE c_child (id int PRIMARY KEY, parent_id int REFERENCES b_parent (id))",
+                          "INSERT INTO c_child VALUES (1, 1)"):
+            query(maria_server, source, statement)
+
+        # When it is copied by two loaders (with LOCK TABLES in the dump, the parent's next INSERT failed: 1100)
+        mariadb.copy(maria_server, source, maria_server, copy, loaders=2)
+
+        # Then every row is there
+        tables = ["a_small", "b_parent", "c_child"]
+        assert mariadb.counts(maria_server, copy, tables) == {"a_small": 1, "b_parent": 100_000, "c_child": 1}
+    finally:
+        mariadb.drop(maria_server, copy)
+        mariadb.drop(maria_server, source)
