@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 
-from clouds.databases.servers import DatabaseError
+from clouds.databases.servers import DatabaseError, stderr_tail
 
 HEADER, TAIL = "header", "tail"
 _TABLE_MARKERS = (b"-- Table structure for table ", b"-- Temporary table structure for view ")
@@ -27,12 +27,6 @@ _TAIL_MARKERS = (b"-- Final view structure for view ", b"-- Dumping routines", b
 _LONGEST = 1 + max(map(len, _TABLE_MARKERS + _TAIL_MARKERS))  # with the newline before it
 _CHUNK = 1 << 20
 _QUEUED = 256  # blocks (of up to _CHUNK) waiting for one loader: how far the reader may run ahead of it
-
-
-def tail_of(stderr: bytes) -> str:
-    """The last lines a tool wrote on stderr, for an error message."""
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return "; ".join(lines[-3:]) or "no message"
 
 
 class SectionRouter:
@@ -145,7 +139,7 @@ class _Loader:
 
     def message(self) -> str:
         self.errors.seek(0)
-        return tail_of(self.errors.read())
+        return stderr_tail(self.errors.read())
 
 
 class _Failed(Exception):
@@ -184,7 +178,7 @@ def _verdict(dumping: subprocess.Popen, dump_errors, loaders: list[_Loader], fai
             raise DatabaseError(f"mariadb failed: {loader.message()}")
     dump_errors.seek(0)
     if dumping.returncode != 0:
-        raise DatabaseError(f"mariadb-dump failed: {tail_of(dump_errors.read())}")
+        raise DatabaseError(f"mariadb-dump failed: {stderr_tail(dump_errors.read())}")
     if failed.is_set() or not all(loader.finished for loader in loaders):
         raise DatabaseError("a mariadb loader stopped: " + "; ".join(loader.message() for loader in loaders))
 

@@ -49,8 +49,7 @@ from collections.abc import Callable, Iterable
 import pymysql
 
 from clouds.databases import maria_loaders
-from clouds.databases.maria_loaders import tail_of
-from clouds.databases.servers import DatabaseError, Server
+from clouds.databases.servers import DatabaseError, DumpLoader, Server, drop_quietly, stderr_tail
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -266,7 +265,8 @@ def dump(server: Server, database: str, sink: Callable[[bytes], object], chunk: 
         code = proc.wait()
         stderr.seek(0)
         if code != 0 or not counter.complete():
-            raise DatabaseError(f"dumping MariaDB database {database}: mariadb-dump failed: {tail_of(stderr.read())}")
+            raise DatabaseError(f"dumping MariaDB database {database}: mariadb-dump failed: "
+                                f"{stderr_tail(stderr.read())}")
     return dict(counter.tables)
 
 
@@ -284,7 +284,7 @@ def copy(source: Server, source_db: str, target: Server, target_db: str, loaders
         else:
             _pipe(source, source_db, target, target_db)
     except BaseException as exc:
-        _quietly_drop(target, target_db)
+        drop_quietly(drop, target, target_db)
         if isinstance(exc, DatabaseError):
             raise DatabaseError(f"copying MariaDB database {source_db} into {target_db}: {exc}") from None
         raise
@@ -314,10 +314,10 @@ def _pipe(source: Server, source_db: str, target: Server, target_db: str) -> Non
             raise
         if loaded != 0:  # first: a dump whose reader stopped fails too, for that reason
             load_errors.seek(0)
-            raise DatabaseError(f"mariadb failed: {tail_of(load_errors.read())}")
+            raise DatabaseError(f"mariadb failed: {stderr_tail(load_errors.read())}")
         if dumped != 0:  # the loader may have loaded what came before
             dump_errors.seek(0)
-            raise DatabaseError(f"mariadb-dump failed: {tail_of(dump_errors.read())}")
+            raise DatabaseError(f"mariadb-dump failed: {stderr_tail(dump_errors.read())}")
 
 
 def clone(source: Server, source_db: str, target: Server, target_db: str) -> int:
@@ -326,55 +326,26 @@ def clone(source: Server, source_db: str, target: Server, target_db: str) -> int
     return size(target, target_db)
 
 
-class Restoring:
+class Restoring(DumpLoader):
     """The `mariadb` client loading a dump into a new database, fed the dump's bytes as they come (no file)."""
 
     def __init__(self, server: Server, database: str, made: bool = False):
-        self.server, self.database = server, database
         if not made:
             drop(server, database)
             _rows(server, f"CREATE DATABASE {q(database)}")
         self.counter = RowCounter()
-        self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(_tool(server, "mariadb", "--binary-mode", "--batch", database),
-                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      env=server.tool_env())
+        super().__init__(server, database, _tool(server, "mariadb", "--binary-mode", "--batch", database), drop)
 
     def write(self, data) -> int:
         self.counter.tail = (self.counter.tail + bytes(data[-64:]))[-64:]
-        try:
-            self._proc.stdin.write(data)
-        except BrokenPipeError:
-            pass  # the client stopped: finish() says why
-        return len(data)
+        return super().write(data)
 
     def finish(self) -> None:
         """Wait for the client; DatabaseError naming the database when it failed (the database is dropped)."""
-        try:
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        code = self._proc.wait()
-        self._stderr.seek(0)
-        message = tail_of(self._stderr.read())
-        self._stderr.close()
+        code, message = self._ended()
         if code != 0 or not self.counter.complete():
-            _quietly_drop(self.server, self.database)
             why = message if code != 0 else "the dump is cut short (it does not end with mariadb-dump's last line)"
-            raise DatabaseError(f"restoring MariaDB database {self.database}: {why}")
-
-    def abort(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
-        self._stderr.close()
-        _quietly_drop(self.server, self.database)
-
-
-def _quietly_drop(server: Server, database: str) -> None:
-    try:
-        drop(server, database)
-    except DatabaseError as exc:
-        log.warning("could not drop the half-made database %s: %s", database, exc)
+            raise self._failed(f"restoring MariaDB database {self.database}: {why}")
 
 
 def counts(server: Server, database: str, tables: Iterable[str]) -> dict[str, int | None]:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg import sql
 
-from clouds.databases.servers import DatabaseError, Server
+from clouds.databases.servers import DatabaseError, DumpLoader, Server, drop_quietly, stderr_tail
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +156,8 @@ def _tool(server: Server, name: str, database: str, *args: str) -> list[str]:
 def _run(server: Server, command: list[str], what: str, stdin: bytes | None = None) -> bytes:
     done = subprocess.run(command, input=stdin, capture_output=True, env=server.tool_env())
     if done.returncode != 0:
-        raise DatabaseError(f"{what}: {command[0]} failed: {_tail(done.stderr)}")
+        raise DatabaseError(f"{what}: {command[0]} failed: {stderr_tail(done.stderr)}")
     return done.stdout
-
-
-def _tail(stderr: bytes) -> str:
-    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-    return "; ".join(lines[-3:]) or "no message"
 
 
 class SnapshotTransaction:
@@ -220,7 +215,7 @@ def clone(source: Server, source_db: str, target: Server, target_db: str, *, wor
                                *restore_args, handle.name), f"making the indexes and constraints of {target_db}")
         snapshot.conn.commit()
     except BaseException as exc:
-        _quietly_drop(target, target_db)
+        drop_quietly(drop, target, target_db)
         if isinstance(exc, psycopg.Error):
             raise DatabaseError(f"copying PostgreSQL database {source_db} into {target_db}: "
                                 f"{_first_line(exc)}") from None
@@ -228,13 +223,6 @@ def clone(source: Server, source_db: str, target: Server, target_db: str, *, wor
     finally:
         snapshot.close()
     return size(target, target_db)
-
-
-def _quietly_drop(server: Server, database: str) -> None:
-    try:
-        drop(server, database)
-    except DatabaseError as exc:
-        log.warning("could not drop the half-made database %s: %s", database, exc)
 
 
 def _copy_rows(snapshot: SnapshotTransaction, target: Server, target_db: str, workers: int) -> None:
@@ -297,52 +285,27 @@ def dump(server: Server, database: str, sink: Callable[[bytes], None], chunk: in
                 sink(block)
             stderr = proc.stderr.read()
         if proc.returncode != 0:
-            raise DatabaseError(f"dumping PostgreSQL database {database}: pg_dump failed: {_tail(stderr)}")
+            raise DatabaseError(f"dumping PostgreSQL database {database}: pg_dump failed: {stderr_tail(stderr)}")
         snapshot.conn.commit()
         return counts
     finally:
         snapshot.close()
 
 
-class Restoring:
+class Restoring(DumpLoader):
     """A pg_restore into a new database, fed the dump's bytes as they come (no file in between)."""
 
     def __init__(self, server: Server, database: str):
-        self.server, self.database = server, database
         drop(server, database)
         create(server, database)
-        self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(_tool(server, "pg_restore", database, "--no-owner", "--no-acl",
-                                            "--exit-on-error"),
-                                      stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      env=server.tool_env())
-
-    def write(self, data) -> int:
-        try:
-            self._proc.stdin.write(data)
-        except BrokenPipeError:
-            pass  # pg_restore stopped: finish() says why
-        return len(data)
+        super().__init__(server, database, _tool(server, "pg_restore", database, "--no-owner", "--no-acl",
+                                                 "--exit-on-error"), drop)
 
     def finish(self) -> None:
         """Wait for pg_restore; DatabaseError naming the database when it failed (the database is dropped)."""
-        try:
-            self._proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        code = self._proc.wait()
-        self._stderr.seek(0)
-        message = _tail(self._stderr.read())
-        self._stderr.close()
+        code, message = self._ended()
         if code != 0:
-            _quietly_drop(self.server, self.database)
-            raise DatabaseError(f"restoring PostgreSQL database {self.database}: pg_restore failed: {message}")
-
-    def abort(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
-        self._stderr.close()
-        _quietly_drop(self.server, self.database)
+            raise self._failed(f"restoring PostgreSQL database {self.database}: pg_restore failed: {message}")
 
 
 def counts(server: Server, database: str, tables: Iterable[str]) -> dict[str, int | None]:

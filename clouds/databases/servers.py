@@ -10,10 +10,16 @@ is made and handed to the engine's tools through their own variables
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import subprocess
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Mapping
+
+log = logging.getLogger(__name__)
 
 
 class DatabaseError(RuntimeError):
@@ -93,3 +99,59 @@ def snapshot_database(snapshot_id: str, component: str) -> str:
 def scratch_database(purpose: str, token: str) -> str:
     """A database made for a moment (a backup's verification), dropped afterwards."""
     return _bounded(f"doppel_{purpose}_{_UNSAFE.sub('_', token.lower())}")
+
+
+def stderr_tail(stderr: bytes) -> str:
+    """The last lines an engine's tool wrote on stderr, for an error message."""
+    lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+    return "; ".join(lines[-3:]) or "no message"
+
+
+def drop_quietly(drop: Callable[[Server, str], object], server: Server, database: str) -> None:
+    """Drop a half-made database with the engine's `drop`; a failure is logged, not raised (an error is already
+    on its way)."""
+    try:
+        drop(server, database)
+    except DatabaseError as exc:
+        log.warning("could not drop the half-made database %s: %s", database, exc)
+
+
+class DumpLoader:
+    """An engine's client (`command`) loading a dump into `database`, fed the dump's bytes as they come (no file
+    in between). The engine's Restoring says when the load failed; the database is dropped then, or on abort."""
+
+    def __init__(self, server: Server, database: str, command: list[str], drop: Callable[[Server, str], object]):
+        self.server, self.database, self._drop = server, database, drop
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                      stderr=self._stderr, env=server.tool_env())
+
+    def write(self, data) -> int:
+        try:
+            self._proc.stdin.write(data)
+        except BrokenPipeError:
+            pass  # the client stopped: finish() says why
+        return len(data)
+
+    def _ended(self) -> tuple[int, str]:
+        """Wait for the client: (its exit code, the tail of its stderr)."""
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        code = self._proc.wait()
+        self._stderr.seek(0)
+        message = stderr_tail(self._stderr.read())
+        self._stderr.close()
+        return code, message
+
+    def _failed(self, why: str) -> DatabaseError:
+        """The database dropped, and the error to raise."""
+        drop_quietly(self._drop, self.server, self.database)
+        return DatabaseError(why)
+
+    def abort(self) -> None:
+        self._proc.kill()
+        self._proc.wait()
+        self._stderr.close()
+        drop_quietly(self._drop, self.server, self.database)
