@@ -1,9 +1,12 @@
-"""`doppel demo`: a sample production, cloned, reconfigured, anonymised and expired, on this machine.
+"""`doppel demo`: a sample production, cloned, reconfigured, anonymised and expired, then failed over to
+its DR copy on an alarm and failed back, on this machine.
 
 Everything is real: files are copied, the SQLite database is snapshotted with its
-online backup API, configuration is rewritten, personal data is replaced, and
-the expiry backs the copy up before deleting it. Nothing outside the demo's
-state directory is touched.
+online backup API, configuration is rewritten, personal data is replaced, the
+expiry backs the copy up before deleting it, the alarm restores production's
+newest backup into its DR copy and points its name there (the local driver's
+records file), and the failback brings what the DR copy took back home. Nothing
+outside the demo's directory is touched.
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ from doppel.cli.env import follow
 
 ENV = "demo-copy"
 HIDDEN = "********"
+SITE, HOME, DR_ADDRESS = "shop.example.com", "127.0.0.10", "127.0.0.20"  # the name production answers at
+DR_POLICY = {"target": {"env": "shop-dr"}, "alarms": ["shop-down"], "debounce": "10m",
+             "dns": {"records": [{"name": SITE, "type": "A", "value": DR_ADDRESS, "ttl": 60}]}}
 EXAMPLES = {"demo": ["doppel demo", "doppel demo --keep   # leave the copy running to look at",
                      "doppel demo --dir /tmp/doppel-demo --force   # remake a demo that holds work of its own"]}
 
@@ -29,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--dir", default=".doppel/demo",
                    help="where the demo's production, state and doppel.yaml go "
                         "(remade on each run; default .doppel/demo)")
-    p.add_argument("--keep", action="store_true", help="leave the copy running instead of expiring it")
+    p.add_argument("--keep", action="store_true",
+                   help="leave the copy running instead of expiring it (and skip the failover and failback)")
     p.add_argument("--force", action="store_true",
                    help="remake the demo even when it holds environments or backups made since it ran")
     p.set_defaults(handler=cmd_demo)
@@ -76,7 +83,8 @@ def cmd_demo(args) -> int:
     production = root / "production" / "shop"
     entry = make_sample_production(production)
     config_file = root / "doppel.yaml"
-    config_file.write_text(yaml.safe_dump({"state_dir": "state", "productions": {"shop": entry}}, sort_keys=False))
+    config_file.write_text(yaml.safe_dump({"state_dir": "state", "productions": {"shop": entry},
+                                              "dr": {"shop": DR_POLICY}}, sort_keys=False))
     app = App(load_config(config_file), role="demo")
     app.worker(functions_named()).start()
     app.broker.start()
@@ -141,11 +149,76 @@ def _run(app, entry: dict, production: Path, config_file: Path, keep: bool) -> i
     say(f"   {env.name} is {env.state}: {env.reason}")
     for backup in app.backups.list(ENV):
         say(f"   backup {backup.id}: {backup.size:,} bytes, sha256 {backup.sha256[:16]}..., in {backup.store}")
+    if env.state != DELETED:
+        return 1
+    say()
+    if not _disaster(app, production):
+        return 1
     say()
     chains = {r.correlation_id for r in app.audit.events()}
-    say(f"7. The audit trail holds {app.audit.count()} events in {len(chains)} chains (`doppel events` shows them).")
+    say(f"10. The audit trail holds {app.audit.count()} events in {len(chains)} chains (`doppel events` shows them).")
     next_steps(config_file, keep=False)
-    return 0 if env.state == DELETED else 1
+    return 0
+
+
+def _outcome(app, event, types: tuple[str, ...], timeout: float = 300):
+    """The first of `types` in the chain `event` started, once the embedded worker has made it."""
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in app.audit.events(correlation_id=event.id) if r.type in types]
+        if found:
+            return found[0]
+        time.sleep(0.05)
+    raise CommandError(f"no {' or '.join(types)} after {timeout:.0f} s; `doppel events --correlation {event.id}` "
+                       "shows how far it went", 3)
+
+
+def _orders(db: Path) -> int:
+    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+
+
+def _disaster(app, production: Path) -> bool:
+    """Steps 7-9: a backup of production, an alarm that fails it over to its DR copy, and the failback."""
+    from core.broker import event_message
+    from core.cloud import DnsRecord
+    app.cloud.switch_dns(DnsRecord(SITE, "A", HOME, 300))  # where production's name points today
+    say("7. doppel backup now shop   (the scheduler does this on the production's backup schedule)")
+    due = build_event("backup.due", {"env": "shop"})
+    app.broker.publish([event_message(due)])
+    done = _outcome(app, due, ("backup.done", "backup.failed"))
+    if done.type != "backup.done":
+        say(f"   failed: {done.data.get('reason')}")
+        return False
+    say(f"   backup {done.data['backup_id']} of production, {_orders(production / 'data/shop.db')} orders in it")
+    say()
+    say("8. Production falls: Aodh's alarm 'shop-down' posts to the gateway's hook (here: published directly)")
+    alarm = build_event("monitor.alert", {"alarm_id": "demo-shop-down", "alarm_name": "shop-down",
+                                          "severity": "critical", "previous": "ok", "current": "alarm",
+                                          "reason": "http 5xx above 50% for 3 periods"})
+    app.broker.publish([event_message(alarm)])
+    over = _outcome(app, alarm, ("failover.done", "failover.failed"))
+    if over.type != "failover.done":
+        say(f"   failover failed at {over.data.get('step')}: {over.data.get('reason')}")
+        return False
+    copy = Path(over.data["endpoints"]["root"])
+    say(f"   failover.done: the DR copy shop-dr serves backup {over.data['backup_id']}")
+    say(f"   {SITE}: {HOME} -> {app.cloud.get_dns(SITE).value}   RPO {over.data['rpo_seconds']:.1f} s, "
+        f"RTO {over.data['rto_seconds']:.1f} s; scheduled sync and backups of shop are frozen")
+    say()
+    with closing(sqlite3.connect(copy / "data/shop.db")) as conn, conn:
+        conn.execute("INSERT INTO orders (customer_id, total_cents, created_at) VALUES (1, 4200, '2026-12-02')")
+    say("9. The DR copy takes an order; then doppel dr failback shop")
+    back = build_event("failback.requested", {"production": "shop"})
+    app.broker.publish([event_message(back)])
+    home = _outcome(app, back, ("failback.done", "failback.failed"))
+    if home.type != "failback.done":
+        say(f"   failback failed at {home.data.get('step')}: {home.data.get('reason')}")
+        return False
+    say(f"   failback.done: production has {_orders(production / 'data/shop.db')} orders, the DR copy's "
+        f"included; {SITE} -> {app.cloud.get_dns(SITE).value}; sync and backups run again")
+    return True
 
 
 def next_steps(config_file: Path, keep: bool) -> None:

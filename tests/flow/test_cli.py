@@ -1,7 +1,10 @@
 """The `doppel` command as a person runs it: a real process, the embedded default, a demo production."""
+import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -26,13 +29,22 @@ def demo(tmp_path):
     return tmp_path, str(tmp_path / ".doppel/demo/doppel.yaml")
 
 
-def test_demo_shows_a_rewritten_anonymised_copy_and_expires_it(tmp_path):
+def test_demo_clones_expires_then_fails_production_over_and_back(tmp_path):
     run = doppel("demo", cwd=tmp_path)
     assert "ready" in run.stdout and "deleted" in run.stdout
     assert "-> http://demo-copy.localhost" in run.stdout
     assert "0 in the copy" in run.stdout
-    listing = doppel("-c", ".doppel/demo/doppel.yaml", "env", "list", "--all", cwd=tmp_path).stdout
+    config = ".doppel/demo/doppel.yaml"
+    listing = doppel("-c", config, "env", "list", "--all", cwd=tmp_path).stdout
     assert "demo-copy" in listing and "deleted" in listing
+    # the alarm failed production over once, and the failback brought the order the DR copy took home
+    types = [e["type"] for e in json.loads(doppel("-c", config, "events", "--json", cwd=tmp_path).stdout)]
+    assert types.count("failover.done") == 1 and types.count("failback.done") == 1
+    assert "shop.example.com: 127.0.0.10 -> 127.0.0.20" in run.stdout
+    with closing(sqlite3.connect(tmp_path / ".doppel/demo/production/shop/data/shop.db")) as conn:
+        assert conn.execute("SELECT count(*) FROM orders WHERE total_cents = 4200").fetchone()[0] == 1
+    status = doppel("-c", config, "dr", "status", cwd=tmp_path).stdout
+    assert "normal" in status and "failed back" in status
 
 
 def test_publish_then_events_shows_the_chain(demo):
