@@ -137,3 +137,54 @@ def switch_back(deps, production: str, policy: dict, previous: list[dict]) -> No
 
 def seconds_between(earlier: datetime, later: datetime) -> float:
     return max(0.0, (later - earlier).total_seconds())
+
+
+def failover_plan(deps, production: str, policy: dict) -> list[dict]:
+    """What a failover of `production` would do now, step by step, reading only (`doppel dr failover --dry-run`).
+
+    Each step: {"step", "action", "detail"}; a step that would fail says why in `detail` with action "fails",
+    and the plan stops there, as the failover would.
+    """
+    from core.dr_state import FAILED_OVER, FAILING_OVER, PENDING
+    row = states(deps).get(production)
+    if row.state in (FAILED_OVER, FAILING_OVER) and not (row.state == FAILING_OVER and row.holder is None):
+        return [{"step": "decide", "action": "nothing",
+                 "detail": f"{production} is {row.state} since {row.since:%Y-%m-%d %H:%M:%S} UTC; "
+                           f"`doppel dr failback {production}` brings it home"}]
+    start = "answers the alarm waiting for confirmation" if row.state == PENDING else f"starts from {row.state}"
+    plan = [{"step": "decide", "action": "lock", "detail": f"takes the DR lock of {production} ({start})"},
+            {"step": "freeze", "action": "pause",
+             "detail": f"pauses {', '.join(FROZEN_TYPES)} of {production} until the failback"}]
+    try:
+        backup = choose_backup(deps, production, policy)
+    except PermanentError as exc:
+        return plan + [{"step": "backup", "action": "fails", "detail": str(exc)}]
+    age = seconds_between(backup.created_at, deps.clock())
+    plan.append({"step": "backup", "action": "choose",
+                 "detail": f"{backup.id} ({'verified' if backup.verify_ok else 'not verified'}, "
+                           f"made {backup.created_at:%Y-%m-%d %H:%M:%S} UTC: RPO {age:.0f} s if the alarm came now; "
+                           f"policy backup: {policy['backup']})"})
+    env = dr_env(policy)
+    stack = deps.cloud.stack_status(env)
+    if stack is not None and row.dr_backup_id == backup.id:
+        plan.append({"step": "restore", "action": "keep", "detail": f"the DR copy {env} already holds {backup.id}"})
+    else:
+        made = "exists" if stack is not None else "is made on first use"
+        plan.append({"step": "restore", "action": "restore",
+                     "detail": f"restores {backup.id} into the DR copy {env} ({made}), swapped in whole"})
+    paths = policy["health"].get("paths") or [c["path"] for c in deps.config["productions"][production]
+                                              .get("components", []) if "path" in c]
+    plan.append({"step": "probe", "action": "check", "detail": f"the DR copy holds {', '.join(paths) or '-'}"
+                 " (databases pass their integrity check)"})
+    provider = dns_provider(deps, policy)
+    for record in wanted_records(policy):
+        current = provider.get(record.name, record.type)
+        was = f"{current.value} (ttl {current.ttl})" if current else "no record"
+        plan.append({"step": "dns", "action": "switch",
+                     "detail": f"{record.name} {record.type}: {was} -> {record.value} (ttl {record.ttl})"})
+    if policy["health"].get("url"):
+        plan.append({"step": "probe", "action": "check",
+                     "detail": f"GET {policy['health']['url']} answers {policy['health'].get('expect_status', 200)}"})
+    plan.append({"step": "done", "action": "emit",
+                 "detail": f"{production} becomes failed_over; failover.done carries the backup, RPO and RTO"})
+    return plan

@@ -15,7 +15,8 @@ from doppel.cli.output import add_output, dump, emit
 EXAMPLES = {
     "dr": ["doppel dr status", "doppel dr drill shop", "doppel dr report shop -o json"],
     "dr status": ["doppel dr status", "doppel dr status -o json"],
-    "dr failover": ["doppel dr failover shop", "doppel dr failover shop --yes   # from a script"],
+    "dr failover": ["doppel dr failover shop --dry-run   # every step it would take; changes nothing",
+                    "doppel dr failover shop", "doppel dr failover shop --yes   # from a script"],
     "dr failback": ["doppel dr failback shop"],
     "dr drill": ["doppel dr drill shop", "doppel dr drill shop -o json"],
     "dr report": ["doppel dr report", "doppel dr report shop -o yaml"],
@@ -39,6 +40,10 @@ def register(sub) -> None:
         q = actions.add_parser(name, help=helptext)
         q.add_argument("production")
         q.add_argument("--yes", "-y", action="store_true", help="do not ask (needed without a terminal)")
+        if name == "failover":
+            q.add_argument("--dry-run", action="store_true",
+                           help="print every step the failover would take (backup, DR copy, DNS from -> to) "
+                                "and change nothing")
         add_output(q)
         q.set_defaults(handler=cmd_failover if name == "failover" else cmd_failback)
     q = actions.add_parser("drill", help="restore PRODUCTION's newest backup into a scratch copy, verify, delete")
@@ -110,8 +115,26 @@ def _run(args, event_type: str, question: str | None) -> int:
 
 
 def cmd_failover(args) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     return _run(args, "failover.confirmed", f"fail production {args.production} over to its DR copy, "
                                             "and point its names there?")
+
+
+def _dry_run(args) -> int:
+    from core.dr import failover_plan
+    app = _app(args)
+    try:
+        plan = failover_plan(app.deps, args.production, _policy(app, args.production))
+    finally:
+        app.close()
+    if args.output != "table":
+        dump(plan, args.output)
+    else:
+        print(f"a failover of {args.production} would (nothing is changed now):")
+        for number, step in enumerate(plan, 1):
+            print(f"  {number}. {step['step']:<8} {step['action']:<8} {step['detail']}")
+    return 1 if plan[-1]["action"] == "fails" else 0
 
 
 def cmd_failback(args) -> int:

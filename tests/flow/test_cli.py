@@ -108,3 +108,13 @@ def test_creating_a_name_that_is_living_says_so_instead_of_waiting(demo):
                  check=False)
     assert run.returncode == 2
     assert "environment demo-copy already exists (ready" in run.stderr and "doppel env delete demo-copy" in run.stderr
+
+
+def test_failover_dry_run_prints_the_steps_and_changes_nothing(demo):
+    cwd, config = demo
+    refused = doppel("-c", config, "dr", "failover", "shop", "--dry-run", cwd=cwd, check=False)
+    assert refused.returncode == 1 and "backup   fails" in refused.stdout and "doppel backup now shop" in refused.stdout
+    doppel("-c", config, "backup", "now", "shop", cwd=cwd)
+    run = doppel("-c", config, "dr", "failover", "shop", "--dry-run", cwd=cwd)
+    assert "shop.example.com A: no record -> 127.0.0.20 (ttl 60)" in run.stdout and "Traceback" not in run.stderr
+    assert "normal" in doppel("-c", config, "dr", "status", cwd=cwd).stdout

@@ -10,6 +10,7 @@ import pytest
 from clouds.backups import list_backups
 from core.broker import event_message
 from core.cloud import DnsRecord
+from core import dr
 from core.dr_state import FAILED_OVER, NORMAL, SYNCING
 from doppel.cli.common import build_event
 from functions import failover
@@ -331,3 +332,34 @@ def test_reap_keeps_the_dr_copy_while_failed_over_even_when_its_policy_is_gone(d
     assert [o.resource.name for o in accepted] == ["ghost-copy"] and not ghost.exists()
     assert not any("shop-dr" in line for line in said)
     assert tree_digest(copy) == before and shop.app.dr_states.get("shop").state == FAILED_OVER
+
+
+def test_a_dry_run_lists_every_step_with_the_dns_change_and_changes_nothing(dr_shop):
+    shop = dr_shop
+    newest = back_up(shop)
+    audit_before = shop.app.audit.count()
+
+    plan = dr.failover_plan(shop.app.deps, "shop", shop.app.config["dr"]["shop"])
+
+    steps = [(s["step"], s["action"]) for s in plan]
+    assert steps == [("decide", "lock"), ("freeze", "pause"), ("backup", "choose"), ("restore", "restore"),
+                     ("probe", "check"), ("dns", "switch"), ("done", "emit")]
+    assert newest in plan[2]["detail"] and newest in plan[3]["detail"]
+    assert plan[5]["detail"] == f"{NAME} A: {HOME} (ttl 300) -> {DR_ADDRESS} (ttl 60)"
+    # nothing changed: state, names, paused jobs, the audit trail, and no DR copy made
+    assert shop.app.dr_states.get("shop").state == NORMAL
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
+    assert frozen_types(shop) == set() and shop.app.audit.count() == audit_before
+    assert shop.app.cloud.stack_status("shop-dr") is None
+
+
+def test_a_dry_run_says_which_step_would_fail_and_once_failed_over_that_there_is_nothing_to_do(dr_shop):
+    shop = dr_shop
+    policy = shop.app.config["dr"]["shop"]
+    plan = dr.failover_plan(shop.app.deps, "shop", policy)
+    assert plan[-1]["step"] == "backup" and plan[-1]["action"] == "fails" and "no backup" in plan[-1]["detail"]
+
+    back_up(shop)
+    alert(shop)
+    (only,) = dr.failover_plan(shop.app.deps, "shop", policy)
+    assert only["action"] == "nothing" and "failed_over" in only["detail"] and "failback" in only["detail"]
