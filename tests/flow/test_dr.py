@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from clouds.backups import list_backups
+from core import dr
 from core.broker import event_message
 from core.cloud import DnsRecord
-from core import dr
 from core.dr_state import FAILED_OVER, NORMAL, SYNCING
 from doppel.cli.common import build_event
 from functions import failover
