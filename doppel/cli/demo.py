@@ -161,16 +161,25 @@ def _run(app, entry: dict, production: Path, config_file: Path, keep: bool) -> i
     return 0
 
 
-def _outcome(app, event, types: tuple[str, ...], timeout: float = 300):
-    """The first of `types` in the chain `event` started, once the embedded worker has made it."""
+def _chain(app, event_type: str, data: dict, timeout: float = 300):
+    """Publish `event_type` and wait for its chain's outcome (`*.done` or `*.failed`, in the audit trail, made by
+    the embedded worker); the `.done` record, or None after saying what failed."""
     import time
+
+    from core.broker import event_message
+    event = build_event(event_type, data)
+    app.broker.publish([event_message(event)])
+    kind = {"monitor.alert": "failover", "failback.requested": "failback", "backup.due": "backup"}[event_type]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [r for r in app.audit.events(correlation_id=event.id) if r.type in types]
-        if found:
+        found = [r for r in app.audit.events(correlation_id=event.id) if r.type in (f"{kind}.done", f"{kind}.failed")]
+        if found and found[0].type.endswith(".done"):
             return found[0]
+        if found:
+            say(f"   {kind} failed at {found[0].data.get('step')}: {found[0].data.get('reason')}")
+            return None
         time.sleep(0.05)
-    raise CommandError(f"no {' or '.join(types)} after {timeout:.0f} s; `doppel events --correlation {event.id}` "
+    raise CommandError(f"no {kind}.done or .failed after {timeout:.0f} s; `doppel events --correlation {event.id}` "
                        "shows how far it went", 3)
 
 
@@ -181,26 +190,19 @@ def _orders(db: Path) -> int:
 
 def _disaster(app, production: Path) -> bool:
     """Steps 7-9: a backup of production, an alarm that fails it over to its DR copy, and the failback."""
-    from core.broker import event_message
     from core.cloud import DnsRecord
     app.cloud.switch_dns(DnsRecord(SITE, "A", HOME, 300))  # where production's name points today
     say("7. doppel backup now shop   (the scheduler does this on the production's backup schedule)")
-    due = build_event("backup.due", {"env": "shop"})
-    app.broker.publish([event_message(due)])
-    done = _outcome(app, due, ("backup.done", "backup.failed"))
-    if done.type != "backup.done":
-        say(f"   failed: {done.data.get('reason')}")
+    done = _chain(app, "backup.due", {"env": "shop"})
+    if done is None:
         return False
     say(f"   backup {done.data['backup_id']} of production, {_orders(production / 'data/shop.db')} orders in it")
     say()
     say("8. Production falls: Aodh's alarm 'shop-down' posts to the gateway's hook (here: published directly)")
-    alarm = build_event("monitor.alert", {"alarm_id": "demo-shop-down", "alarm_name": "shop-down",
-                                          "severity": "critical", "previous": "ok", "current": "alarm",
-                                          "reason": "http 5xx above 50% for 3 periods"})
-    app.broker.publish([event_message(alarm)])
-    over = _outcome(app, alarm, ("failover.done", "failover.failed"))
-    if over.type != "failover.done":
-        say(f"   failover failed at {over.data.get('step')}: {over.data.get('reason')}")
+    over = _chain(app, "monitor.alert", {"alarm_id": "demo-shop-down", "alarm_name": "shop-down",
+                                         "severity": "critical", "previous": "ok", "current": "alarm",
+                                         "reason": "http 5xx above 50% for 3 periods"})
+    if over is None:
         return False
     copy = Path(over.data["endpoints"]["root"])
     say(f"   failover.done: the DR copy shop-dr serves backup {over.data['backup_id']}")
@@ -210,11 +212,7 @@ def _disaster(app, production: Path) -> bool:
     with closing(sqlite3.connect(copy / "data/shop.db")) as conn, conn:
         conn.execute("INSERT INTO orders (customer_id, total_cents, created_at) VALUES (1, 4200, '2026-12-02')")
     say("9. The DR copy takes an order; then doppel dr failback shop")
-    back = build_event("failback.requested", {"production": "shop"})
-    app.broker.publish([event_message(back)])
-    home = _outcome(app, back, ("failback.done", "failback.failed"))
-    if home.type != "failback.done":
-        say(f"   failback failed at {home.data.get('step')}: {home.data.get('reason')}")
+    if _chain(app, "failback.requested", {"production": "shop"}) is None:
         return False
     say(f"   failback.done: production has {_orders(production / 'data/shop.db')} orders, the DR copy's "
         f"included; {SITE} -> {app.cloud.get_dns(SITE).value}; sync and backups run again")
