@@ -1,7 +1,7 @@
 """The cloud driver a Doppel process uses: each production's own (`driver:` in doppel.yaml).
 
 With only local productions this is the `LocalDriver` itself. When some production
-runs on OpenStack, `ProductionDriver` sends each verb to the driver of the production
+runs on OpenStack or AWS, `ProductionDriver` sends each verb to the driver of the production
 it concerns: by the production named (snapshot), the snapshot's production
 (create_stack), the stack's tags (configure), the resource's tags (delete_resource);
 look-ups by env or id ask each driver in turn.
@@ -19,12 +19,17 @@ def make_driver(config) -> object:
     from clouds.local import LocalDriver
     productions = config["productions"]
     local = LocalDriver(Path(config.state_dir) / "local", productions)
-    if not any(isinstance(e, Mapping) and e.get("driver") == "openstack" for e in productions.values()):
+    used = {e.get("driver") for e in productions.values() if isinstance(e, Mapping)}
+    others: dict[str, object] = {}
+    if "openstack" in used:
+        from clouds.openstack import OpenStackDriver
+        others["openstack"] = OpenStackDriver(productions, state_dir=Path(config.state_dir) / "openstack")
+    if "aws" in used:
+        from clouds.aws import AwsDriver
+        others["aws"] = AwsDriver(productions, state_dir=Path(config.state_dir) / "aws")
+    if not others:
         return local
-    from clouds.openstack import OpenStackDriver
-    openstack = OpenStackDriver(productions, state_dir=Path(config.state_dir) / "openstack")
-    return ProductionDriver(local, {"openstack": openstack},
-                            {name: entry.get("driver", "local") for name, entry in productions.items()})
+    return ProductionDriver(local, others, {name: entry.get("driver", "local") for name, entry in productions.items()})
 
 
 class ProductionDriver:

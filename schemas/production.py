@@ -48,7 +48,7 @@ from schemas.clone_policy import ClonePolicy
 from schemas.templates import TemplateError, placeholders
 from schemas.vocabulary import CONFIG_FORMATS, SQLITE_METHODS, detect_format
 
-DRIVERS = ("local", "openstack")  # the drivers that exist; a production naming another is refused
+DRIVERS = ("local", "openstack", "aws")  # the drivers that exist; a production naming another is refused
 PRODUCTION_NAME = validate.Regexp(r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$",
                                   error="must be 2-40 characters of lower-case letters, digits and '-', "
                                         "starting with a letter (e.g. shop)")
@@ -335,6 +335,9 @@ class ProductionEntry(fields.Field):
         if isinstance(value, Mapping) and value.get("driver") == "openstack":
             from schemas.openstack import OpenStackProductionSchema  # the openstack driver's own shape
             return OpenStackProductionSchema().load(value)
+        if isinstance(value, Mapping) and value.get("driver") == "aws":
+            from schemas.aws import AwsProductionSchema  # the aws driver's own shape
+            return AwsProductionSchema().load(value)
         return ProductionSchema().load(value)
 
     def _serialize(self, value, attr, obj, **kwargs):

@@ -27,14 +27,12 @@ snapshots they came from; docs/openstack.md says how to rebuild by hand.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
+from clouds.backups.description import write_description
 from clouds.openstack import sdk
 from clouds.openstack.resources import BUNDLE_OBJECT, container_name
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, DriverError, ResourceMissing
@@ -168,24 +166,7 @@ class BackupVerbs:
 
     def _write_source(self, name: str, description: Mapping[str, object]) -> Path:
         """Write the description into a fresh directory and put it in place of the last one, whole."""
-        final = self._sources_dir() / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
-        folder = fresh / FOLDER
-        folder.mkdir()
-        for filename, content in description.items():
-            if filename.endswith(".yaml"):
-                text = yaml.safe_dump(content, sort_keys=False)
-            else:
-                text = json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"
-            (folder / filename).write_text(text)
-        old = final.with_name(f".{name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if final.exists():
-            final.rename(old)
-        fresh.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-        return final
+        return write_description(self._sources_dir(), name, FOLDER, description)
 
 
 def _database(database: Mapping, outputs: Mapping, name: str, production: str) -> dict:

@@ -44,9 +44,10 @@ def test_yaml_that_is_not_a_mapping_is_refused(tmp_path):
 
 
 def test_a_production_on_a_driver_that_does_not_exist_yet_is_refused_naming_those_that_do():
-    shop = {"driver": "aws", "base_url": "https://shop.example.com", "components": [{"kind": "files", "path": "app"}]}
+    shop = {"driver": "azure", "base_url": "https://shop.example.com", "components": [{"kind": "files", "path": "app"}]}
 
     with pytest.raises(ConfigError) as caught:
         parse_config({"productions": {"shop": shop}}, None)
 
-    assert "productions.shop.driver: there is no aws driver; Doppel has these: local, openstack" in str(caught.value)
+    wanted = "productions.shop.driver: there is no azure driver; Doppel has these: local, openstack, aws"
+    assert wanted in str(caught.value)

@@ -1,0 +1,32 @@
+"""A cloud environment's description as files: what the openstack and aws drivers back up to rebuild a stack."""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+
+def write_description(sources: Path, name: str, folder: str, description: Mapping[str, object]) -> Path:
+    """Write `description` (file name -> content: YAML for *.yaml, JSON otherwise) under `sources/name/folder/`,
+    in a fresh directory put in place of the last one whole; returns `sources/name`."""
+    final = Path(sources) / name
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
+    (fresh / folder).mkdir()
+    for filename, content in description.items():
+        if filename.endswith(".yaml"):
+            text = yaml.safe_dump(content, sort_keys=False)
+        else:
+            text = json.dumps(content, indent=2, sort_keys=True, default=str) + "\n"
+        (fresh / folder / filename).write_text(text)
+    old = final.with_name(f".{name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    fresh.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final

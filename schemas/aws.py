@@ -1,0 +1,64 @@
+"""A production on AWS, as the `aws` driver reads it from doppel.yaml.
+
+```yaml
+productions:
+  shop:
+    driver: aws
+    region: eu-west-1                   # credentials: boto3's chain (environment, profile, instance role)
+    profile: shop-ops                   # optional: a profile of ~/.aws/config; never keys in doppel.yaml
+    stack: shop-prod                    # the CloudFormation stack production is (its instances and RDS
+                                        # instances are found in it by logical id)
+    template: /etc/doppel/shop-env.yaml # the CloudFormation template environments are made from (JSON or YAML)
+    parameters:                         # template parameter: value (placeholders below)
+      WebImage: "{snapshot.image.Web}"        # the AMI taken of production's instance `Web`
+      DbSnapshot: "{snapshot.db.Database}"    # the RDS snapshot of production's DB instance `Database`
+      DbPassword: "{secrets.db_password}"     # generated for the environment, never production's
+      EnvName: "{env}"
+    clone:
+      secrets: [db_password]
+```
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from schemas.base import Strict, needs
+from schemas.openstack import OpenStackClonePolicy, parameter_placeholders
+
+AWS_PARAMETER_ROOTS = ("snapshot.image.", "snapshot.db.", "secrets.")
+AWS_PARAMETER_BARE = ("env", "production")
+
+
+class AwsProductionSchema(Strict):
+    driver = fields.String(required=True, validate=validate.Equal("aws"))
+    region = fields.String(required=True, error_messages=needs("region: eu-west-1"))
+    profile = fields.String(load_default=None)
+    stack = fields.String(required=True, error_messages=needs("stack: <production's CloudFormation stack>"))
+    template = fields.String(required=True, error_messages=needs("template: /etc/doppel/shop-env.yaml"))
+    parameters = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
+    base_url = fields.Url(require_tld=False, schemes={"http", "https"})
+    domain = fields.String(load_default="localhost")
+    stack_timeout_minutes = fields.Integer(load_default=30, validate=validate.Range(min=1, max=1440))
+    snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
+    clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
+
+    @validates_schema(skip_on_field_errors=True)
+    def _coherent(self, data, **kwargs):
+        errors: dict = {}
+        declared = set(data["clone"]["secrets"])
+        for name, value in data["parameters"].items():
+            for used in parameter_placeholders(value):
+                if not (used in AWS_PARAMETER_BARE or used.startswith(AWS_PARAMETER_ROOTS)):
+                    errors[name] = [f"unknown placeholder {{{used}}}; use {{snapshot.image.INSTANCE}}, "
+                                    "{snapshot.db.DB_INSTANCE}, {secrets.NAME}, {env} or {production}"]
+                elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
+                    errors[name] = [f"uses {used}, which is not declared; add it to clone.secrets"]
+        if errors:
+            raise ValidationError({"parameters": errors})
+
+
+def is_aws(entry: Mapping) -> bool:
+    """Whether a productions entry is run by the aws driver."""
+    return isinstance(entry, Mapping) and entry.get("driver") == "aws"
