@@ -4,6 +4,7 @@
 dns: {type: rfc2136, server: 10.0.0.53, port: 53, zone: example.com,
       key_name: doppel-key, key_secret_env: DOPPEL_TSIG_SECRET, algorithm: hmac-sha256}
 dns: {type: designate, cloud: dr-region, zone: example.com}      # an entry of clouds.yaml
+dns: {type: route53, zone: example.com}                           # boto3's credential chain (or profile:)
 dns: {type: local, state_dir: /var/lib/doppel/local}              # the local driver's records file
 ```
 
@@ -61,20 +62,30 @@ class DesignateSpec(_DnsSpec):
     region_name = fields.String()
 
 
+class Route53Spec(_DnsSpec):
+    type = fields.String(required=True, validate=validate.Equal("route53"))
+    zone = fields.String(required=True, validate=_ZONE)      # the public hosted zone's name
+    zone_id = fields.String(validate=validate.Regexp(r"^[A-Z0-9]{1,32}$", error="must be a hosted zone id, e.g. "
+                                                                                 "Z0123456789ABCDEFGHIJ"))
+    profile = fields.String()  # a profile of ~/.aws/config; otherwise boto3's chain
+
+
 class LocalDnsSpec(_DnsSpec):
     type = fields.String(required=True, validate=validate.Equal("local"))
     state_dir = fields.String(required=True, validate=validate.Length(min=1))
 
 
-DNS_SPECS: dict[str, type[_DnsSpec]] = {"rfc2136": Rfc2136Spec, "designate": DesignateSpec, "local": LocalDnsSpec}
+DNS_SPECS: dict[str, type[_DnsSpec]] = {"rfc2136": Rfc2136Spec, "designate": DesignateSpec, "route53": Route53Spec,
+                                        "local": LocalDnsSpec}
 
 
 def load_dns_spec(spec: Mapping[str, Any]) -> dict:
     """Validate a DNS provider's configuration; the error names the field and says what to write."""
     if not isinstance(spec, Mapping):
-        raise ValidationError({"_schema": ["a DNS provider is a mapping with a type: rfc2136, designate or local"]})
+        raise ValidationError({"_schema": ["a DNS provider is a mapping with a type: rfc2136, designate, route53 or "
+                                           "local"]})
     kind = spec.get("type")
     if kind not in DNS_SPECS:
         raise ValidationError({"type": [f"{kind!r} is not a DNS provider type; use one of rfc2136, designate, "
-                                        "local"]})
+                                        "route53, local"]})
     return DNS_SPECS[kind]().load(dict(spec))

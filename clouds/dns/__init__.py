@@ -1,4 +1,4 @@
-"""DNS providers behind one interface: RFC 2136, OpenStack Designate, the local driver's file (clouds.local.dns).
+"""DNS providers behind one interface: RFC 2136, OpenStack Designate, Route 53, the local driver's file.
 
 `make_dns_provider(spec)` builds one from its configuration (schemas/dns.py). The
 TSIG secret comes only from the environment variable the configuration names
@@ -30,7 +30,7 @@ def make_dns_provider(spec: Mapping, *, environ: Mapping[str, str] | None = None
         raise DnsConfigError(f"{spec.get('type', '?') if isinstance(spec, Mapping) else '?'} DNS provider "
                              f"configuration: {exc.messages}") from None
     environ = os.environ if environ is None else environ
-    builder = {"rfc2136": _rfc2136, "designate": _designate, "local": _local}[config.pop("type")]
+    builder = {"rfc2136": _rfc2136, "designate": _designate, "route53": _route53, "local": _local}[config.pop("type")]
     return builder(config, environ)
 
 
@@ -56,6 +56,11 @@ def _designate(config: dict, environ) -> DnsProvider:
     options = {"region_name": config["region_name"]} if config.get("region_name") else {}
     connection = openstack.connect(cloud=config["cloud"], **options)
     return DesignateProvider(connection, config["zone"], cloud=config["cloud"])
+
+
+def _route53(config: dict, environ) -> DnsProvider:
+    from clouds.dns.route53 import Route53Provider
+    return Route53Provider(config["zone"], zone_id=config.get("zone_id"), profile=config.get("profile"))
 
 
 def _local(config: dict, environ) -> DnsProvider:
