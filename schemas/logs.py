@@ -66,6 +66,8 @@ def check_logs(entries: list, driver: str) -> dict:
     errors: dict = {}
     names: set[str] = set()
     for index, entry in enumerate(entries):
+        if not {"name", "paths", "console"} <= set(entry):
+            continue  # its own errors are reported already
         problems = []
         if entry["name"] in names:
             problems.append(f"logs name {entry['name']!r} is used twice; give each logs component its own name")
