@@ -174,3 +174,38 @@ def test_logs_past_their_retention_are_pruned_and_a_dry_run_only_says_which(logg
     logged.publish("backup.due", env="shop")
     assert store.list(older_kept.key) == [] and logged.app.logs.logbook.kept("older-run") == []
     assert [k.env for k in logged.app.logs.logbook.kept()] == ["new-run"]
+
+
+def test_follow_prints_lines_as_the_environment_writes_them_and_stops_when_it_is_deleted(logged):
+    import threading
+
+    from tests.support.waiting import wait_for
+    # Given a ready environment with a log file, followed by `doppel env logs -f`
+    env = logged.ready("follow-me")
+    log_file = Path(env.endpoints["root"]) / "app" / "logs" / "app.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    log_file.write_text("first line\n")
+    logged.capsys.readouterr()
+    printed, result = [], {}
+
+    def follow():
+        result["code"] = main(["-c", str(logged.config), "env", "logs", "follow-me", "-f", "--grep", "line"])
+
+    def seen() -> list[str]:
+        printed.extend(logged.capsys.readouterr().out.splitlines())
+        return printed
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    wait_for(lambda: "app/logs/app.log: first line" in seen(), 60, "the first line followed")
+
+    # When it writes more, then expires
+    with log_file.open("a") as handle:
+        handle.write("not matched\nsecond line\n")
+    wait_for(lambda: "app/logs/app.log: second line" in seen(), 60, "the second line followed")
+    logged.let_ttl_run_out(env)
+
+    # Then each line was printed once, and following stopped with the environment
+    follower.join(timeout=60)
+    assert not follower.is_alive() and result["code"] == 0
+    assert seen() == ["app/logs/app.log: first line", "app/logs/app.log: second line"]
