@@ -16,8 +16,10 @@ from core.registry import DELETED, READY
 from doppel.app import App
 from doppel.cli import main
 from doppel.config import parse_config
+from doppel.roles import start_gateway
 from gateway import status_page
 from scheduler.firing import Emitter, Firer
+from tests.support.gateway import call
 
 LOGS = {"kind": "logs", "name": "app", "paths": ["app/logs/*.log"]}
 
@@ -29,7 +31,8 @@ class Logged:
         production = make_sample_production(tmp_path / "production" / "shop")
         production["components"].append(LOGS)
         self.document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": production},
-                         "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
+                         "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}},
+                         "gateway": {"port": 0, "status": {"public": True}}}
         self.config = tmp_path / "doppel.yaml"
         self.config.write_text(yaml.safe_dump(self.document))
         self.app = App(parse_config(self.document, self.config), role="test", fast_forward=True)
@@ -126,6 +129,14 @@ def test_what_an_environment_wrote_is_found_after_its_ttl_deleted_it_with_its_se
     assert code == 0 and "logs        kept until" in out and until in out
     page = status_page.render(logged.app)
     assert "perf-test" in page.split('id="kept-logs"')[1].split("</table>")[0] and until in page
+    server = start_gateway(logged.app, functions.FUNCTIONS)
+    try:
+        answer = call(server.url, "GET", "/status/envs/perf-test")
+    finally:
+        server.stop()
+    assert answer.status == 200 and answer.json["state"] == "deleted"
+    assert answer.json["logs"]["files"] == 1 and answer.json["logs"]["kept_until"].startswith(
+        f"{kept.kept_until:%Y-%m-%d %H:%M}")
 
 
 def expire_with_logs(logged, name: str, clock) -> None:
