@@ -108,6 +108,9 @@ class ProductionDriver:
     def backup_source(self, env_or_production: str):
         return self._owner(env_or_production).backup_source(env_or_production)
 
+    def collect_logs(self, env: str, into: Path):
+        return self._owner(env).collect_logs(env, into)
+
     def _owner(self, env_or_production: str):
         """The driver of a production, or of the production an environment's stack was made from."""
         if env_or_production in self.driver_of:

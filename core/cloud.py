@@ -261,6 +261,16 @@ class BackupSource:
                    exclude=tuple(data.get("exclude", ())), servers=tuple(data.get("servers", ())))
 
 
+@dataclass(frozen=True)
+class CollectedLogs:
+    """What `collect_logs` wrote: files (relative to the directory it was given), and what it could not read."""
+    files: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"files": list(self.files), "warnings": list(self.warnings)}
+
+
 @runtime_checkable
 class CloudDriver(Protocol):
     """What Doppel asks of a cloud. Every verb is safe to repeat."""
@@ -316,6 +326,10 @@ class CloudDriver(Protocol):
 
     def backup_source(self, env_or_production: str) -> BackupSource:
         """What a backup of that environment or production must read."""
+
+    def collect_logs(self, env: str, into: Path) -> CollectedLogs:
+        """Copy what the environment logged, as its production's `logs` components say (files by glob, server
+        consoles), into the directory `into`; nothing when it has none. Safe to repeat while the env lives."""
 
     def restore_target(self, env: str, production: str | None = None, key: str | None = None) -> Path:
         """The directory a restore of `env` writes into (created, empty or not).

@@ -44,6 +44,18 @@ class BackupService(Protocol):
     def newest(self, env: str, *, verified_only: bool = False): ...
 
 
+class LogStore(Protocol):
+    """Where environments' logs are kept after they are deleted (clouds/logs/keeper.py)."""
+
+    def remember_secrets(self, request_id: str, secrets: Mapping[str, str]) -> None:
+        """Keep what masking needs of the secrets generated for a request (their prints, never the values)."""
+
+    def keep(self, env, cloud):
+        """Collect the living environment `env`'s logs through `cloud` and keep them; None if it logged nothing."""
+
+    def prune(self, *, dry_run: bool = False, now: datetime | None = None) -> list: ...
+
+
 class JobControl(Protocol):
     """What functions ask of the scheduler's tables (scheduler/control.py): TTL expiries and pauses."""
 
@@ -87,6 +99,7 @@ class Deps:
     registry: Registry | None = None
     audit: AuditTrail | None = None
     backups: BackupService | None = None
+    logs: LogStore | None = None
     scheduler: JobControl | None = None
     dr: DrStates | None = None
     chat: ChatClient | None = None

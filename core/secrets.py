@@ -6,6 +6,7 @@ headers, breadcrumbs), and masks fields whose names say they hold a secret.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -66,3 +67,43 @@ class RedactingFilter(logging.Filter):
             record.msg = scrub(record.getMessage(), secrets)
             record.args = ()
         return True
+
+
+# --- secrets Doppel generated for an environment ---------------------------------------------
+# Their values are never stored: only a salted sha256 of each (a "print") and its length, enough to find and
+# mask it in what the environment logged. Generated secrets are URL-safe tokens (configure's token_urlsafe),
+# so a secret in a line is a window of a run of URL-safe characters.
+_URL_SAFE_RUN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def secret_print(salt: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\0{value}".encode()).hexdigest()
+
+
+class GeneratedSecrets:
+    """Masks the values behind a set of prints (salt, {(length, print)}) wherever they appear in a line."""
+
+    def __init__(self, salt: str, prints: set[tuple[int, str]]):
+        self.salt, self.prints = salt, set(prints)
+        self.lengths = sorted({length for length, _ in self.prints}, reverse=True)
+
+    def mask(self, line: str) -> str:
+        if not self.prints:
+            return line
+        found: list[tuple[int, int]] = []
+        for run in _URL_SAFE_RUN.finditer(line):
+            start, text = run.start(), run.group()
+            for length in self.lengths:
+                for offset in range(0, len(text) - length + 1):
+                    window = text[offset:offset + length]
+                    if (length, secret_print(self.salt, window)) in self.prints:
+                        found.append((start + offset, start + offset + length))
+        merged: list[list[int]] = []
+        for begin, end in sorted(found):
+            if merged and begin <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([begin, end])
+        for begin, end in reversed(merged):
+            line = line[:begin] + MASK + line[end:]
+        return line

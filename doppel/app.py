@@ -126,6 +126,13 @@ class App:
                        retention=RetentionPolicy.from_dict(section["retention"]))
 
     @cached_property
+    def logs(self):
+        """Environments' logs, kept in the backup store after they are deleted (clouds/logs)."""
+        from clouds.logs import LogKeeper
+        from core.logbook import Logbook
+        return LogKeeper(self.backups.store, Logbook(self.engine), retention_s=self.config["logs"]["retention"])
+
+    @cached_property
     def dr_states(self):
         from core.dr_state import DrStates
         return DrStates(self.engine)
@@ -137,7 +144,7 @@ class App:
         from core.deps import Deps
         from scheduler.control import Scheduler
         return Deps(config=self.config, audit=self.audit, registry=self.registry, cloud=self.cloud,
-                    backups=self.backups, scheduler=Scheduler(self.engine, self.config["schedules"]),
+                    backups=self.backups, logs=self.logs, scheduler=Scheduler(self.engine, self.config["schedules"]),
                     dr=self.dr_states, chat=WebhookChat(self.config["notify"]), dns_for=self.dns_for,
                     probe=HostProbe(), source=self.config["source"])
 

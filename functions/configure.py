@@ -30,6 +30,8 @@ def handle(event, deps) -> list:
     env = deps.registry.move(env, CONFIGURING, event_id=event.id)
     policy = deps.config["productions"][env.production].get("clone", {})
     fresh = {name: secrets.token_urlsafe(24) for name in policy.get("secrets", [])}
+    if deps.logs is not None:  # their prints, so what the env logs is printed with them masked
+        deps.logs.remember_secrets(env.request_id, fresh)
     endpoints = deps.cloud.configure(env.name, Stack.from_dict(event.data["stack"]), policy, fresh)
     env = deps.registry.move(env, READY, event_id=event.id, endpoints=endpoints,
                              expires_at=deps.registry.expiry_for(env))

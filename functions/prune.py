@@ -1,6 +1,7 @@
 """backup.done -> backup.pruned: delete the backups of that environment the retention policy does not keep.
 
-The newest verified backup is never deleted, whatever the policy says.
+The newest verified backup is never deleted, whatever the policy says. Kept logs of deleted
+environments whose own retention (logs.retention) ran out are deleted here too.
 """
 NAME = "prune"
 CONSUMES = "backup.done"
@@ -13,5 +14,7 @@ def idempotency_key(event) -> str:
 
 def handle(event, deps) -> list:
     result = deps.backups.prune(event.data["env"])
+    if deps.logs is not None:
+        deps.logs.prune()
     return [deps.emit("backup.pruned", env=event.data["env"], removed=[m.backup_id for m in result.removed],
                       kept=len(result.kept))]

@@ -193,7 +193,9 @@ class Gateway:
                           "GET /status/envs?all=1 lists them")
         history = [{"from": t.from_state, "to": t.to_state, "at": t.at, "reason": t.reason}
                    for t in self.app.registry.transitions(env)]
-        return Response.json(200, {**_env_json(env), "history": history})
+        kept = self.app.logs.logbook.of_request(env.request_id)
+        logs = {"kept_until": kept.kept_until, "size": kept.size, "files": kept.files} if kept else None
+        return Response.json(200, {**_env_json(env), "history": history, "logs": logs})
 
     def _check_status(self, request: Request) -> None:
         if self.settings["status"]["public"]:

@@ -1,5 +1,6 @@
 """`GET /status`: one read-only page a person can glance at, rendered on the server (Jinja2, no JavaScript):
-environments with their state, owner and time left; chains in flight with their current step; per
+environments with their state, owner and time left; the logs kept of deleted ones, and until when; chains in
+flight with their current step; per
 production, its DR state, its newest backup with verification and age (the RPO a failover would have now)
 and its drills."""
 from __future__ import annotations
@@ -25,8 +26,18 @@ def render(app, now: datetime | None = None) -> str:
         envs=[{"name": e.name, "state": e.state, "production": e.production, "owner": e.owner,
                "left": _left(now, e.expires_at),
                "endpoints": _links(e.endpoints)} for e in envs],
+        kept_logs=[kept_logs_view(entry) for entry in app.logs.logbook.kept()],
         chains=_chains(app, envs),
         productions=[_production(app, name, now) for name in sorted(app.config["productions"])])
+
+
+def kept_logs_view(entry) -> dict:
+    """Kept logs as the page and the status API show them."""
+    start = f"{entry.span_from:%Y-%m-%d %H:%M}" if entry.span_from else "?"
+    return {"env": entry.env, "request": entry.request_id, "production": entry.production or "-",
+            "until": f"{entry.kept_until:%Y-%m-%d %H:%M} UTC", "kept_until": entry.kept_until,
+            "span": f"{start} to {entry.span_to:%Y-%m-%d %H:%M}",
+            "size": f"{entry.size:,} bytes, {entry.files} file(s)"}
 
 
 def _chains(app, envs) -> list[dict]:

@@ -10,6 +10,7 @@ from schemas.dr import DrSection
 from schemas.events import TTL_CEILING
 from schemas.fields import Duration
 from schemas.gateway import GatewaySection, default_gateway
+from schemas.logs import LogsSection
 from schemas.schedules import Schedules
 
 
@@ -116,6 +117,7 @@ class ConfigSchema(Strict):
     sentry = fields.Nested(SentrySection, load_default=lambda: SentrySection().load({}))
     productions = fields.Dict(keys=fields.String(), values=fields.Dict(), load_default=dict)
     backups = fields.Nested(BackupsSection, load_default=lambda: BackupsSection().load({}))
+    logs = fields.Nested(LogsSection, load_default=lambda: LogsSection().load({}))
     schedules = Schedules()
     dr = DrSection()
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)

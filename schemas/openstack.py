@@ -20,6 +20,8 @@ productions:
     clone:
       secrets: [db_password]
       crons: disable
+    logs:                               # kept after the env is deleted (schemas/logs.py)
+      - {kind: logs, console: true}     # each server's console log
     databases:                          # data a backup dumps, at the address the stack's outputs give
       - kind: postgresql
         name: orders
@@ -45,6 +47,7 @@ from typing import Mapping
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import ENV_VAR, DatabaseServer, Identifier, Strict, needs
+from schemas.logs import LogsComponent, check_logs
 from schemas.templates import TemplateError, placeholders
 
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
@@ -103,12 +106,15 @@ class OpenStackProductionSchema(Strict):
     snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
     databases = fields.List(fields.Nested(OpenStackDatabase), load_default=list)
+    logs = fields.List(fields.Nested(LogsComponent), load_default=list)  # console: true (schemas/logs.py)
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):
         errors: dict = {}
         if not data.get("stack") and not (data.get("servers") or data.get("volumes")):
             errors["stack"] = ["say what production is: stack: <its Heat stack>, or servers: [...] and volumes: [...]"]
+        if check_logs(data["logs"], "openstack"):
+            errors["logs"] = check_logs(data["logs"], "openstack")
         declared = set(data["clone"]["secrets"])
         for name, value in data["parameters"].items():
             for used in parameter_placeholders(value):

@@ -12,6 +12,7 @@ productions:
       - {kind: sqlite, path: data/shop.db, name: main}
       - {kind: config, path: config/app.ini}      # format from the name, or format: ini|env|yaml|json|php
       - {kind: crontab, path: crontab}
+      - {kind: logs, name: app, paths: ["app/logs/*.log"]}   # kept after the env is deleted (schemas/logs.py)
       - {kind: postgresql, name: orders, host: 127.0.0.1, port: 5432, database: orders, user: shop,
          password_env: SHOP_PG_PASSWORD,                 # the password is read from this variable, never the file
          clones: {host: 127.0.0.1, user: doppel, password_env: DOPPEL_PG_PASSWORD}}   # where env databases go
@@ -45,6 +46,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from schemas.base import DatabaseServer, Identifier, ProductionConfigError, RelativePath, Strict, needs
 from schemas.clone_policy import ClonePolicy
+from schemas.logs import LOGS_KIND, LogsComponent, check_logs
 from schemas.templates import TemplateError, placeholders
 from schemas.vocabulary import CONFIG_FORMATS, SQLITE_METHODS, detect_format
 
@@ -100,6 +102,7 @@ KIND_SCHEMAS: dict[str, type[Strict]] = {
     "crontab": CrontabComponent,
     "postgresql": ServerDatabaseComponent,
     "mariadb": ServerDatabaseComponent,
+    LOGS_KIND: LogsComponent,  # what the env writes: collected before teardown, never snapshotted (schemas/logs.py)
 }
 SERVER_KINDS = ("postgresql", "mariadb")  # databases on a server: no path, a database of their own per env
 DATABASE_KINDS = ("sqlite",) + SERVER_KINDS  # kinds that hold rows: anonymise rules and db_* outputs refer to them
@@ -117,6 +120,8 @@ class ComponentField(fields.Field):
             raise ValidationError({"kind": [f"{kind!r} is not a component kind; use one of "
                                             f"{', '.join(KIND_SCHEMAS)}"]})
         loaded = KIND_SCHEMAS[kind]().load(value)
+        if kind == LOGS_KIND:
+            return loaded
         if kind in SERVER_KINDS:
             return _server_defaults(loaded)
         loaded.setdefault("name", _default_name(loaded))
@@ -168,6 +173,8 @@ class ProductionSchema(Strict):
         ComponentField(), required=True, error_messages=needs("components: [{kind: files, path: app}]"),
         validate=validate.Length(min=1, error="list at least one component, e.g. {{kind: files, path: app}}"))
     clone = fields.Nested(ClonePolicy, load_default=lambda: ClonePolicy().load({}))
+    # The logs components, moved here from `components` once loaded (so a loaded entry loads again to itself).
+    logs = fields.List(fields.Nested(LogsComponent), load_default=list)
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _coherent(self, data, original_data, **kwargs):
@@ -179,6 +186,12 @@ class ProductionSchema(Strict):
         components = data.get("components") or []
         if not _all_loaded(components, original_data.get("components")):
             components = []  # their own errors come first; cross-checks need them whole
+        logs = [c for c in components if c["kind"] == LOGS_KIND] + list(data.get("logs") or [])
+        components = [c for c in components if c["kind"] != LOGS_KIND]
+        if logs and not components and "components" in data:
+            errors["components"] = ["list at least one component besides logs, e.g. {kind: files, path: app}"]
+        if check_logs(logs, data.get("driver", "local")):
+            errors["logs"] = check_logs(logs, data.get("driver", "local"))
         _check_components(components, errors)
         if "clone" in data and components:
             clone_errors = _check_clone(data, components)
@@ -189,7 +202,10 @@ class ProductionSchema(Strict):
 
     @post_load
     def _fill_rewrite_formats(self, data, **kwargs):
-        """Every rewrite rule says its format once loaded, so no reader has to guess again."""
+        """Every rewrite rule says its format once loaded, so no reader has to guess again; logs components
+        move to `logs` (snapshots, clones and backups never carry them)."""
+        data["logs"] = list(data.get("logs") or []) + [c for c in data["components"] if c["kind"] == LOGS_KIND]
+        data["components"] = [c for c in data["components"] if c["kind"] != LOGS_KIND]
         for rule in data["clone"]["rewrite"]:
             rule["format"] = rewrite_format(rule, data["components"])
         return data
@@ -198,7 +214,8 @@ class ProductionSchema(Strict):
 def _all_loaded(components: list, original) -> bool:
     """Whether every component listed loaded without error (marshmallow keeps partial ones too)."""
     return isinstance(original, list) and len(components) == len(original) and all(
-        isinstance(c, Mapping) and {"kind", "name"} <= c.keys() and ("path" in c or c["kind"] in SERVER_KINDS)
+        isinstance(c, Mapping) and {"kind", "name"} <= c.keys()
+        and ("path" in c or c["kind"] in SERVER_KINDS or c["kind"] == LOGS_KIND)
         for c in components)
 
 

@@ -22,7 +22,7 @@ import secrets as _secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from clouds.local import builds, state
+from clouds.local import builds, logs, state
 from clouds.local.components import kind_of
 from clouds.local.configure import apply_clone_policy
 from clouds.local.dns import DNS_KIND, LocalDnsProvider
@@ -36,6 +36,7 @@ from core.cloud import (
     TAG_KEY,
     TAG_PRODUCTION,
     BackupSource,
+    CollectedLogs,
     DnsRecord,
     DriverError,
     ResourceMissing,
@@ -225,6 +226,15 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
                         else kind_of(c).target(c, env_or_production)
                         for c in spec["components"] if kind_of(c).on_server)
         return BackupSource(root=root, databases=databases, exclude=exclude, servers=servers)
+
+    def collect_logs(self, env: str, into: Path) -> CollectedLogs:
+        """The files the env's production names as logs (clouds.local.logs), copied into `into`."""
+        stack = self.stack_status(env)
+        production = stack.tags.get(TAG_PRODUCTION) if stack is not None else None
+        if not production or production not in self.productions:
+            return CollectedLogs(warnings=(f"env {env} has no stack of a known production: no logs to collect",)
+                                 if stack is None else ())
+        return logs.collect(self._env_dir(env) / "root", self.productions[production].get("logs", []), into)
 
     def database_targets(self, env: str, production: str) -> dict[str, dict]:
         """Where each server database of `production` goes when a backup is restored for `env`."""

@@ -1,4 +1,4 @@
-"""`doppel env create|list|show|wait|delete|expire`: environments from the command line."""
+"""`doppel env create|list|show|wait|delete|expire|logs|prune-logs`: environments from the command line."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+from doppel.cli import env_logs
 from doppel.cli.common import CommandError, build_event, duration, env_name
 from doppel.cli.output import add_output, cell, dump, emit, iso, when
 
@@ -20,12 +21,13 @@ EXAMPLES = {
                  "doppel env wait perf-test --state deleted"],
     "env delete": ["doppel env delete perf-test", "doppel env delete perf-test --no-wait"],
     "env expire": ["doppel env expire perf-test"],
+    **env_logs.EXAMPLES,
 }
 STATES = ("requested", "snapshotting", "cloning", "configuring", "ready", "expiring", "deleted", "failed")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("env", help="environments: create, list, show, wait, delete, expire")
+    p = sub.add_parser("env", help="environments: create, list, show, wait, delete, expire, logs")
     env = p.add_subparsers(dest="env_command", metavar="ACTION", required=True)
 
     q = env.add_parser("create", help="clone a production into a new environment",
@@ -65,6 +67,8 @@ def register(sub) -> None:
         q.add_argument("--no-wait", action="store_true", help="print the request id and return at once")
         q.add_argument("--timeout", default="30m", help="how long to follow it (default 30m)")
         q.set_defaults(handler=cmd_delete, reason="manual" if action == "delete" else "ttl")
+
+    env_logs.register(env)
 
 
 def follow(app, find, done_states, timeout: float, out=sys.stderr, already: int = 0):
@@ -231,6 +235,7 @@ def cmd_show(args) -> int:
             raise CommandError(f"no environment {args.name!r} was ever requested; `doppel env list --all` shows them")
         history = app.registry.transitions(env)
         lateness = _lateness(app, env) if env.state == "ready" else None
+        kept = None if env.living else app.logs.logbook.of_request(env.request_id)
     finally:
         app.close()
     shown = view(env)
@@ -240,6 +245,8 @@ def cmd_show(args) -> int:
         shown["reason"] = safe(env.reason) if env.reason else None
         shown["history"] = [{"at": t.at, "from": t.from_state, "to": t.to_state, "reason": safe(t.reason or "")}
                             for t in history]
+        shown["logs"] = {"kept_until": kept.kept_until, "size": kept.size, "files": kept.files,
+                         "span": {"from": kept.span_from, "to": kept.span_to}, "store": kept.store} if kept else None
         dump(shown, args.output)
         return 0
     print(f"{env.name}: {shown['state']}")
@@ -253,6 +260,11 @@ def cmd_show(args) -> int:
         print(f"  reason      {safe(env.reason)}")
     for key, value in sorted(env.endpoints.items()):
         print(f"  endpoint    {key}: {value}")
+    if kept is not None:
+        print(f"  logs        kept until {when(kept.kept_until)} ({kept.files} file(s), {kept.size} bytes; "
+              f"`doppel env logs {env.name}`)")
+    elif not env.living:
+        print("  logs        none kept")
     print("  history")
     for t in history:
         print(f"    {when(t.at)}  {t.from_state or '':<12} -> {t.to_state:<12} {safe(t.reason or '')}")

@@ -99,8 +99,10 @@ def remove_abandoned_productions(conn, older_than_s: float = 3 * 3600) -> None:
                 conn.orchestration.delete_stack(stack, ignore_missing=True)
 
 
-def production_entry(flavor: str = FLAVOR, databases: list | None = None, **parameters) -> dict:
-    """The test production; `databases` and extra template `parameters` for a test that backs data up."""
+def production_entry(flavor: str = FLAVOR, databases: list | None = None, logs: list | None = None,
+                     **parameters) -> dict:
+    """The test production; `databases` and extra template `parameters` for a test that backs data up, `logs`
+    for one that keeps what the environment logged."""
     return {"driver": "openstack", "cloud": CLOUD, "region": "RegionOne", "stack": PRODUCTION_STACK,
             "template": str(HERE / "templates/environment.yaml"),
             "parameters": {"image": "{snapshot.image.app}", "data_snapshot": "{snapshot.volume.data}",
@@ -108,7 +110,8 @@ def production_entry(flavor: str = FLAVOR, databases: list | None = None, **para
                            **parameters},
             "bundle": {"app.base_url": "{outputs.base_url}", "database.password": "{secrets.db_password}",
                        "app.env": "{env}"},
-            "clone": {"secrets": ["db_password"], "crons": "disable"}, "databases": databases or []}
+            "clone": {"secrets": ["db_password"], "crons": "disable"}, "databases": databases or [],
+            "logs": logs or []}
 
 
 class Doppel:
