@@ -16,6 +16,8 @@ productions:
       EnvName: "{env}"
     clone:
       secrets: [db_password]
+    logs:                               # kept after the env is deleted (schemas/logs.py)
+      - {kind: logs, console: true}     # each instance's console output
 ```
 """
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Mapping
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import Strict, needs
+from schemas.logs import LogsComponent, check_logs
 from schemas.openstack import OpenStackClonePolicy, parameter_placeholders
 
 AWS_PARAMETER_ROOTS = ("snapshot.image.", "snapshot.db.", "secrets.")
@@ -43,6 +46,7 @@ class AwsProductionSchema(Strict):
     stack_timeout_minutes = fields.Integer(load_default=30, validate=validate.Range(min=1, max=1440))
     snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
+    logs = fields.List(fields.Nested(LogsComponent), load_default=list)  # console: true (schemas/logs.py)
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):
@@ -55,8 +59,11 @@ class AwsProductionSchema(Strict):
                                     "{snapshot.db.DB_INSTANCE}, {secrets.NAME}, {env} or {production}"]
                 elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
                     errors[name] = [f"uses {used}, which is not declared; add it to clone.secrets"]
-        if errors:
-            raise ValidationError({"parameters": errors})
+        problems = {"parameters": errors} if errors else {}
+        if check_logs(data["logs"], "aws"):
+            problems["logs"] = check_logs(data["logs"], "aws")
+        if problems:
+            raise ValidationError(problems)
 
 
 def is_aws(entry: Mapping) -> bool:

@@ -74,12 +74,12 @@ def check_logs(entries: list, driver: str) -> dict:
         names.add(entry["name"])
         if driver == "local" and entry["console"]:
             problems.append("the local driver has no server consoles; list paths: [...] instead")
-        if driver == "openstack" and entry["paths"]:
-            problems.append("files on OpenStack servers are not collected yet; use console: true (each server's "
-                            "console log)")
+        if driver in ("openstack", "aws") and entry["paths"]:
+            problems.append(f"files on {'OpenStack servers' if driver == 'openstack' else 'EC2 instances'} are not "
+                            "collected yet; use console: true (each server's console log)")
         if not entry["paths"] and not entry["console"]:
             problems.append("collects nothing; add paths: [app/logs/*.log]" +
-                            (" or console: true" if driver == "openstack" else ""))
+                            (" or console: true" if driver in ("openstack", "aws") else ""))
         if problems:
             errors[index] = problems
     return errors

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 from clouds.aws import api
 from clouds.aws.backups import BackupVerbs
+from clouds.aws.logs import LogVerbs
 from clouds.aws.snapshots import SnapshotVerbs
 from clouds.aws.stacks import StackVerbs, stack_name
 from core.cloud import TAG_ENV, TAG_SNAPSHOT, DnsRecord, DriverError, TaggedResource, tags_match
@@ -27,7 +28,7 @@ from schemas.production import ProductionConfigError, load_productions
 IMAGE, DB_SNAPSHOT, SNAPSHOT, STACK = "image", "db_snapshot", "snapshot", "stack"
 
 
-class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs):
+class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs):
     """Doppel's verbs on AWS, for the productions whose `driver` is aws."""
 
     name = "aws"

@@ -62,8 +62,10 @@ def production_stack(moto_server):
     cfn.delete_stack(StackName=PRODUCTION_STACK)
 
 
-def production_entry(template: Path = HERE / "templates/environment.json", **parameters) -> dict:
+def production_entry(template: Path = HERE / "templates/environment.json", logs: list | None = None,
+                     **parameters) -> dict:
     return {"driver": "aws", "region": REGION, "stack": PRODUCTION_STACK, "template": str(template),
+            "logs": logs or [],
             "parameters": {"WebImage": "{snapshot.image.Web}", "DbSnapshot": "{snapshot.db.Database}",
                            "DbPassword": "{secrets.db_password}", "EnvName": "{env}", **parameters},
             "clone": {"secrets": ["db_password"], "crons": "disable"}}

@@ -109,9 +109,9 @@ def test_a_stack_cloudformation_refuses_fails_the_env_with_its_reason_and_leaves
 
 
 def test_expiry_backs_the_env_up_to_s3_then_deletes_everything_and_aws_s3_cp_reads_the_backup(
-        aws_env, production_stack, tmp_path):
+        aws_env, production_stack, tmp_path, capsys):
     bucket = f"doppel-it-backups-{uuid.uuid4().hex[:8]}"
-    doppel = Doppel(tmp_path, backups_bucket=bucket)
+    doppel = Doppel(tmp_path, backups_bucket=bucket, logs=[{"kind": "logs", "console": True}])
     env_name = unique_env("expire")
     try:
         doppel.request(env_name)
@@ -129,6 +129,11 @@ def test_expiry_backs_the_env_up_to_s3_then_deletes_everything_and_aws_s3_cp_rea
         (entry,) = doppel.app.backups.list(env_name)
         assert expired.state == "deleted" and entry.id in expired.reason and entry.reason == "expiry"
         wait_for(lambda: not leftovers(env_name), 60, f"nothing of {env_name} left")
+
+        # Its instance's console output, read through EC2's API at teardown, is kept and printed after it is gone
+        assert main(["--config", str(config), "env", "logs", env_name]) == 0
+        printed = capsys.readouterr().out
+        assert "console/Web.log" in printed and "BIOS-provided physical RAM map" in printed  # what moto's says
 
         # And the backup is read back by hand as docs/aws.md says: `aws s3 cp`, zstd, tar
         archive = tmp_path / "archive.tar.zst"
