@@ -160,3 +160,13 @@ designate_start() {
   wait_http "http://$IP:$DESIGNATE_PORT/" designate-api
   stamp designate_up_s "$(since "$t0")"
 }
+
+# For `openstack.sh clean`: the zones Designate added to BIND (kept in BIND's new-zone database) go with
+# Designate's database, or BIND would go on asking a designate-mdns that is gone for them.
+designate_forget_bind_zones() {
+  local nzd=$BIND_BASE/data/_default.nzd zone
+  [ -f "$nzd" ] && [ -s "$RNDC_KEY_FILE" ] || return 0
+  for zone in $(named-nzd2nzf "$nzd" 2>/dev/null | sed -n 's/^zone "\{0,1\}\([^" ]*\)"\{0,1\} .*/\1/p'); do
+    bash "$HERE/bind.sh" rndc delzone -clean "$zone" >/dev/null 2>&1 || true
+  done
+}

@@ -148,7 +148,12 @@ SERVICES="keystone placement glance-api neutron-server nova-api nova-conductor n
 CORE_SERVICES=$SERVICES
 # shellcheck source=tests/services/openstack-designate.sh
 source "$HERE/openstack-designate.sh"
-[ "$WITH_DESIGNATE" = 1 ] && SERVICES="$SERVICES $DESIGNATE_SERVICES"
+if [ "$WITH_DESIGNATE" = 1 ]; then
+  SERVICES="$SERVICES $DESIGNATE_SERVICES"
+  # one apt transaction on a fresh machine; designate_start finds them installed
+  PACKAGES="$PACKAGES $DESIGNATE_PACKAGES"
+  SERVICE_DEBS="$SERVICE_DEBS $DESIGNATE_DEBS"
+fi
 
 all_alive() { local n; for n in mysqld $SERVICES; do alive "$n" || return 1; done; }
 core_alive() { local n; for n in mysqld $CORE_SERVICES; do alive "$n" || return 1; done; }
@@ -864,7 +869,7 @@ main() {
     restart) shift; write_configs; for n in "$@"; do stop_one "$n"; done; start_services; extend ;;
     stop) stop ;;
     status) status ;;
-    clean) stop; rm -rf "$B/mysql" "$B/data" "$B/etc" "$B/log" "$B/run" "$B/timings.txt" "$CLOUDS_YAML" "$NOVA_TESTBED_DRIVER";
+    clean) stop; [ "$WITH_DESIGNATE" = 1 ] && designate_forget_bind_zones; rm -rf "$B/mysql" "$B/data" "$B/etc" "$B/log" "$B/run" "$B/timings.txt" "$CLOUDS_YAML" "$NOVA_TESTBED_DRIVER";
            rabbitmqctl -q delete_vhost openstack 2>/dev/null || true ;;
     *) echo "usage: $0 [start|stop|status|clean|restart NAME...]" >&2; exit 2 ;;
   esac
