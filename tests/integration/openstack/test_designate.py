@@ -80,8 +80,9 @@ def dr_cloud(openstack_cloud):
 
 
 @pytest.fixture(scope="session")
-def dr_zone(dr_cloud):
-    """A zone in the DR project's Designate with shop.<zone> A 127.0.0.10 (TTL 300), served by BIND."""
+def dr_zone(openstack_cloud, dr_cloud):
+    """A zone in the DR project's Designate, served by BIND."""
+    remove_abandoned_zones(openstack_cloud)
     remove_abandoned_zones(dr_cloud)
     zone = make_zone(dr_cloud, DR_ZONE)
     try:
