@@ -5,8 +5,9 @@ makes for an environment, and the names and tags it finds them by, are listed in
 clouds.openstack.resources. The verbs live beside this module by what they make:
 snapshots.py (images and volume snapshots), stacks.py (Heat stacks), bundle.py
 (configure: the config bundle in Swift and the credentials update), backups.py
-(backup_source: the stack's description as files), logs.py (collect_logs: the servers'
-consoles); sdk.py holds the calls into openstacksdk and what its errors mean.
+(backup_source: the stack's description as files), dns.py (switch_dns and get_dns:
+records in Designate), logs.py (collect_logs: the servers' consoles); sdk.py holds
+the calls into openstacksdk and what its errors mean.
 
 Nothing blocks for long: snapshot and create_stack return IN_PROGRESS, and
 `snapshot_status` / `stack_status` say when OpenStack is done (the `poll`
@@ -27,15 +28,16 @@ from typing import Any
 from clouds.openstack import sdk
 from clouds.openstack.backups import BackupVerbs
 from clouds.openstack.bundle import BundleVerbs
+from clouds.openstack.dns import DnsVerbs
 from clouds.openstack.logs import LogVerbs
 from clouds.openstack.resources import CONTAINER, IMAGE, SNAPSHOT, STACK, VOLUME_SNAPSHOT
 from clouds.openstack.snapshots import SnapshotVerbs
 from clouds.openstack.stacks import StackVerbs
-from core.cloud import TAG_ENV, TAG_SNAPSHOT, DnsRecord, DriverError, TaggedResource
+from core.cloud import TAG_ENV, TAG_SNAPSHOT, DriverError, TaggedResource
 from schemas.production import ProductionConfigError, load_productions
 
 
-class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, LogVerbs):
+class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, DnsVerbs, LogVerbs):
     """Doppel's verbs on OpenStack, for the productions whose `driver` is openstack."""
 
     name = "openstack"
@@ -155,13 +157,6 @@ class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, LogVe
         if spec is None:
             raise DriverError("no production uses the openstack driver, so it has no object store", permanent=True)
         return SwiftStore("doppel-backups", cloud=spec["cloud"], region_name=spec.get("region"))
-
-    def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
-        raise DriverError("DNS on OpenStack (Designate) is not supported by the openstack driver yet; configure a "
-                          "DNS provider instead", permanent=True)
-
-    def get_dns(self, name: str) -> DnsRecord | None:
-        return None
 
     def restore_target(self, env: str, production: str | None = None, key: str | None = None):
         of = f" of production {production}" if production else ""

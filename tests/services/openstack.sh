@@ -3,11 +3,22 @@
 # tests (tests/integration/openstack/): Keystone, Glance (file store), Placement,
 # Nova (fake virt driver), neutron-server (API only), Heat, Cinder (fake volume
 # driver), Swift behind Keystone (a second proxy on :8081 over the rings of
-# tests/services/swift.sh), and Gnocchi + Aodh (WITH_AODH=0 to skip).
+# tests/services/swift.sh), Gnocchi + Aodh (WITH_AODH=0 to skip), and Designate with the
+# BIND 9 of tests/services/bind.sh as its DNS server (WITH_DESIGNATE=0 to skip; see
+# tests/services/openstack-designate.sh).
+#
+# Two regions: RegionOne and RegionTwo. RegionTwo's endpoints are the same processes on the
+# same ports (a second copy of every service would double the ~2.8 GiB and the start-up
+# time): a region here is a name in Keystone's catalog, so code that connects "to the DR
+# region" exercises region selection, and what keeps DR apart from production is the
+# project. The DR side is its own project, doppel-dr, with its own user (member only):
+# nothing of production's project (admin) is visible from there.
 #
 # Run as root on a fresh Debian 12 machine. Safe to run again and concurrently
 # (a lock queues callers): a control plane whose processes are all alive and whose
-# APIs answer is reused as it is. Only Debian's python3-<service> library packages
+# APIs answer is reused as it is; what is missing (Designate, the second region, the DR
+# project on a bed started by an older version of this script) is added beside the
+# running services, which are never stopped. Only Debian's python3-<service> library packages
 # are installed with apt; the service packages' entry points and paste files are
 # unpacked from their .deb files into $BASE/pkgroot (the service packages carry
 # debconf prompts and init scripts that do not fit a test bed).
@@ -24,8 +35,11 @@
 # build), Keystone caches tokens in memory and hashes passwords cheaply.
 #
 # What you get:
-#   clouds.yaml   $CLOUDS_YAML (default /etc/doppel-test/clouds.yaml), cloud "doppel-test",
-#                 region RegionOne, user admin / project admin
+#   clouds.yaml   $CLOUDS_YAML (default /etc/doppel-test/clouds.yaml):
+#                 cloud "doppel-test"     production's side: region RegionOne, user admin / project admin
+#                 cloud "doppel-test-dr"  the DR side: region RegionTwo, user doppel-dr / project doppel-dr
+#   Designate     http://127.0.0.1:9001 (service type dns, both regions); its zones are served by
+#                 the BIND on 127.0.0.1:5353: dig @127.0.0.1 -p 5353 NAME
 #   notifications amqp://openstack:<pw>@127.0.0.1:5672/openstack  (also in $BASE/notifications.url)
 #   timings       printed, and kept in $BASE/timings.txt
 #
@@ -38,12 +52,17 @@
 #   DOPPEL_OPENSTACK_BASE  state, config, logs (default /var/tmp/doppel-openstack)
 #   CLOUDS_YAML            where to write clouds.yaml (default /etc/doppel-test/clouds.yaml)
 #   WITH_AODH=0            skip gnocchi + aodh
+#   WITH_DESIGNATE=0       skip designate (and the BIND it drives)
 #   APT_LOCK_SECONDS       wait for another apt/dpkg (default 900)
 set -euo pipefail
 
 B=${DOPPEL_OPENSTACK_BASE:-/var/tmp/doppel-openstack}
 CLOUDS_YAML=${CLOUDS_YAML:-/etc/doppel-test/clouds.yaml}
 WITH_AODH=${WITH_AODH:-1}
+WITH_DESIGNATE=${WITH_DESIGNATE:-1}
+REGION2=RegionTwo
+DR_PROJECT=doppel-dr
+DR_USER=doppel-dr
 APT_LOCK_SECONDS=${APT_LOCK_SECONDS:-900}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PW=doppel-test-only
@@ -76,10 +95,10 @@ if [ "$WITH_AODH" = 1 ]; then
 fi
 
 # ------------------------------------------------------------------ install
-install_packages() {
+install_packages() { # apt-packages service-debs timing-name
   local t0 missing="" p
   t0=$(date +%s.%N)
-  for p in $PACKAGES; do
+  for p in $1; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
   done
   if [ -n "$missing" ]; then
@@ -91,12 +110,12 @@ install_packages() {
   fi
   mkdir -p "$B/debs" "$B/pkgroot" "$B/bin"
   ( cd "$B/debs"
-    for p in $SERVICE_DEBS; do
+    for p in $2; do
       ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download -q "$p" >/dev/null 2>&1 || fail "apt-get download $p failed"
     done
     for f in *.deb; do [ -e "$B/pkgroot/.$f" ] || { dpkg-deb -x "$f" "$B/pkgroot"; touch "$B/pkgroot/.$f"; }; done )
   cp -f "$B"/pkgroot/usr/bin/* "$B/bin/"
-  stamp install_s "$(since "$t0")"
+  stamp "$3" "$(since "$t0")"
 }
 
 # ------------------------------------------------------------------ processes
@@ -126,8 +145,18 @@ wait_http() { # url name [seconds]
 SERVICES="keystone placement glance-api neutron-server nova-api nova-conductor nova-scheduler nova-compute
   heat-api heat-engine cinder-api cinder-scheduler cinder-volume swift-keystone-proxy"
 [ "$WITH_AODH" = 1 ] && SERVICES="$SERVICES gnocchi-api gnocchi-metricd aodh-api aodh-evaluator aodh-notifier"
+CORE_SERVICES=$SERVICES
+# shellcheck source=tests/services/openstack-designate.sh
+source "$HERE/openstack-designate.sh"
+if [ "$WITH_DESIGNATE" = 1 ]; then
+  SERVICES="$SERVICES $DESIGNATE_SERVICES"
+  # one apt transaction on a fresh machine; designate_start finds them installed
+  PACKAGES="$PACKAGES $DESIGNATE_PACKAGES"
+  SERVICE_DEBS="$SERVICE_DEBS $DESIGNATE_DEBS"
+fi
 
 all_alive() { local n; for n in mysqld $SERVICES; do alive "$n" || return 1; done; }
+core_alive() { local n; for n in mysqld $CORE_SERVICES; do alive "$n" || return 1; done; }
 
 # ------------------------------------------------------------------ rabbitmq, mariadb
 rabbit_setup() {
@@ -579,10 +608,45 @@ for name, kind, url in catalog:
 EOF
 }
 
-write_clouds_yaml() {
-  mkdir -p "$(dirname "$CLOUDS_YAML")"
-  umask 077
-  cat > "$CLOUDS_YAML" <<EOF
+# The second region, the DR project and its user, Designate's service user and endpoints; idempotent.
+# RegionTwo's endpoints are RegionOne's URLs: the same processes serve both regions (see the header).
+keystone_regions() {
+  WITH_DESIGNATE=$WITH_DESIGNATE $PY - "$IP" "$PW" "$REGION2" "$DR_PROJECT" "$DR_USER" <<'EOF'
+import os, sys, openstack
+ip, pw, region2, dr_project, dr_user = sys.argv[1:6]
+c = openstack.connect(auth_url=f'http://{ip}:5000/v3', username='admin', password=pw, project_name='admin',
+                      user_domain_name='Default', project_domain_name='Default', region_name='RegionOne',
+                      identity_api_version='3')
+idn = c.identity
+if region2 not in {r.id for r in idn.regions()}:
+    idn.create_region(id=region2, description='The DR region of the Doppel test bed (same processes as RegionOne)')
+if os.environ.get('WITH_DESIGNATE') == '1':
+    svc = idn.find_project('service')
+    user = idn.find_user('designate', domain_id='default') or idn.create_user(name='designate', password=pw,
+                                                                                domain_id='default')
+    idn.assign_project_role_to_user(svc, user, idn.find_role('admin'))
+    idn.assign_project_role_to_user(svc, user, idn.find_role('service'))
+    designate = idn.find_service('designate') or idn.create_service(name='designate', type='dns')
+    have = {e.interface for e in idn.endpoints(service_id=designate.id) if e.region_id == 'RegionOne'}
+    for interface in ('public', 'internal', 'admin'):
+        if interface not in have:
+            idn.create_endpoint(service_id=designate.id, interface=interface, url=f'http://{ip}:9001',
+                                region_id='RegionOne')
+endpoints = list(idn.endpoints())
+in_two = {(e.service_id, e.interface) for e in endpoints if e.region_id == region2}
+for e in endpoints:
+    if e.region_id == 'RegionOne' and (e.service_id, e.interface) not in in_two:
+        idn.create_endpoint(service_id=e.service_id, interface=e.interface, url=e.url, region_id=region2)
+project = idn.find_project(dr_project, domain_id='default') or idn.create_project(
+    name=dr_project, domain_id='default', description='The DR side of the Doppel test bed')
+user = idn.find_user(dr_user, domain_id='default') or idn.create_user(
+    name=dr_user, password=pw, domain_id='default', default_project_id=project.id)
+for role in ('member', 'heat_stack_owner'):
+    idn.assign_project_role_to_user(project, user, idn.find_role(role))
+EOF
+}
+
+clouds_yaml_text() { cat <<EOF
 # Written by tests/services/openstack.sh for the test control plane on loopback. Not for production.
 clouds:
   doppel-test:
@@ -596,7 +660,27 @@ clouds:
     region_name: RegionOne
     identity_api_version: 3
     interface: public
+  # The DR side: its own project and user (member), in the second region. RegionTwo's endpoints are
+  # the same processes as RegionOne's; the project is what keeps production's resources out of sight.
+  doppel-test-dr:
+    auth:
+      auth_url: http://$IP:5000/v3
+      username: $DR_USER
+      password: $PW
+      project_name: $DR_PROJECT
+      user_domain_name: Default
+      project_domain_name: Default
+    region_name: $REGION2
+    identity_api_version: 3
+    interface: public
 EOF
+}
+clouds_yaml_current() { [ "$(clouds_yaml_text)" = "$(cat "$CLOUDS_YAML" 2>/dev/null)" ]; }
+
+write_clouds_yaml() { # only when it changes, and atomically: running tests read it
+  clouds_yaml_current && [ -f "$B/clouds.yaml" ] && return
+  mkdir -p "$(dirname "$CLOUDS_YAML")"
+  ( umask 077; clouds_yaml_text > "$CLOUDS_YAML.new"; mv "$CLOUDS_YAML.new" "$CLOUDS_YAML" )
   cp -f "$CLOUDS_YAML" "$B/clouds.yaml"
 }
 
@@ -651,9 +735,12 @@ map_compute_host() { # the compute service registers itself; then it must be map
   fail "nova-compute never registered; see $B/log/nova-compute.log"
 }
 
-health() { # usable, not just listening: every service registered, a Swift round trip through Keystone
-  OS_CLIENT_CONFIG_FILE="$CLOUDS_YAML" PYTHONWARNINGS=ignore WITH_AODH=$WITH_AODH timeout "${1:-300}" $PY - <<'EOF'
-import os, time, openstack
+health() { # seconds [core]: usable, not just listening: every service registered, a Swift round trip through
+  # Keystone; unless "core": the second region, the DR cloud, and Designate (API, mdns, BIND's rndc)
+  OS_CLIENT_CONFIG_FILE="$CLOUDS_YAML" PYTHONWARNINGS=ignore WITH_AODH=$WITH_AODH WITH_DESIGNATE=$WITH_DESIGNATE \
+    HEALTH_PARTS=${2:-all} REGION2=$REGION2 DR_PROJECT=$DR_PROJECT BIND_SH=$HERE/bind.sh MDNS_PORT=$MDNS_PORT \
+    timeout "${1:-300}" $PY - <<'EOF'
+import os, subprocess, time, openstack
 import logging
 logging.getLogger('keystoneauth').setLevel(logging.ERROR)
 c = openstack.connect(cloud='doppel-test')
@@ -687,30 +774,62 @@ wait('swift through keystone', swift_round_trip)
 if os.environ.get('WITH_AODH') == '1':
     wait('gnocchi', lambda: c.session.get('/v1/archive_policy', endpoint_filter={'service_type': 'metric'}).ok)
     wait('aodh', lambda: c.session.get('/v2/alarms', endpoint_filter={'service_type': 'alarming'}).ok)
+if os.environ['HEALTH_PARTS'] == 'all':
+    region2, dr_project = os.environ['REGION2'], os.environ['DR_PROJECT']
+    wait(region2, lambda: region2 in {r.id for r in c.identity.regions()})
+    dr = openstack.connect(cloud='doppel-test-dr')
+    wait(f'the DR cloud (project {dr_project}, {region2})',
+         lambda: dr.current_project.name == dr_project and list(dr.orchestration.stacks()) is not None)
+    if os.environ.get('WITH_DESIGNATE') == '1':
+        wait('designate-api', lambda: list(dr.dns.zones()) is not None)
+        wait('designate-central', lambda: c.session.get('/v2/pools', endpoint_filter={'service_type': 'dns'}).ok)
+        # mdns answers a query for a zone it does not have (REFUSED is an answer); BIND's rndc channel
+        wait('designate-mdns', lambda: subprocess.run(
+            ['dig', '@127.0.0.1', '-p', os.environ['MDNS_PORT'], '+time=2', '+tries=1', 'doppel-health.invalid.',
+             'SOA'], capture_output=True, timeout=10).returncode == 0)
+        wait("BIND's rndc channel", lambda: subprocess.run(['bash', os.environ['BIND_SH'], 'rndc', 'status'],
+                                                            capture_output=True, timeout=10).returncode == 0)
 EOF
 }
 
 # ------------------------------------------------------------------ commands
 start() {
   mkdir -p "$B/log" "$B/run"
-  if all_alive && [ -f "$CLOUDS_YAML" ] && health 60 >/dev/null 2>&1; then
+  if all_alive && clouds_yaml_current && { [ "$WITH_DESIGNATE" != 1 ] || designate_current; } \
+      && health 60 >/dev/null 2>&1; then
     say "reusing the running control plane (all $(echo $SERVICES | wc -w) services alive and healthy)"
     return
   fi
   local t0
   t0=$(date +%s.%N)
-  install_packages
-  bash "$HERE/swift.sh" >/dev/null || fail "tests/services/swift.sh could not provide the Swift servers"
-  rabbit_setup
-  write_configs
-  start_mysql
-  db_sync
-  stamp configure_s "$(since "$t0")"
-  write_clouds_yaml
-  start_services
-  health 300
+  if core_alive && [ -f "$CLOUDS_YAML" ] && health 60 core >/dev/null 2>&1; then
+    # Services other people are using right now: leave them as they are, add what is missing.
+    say "the core services are up and healthy; adding what is missing beside them"
+  else
+    install_packages "$PACKAGES" "$SERVICE_DEBS" install_s
+    bash "$HERE/swift.sh" >/dev/null || fail "tests/services/swift.sh could not provide the Swift servers"
+    rabbit_setup
+    write_configs
+    start_mysql
+    db_sync
+    stamp configure_s "$(since "$t0")"
+    write_clouds_yaml
+    start_services
+    health 300 core
+  fi
+  extend
   stamp bring_up_total_s "$(since "$t0")"
-  say "OpenStack ready; clouds.yaml: $CLOUDS_YAML (cloud doppel-test)"
+  say "OpenStack ready; clouds.yaml: $CLOUDS_YAML (clouds doppel-test, doppel-test-dr)"
+}
+
+extend() { # the second region, the DR project, Designate; beside running core services
+  local t0
+  t0=$(date +%s.%N)
+  keystone_regions
+  write_clouds_yaml
+  stamp regions_s "$(since "$t0")"
+  if [ "$WITH_DESIGNATE" = 1 ]; then designate_start; fi
+  health 300
 }
 
 stop_one() {
@@ -747,10 +866,10 @@ main() {
   flock 9
   case "${1:-start}" in
     start) start ;;
-    restart) shift; write_configs; for n in "$@"; do stop_one "$n"; done; start_services; health 300 ;;
+    restart) shift; write_configs; for n in "$@"; do stop_one "$n"; done; start_services; extend ;;
     stop) stop ;;
     status) status ;;
-    clean) stop; rm -rf "$B/mysql" "$B/data" "$B/etc" "$B/log" "$B/run" "$B/timings.txt" "$CLOUDS_YAML" "$NOVA_TESTBED_DRIVER";
+    clean) stop; [ "$WITH_DESIGNATE" = 1 ] && designate_forget_bind_zones; rm -rf "$B/mysql" "$B/data" "$B/etc" "$B/log" "$B/run" "$B/timings.txt" "$CLOUDS_YAML" "$NOVA_TESTBED_DRIVER";
            rabbitmqctl -q delete_vhost openstack 2>/dev/null || true ;;
     *) echo "usage: $0 [start|stop|status|clean|restart NAME...]" >&2; exit 2 ;;
   esac
