@@ -422,6 +422,7 @@ def answer(port: int, name: str, sent: Sent, problems: list) -> Got | None:
     return got
 
 
+@pytest.mark.timeout(1200)  # a few hundred exchanges: on two cores busy with other suites they took over 300 s
 def test_malformed_requests_get_a_4xx_json_answer_at_once_and_publish_nothing(gateway_alone):
     app, port = gateway_alone
     accepted, problems, answers, statuses, slowest = [], [], {}, [], 0.0
