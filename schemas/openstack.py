@@ -45,10 +45,11 @@ from typing import Mapping
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import ENV_VAR, DatabaseServer, Identifier, Strict, needs
+from schemas.openstack_files import HOST_KEY_PLACEHOLDER, OpenStackFileTree, check_file_trees
 from schemas.templates import TemplateError, placeholders
 
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.")
+PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.", HOST_KEY_PLACEHOLDER)
 PARAMETER_BARE = ("config_url", "env", "production")
 
 
@@ -103,6 +104,7 @@ class OpenStackProductionSchema(Strict):
     snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
     databases = fields.List(fields.Nested(OpenStackDatabase), load_default=list)
+    files = fields.List(fields.Nested(OpenStackFileTree), load_default=list)  # trees on servers, over SSH
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):
@@ -115,7 +117,7 @@ class OpenStackProductionSchema(Strict):
                 if not (used in PARAMETER_BARE or used.startswith(PARAMETER_ROOTS)):
                     errors.setdefault("parameters", {})[name] = [
                         f"unknown placeholder {{{used}}}; use {{snapshot.image.SERVER}}, {{snapshot.volume.VOLUME}}, "
-                        "{secrets.NAME}, {config_url}, {env} or {production}"]
+                        "{secrets.NAME}, {host_key.TREE}, {config_url}, {env} or {production}"]
                 elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
                     errors.setdefault("parameters", {})[name] = [
                         f"uses {used}, which is not declared; add it to clone.secrets"]
@@ -127,6 +129,8 @@ class OpenStackProductionSchema(Strict):
                                                                 "add it to clone.secrets"]
             except TemplateError as exc:
                 errors.setdefault("bundle", {})[key] = [str(exc)]
+        for key, found in check_file_trees(data["files"], data["parameters"]).items():
+            errors.setdefault(key, {}).update(found)
         if errors:
             raise ValidationError(errors)
 
