@@ -41,7 +41,7 @@ class SshServer:
     """sshd on 127.0.0.1:<port>, in whose view `mount_point` is `root`; stop() ends it (and only it)."""
 
     def __init__(self, folder: Path, *, authorized_key: str, mount_point: Path, host_key: Path | None = None,
-                 user: str = "root"):
+                 user: str = "root", port: int | None = None):
         self.folder = Path(folder)
         self.root = self.folder / "root"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ class SshServer:
         self.mount_point.mkdir(parents=True, exist_ok=True)
         self.host_key = host_key or make_host_key(self.folder / "keys")
         self.user = user
-        self.port = free_port()
+        self.port = port or free_port()
         authorized = self.folder / "authorized_keys"
         authorized.write_text(authorized_key.strip() + "\n")
         authorized.chmod(0o600)
