@@ -98,3 +98,46 @@ def test_a_private_key_that_is_not_the_pinned_keys_pair_or_is_missing_stops_the_
         host_key_values(spec, "shop", environ={})
     # A template that does not use the pair needs no variable
     assert host_key_values({**spec, "parameters": {}}, "shop", environ={}) == {}
+
+
+def test_a_private_key_in_a_parameter_heat_shows_is_masked_in_the_backup_whatever_its_name():
+    # A production's stack whose template forgot `hidden: true` on the host key parameter
+    written = _parameters({"boot_identity": PRIVATE, "flavor": "m1.small"}, {})
+    assert written["parameters"] == {"boot_identity": "[redacted]", "flavor": "m1.small"}
+    assert written["masked"] == ["boot_identity"]
+
+
+def test_an_environments_stack_is_created_with_the_pinned_pair_in_its_parameters(tmp_path, monkeypatch):
+    # Given a production whose template hands its servers the host key pair
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from clouds.openstack import OpenStackDriver
+    from core.cloud import ComponentSnapshot, Snapshot
+    template = tmp_path / "env.yaml"
+    template.write_text("heat_template_version: 2018-08-31\nresources: {}\n")
+    created = []
+    conn = SimpleNamespace(
+        orchestration=SimpleNamespace(find_stack=lambda name, ignore_missing=True: None,
+                                      create_stack=lambda **kwargs: created.append(kwargs)),
+        object_store=SimpleNamespace(get_endpoint=lambda: "http://swift/v1/AUTH_x"))
+    entry = {"driver": "openstack", "cloud": "c", "stack": "shop-prod", "template": str(template),
+             "parameters": {"image": "{snapshot.image.app}", "host_key": "{host_key.uploads}",
+                            "host_key_public": "{host_key.uploads.public}"},
+             "files": [tree(host_key_env="SHOP_UPLOADS_HOST_KEY")]}
+    snapshot = Snapshot(id="snap-1", production="shop", env="dr", created=datetime.now(UTC),
+                        components=(ComponentSnapshot("image", "app", "img-1"),))
+
+    class Driver(OpenStackDriver):
+        def snapshot_status(self, snapshot_id):
+            return snapshot
+    driver = Driver({"shop": entry}, connect=lambda *_: conn, state_dir=tmp_path)
+    monkeypatch.setenv("SHOP_UPLOADS_HOST_KEY", PRIVATE)
+
+    # When an environment (a DR copy) is made from it
+    driver.create_stack("dr", snapshot, {}, "req-1")
+
+    # Then Heat is handed the pinned pair, which the template puts in the server's user data
+    parameters = created[0]["parameters"]
+    assert (parameters["image"], parameters["host_key"], parameters["host_key_public"]) == (
+        "img-1", PRIVATE.strip() + "\n", PUBLIC)
