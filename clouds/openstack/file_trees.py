@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 FOLDER = "files"                 # where the trees are in a backup: files/<tree>/
 CONNECT_TIMEOUT_S = 15
+IO_TIMEOUT_S = 600               # rsync gives up on a transfer that moves nothing for this long
 RSYNC_VANISHED = 24              # "some files vanished before they could be transferred": a live tree, kept
 KEY_ALIAS = "doppel-pinned"      # the name the pinned key is filed under in the one-line known_hosts
 _ALGORITHMS = {"ssh-rsa": "rsa-sha2-512,rsa-sha2-256"}  # the signatures an ssh-rsa key is offered with
@@ -151,9 +152,16 @@ def pinned(server: Server) -> Iterator[list[str]]:
 def check_server(server: Server, ssh: list[str], *, env: str | None = None) -> None:
     """Log in once (running `true`) so a wrong host key, a refused login or no answer is told apart from rsync's
     own failures, before anything is copied."""
+    if not server.identity.is_file():
+        raise DriverError(f"cannot log in to {server.label}: the key {server.identity} does not exist; fix "
+                          f"identity_file in productions.{server.production}.files", env=env, permanent=True)
     host = f"[{server.host}]" if ":" in server.host else server.host
-    done = subprocess.run([*ssh, f"{server.user}@{host}", "true"], capture_output=True,
-                          text=True, timeout=CONNECT_TIMEOUT_S * 4, stdin=subprocess.DEVNULL)
+    try:
+        done = subprocess.run([*ssh, f"{server.user}@{host}", "true"], capture_output=True,
+                              text=True, timeout=CONNECT_TIMEOUT_S * 4, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise DriverError(f"{server.label} did not finish an SSH login in {CONNECT_TIMEOUT_S * 4} s; it is retried",
+                          env=env) from None
     if done.returncode == 0:
         return
     err = done.stderr
@@ -184,7 +192,8 @@ def pull(server: Server, into: Path, *, env: str | None = None) -> None:
     into.mkdir(parents=True, exist_ok=True)
     with pinned(server) as ssh:
         check_server(server, ssh, env=env)
-        _rsync(server, ssh, [server.remote, f"{into}/"], "back up", env=env)
+        # --delete-excluded: a pattern added to exclude also leaves the mirror, so no later backup holds it
+        _rsync(server, ssh, ["--delete-excluded", server.remote, f"{into}/"], "back up", env=env)
 
 
 def push(server: Server, source: Path, *, env: str | None = None) -> None:
@@ -199,7 +208,8 @@ def push(server: Server, source: Path, *, env: str | None = None) -> None:
 
 def _rsync(server: Server, ssh: list[str], ends: list[str], verb: str, *, env: str | None) -> None:
     excludes = [f"--exclude={pattern}" for pattern in server.exclude]
-    command = ["rsync", "-aH", "--numeric-ids", "--delete", *excludes, "-e", shlex.join(ssh), *ends]
+    command = ["rsync", "-aH", "--numeric-ids", "--delete", f"--timeout={IO_TIMEOUT_S}", *excludes,
+               "-e", shlex.join(ssh), *ends]
     log.info("files %s: rsync to %s %s", server.tree, verb, server.label)
     done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode == RSYNC_VANISHED:

@@ -113,22 +113,29 @@ def test_production_tree_is_backed_up_with_rsync_and_restored_into_the_dr_stacks
     assert not [r for r in caplog.records if "PRIVATE KEY" in r.getMessage() or private in r.getMessage()]
 
 
-def test_the_second_backup_moves_only_what_changed_and_keeps_the_first_backups_content(tmp_path, servers):
+def test_later_backups_follow_changes_deletions_and_new_excludes_and_keep_the_first_backups_content(
+        tmp_path, servers):
     stacks = Stacks()
     driver = driver_for(tmp_path, servers, stacks)
     store = LocalStore(tmp_path / "store")
+    (servers.prod.root / "tmp").mkdir()
+    (servers.prod.root / "tmp" / "upload.part").write_text("half an upload")
     first = write_backup(store, "shop", driver.backup_source("shop"))
 
-    # When a file changes on production and another is deleted, and production is backed up again
+    # When a file changes on production and another is deleted, tmp/ is newly excluded, and production is
+    # backed up again (its mirror from the first backup still holds tmp/upload.part)
     (servers.prod.root / "index.html").write_text("<h1>shop, new</h1>")
     (servers.prod.root / "2026" / "12" / "photo.jpg").unlink()
+    driver = driver_for(tmp_path, servers, stacks, exclude=["cache/*", "tmp/*"])
     second = write_backup(store, "shop", driver.backup_source("shop"))
 
-    # Then the second backup has the change and not the deleted file; the first still restores as it was
+    # Then the second backup has the change, and neither the deleted file nor the newly excluded one;
+    # the first still restores as it was
     restore(store, first.backup_id, tmp_path / "first", env="shop")
     restore(store, second.backup_id, tmp_path / "second", env="shop")
     assert tree_files(tmp_path / "second" / FOLDER / "uploads") == {"index.html": b"<h1>shop, new</h1>"}
     assert tree_files(tmp_path / "first" / FOLDER / "uploads")["index.html"] == b"<h1>shop</h1>"
+    assert "tmp/upload.part" in tree_files(tmp_path / "first" / FOLDER / "uploads")
 
 
 def test_a_server_presenting_another_host_key_is_refused_with_both_fingerprints(tmp_path, servers):
