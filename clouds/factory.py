@@ -131,6 +131,14 @@ class ProductionDriver:
         return self._for(env_or_production if env_or_production in self.driver_of else None) \
             .restore_in_place(env_or_production, restore, keep_old=keep_old, label=label)
 
+    def restore_file_trees(self, env: str, restored: Path, *, production: str) -> list[str]:
+        """Copy a restored backup's file trees onto the servers of `env`'s stack (clouds.openstack.file_trees);
+        a local production's files come back with its directory, so there is nothing more to copy."""
+        driver = self._for(production)
+        if not hasattr(driver, "restore_file_trees"):
+            return []
+        return driver.restore_file_trees(env, restored, production=production)
+
     def __getattr__(self, name):
         # Extra verbs of the local driver (background, state_dir ...) stay reachable.
         return getattr(self.local, name)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 MASK = "[redacted]"
 _SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$)", re.I)
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 
 
@@ -46,6 +47,8 @@ def scrub(node, secrets: set[str], key: str = ""):
     if isinstance(node, tuple):
         return tuple(scrub(v, secrets, key) for v in node)
     if isinstance(node, str):
+        if _PRIVATE_KEY.search(node):
+            return MASK  # a private key (a server's host key through user data) whatever holds it
         for secret in sorted(secrets, key=len, reverse=True):
             if secret in node:
                 node = node.replace(secret, MASK)

@@ -48,10 +48,11 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import ENV_VAR, DatabaseServer, Identifier, Strict, needs
 from schemas.logs import LogsComponent, check_logs
+from schemas.openstack_files import HOST_KEY_PLACEHOLDER, OpenStackFileTree, check_file_trees
 from schemas.templates import TemplateError, placeholders
 
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.")
+PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.", HOST_KEY_PLACEHOLDER)
 PARAMETER_BARE = ("config_url", "env", "production")
 
 
@@ -107,6 +108,7 @@ class OpenStackProductionSchema(Strict):
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
     databases = fields.List(fields.Nested(OpenStackDatabase), load_default=list)
     logs = fields.List(fields.Nested(LogsComponent), load_default=list)  # console: true (schemas/logs.py)
+    files = fields.List(fields.Nested(OpenStackFileTree), load_default=list)  # trees on servers, over SSH
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):
@@ -121,7 +123,7 @@ class OpenStackProductionSchema(Strict):
                 if not (used in PARAMETER_BARE or used.startswith(PARAMETER_ROOTS)):
                     errors.setdefault("parameters", {})[name] = [
                         f"unknown placeholder {{{used}}}; use {{snapshot.image.SERVER}}, {{snapshot.volume.VOLUME}}, "
-                        "{secrets.NAME}, {config_url}, {env} or {production}"]
+                        "{secrets.NAME}, {host_key.TREE}, {config_url}, {env} or {production}"]
                 elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
                     errors.setdefault("parameters", {})[name] = [
                         f"uses {used}, which is not declared; add it to clone.secrets"]
@@ -133,6 +135,8 @@ class OpenStackProductionSchema(Strict):
                                                                 "add it to clone.secrets"]
             except TemplateError as exc:
                 errors.setdefault("bundle", {})[key] = [str(exc)]
+        for key, found in check_file_trees(data["files"], data["parameters"]).items():
+            errors.setdefault(key, {}).update(found)
         if errors:
             raise ValidationError(errors)
 

@@ -17,7 +17,9 @@ A backup of `env` (or of a production) is the archive every backup is
     bundle.json            an environment's config bundle, credentials as placeholders
 
 and beside them, as in every backup, the dump of each database the production's
-`databases:` names (PostgreSQL), read at the address the stack's outputs give.
+`databases:` names (PostgreSQL), read at the address the stack's outputs give, and
+under `files/<tree>/` each file tree its `files:` names, copied with rsync over SSH
+from the server the outputs give, its host key pinned (file_trees.py).
 
 No secret is written: parameters and outputs are scrubbed of secret-named values and
 of every secret Doppel holds in its environment (core.secrets), and the bundle's
@@ -38,6 +40,7 @@ from clouds.openstack.resources import BUNDLE_OBJECT, container_name
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, DriverError, ResourceMissing
 from core.secrets import MASK, scrub, secret_values
 from schemas.openstack import parameter_placeholders
+from schemas.openstack_files import is_private_host_key
 from schemas.templates import TemplateError, placeholders, render
 
 FOLDER = "openstack"
@@ -63,12 +66,15 @@ class BackupVerbs:
             spec = self.productions[production]
         outputs = description.pop(OUTPUTS)  # as Heat gives them: the addresses of its databases
         servers = tuple(_database(database, outputs, name, production) for database in spec["databases"])
-        return BackupSource(root=self._write_source(name, description), servers=servers)
+        root = self._write_source(name, description)
+        self._pull_file_trees(spec, outputs, root, name, production)  # files/<tree>/, with rsync (file_trees.py)
+        return BackupSource(root=root, servers=servers)
 
     def discard_backup_source(self, name: str) -> None:
         """Remove what backup_source wrote for `name` (the env is deleted; its backup is in the store)."""
         if self.state_dir is not None:
             shutil.rmtree(self._sources_dir() / name, ignore_errors=True)
+            self._discard_file_trees(name)
 
     # --- environments --------------------------------------------------------------------
 
@@ -190,7 +196,8 @@ def _database(database: Mapping, outputs: Mapping, name: str, production: str) -
 def _generated_parameters(spec: Mapping) -> dict[str, str]:
     """Template parameters whose value is made for each environment from clone.secrets: name -> placeholder."""
     return {name: value for name, value in spec["parameters"].items()
-            if any(used.strip().startswith("secrets.") for used in parameter_placeholders(value))}
+            if any(used.strip().startswith("secrets.") or is_private_host_key(used)
+                   for used in parameter_placeholders(value))}
 
 
 def _parameters(values: Mapping, generated: Mapping[str, str]) -> dict:

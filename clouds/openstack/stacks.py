@@ -12,6 +12,7 @@ import secrets as _secrets
 from collections.abc import Mapping
 
 from clouds.openstack import sdk
+from clouds.openstack.file_trees import host_key_values
 from clouds.openstack.resources import HEAT_TAG, STACK, container_name, heat_tag_env, stack_name
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters
 from core.cloud import (
@@ -64,7 +65,8 @@ class StackVerbs:
             images={c.name: c.location for c in current.components if c.kind == "image"},
             volume_snapshots={c.name: c.location for c in current.components if c.kind == "volume"},
             secrets={name: _secrets.token_urlsafe(24) for name in spec["clone"]["secrets"]},
-            config_url=self._config_url(conn, env), env=env, production=snapshot.production)
+            config_url=self._config_url(conn, env), env=env, production=snapshot.production,
+            host_keys=host_key_values(spec, snapshot.production, env=env))  # a server keeps production's host key
         tags = env_tags(env, key, **{TAG_PRODUCTION: snapshot.production, TAG_SNAPSHOT: snapshot.id})
         values.update({parameter: tags[tag] for parameter, tag in DOPPEL_PARAMETERS.items()})
         log.info("env %s: creating stack %s", env, stack_name(env))

@@ -44,9 +44,11 @@ def load_template(path: str, *, production: str, env: str) -> dict:
 
 
 def render_parameters(mapping: Mapping[str, Any], *, images: Mapping[str, str], volume_snapshots: Mapping[str, str],
-                      secrets: Mapping[str, str], config_url: str, env: str, production: str) -> dict:
-    """Template parameters with their placeholders filled; a missing snapshot part is named in the error."""
-    values = {"config_url": config_url, "env": env, "production": production}
+                      secrets: Mapping[str, str], config_url: str, env: str, production: str,
+                      host_keys: Mapping[str, str] | None = None) -> dict:
+    """Template parameters with their placeholders filled; a missing snapshot part is named in the error.
+    `host_keys` fills {host_key.TREE} and {host_key.TREE.public} (clouds.openstack.file_trees.host_key_values)."""
+    values = {"config_url": config_url, "env": env, "production": production, **(host_keys or {})}
     values.update({f"snapshot.image.{name}": image for name, image in images.items()})
     values.update({f"snapshot.volume.{name}": snap for name, snap in volume_snapshots.items()})
     values.update({f"secrets.{name}": value for name, value in secrets.items()})
@@ -54,7 +56,7 @@ def render_parameters(mapping: Mapping[str, Any], *, images: Mapping[str, str], 
     def fill(match) -> str:
         key = match.group(1).strip()
         if key not in values:
-            have = ", ".join(sorted(k for k in values if not k.startswith("secrets."))) or "none"
+            have = ", ".join(sorted(k for k in values if not k.startswith(("secrets.", "host_key.")))) or "none"
             raise DriverError(f"parameter value {{{key}}} of production {production} has nothing to fill it "
                               f"(available: {have}); fix productions.{production}.parameters", env=env,
                               permanent=True)
