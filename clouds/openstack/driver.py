@@ -5,7 +5,8 @@ makes for an environment, and the names and tags it finds them by, are listed in
 clouds.openstack.resources. The verbs live beside this module by what they make:
 snapshots.py (images and volume snapshots), stacks.py (Heat stacks), bundle.py
 (configure: the config bundle in Swift and the credentials update), backups.py
-(backup_source: the stack's description as files); sdk.py holds the calls into
+(backup_source: the stack's description as files), databases.py (each env's own database: production's dump
+restored and anonymised, dropped with the env); sdk.py holds the calls into
 openstacksdk and what its errors mean.
 
 Nothing blocks for long: snapshot and create_stack return IN_PROGRESS, and
@@ -27,6 +28,7 @@ from typing import Any
 from clouds.openstack import sdk
 from clouds.openstack.backups import BackupVerbs
 from clouds.openstack.bundle import BundleVerbs
+from clouds.openstack.databases import DatabaseVerbs
 from clouds.openstack.resources import CONTAINER, IMAGE, SNAPSHOT, STACK, VOLUME_SNAPSHOT
 from clouds.openstack.snapshots import SnapshotVerbs
 from clouds.openstack.stacks import StackVerbs
@@ -34,7 +36,7 @@ from core.cloud import TAG_ENV, TAG_SNAPSHOT, DnsRecord, DriverError, TaggedReso
 from schemas.production import ProductionConfigError, load_productions
 
 
-class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs):
+class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, DatabaseVerbs):
     """Doppel's verbs on OpenStack, for the productions whose `driver` is openstack."""
 
     name = "openstack"

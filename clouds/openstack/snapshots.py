@@ -1,4 +1,5 @@
-"""Doppel snapshots on OpenStack: one Nova image per production server and one Cinder snapshot per volume.
+"""Doppel snapshots on OpenStack: one Nova image per production server and one Cinder snapshot per volume (and a
+dump of each production database, clouds.openstack.databases).
 
 A Doppel snapshot snap-<env>-<hash> is every image (image properties) and volume
 snapshot (snapshot metadata) tagged with its id; each part is looked up by tag
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from clouds.openstack import sdk
@@ -69,7 +71,11 @@ class SnapshotVerbs:
             # Nothing started yet, so no part carries the tags a poll would find it by: retry the request.
             raise DriverError(f"cannot snapshot production {production} for env {env} yet: {'; '.join(busy)}; "
                               "it is retried", env=env)
-        return found
+        if not spec["databases"]:
+            return found
+        # Production's databases as of now, beside its disks' snapshots (clouds.openstack.databases)
+        dumps = self._dump_databases(conn, production, spec, env, snapshot_id, tags)
+        return replace(found, components=tuple(sorted((*found.components, *dumps), key=lambda c: (c.kind, c.name))))
 
     def _image_server(self, conn, env: str, production: str, snapshot_id: str, tags: Mapping, name: str,
                       server_id: str) -> bool:
