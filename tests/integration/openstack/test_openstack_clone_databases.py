@@ -87,7 +87,8 @@ def test_an_openstack_clones_databases_hold_no_production_personal_data_join_and
         # When an environment of each is requested through Doppel, as a user would
         doppel.request(env_name)
         leaky.request(leaky_name)
-        env, failed = doppel.settle(env_name), leaky.settle(leaky_name)
+        both = lambda: (doppel.tick(), leaky.tick())  # each Doppel's poller moves its own chain on, side by side
+        env, failed = doppel.settle(env_name, nudge=both), leaky.settle(leaky_name, nudge=both)
 
         # Then the environment is ready with databases of its own, named by its stack's outputs
         assert env.state == READY, env.reason
@@ -118,7 +119,6 @@ def test_an_openstack_clones_databases_hold_no_production_personal_data_join_and
         assert failed.state == FAILED
         assert "address.phone (phone)" in failed.reason and "no anonymise rule" in failed.reason, failed.reason
         assert f"doppel_{leaky_name}_rentals" not in databases(pg)
-        wait_for(lambda: not leftovers(conn, leaky_name), 180, f"env {leaky_name} gone", interval=2)
 
         # When the environment expires, the real chain backs it up and tears it down
         from doppel.cli import main
@@ -134,6 +134,8 @@ def test_an_openstack_clones_databases_hold_no_production_personal_data_join_and
                 for c in manifest.server_databases} == {"rentals": 120, "maria": 120}
         assert clone not in databases(pg) and clone not in databases(maria)
         wait_for(lambda: not leftovers(conn, env_name), 180, f"env {env_name} gone", interval=2)
+        # (the failed one's stack, deleted by its compensation, went meanwhile)
+        wait_for(lambda: not leftovers(conn, leaky_name), 180, f"env {leaky_name} gone", interval=2)
     finally:
         for instance, name in ((doppel, env_name), (leaky, leaky_name)):
             remove_env(instance, conn, name)
