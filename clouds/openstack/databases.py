@@ -87,8 +87,9 @@ class DatabaseVerbs:
         return {o["output_key"]: o.get("output_value") for o in (raw.outputs or [])}
 
     def _dump_databases(self, conn, production: str, spec: Mapping, env: str, snapshot_id: str,
-                        tags: Mapping[str, str]) -> list[ComponentSnapshot]:
-        """Dump each of production's databases into the env's container once per snapshot; their parts."""
+                        tags: Mapping[str, str], make: bool = True) -> list[ComponentSnapshot]:
+        """Dump each of production's databases into the env's container once per snapshot (only those there
+        already when not `make`); their parts."""
         container = container_name(env)
         progress = self._read_object(conn, container, DATABASES_OBJECT) or {}
         done = progress.get("restored", {}) if progress.get("snapshot") == snapshot_id else {}
@@ -98,6 +99,8 @@ class DatabaseVerbs:
             where = dump_object(snapshot_id, name)
             size = None if name in done else self._object_size(conn, container, where)
             if size is None and name not in done:
+                if not make:
+                    continue
                 outputs = self._production_outputs(conn, production, spec, env) if outputs is None else outputs
                 source = locate(database, outputs, production, production)
                 size = self._dump_one(conn, env, production, tags, container, where, source, name)

@@ -91,3 +91,44 @@ def test_an_openstack_production_takes_anonymise_rules_and_engine_ports():
     assert [d["port"] for d in loaded["shop"]["databases"]] == [5432, 3306]
     assert loaded["shop"]["clone"]["anonymise"][0]["method"] == "email"
     assert load_productions(loaded) == loaded  # loading is idempotent
+
+
+class NotFound(Exception):
+    status_code = 404
+
+
+def polled_cloud(dumped: bool):
+    """Production `shop`'s volume snapshot for env `dev`, available; the database's dump in Swift or not. It has
+    no production stack outputs to give: a poll that tried to dump would fail."""
+    from clouds.openstack.resources import TAG_COMPONENT
+    from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, resource_name
+    snapshot_id = resource_name("snap", "dev", "k")
+    tags = {TAG_ENV: "dev", TAG_KEY: "k", TAG_PRODUCTION: "shop", TAG_SNAPSHOT: snapshot_id, TAG_COMPONENT: "data"}
+    snap = SimpleNamespace(id="vs-1", name=f"{snapshot_id}-data", status="available", size=1, metadata=tags,
+                           created_at="2026-12-02T10:00:00Z", volume_id="vol-1")
+
+    def head(name, container):
+        if dumped and name == f"snapshot/{snapshot_id}/orders.dump" and container == "doppel-dev":
+            return SimpleNamespace(content_length=1234)
+        raise NotFound(name)
+
+    def download(name, container):
+        raise NotFound(name)
+    volume = SimpleNamespace(name="data", resource_type="OS::Cinder::Volume", physical_resource_id="vol-1")
+    return snapshot_id, SimpleNamespace(
+        image=SimpleNamespace(images=lambda: []),
+        block_storage=SimpleNamespace(snapshots=lambda details=True: [snap]),
+        orchestration=SimpleNamespace(find_stack=lambda name, ignore_missing=True: SimpleNamespace(id="p"),
+                                      resources=lambda stack: [volume]),
+        object_store=SimpleNamespace(get_object_metadata=head, download_object=download))
+
+
+@pytest.mark.parametrize("dumped, status", [(False, "IN_PROGRESS"), (True, "COMPLETE")])
+def test_a_poll_waits_for_the_snapshot_functions_dump_and_never_starts_one(dumped, status):
+    snapshot_id, cloud = polled_cloud(dumped)
+    driver = OpenStackDriver({"shop": SHOP}, connect=lambda *_: cloud)
+
+    found = driver.snapshot_status(snapshot_id)
+
+    assert found.status == status, found.status_reason
+    assert [(c.kind, c.name) for c in found.components] == [("database", "orders")] * dumped + [("volume", "data")]
