@@ -19,13 +19,15 @@ productions:
       database.password: "{secrets.db_password}"
     clone:
       secrets: [db_password]
-      crons: disable
+      crons: disable                    # checked: every server of the env carries the bundle that says so
+      anonymise:                        # run in the env's copy of each database before env.ready
+        - {database: orders, table: customers, column: email, method: email}
     logs:                               # kept after the env is deleted (schemas/logs.py)
       - {kind: logs, console: true}     # each server's console log
-    databases:                          # data a backup dumps, at the address the stack's outputs give
-      - kind: postgresql
+    databases:                          # copied into each env (anonymised) and backed up, at the address
+      - kind: postgresql                # the stack's outputs give; postgresql or mariadb
         name: orders
-        database: orders
+        database: orders                # or "{outputs.db_name}" when each stack names its own database
         host: "{outputs.db_host}"       # an output of the env's stack (of production's, for production)
         user: doppel_backup             # a role that exists in production, so in every copy of its volume
         password_env: SHOP_BACKUP_PASSWORD
@@ -44,9 +46,10 @@ from __future__ import annotations
 import re
 from typing import Mapping
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from schemas.base import ENV_VAR, DatabaseServer, Identifier, Strict, needs
+from schemas.clone_policy import AnonymiseRule
 from schemas.logs import LogsComponent, check_logs
 from schemas.openstack_files import HOST_KEY_PLACEHOLDER, OpenStackFileTree, check_file_trees
 from schemas.templates import TemplateError, placeholders
@@ -54,6 +57,8 @@ from schemas.templates import TemplateError, placeholders
 PARAMETER_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 PARAMETER_ROOTS = ("snapshot.image.", "snapshot.volume.", "secrets.", HOST_KEY_PLACEHOLDER)
 PARAMETER_BARE = ("config_url", "env", "production")
+DATABASE_KINDS = ("postgresql", "mariadb")
+DEFAULT_PORTS = {"postgresql": 5432, "mariadb": 3306}
 
 
 def parameter_placeholders(value) -> list[str]:
@@ -65,28 +70,36 @@ class OpenStackClonePolicy(Strict):
     secrets = fields.List(Identifier(), load_default=list)
     crons = fields.String(load_default="disable", validate=validate.OneOf(
         ("disable", "keep"), error="must be disable (the default: copies run no scheduled jobs) or keep"))
+    anonymise = fields.List(fields.Nested(AnonymiseRule), load_default=list)  # rules name a `databases:` entry
 
 
 class OpenStackDatabase(Strict):
     """A database of the production's (and so of each environment's), dumped by its engine's tool."""
     kind = fields.String(required=True, validate=validate.OneOf(
-        ("postgresql",), error="must be postgresql (backups of other database kinds are not built yet)"))
+        DATABASE_KINDS, error="must be one of {choices}"))
     name = Identifier(required=True)
+    # A name, or {outputs.NAME} when each stack says which database is its own (envs sharing one server)
     database = fields.String(required=True, validate=validate.Length(min=1, max=63))
     host = fields.String(required=True, error_messages=needs('host: "{outputs.db_host}"'))
-    port = fields.Integer(load_default=5432, validate=validate.Range(min=1, max=65535))
+    port = fields.Integer(validate=validate.Range(min=1, max=65535))  # default: the engine's own
     user = fields.String(required=True, validate=validate.Length(min=1))
     password_env = fields.String(validate=ENV_VAR)
     verify_on = fields.Nested(DatabaseServer)
 
     @validates_schema
     def _host_from_outputs(self, data, **kwargs):
-        try:
-            roots = {root for root, _ in placeholders(data.get("host", ""))}
-        except TemplateError as exc:
-            raise ValidationError(str(exc), "host") from None
-        if roots - {"outputs"}:
-            raise ValidationError("may use only {outputs.NAME} (where the stack says the server is)", "host")
+        for key in ("host", "database"):
+            try:
+                roots = {root for root, _ in placeholders(data.get(key, ""))}
+            except TemplateError as exc:
+                raise ValidationError(str(exc), key) from None
+            if roots - {"outputs"}:
+                raise ValidationError("may use only {outputs.NAME} (what the stack's outputs say)", key)
+
+    @post_load
+    def _engine_port(self, data, **kwargs):
+        data.setdefault("port", DEFAULT_PORTS[data["kind"]])
+        return data
 
 
 class OpenStackProductionSchema(Strict):
@@ -137,6 +150,14 @@ class OpenStackProductionSchema(Strict):
                 errors.setdefault("bundle", {})[key] = [str(exc)]
         for key, found in check_file_trees(data["files"], data["parameters"]).items():
             errors.setdefault(key, {}).update(found)
+        names = {database["name"] for database in data["databases"]}
+        if len(names) < len(data["databases"]):
+            errors["databases"] = ["two entries have the same name; give each database its own name"]
+        for index, rule in enumerate(data["clone"]["anonymise"]):
+            if rule["database"] not in names:
+                errors.setdefault("clone", {}).setdefault("anonymise", {})[index] = {"database": [
+                    f"{rule['database']!r} is not in databases: (its names: {', '.join(sorted(names)) or 'none'}); "
+                    "name the entry the rule is for"]}
         if errors:
             raise ValidationError(errors)
 

@@ -25,12 +25,11 @@ import time
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component
-from clouds.databases import mariadb, postgresql
+from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError, Server
 
 PART = 32 * 1024 * 1024
 SUFFIX = {"postgresql": ".pgdump", "mariadb": ".sql"}
-ENGINES = {"postgresql": postgresql, "mariadb": mariadb}
 
 
 class ServerCaptureError(RuntimeError):

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component, Manifest
-from clouds.databases import mariadb, postgresql
+from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError, Server
-
-ENGINES = {"postgresql": postgresql, "mariadb": mariadb}
 
 
 class DatabaseRestores:

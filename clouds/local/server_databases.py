@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from clouds.databases import maria_anonymise, mariadb, pg_anonymise, postgresql
+from clouds.databases.engines import ANONYMISERS, ENGINES
 from clouds.databases.servers import DatabaseError, Server, env_database, snapshot_database
 
 log = logging.getLogger(__name__)
@@ -121,5 +121,5 @@ class ServerDatabaseKind:
             raise
 
 
-POSTGRESQL = ServerDatabaseKind("postgresql", postgresql, pg_anonymise)
-MARIADB = ServerDatabaseKind("mariadb", mariadb, maria_anonymise)
+POSTGRESQL = ServerDatabaseKind("postgresql", ENGINES["postgresql"], ANONYMISERS["postgresql"])
+MARIADB = ServerDatabaseKind("mariadb", ENGINES["mariadb"], ANONYMISERS["mariadb"])

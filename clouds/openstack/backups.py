@@ -36,12 +36,13 @@ from pathlib import Path
 
 from clouds.backups.description import write_description
 from clouds.openstack import sdk
+from clouds.openstack.databases import locate
 from clouds.openstack.resources import BUNDLE_OBJECT, container_name
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, DriverError, ResourceMissing
 from core.secrets import MASK, scrub, secret_values
-from schemas.openstack import parameter_placeholders
+from schemas.openstack import DEFAULT_PORTS, parameter_placeholders
 from schemas.openstack_files import is_private_host_key
-from schemas.templates import TemplateError, placeholders, render
+from schemas.templates import TemplateError, placeholders
 
 FOLDER = "openstack"
 HIDDEN = "******"  # what Heat shows for a parameter declared hidden
@@ -178,18 +179,11 @@ class BackupVerbs:
 def _database(database: Mapping, outputs: Mapping, name: str, production: str) -> dict:
     """A BackupSource.servers entry: the database at the address the stack's outputs give, as Doppel's
     backup user (its password in the variable `password_env` names, never here)."""
-    try:
-        host = render(database["host"], outputs=outputs, secrets={}, env=name, production=production)
-    except TemplateError as exc:
-        raise DriverError(f"cannot back up database {database['name']} of {name}: {exc} (the stack's outputs: "
-                          f"{', '.join(sorted(outputs)) or 'none'}); fix productions.{production}.databases",
-                          env=name, permanent=True) from None
-    server = {"engine": database["kind"], "user": database["user"], "host": str(host), "port": database["port"]}
-    if database.get("password_env"):
-        server["password_env"] = database["password_env"]
-    entry = {"name": database["name"], "kind": database["kind"], "server": server, "database": database["database"]}
+    server, found = locate(database, outputs, name, production)
+    entry = {"name": database["name"], "kind": database["kind"], "server": server.to_dict(), "database": found}
     if database.get("verify_on"):
-        entry["restore_server"] = {"engine": database["kind"], "port": 5432, **database["verify_on"]}
+        entry["restore_server"] = {"engine": database["kind"], "port": DEFAULT_PORTS[database["kind"]],
+                                   **database["verify_on"]}
     return entry
 
 

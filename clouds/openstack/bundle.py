@@ -7,6 +7,7 @@ fresh credentials (seconds).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -37,8 +38,10 @@ class BundleVerbs:
     def configure(self, env: str, stack: Stack, policy: Mapping | None, secrets: Mapping[str, str]) -> dict:
         """Put the env's config bundle in Swift, hand the stack its fresh credentials, and check both.
 
-        The bundle is the production's `bundle:` settings rendered with the stack's outputs and the
-        fresh secrets, plus whether crons run. Done once: a marker object records the endpoints.
+        First each of production's databases is restored into the env's own and anonymised
+        (clouds.openstack.databases). The bundle is the production's `bundle:` settings rendered with
+        the stack's outputs and the fresh secrets, plus whether crons run; crons off is checked, not
+        only written (`_check_crons_off`). Done once: a marker object records the endpoints.
         """
         current = configurable_stack(env, stack, self.stack_status(env))
         production = current.tags[TAG_PRODUCTION]
@@ -47,12 +50,15 @@ class BundleVerbs:
         done = self._read_object(conn, container_name(env), MARKER_OBJECT)
         if done is not None and done.get("stack") == current.id:
             return done["endpoints"]
+        self._restore_databases(conn, env, current, spec, policy)
         endpoints = {**current.outputs, "config_url": self._config_url(conn, env)}
         bundle = self._bundle(env, production, spec, policy, dict(secrets or {}), current.outputs)
         body = json.dumps(bundle, sort_keys=True).encode()
         self._put_object(conn, env, current.tags, BUNDLE_OBJECT, body)
         self._hand_over(conn, env, current, spec, dict(secrets or {}))
         self._check_configured(conn, env, current, spec, body)
+        if not bundle["crons"]:
+            self._check_crons_off(conn, env, current)
         self._put_object(conn, env, current.tags, MARKER_OBJECT,
                          json.dumps({"stack": current.id, "endpoints": endpoints}).encode())
         return endpoints
@@ -115,6 +121,32 @@ class BundleVerbs:
         if wrong:
             raise DriverError(f"env {env}'s stack parameters {', '.join(wrong)} do not carry its bundle URL after "
                               "the update; it is retried", env=env)
+
+    def _check_crons_off(self, conn, env: str, current: Stack) -> None:
+        """Crons off, checked: the bundle read back says so, and every server of the env's stack carries that
+        bundle's URL (in its Nova metadata or user data), so each reads it at boot. A server that does not would
+        run the crontab of the image it booted from (production's), so the environment fails instead."""
+        stored = json.loads(conn.object_store.download_object(BUNDLE_OBJECT, container=container_name(env)))
+        if stored.get("crons") is not False:
+            raise DriverError(f"env {env}'s config bundle does not say crons are off; it is retried", env=env)
+        url = self._config_url(conn, env)
+        raw = sdk.call(env, "read back the stack", lambda: conn.orchestration.get_stack(current.id))
+        resources = sdk.call(env, "list the stack's servers", lambda: list(conn.orchestration.resources(raw)))
+        deaf = []
+        for resource in sorted((r for r in resources if r.resource_type == "OS::Nova::Server"), key=lambda r: r.name):
+            server = sdk.call(env, f"read server {resource.name}",
+                              lambda: conn.compute.get_server(resource.physical_resource_id))  # noqa: B023
+            carried = [str(value) for value in (server.metadata or {}).values()]
+            if server.user_data:
+                carried.append(base64.b64decode(server.user_data).decode(errors="replace"))
+            if not any(url in text for text in carried):
+                deaf.append(resource.name)
+        if deaf:
+            raise DriverError(f"env {env}: crons are to be off, but server(s) {', '.join(deaf)} do not carry the URL "
+                              "of the config bundle that turns them off (in their metadata or user data), so they "
+                              "would run the crontab of the image they booted from; give every server "
+                              "{get_param: config_url} in the template (or set clone.crons: keep)", env=env,
+                              permanent=True)
 
     def _config_url(self, conn, env: str) -> str:
         return f"{conn.object_store.get_endpoint().rstrip('/')}/{container_name(env)}/{BUNDLE_OBJECT}"

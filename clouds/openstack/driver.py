@@ -5,10 +5,11 @@ makes for an environment, and the names and tags it finds them by, are listed in
 clouds.openstack.resources. The verbs live beside this module by what they make:
 snapshots.py (images and volume snapshots), stacks.py (Heat stacks), bundle.py
 (configure: the config bundle in Swift and the credentials update), backups.py
-(backup_source: the stack's description as files), dns.py (switch_dns and get_dns:
-records in Designate), logs.py (collect_logs: the servers' consoles), file_trees.py
-(trees on servers, with rsync over SSH, host keys pinned); sdk.py holds the calls
-into openstacksdk and what its errors mean.
+(backup_source: the stack's description as files), databases.py (each env's own
+database: production's dump restored and anonymised, dropped with the env), dns.py
+(switch_dns and get_dns: records in Designate), logs.py (collect_logs: the servers'
+consoles), file_trees.py (trees on servers, with rsync over SSH, host keys pinned);
+sdk.py holds the calls into openstacksdk and what its errors mean.
 
 Nothing blocks for long: snapshot and create_stack return IN_PROGRESS, and
 `snapshot_status` / `stack_status` say when OpenStack is done (the `poll`
@@ -29,6 +30,7 @@ from typing import Any
 from clouds.openstack import sdk
 from clouds.openstack.backups import BackupVerbs
 from clouds.openstack.bundle import BundleVerbs
+from clouds.openstack.databases import DatabaseVerbs
 from clouds.openstack.dns import DnsVerbs
 from clouds.openstack.file_trees import FileTreeVerbs
 from clouds.openstack.logs import LogVerbs
@@ -39,7 +41,8 @@ from core.cloud import TAG_ENV, TAG_SNAPSHOT, DriverError, TaggedResource
 from schemas.production import ProductionConfigError, load_productions
 
 
-class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, DnsVerbs, LogVerbs, FileTreeVerbs):
+class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, DatabaseVerbs, DnsVerbs, LogVerbs,
+                      FileTreeVerbs):
     """Doppel's verbs on OpenStack, for the productions whose `driver` is openstack."""
 
     name = "openstack"

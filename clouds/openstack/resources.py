@@ -8,7 +8,9 @@ idempotency key and tagged with `doppel-env` / `doppel-key`:
                        (snapshot metadata), looked up by tag before creating
     a Heat stack       doppel-<env>, from the production's template; Heat tags
                        `doppel` and `doppel-env=<env>`, the full tags as parameters
-    a Swift container  doppel-<env>: the config bundle instances read at boot
+    a Swift container  doppel-<env>: the config bundle instances read at boot, and
+                       until configure restores them, the snapshot's database dumps
+    databases          each env's own database, where its stack's outputs say (databases.py)
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ TAG_COMPONENT = "doppel-component"
 TAG_SERVER = "doppel-server"  # the production server an image was taken of
 HEAT_TAG = "doppel"
 BUNDLE_OBJECT, MARKER_OBJECT = "config.json", "configured.json"
+DATABASES_OBJECT = "databases.json"  # which databases configure restored and anonymised, for a retry
 IMAGE_FAILED = ("killed", "deleted", "deactivated", "pending_delete")
 VOLUME_SNAPSHOT_FAILED = ("error", "error_deleting")
 

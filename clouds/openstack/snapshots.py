@@ -1,4 +1,5 @@
-"""Doppel snapshots on OpenStack: one Nova image per production server and one Cinder snapshot per volume.
+"""Doppel snapshots on OpenStack: one Nova image per production server and one Cinder snapshot per volume (and a
+dump of each production database, clouds.openstack.databases).
 
 A Doppel snapshot snap-<env>-<hash> is every image (image properties) and volume
 snapshot (snapshot metadata) tagged with its id; each part is looked up by tag
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from clouds.openstack import sdk
@@ -37,7 +39,13 @@ class SnapshotVerbs:
     and connections (`productions`, `_spec`, `_conn`, `_all_conns`, `_production_parts`)."""
 
     def snapshot(self, production: str, env: str, key: str, restore=None) -> Snapshot:
-        """Start a Nova image of each server and a Cinder snapshot of each volume; parts found by tag are kept."""
+        """Start a Nova image of each server and a Cinder snapshot of each volume; parts found by tag are kept.
+        Then dump each of production's databases not dumped yet for this snapshot."""
+        return self._snapshot(production, env, key, restore, dump=True)
+
+    def _snapshot(self, production: str, env: str, key: str, restore=None, *, dump: bool) -> Snapshot:
+        """The snapshot verb; with `dump` False (a poll) the databases' dumps are only looked for: the snapshot
+        function made them before it returned (or failed), and a poll must not start a second dump meanwhile."""
         if restore is not None:
             raise DriverError(f"env {env}: environments of OpenStack productions from a backup (--data-version) are "
                               "not built yet; ask for the latest data", env=env, permanent=True)
@@ -69,6 +77,14 @@ class SnapshotVerbs:
             # Nothing started yet, so no part carries the tags a poll would find it by: retry the request.
             raise DriverError(f"cannot snapshot production {production} for env {env} yet: {'; '.join(busy)}; "
                               "it is retried", env=env)
+        if not spec["databases"]:
+            return found
+        # Production's databases as of now, beside its disks' snapshots (clouds.openstack.databases)
+        dumps = self._dump_databases(conn, production, spec, env, snapshot_id, tags, make=dump)
+        found = replace(found, components=tuple(sorted((*found.components, *dumps), key=lambda c: (c.kind, c.name))))
+        if len(dumps) < len(spec["databases"]) and found.status == SNAPSHOT_COMPLETE:
+            # The snapshot function is still dumping, or retrying a dump that failed: not done until it is there
+            return replace(found, status=SNAPSHOT_IN_PROGRESS, status_reason="production's databases are being dumped")
         return found
 
     def _image_server(self, conn, env: str, production: str, snapshot_id: str, tags: Mapping, name: str,
@@ -92,7 +108,8 @@ class SnapshotVerbs:
                 continue
             production, env, key = (found.tags.get(t) for t in (TAG_PRODUCTION, TAG_ENV, TAG_KEY))
             if found.status != SNAPSHOT_FAILED and production in self.productions and env and key:
-                return self.snapshot(production, env, key)  # finds every part by tag; makes only missing ones
+                # finds every part by tag; makes only the missing images and volume snapshots
+                return self._snapshot(production, env, key, dump=False)
             return found
         raise ResourceMissing(f"there is no snapshot {snapshot_id} (no image or volume snapshot tagged with it); "
                               "take a new one")

@@ -100,12 +100,14 @@ class StackVerbs:
         return _to_stack(full, env)
 
     def delete_stack(self, env: str, ignore_missing: bool = True) -> None:
-        """Start deleting the env's stack (Heat deletes its servers and volumes) and delete its bundle container."""
+        """Drop the env's own databases, start deleting its stack (Heat deletes its servers and volumes) and delete
+        its bundle container."""
         found_any = False
         for conn in self._all_conns():
             found = conn.orchestration.find_stack(stack_name(env), ignore_missing=True)
             if found is not None:
                 found_any = True
+                self._drop_databases(conn, env, _to_stack(conn.orchestration.get_stack(found.id), env))
                 if found.status != "DELETE_IN_PROGRESS":
                     log.info("env %s: deleting stack %s", env, found.name)
                     conn.orchestration.delete_stack(found.id, ignore_missing=True)

@@ -60,9 +60,10 @@ def query(server: Server, database: str | None, statement: str, params=()) -> li
         return cursor.fetchall() if cursor.description else []
 
 
-def make_rental_shop(server: Server) -> str:
-    """A new production database holding the rental shop, on `server`; its name."""
-    database = f"shop_{uuid.uuid4().hex[:10]}"
+def make_rental_shop(server: Server, database: str | None = None) -> str:
+    """A new production database holding the rental shop, on `server` (named `database`, or a fresh name); its
+    name."""
+    database = database or f"shop_{uuid.uuid4().hex[:10]}"
     if server.engine == "mariadb":
         mariadb.create(server, database)
         with mariadb.connect(server, database) as conn, conn.cursor() as cursor:

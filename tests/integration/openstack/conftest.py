@@ -22,7 +22,7 @@ import functions
 from core.registry import ENDED, READY
 from doppel.app import App
 from doppel.config import parse_config
-from tests.integration.databases.conftest import pg_server  # noqa: F401 - the test PostgreSQL, as a fixture here
+from tests.integration.databases.conftest import maria_server, pg_server  # noqa: F401 - the test servers, as fixtures
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,6 +36,9 @@ PRODUCTION = f"shop-{SESSION}"
 PRODUCTION_STACK_PREFIX = "doppel-it-production-"
 PRODUCTION_STACK = PRODUCTION_STACK_PREFIX + SESSION
 LEGACY_PRODUCTION_STACK = "doppel-it-production"  # the one stack earlier versions of these tests shared
+# The production's databases, as its stack's outputs say: on the test bed's PostgreSQL and MariaDB (the fake
+# hypervisor runs no database server), made by the tests that need them
+PRODUCTION_DB_HOST, PRODUCTION_DATABASE = "127.0.0.1", f"doppel_it_shop_{SESSION}"
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +78,8 @@ def production_stack(openstack_cloud):
     remove_abandoned_productions(conn)
     template = yaml.safe_load((HERE / "templates/production.yaml").read_text())
     stack = conn.orchestration.create_stack(name=PRODUCTION_STACK, template=template, parameters={
-        "image": image.id, "flavor": FLAVOR, "db_password": "production-secret"})
+        "image": image.id, "flavor": FLAVOR, "db_password": "production-secret", "db_host": PRODUCTION_DB_HOST,
+        "db_name": PRODUCTION_DATABASE})
     try:
         conn.orchestration.wait_for_status(stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"],
                                            interval=2, wait=300)
@@ -99,10 +103,10 @@ def remove_abandoned_productions(conn, older_than_s: float = 3 * 3600) -> None:
                 conn.orchestration.delete_stack(stack, ignore_missing=True)
 
 
-def production_entry(flavor: str = FLAVOR, databases: list | None = None, logs: list | None = None,
-                     **parameters) -> dict:
-    """The test production; `databases` and extra template `parameters` for a test that backs data up, `logs`
-    for one that keeps what the environment logged."""
+def production_entry(flavor: str = FLAVOR, databases: list | None = None, anonymise: list | None = None,
+                     logs: list | None = None, **parameters) -> dict:
+    """The test production; `databases`, their `anonymise` rules and extra template `parameters` for a test that
+    clones or backs data up, `logs` for one that keeps what the environment logged."""
     return {"driver": "openstack", "cloud": CLOUD, "region": "RegionOne", "stack": PRODUCTION_STACK,
             "template": str(HERE / "templates/environment.yaml"),
             "parameters": {"image": "{snapshot.image.app}", "data_snapshot": "{snapshot.volume.data}",
@@ -110,8 +114,8 @@ def production_entry(flavor: str = FLAVOR, databases: list | None = None, logs: 
                            **parameters},
             "bundle": {"app.base_url": "{outputs.base_url}", "database.password": "{secrets.db_password}",
                        "app.env": "{env}"},
-            "clone": {"secrets": ["db_password"], "crons": "disable"}, "databases": databases or [],
-            "logs": logs or []}
+            "clone": {"secrets": ["db_password"], "crons": "disable", "anonymise": anonymise or []},
+            "databases": databases or [], "logs": logs or []}
 
 
 class Doppel:

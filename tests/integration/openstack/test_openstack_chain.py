@@ -147,11 +147,12 @@ def remove_container(conn, name: str) -> None:
 
 @pytest.fixture
 def orders_database(pg_server):
-    """A database with rows, on the test PostgreSQL: what the environment's stack says its database is.
+    """Production's database, with rows, on the test PostgreSQL, under the name production's stack outputs give.
 
-    (The fake hypervisor runs no database server, so the env's `db_host` output names this one.)"""
+    (The fake hypervisor runs no database server, so the stacks' `db_host` outputs name this one.)"""
     from clouds.databases import postgresql
-    name = f"orders_{uuid.uuid4().hex[:10]}"
+    from tests.integration.openstack.conftest import PRODUCTION_DATABASE
+    name = PRODUCTION_DATABASE
     postgresql.create(pg_server, name)
     with postgresql.connect(pg_server, name) as connection:
         connection.execute("CREATE TABLE public.orders (id integer PRIMARY KEY, item text NOT NULL)")
@@ -172,9 +173,12 @@ def test_completion_arrives_through_notifications_and_expiry_backs_up_then_leave
     env_name = unique_env("notify")
     backups = f"doppel-it-backups-{env_name}"
     # Backups go to the test cloud's Swift; the production names a database, found where the stack's outputs say
-    database = {"kind": "postgresql", "name": "orders", "database": orders_database, "host": "{outputs.db_host}",
+    # (each env's stack names a database of its own there)
+    database = {"kind": "postgresql", "name": "orders", "database": "{outputs.db_name}", "host": "{outputs.db_host}",
                 "port": pg_server.port, "user": pg_server.user, "password_env": pg_server.password_env}
-    doppel = Doppel(tmp_path, backups_container=backups, databases=[database], db_host=pg_server.host)
+    doppel = Doppel(tmp_path, backups_container=backups, databases=[database], db_host=pg_server.host,
+                    db_name="doppel_{env}_orders")
+    own_database = f"doppel_{env_name}_orders"
     listener = NotificationListener(notifications_url)
     listener.drain(0.5)  # binds the queue, forgets what earlier tests caused
     heard = []
@@ -235,7 +239,9 @@ def test_completion_arrives_through_notifications_and_expiry_backs_up_then_leave
             f"{env_name}/{backup_id}/archive.tar.zst", f"{env_name}/{backup_id}/manifest.json"]
         manifest = doppel.app.backups.find(backup_id)
         dumped = {c.name: c for c in manifest.server_databases}
-        assert dumped["orders"].tables == {"public.orders": 40} and dumped["orders"].database == orders_database
+        assert dumped["orders"].tables == {"public.orders": 40} and dumped["orders"].database == own_database
+        from tests.integration.databases.conftest import databases
+        assert own_database not in databases(pg_server)  # dropped with the env
         capsys.readouterr()
         assert main(["--config", str(config), "backup", "verify", backup_id]) == 0, capsys.readouterr().err
         assert "verified (1 database(s) intact)" in capsys.readouterr().out
@@ -260,6 +266,8 @@ def test_completion_arrives_through_notifications_and_expiry_backs_up_then_leave
         remove_env(doppel, conn, env_name)
         remove_container(conn, backups)
         doppel.close()
+        from clouds.databases import postgresql
+        postgresql.drop(pg_server, own_database)
 
 
 def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys,
