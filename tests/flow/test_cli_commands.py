@@ -106,6 +106,37 @@ def test_backup_show_restore_sync_and_prune(doppel):
     app.close()
 
 
+def test_backup_prune_deletes_what_the_policy_does_not_keep_and_dry_run_deletes_nothing(doppel):
+    from clouds.backups import list_backups
+    # Given two backups made without the bus (no prune function ran), where the policy keeps the last one
+    app = app_of(doppel)
+    try:
+        made = [app.backups.back_up("shop", app.cloud.backup_source("shop"), reason="manual").backup_id
+                for _ in range(2)]
+    finally:
+        app.close()
+
+    # When pruning is asked for with --dry-run, then for real
+    dry = doppel("backup", "prune", "shop", "--dry-run")
+    app = app_of(doppel)
+    try:
+        after_dry = [e.id for e in app.backups.list("shop")]
+    finally:
+        app.close()
+    code, out, err = doppel("backup", "prune", "shop")
+
+    # Then --dry-run says what it would delete and deletes nothing; the real one deletes the oldest, from the
+    # catalogue and from the store
+    assert dry[0] == 0 and dry[1].splitlines() == [f"would delete {made[0]}"] and sorted(after_dry) == sorted(made)
+    assert code == 0 and out.splitlines() == [f"deleted {made[0]}"] and "1 deleted, 1 kept" in err
+    app = app_of(doppel)
+    try:
+        assert [e.id for e in app.backups.list("shop")] == [made[1]]
+        assert [m.backup_id for m in list_backups(app.backups.store, "shop")] == [made[1]]
+    finally:
+        app.close()
+
+
 def test_parked_messages_are_kept_between_commands_shown_and_purged(doppel):
     # Given a backup that fails for good (no such environment): parked by its function, in this process
     code, out, _ = doppel("publish", "backup.due", "--data", '{"env": "nosuch"}')
@@ -161,3 +192,34 @@ def test_worker_only_serves_the_named_functions_and_refuses_unknown_names(doppel
         functions.select("snapshot,nosuch")
     code, _, err = doppel("worker", "--only", "nosuch")
     assert code != 0 and "unknown function(s) nosuch" in err and "Traceback" not in err
+
+
+def test_doppel_worker_only_serves_the_named_functions(doppel, monkeypatch):
+    from core.broker import event_message
+    from doppel import roles
+    from doppel.cli.common import build_event
+    seen = {}
+
+    def signalled_once_idle(stop):
+        """Stands for the SIGTERM that stops `doppel worker`, once the worker handled what reached its bus."""
+        app = seen["app"]
+        app.broker.publish([event_message(build_event("backup.due", {"env": "shop"})),
+                            event_message(build_event("env.requested", {"env": "perf-test", "production": "shop"}))])
+        app.broker.run_until_idle(timeout=60)
+        seen["backups"] = [e.id for e in app.backups.list("shop")]
+        seen["requested"] = app.registry.latest("perf-test")
+
+    worker = App.worker
+
+    def keep_app(app, functions):
+        seen["app"] = app
+        return worker(app, functions)
+    monkeypatch.setattr(App, "worker", keep_app)
+    monkeypatch.setattr(roles, "run_until_signalled", signalled_once_idle)
+
+    # When `doppel worker --only backup,prune` runs, and a backup and an environment are asked of it
+    code, _, err = doppel("worker", "--only", "backup,prune")
+
+    # Then it backed up, and nothing served env.requested (snapshot would have registered the environment)
+    assert code == 0, err
+    assert len(seen["backups"]) == 1 and seen["requested"] is None

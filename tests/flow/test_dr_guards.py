@@ -238,12 +238,14 @@ def test_rto_counts_from_the_alarm_not_from_the_confirmation(make_shop):
     alarm = publish_at(shop, "monitor.alert", shop.app.deps.clock() - timedelta(hours=1), alarm_id="a-shop-1",
                        alarm_name="shop-down", previous="ok", current="alarm")
     assert shop.app.dr_states.get("shop").state == PENDING
+    serving = alarm.time + timedelta(hours=2)
+    shop.app.deps.clock = lambda: serving  # the moment the failover finds the DR copy serving
 
     confirmed = shop.publish("failover.confirmed", production="shop")
 
     (done,) = shop.events("failover.done")
-    waited = (confirmed.time - alarm.time).total_seconds()
-    assert 3600 <= waited < done.data["rto_seconds"] < waited + 60
+    assert (confirmed.time - alarm.time).total_seconds() >= 3600  # confirmed an hour after the alarm
+    assert done.data["rto_seconds"] == pytest.approx(2 * 3600, abs=0.001)
 
 
 # -- RPO -------------------------------------------------------------------------------------------------------
@@ -258,6 +260,21 @@ def test_rpo_is_the_time_from_the_backup_to_the_alarm(make_shop):
 
     (done,) = shop.events("failover.done")
     assert done.data["rpo_seconds"] == pytest.approx(90 * 60, abs=0.001)
+
+
+def test_a_drills_rpo_is_the_age_of_the_backup_it_drilled(make_shop):
+    # Break caught: the operands swapped (0), or the age taken at another moment than the drill's
+    shop = make_shop()
+    backup = shop.app.catalogue.get(back_up(shop))
+    drilled_at = backup.created_at + timedelta(hours=3)
+    shop.app.deps.clock = lambda: drilled_at
+
+    shop.publish("drill.due", production="shop")
+
+    (done,) = shop.events("drill.done")
+    (drill,) = shop.app.dr_states.drills("shop")
+    assert done.data["verified"] is True and done.data["backup_id"] == backup.id
+    assert done.data["rpo_seconds"] == drill.rpo_seconds == pytest.approx(3 * 3600, abs=0.001)
 
 
 def test_a_confirmed_failover_that_fails_after_its_switch_resumes_on_retry_and_a_second_confirmation_is_ignored(
