@@ -18,7 +18,9 @@ from collections import deque
 from urllib.parse import urlsplit
 
 MASK = "[redacted]"
-_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$)", re.I)
+# A chat webhook's URL, and a slash command's reply address, let whoever holds them post: credentials too.
+_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$|webhook|"
+                          r"reply_to)", re.I)
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
 # The password of a URL: after "scheme://user:", up to the "@" that ends the user part.
