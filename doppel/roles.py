@@ -41,8 +41,8 @@ def run_worker(app: App, functions: list) -> None:
     """Consume events and run `functions` until signalled."""
     from doppel.metrics import expose
     worker = app.worker(functions)
+    expose(app, "worker", functions=functions)  # first: a port taken stops the role before it takes any work
     worker.start()
-    expose(app, "worker", functions=functions)
     if app.embedded:
         app.broker.start()
         print(f"doppel: serving on {EMBEDDED_BUS}", file=sys.stderr)
