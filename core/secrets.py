@@ -75,10 +75,15 @@ def scrub(node, secrets: set[str], key: str = "", *, by_name: bool = True):
             if secret in node:
                 node = node.replace(secret, MASK)
         if "://" in node:
-            node = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@" if m.group(2) != MASK else m.group(0),
-                                     node)
+            node = _URL_PASSWORD.sub(_mask_url_password, node)
         return node
     return node
+
+
+def _mask_url_password(match: re.Match) -> str:
+    if match.group(2) == MASK or set(match.group(2)) == {"*"}:  # masked already (`doppel config show`'s ****)
+        return match.group(0)
+    return f"{match.group(1)}:{MASK}@"
 
 
 def masked(data):

@@ -137,3 +137,18 @@ def test_the_rpo_gauge_rises_as_the_newest_backup_ages_and_drops_after_a_backup(
     assert rpo() == 600
     assert registry.get_sample_value("doppel_backup_newest_timestamp_seconds", {"production": "shop"}) == \
         (t0 + timedelta(hours=26, minutes=50)).timestamp()
+
+
+def test_a_metrics_port_already_taken_stops_the_role_with_the_key_to_change(shop):
+    import pytest
+
+    from core.errors import ConfigError
+    from doppel.config import parse_config
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        shop.app.config = parse_config({**shop.app.config.raw, "metrics": {"ports": {"scheduler": port}}}, None)
+        with pytest.raises(ConfigError, match=rf"127.0.0.1:{port} .*metrics.ports.scheduler"):
+            expose(shop.app, "scheduler")
+    assert expose(shop.app, "worker") is None  # no port set for it: nothing served
