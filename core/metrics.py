@@ -42,33 +42,44 @@ class Metrics:
         self.backup_seconds = Histogram("doppel_backup_duration_seconds", "Time a backup of a production took.",
                                         ["production"], buckets=BACKUP_BUCKETS, registry=r)
 
+        # Children by (family name, label values), made once: `labels()` costs more than the count itself, and
+        # the worker counts four or five things per event.
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, family, *values: str):
+        key = (family._name, *values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*values)
+        return child
+
     # -- the worker ---------------------------------------------------------------------
     def outcome(self, name: str, function: str) -> None:
         """One of the worker's own counts (bus.worker.Stats): handled, retried, deferred, duplicate."""
         family = _OUTCOMES.get(name)
         if family is not None:
-            getattr(self, family).labels(function=function).inc()
+            self._child(getattr(self, family), function).inc()
 
     def park(self, function: str, kind: str) -> None:
-        self.parked.labels(function=function, kind=kind).inc()
+        self._child(self.parked, function, kind).inc()
 
     def handler_ran(self, function: str, seconds: float) -> None:
-        self.handler_seconds.labels(function=function).observe(seconds)
+        self._child(self.handler_seconds, function).observe(seconds)
 
     def consumed_from(self, function: str, count: int) -> None:
-        self.consumed.labels(function=function).inc(count)
+        self._child(self.consumed, function).inc(count)
 
     def published_by(self, function: str, count: int) -> None:
         if count:
-            self.published.labels(function=function).inc(count)
+            self._child(self.published, function).inc(count)
 
     # -- the scheduler and backups ------------------------------------------------------
     def fired(self, event_type: str) -> None:
-        self.fires.labels(type=event_type).inc()
+        self._child(self.fires, event_type).inc()
 
     def backup_made(self, production: str, size: int, seconds: float) -> None:
-        self.backup_bytes.labels(production=production).inc(size)
-        self.backup_seconds.labels(production=production).observe(seconds)
+        self._child(self.backup_bytes, production).inc(size)
+        self._child(self.backup_seconds, production).observe(seconds)
 
     def value(self, name: str, **labels) -> float:
         """A sample's value by its exposed name (`doppel_events_parked_total`), 0 when it was never counted."""
