@@ -25,7 +25,6 @@ import itertools
 import logging
 import threading
 import time
-import traceback
 import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,8 @@ from bus.worker_outcomes import _Outcomes
 from bus.worker_sweeps import _Sweeps
 from core.broker import H_ATTEMPT, Message, PublishError, Unsendable, event_message
 from core.errors import Deferred, PermanentError
+from core.logcontext import chain_context
+from core.metrics import Metrics
 from core.secrets import redact
 from schemas.envelope import EnvelopeError, Event, from_amqp
 from schemas.events import UnknownEventType, validate_in
@@ -67,6 +68,7 @@ class Stats:
     counts: Counter = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict = field(default_factory=dict)  # (name, function) -> "name:function", made once
+    metrics: Metrics | None = None  # the process's Prometheus families, when it has them
 
     def add(self, name: str, function: str) -> None:
         key = self._keys.get((name, function))
@@ -75,6 +77,8 @@ class Stats:
         with self.lock:
             self.counts[name] += 1
             self.counts[key] += 1
+        if self.metrics is not None:
+            self.metrics.outcome(name, function)
 
 
 class _Batch:
@@ -108,7 +112,8 @@ class _Job:
 class Worker(_Outcomes, _Sweeps):
     def __init__(self, broker, functions, ledger: Ledger, deps, *, retry: RetryPolicy | None = None,
                  lease_s: float = 30.0, prefetch: int = 32, reporter: Reporter | None = None,
-                 sweep_every_s: float | None = None, redrive_after_s: float | None = None):
+                 sweep_every_s: float | None = None, redrive_after_s: float | None = None,
+                 metrics: Metrics | None = None):
         """`sweep_every_s` and `redrive_after_s` default to the lease: a lost message is published again
         between one and two leases after its claim ran out."""
         self.broker, self.functions, self.ledger, self.deps = broker, list(functions), ledger, deps
@@ -117,7 +122,8 @@ class Worker(_Outcomes, _Sweeps):
         self.sweep_every_s = sweep_every_s if sweep_every_s is not None else lease_s
         self.redrive_after_s = redrive_after_s if redrive_after_s is not None else lease_s
         self.reporter = reporter or Reporter()
-        self.stats = Stats()
+        self.metrics = metrics or Metrics()
+        self.stats = Stats(metrics=self.metrics)
         self._active: dict[tuple[str, str], tuple[str, float]] = {}
         self._active_lock = threading.Lock()
         self._stop = threading.Event()
@@ -174,6 +180,7 @@ class Worker(_Outcomes, _Sweeps):
         """Read and claim them all in one ledger transaction, run what is ours, return once all have run."""
         jobs = []
         key_of = getattr(function, "idempotency_key", default_key)
+        self.metrics.consumed_from(function.NAME, len(deliveries))
         for delivery in deliveries:
             attempt = _attempt(delivery.message)
             try:
@@ -271,10 +278,12 @@ class Worker(_Outcomes, _Sweeps):
     def _run(self, function, delivery, event: Event, key: str, owner: str, attempt: int) -> None:
         """Run a claimed event's handler (its claim is in _active); settle its delivery, now or after the commit."""
         completing = False  # once true, _completed releases the claim's lease and settles the delivery
+        context = chain_context(event, function.NAME)
         try:
-            emitted = function.handle(event, self.deps.for_event(event, function.NAME, key, function.EMITS)) or []
+            emitted = self._handle(function, event, key)
             if emitted:
                 self.broker.publish([event_message(e) for e in emitted])
+                self.metrics.published_by(function.NAME, len(emitted))
         except (PermanentError, Unsendable) as exc:  # Unsendable: what it emitted cannot be sent, ever
             reason = redact(str(exc))
             self.ledger.fail(function.NAME, key, owner, reason)
@@ -314,8 +323,19 @@ class Worker(_Outcomes, _Sweeps):
                 self._done.append((function, delivery, key, owner, [[e.type, e.id] for e in emitted]))
             completing = True
         finally:
+            context.close()
             if not completing:
                 self._forget_active(function.NAME, key, owner)
+
+    def _handle(self, function, event: Event, key: str) -> list:
+        """What the handler returned; its run timed for the metrics, and logged with -vv."""
+        started = time.perf_counter()
+        try:
+            return function.handle(event, self.deps.for_event(event, function.NAME, key, function.EMITS)) or []
+        finally:
+            took = time.perf_counter() - started
+            self.metrics.handler_ran(function.NAME, took)
+            log.debug("%s: ran on %s %s in %.3f s", function.NAME, event.type, event.id, took)
 
     def _write_done(self, wait: bool) -> None:
         """Record the handled events as done in one transaction (here, or on the ledger's writer thread), then ack."""
@@ -411,10 +431,6 @@ def _event_json(message: Message) -> str | None:
         return message.body.decode()
     except UnicodeDecodeError:  # JSON in UTF-16 or -32: serialised by the ledger instead
         return None
-
-
-def format_exception(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
 
 
 def _short(exc: BaseException, limit: int = 300) -> str:

@@ -58,7 +58,9 @@ class _Outcomes:
         if on_failure is not None:
             try:
                 deps = self.deps.for_event(event, function.NAME, "failure", function.EMITS)
-                self.broker.publish([event_message(e) for e in on_failure(event, reason, deps) or []])
+                compensation = on_failure(event, reason, deps) or []
+                self.broker.publish([event_message(e) for e in compensation])
+                self.metrics.published_by(function.NAME, len(compensation))
             except Exception as exc:  # noqa: BLE001 - the park below must still happen
                 log.exception("%s: compensation for %s failed", function.NAME, event.id)
                 reason = redact(f"{reason}; compensation failed too: {type(exc).__name__}: {exc}")
@@ -76,6 +78,7 @@ class _Outcomes:
                                      timestamp=int(time.time()), correlation_id=message.correlation_id,
                                      content_type=message.content_type)])
         self.stats.add("parked" if kind != "invalid" else "invalid", function.NAME)
+        self.metrics.park(function.NAME, kind)
         log.warning("%s: parked %s (%s): %s", function.NAME, message.message_id, kind, reason)
         if not reported:
             tags = self._tags(function, event) if event else {"function": function.NAME,

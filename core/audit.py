@@ -73,6 +73,15 @@ class AuditTrail:
                        for r in conn.execute(query)]
         return records[::-1] if newest else records
 
+    def correlation_ids_starting(self, prefix: str, limit: int = 10) -> list[str]:
+        """The chains whose correlation id starts with `prefix` (for ids typed short)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = (select(audit_table.c.correlation_id).distinct()
+                 .where(audit_table.c.correlation_id.like(f"{escaped}%", escape="\\"))
+                 .order_by(audit_table.c.correlation_id).limit(limit))
+        with self._engine.connect() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def count(self) -> int:
         from sqlalchemy import func
         with self._engine.connect() as conn:

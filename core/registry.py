@@ -145,6 +145,14 @@ class Registry:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(query)]
 
+    def census(self) -> dict[str, tuple[int, datetime | None]]:
+        """For each state any environment is in: how many are in it, and when the one there longest got there."""
+        from sqlalchemy import func
+        query = select(envs_table.c.state, func.count(), func.min(envs_table.c.updated_at)).group_by(
+            envs_table.c.state)
+        with self._engine.connect() as conn:
+            return {state: (count, _utc(oldest)) for state, count, oldest in conn.execute(query)}
+
     def in_state(self, *states: str) -> list[Environment]:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(select(envs_table).where(envs_table.c.state.in_(states)))]

@@ -1,8 +1,11 @@
 """Keeping secret values out of logs, events, Sentry and chat.
 
-Secrets reach Doppel only through environment variables, so the scrubber knows
-them all: it replaces each such value wherever it appears (messages, tags,
-headers, breadcrumbs), and masks fields whose names say they hold a secret.
+Secrets reach Doppel through environment variables, and the credentials Doppel
+makes for each environment (clone.secrets) are made in the process that configures
+it, which remembers them: the scrubber knows them all, replaces each such value
+wherever it appears (messages, tags, headers, breadcrumbs, event data), masks the
+password of any URL (scheme://user:password@host), and masks fields whose names say
+they hold a secret.
 """
 from __future__ import annotations
 
@@ -10,12 +13,27 @@ import hashlib
 import logging
 import os
 import re
+import threading
+from collections import deque
 from urllib.parse import urlsplit
 
 MASK = "[redacted]"
-_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$)", re.I)
+# A chat webhook's URL, and a slash command's reply address, let whoever holds them post: credentials too.
+_SECRET_NAME = re.compile(r"(pass(word)?|secret|token|api_?key|private_?key|credential|dsn|auth|_key$|webhook|"
+                          r"reply_to)", re.I)
 _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 _MIN_SECRET_LEN = 4  # shorter values would mask ordinary words
+# The password of a URL: after "scheme://user:", up to the "@" that ends the user part.
+_URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@]*):([^\s/@]+)@")
+_REMEMBERED_MAX = 10_000  # made credentials kept to mask: a worker's last few thousand environments
+_remembered: deque[str] = deque(maxlen=_REMEMBERED_MAX)
+_remembered_lock = threading.Lock()
+
+
+def remember(values) -> None:
+    """Mask these values too, from now on in this process (credentials Doppel made, e.g. an environment's)."""
+    with _remembered_lock:
+        _remembered.extend(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN)
 
 
 def secret_values(environ=os.environ) -> set[str]:
@@ -33,27 +51,44 @@ def secret_values(environ=os.environ) -> set[str]:
                 password = None
             if password:
                 values.add(password)
+    with _remembered_lock:
+        values.update(_remembered)
     return {v for v in values if len(v) >= _MIN_SECRET_LEN}
 
 
-def scrub(node, secrets: set[str], key: str = ""):
-    """A copy of `node` with secret values replaced and secret-named fields masked."""
+def scrub(node, secrets: set[str], key: str = "", *, by_name: bool = True):
+    """A copy of `node` with secret values and URL passwords replaced, and (`by_name`) secret-named fields
+    masked."""
     if isinstance(node, dict):
-        return {k: (MASK if isinstance(k, str) and _SECRET_NAME.search(k) and isinstance(v, (str, int, float))
-                    and not isinstance(v, bool) else scrub(v, secrets, k))
+        return {k: (MASK if by_name and isinstance(k, str) and _SECRET_NAME.search(k)
+                    and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                    else scrub(v, secrets, k, by_name=by_name))
                 for k, v in node.items()}
     if isinstance(node, list):
-        return [scrub(v, secrets, key) for v in node]
+        return [scrub(v, secrets, key, by_name=by_name) for v in node]
     if isinstance(node, tuple):
-        return tuple(scrub(v, secrets, key) for v in node)
+        return tuple(scrub(v, secrets, key, by_name=by_name) for v in node)
     if isinstance(node, str):
         if _PRIVATE_KEY.search(node):
             return MASK  # a private key (a server's host key through user data) whatever holds it
         for secret in sorted(secrets, key=len, reverse=True):
             if secret in node:
                 node = node.replace(secret, MASK)
+        if "://" in node:
+            node = _URL_PASSWORD.sub(_mask_url_password, node)
         return node
     return node
+
+
+def _mask_url_password(match: re.Match) -> str:
+    if match.group(2) == MASK or set(match.group(2)) == {"*"}:  # masked already (`doppel config show`'s ****)
+        return match.group(0)
+    return f"{match.group(1)}:{MASK}@"
+
+
+def masked(data):
+    """Event data (or any JSON-like value) as it may be shown: secrets masked as by `scrub`."""
+    return scrub(data, secret_values())
 
 
 def redact(text: str) -> str:

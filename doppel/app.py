@@ -31,6 +31,7 @@ class App:
     fast_forward: bool = False  # in-memory bus: skip retry delays (tests)
     _workers: list = field(default_factory=list)
     _closed: set = field(default_factory=set)  # ids of the parts closed already
+    _on_close: list = field(default_factory=list)  # run first by close(), e.g. the metrics server's shutdown
 
     @classmethod
     def load(cls, config_path=None, role: str = "cli", **kwargs) -> "App":
@@ -116,6 +117,19 @@ class App:
         return Catalogue(self.engine)
 
     @cached_property
+    def metrics(self):
+        """What this process counts for Prometheus (served by doppel.metrics.serve on the role's port)."""
+        from core.metrics import Metrics
+        return Metrics()
+
+    def on_close(self, step) -> None:
+        self._on_close.append(step)
+
+    def _backup_made(self, env: str, size: int, seconds: float) -> None:
+        if env in self.config["productions"]:  # an environment's last backup is not a production's RPO
+            self.metrics.backup_made(env, size, seconds)
+
+    @cached_property
     def backups(self):
         from clouds.backups.retention import RetentionPolicy
         from clouds.backups.service import Backups
@@ -123,7 +137,7 @@ class App:
         section = self.config["backups"]
         store = make_store(section["store"]) if section["store"] else self.cloud.object_store()
         return Backups(store, self.catalogue, compression=section["compression"],
-                       retention=RetentionPolicy.from_dict(section["retention"]))
+                       retention=RetentionPolicy.from_dict(section["retention"]), on_backup=self._backup_made)
 
     @cached_property
     def logs(self):
@@ -165,7 +179,7 @@ class App:
         bus = self.config["bus"]
         worker = Worker(self.broker, functions, self.ledger, self.deps, retry=self.retry,
                         lease_s=bus["lease"], prefetch=bus["prefetch"],
-                        reporter=SentryReporter(self.sentry_enabled))
+                        reporter=SentryReporter(self.sentry_enabled), metrics=self.metrics)
         self._workers.append(worker)
         return worker
 
@@ -174,7 +188,8 @@ class App:
         handlers it is running, their leases still renewed), the workers' own threads, then the ledger."""
         broker, ledger = (self.__dict__.get(name) for name in ("broker", "ledger"))
         parts = [part for part in (broker, ledger) if part is not None and id(part) not in self._closed]
-        steps = [broker.close] if broker in parts else []
+        steps, self._on_close = list(self._on_close), []
+        steps += [broker.close] if broker in parts else []
         steps += [worker.stop for worker in self._workers]
         steps += [ledger.close] if ledger in parts else []
         self._workers = []

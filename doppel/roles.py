@@ -39,7 +39,9 @@ def run_until_signalled(stop: threading.Event) -> None:
 
 def run_worker(app: App, functions: list) -> None:
     """Consume events and run `functions` until signalled."""
+    from doppel.metrics import expose
     worker = app.worker(functions)
+    expose(app, "worker", functions=functions)  # first: a port taken stops the role before it takes any work
     worker.start()
     if app.embedded:
         app.broker.start()
@@ -50,11 +52,16 @@ def run_worker(app: App, functions: list) -> None:
         app.close()  # stops the worker too, after the handlers it is running
 
 
-def start_gateway(app: App, functions: list, host: str | None = None, port: int | None = None):
-    """Build the routes (failing on a missing secret), declare the topology, listen; returns the running server."""
+def start_gateway(app: App, functions: list, host: str | None = None, port: int | None = None, *,
+                  metrics_role: str | None = None, service=None):
+    """Build the routes (failing on a missing secret), declare the topology, listen; returns the running server.
+    With `metrics_role`, that role's metrics port serves the gateway's counters too."""
+    from doppel.metrics import expose
     from gateway.routes import Gateway
     from gateway.server import GatewayServer
     gateway = Gateway(app, functions)
+    if metrics_role:
+        expose(app, metrics_role, functions=functions, gateway=gateway, service=service)
     settings = app.config["gateway"]
     host = host or settings["host"]
     port = settings["port"] if port is None else port
@@ -77,7 +84,7 @@ def run_gateway(app: App, functions: list, *, worker: bool, host: str | None = N
             running_worker.start()
             if app.embedded:
                 app.broker.start()
-        server = start_gateway(app, functions, host, port)
+        server = start_gateway(app, functions, host, port, metrics_role="gateway")
         bus = EMBEDDED_BUS if app.embedded else "RabbitMQ"
         print(f"doppel: gateway on {server.url}, {'worker and ' if running_worker else ''}publishing to {bus}",
               file=sys.stderr)
@@ -94,8 +101,10 @@ def run_scheduler(app: App) -> None:
     if app.embedded:
         raise ConfigError("the scheduler publishes to RabbitMQ and DOPPEL_AMQP_URL is not set; set it "
                           "(amqp://user:pass@host:5672/vhost), or use `doppel run` for everything in one process")
+    from doppel.metrics import expose
     app.init_sentry()
     service = SchedulerService.from_app(app)
+    expose(app, "scheduler", service=service)
     stop = threading.Event()
     loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler")
     loop.start()
@@ -120,7 +129,7 @@ def run_all(app: App, functions: list) -> None:
         service = SchedulerService.from_app(app)
         scheduler_loop = threading.Thread(target=service.run, args=(stop,), name="doppel-scheduler", daemon=True)
         scheduler_loop.start()
-        server = start_gateway(app, functions)
+        server = start_gateway(app, functions, metrics_role="worker", service=service)
         bus = EMBEDDED_BUS if app.embedded else "RabbitMQ"
         print(f"doppel: worker, scheduler, and gateway on {server.url}, on {bus}", file=sys.stderr)
         run_until_signalled(stop)
@@ -139,15 +148,19 @@ def run_listener(app: App, url: str, exchanges: list[str], topic: str) -> None:
     from bus import topology
     from clouds.openstack.notifications import NotificationListener, tick_for
     from core.broker import event_message
+    from doppel.metrics import Ticks, expose
     if app.embedded:
         raise ConfigError("doppel listen needs Doppel's RabbitMQ (DOPPEL_AMQP_URL): the embedded bus lives in one "
                           "process, and the listener's ticks must reach the workers")
     app.broker.declare(topology.queues_for(functions_named(), app.retry))
     listener = NotificationListener(url, exchanges=exchanges, topic=topic)
     stop = threading.Event()
+    ticks = Ticks()
+    expose(app, "listener", ticks=ticks)
 
     def publish(completion) -> None:
         app.broker.publish([event_message(tick_for(completion))])
+        ticks.count += 1
 
     thread = threading.Thread(target=listener.run, args=(publish, stop), name="doppel-listen", daemon=True)
     thread.start()

@@ -5,6 +5,7 @@ off, personal data anonymised, as the production's clone policy says.
 """
 import secrets
 
+from core import secrets as masking
 from core.chain import environment_of, on_chain_failure, sweep_stuck_environments
 from core.cloud import Stack
 from core.registry import CLONING, CONFIGURING, READY
@@ -32,7 +33,11 @@ def handle(event, deps) -> list:
     fresh = {name: secrets.token_urlsafe(24) for name in policy.get("secrets", [])}
     if deps.logs is not None:  # their prints, so what the env logs is printed with them masked
         deps.logs.remember_secrets(env.request_id, fresh)
+    masking.remember(fresh.values())  # from here on, this process's logs, chat and reports mask them
     endpoints = deps.cloud.configure(env.name, Stack.from_dict(event.data["stack"]), policy, fresh)
+    # Endpoints go into the registry, env.ready and chat: a stack output that carries a credential (this
+    # environment's, or a database URL's password) is masked, never published. Names are kept: auth_url is one.
+    endpoints = masking.scrub(endpoints, set(fresh.values()), by_name=False)
     env = deps.registry.move(env, READY, event_id=event.id, endpoints=endpoints,
                              expires_at=deps.registry.expiry_for(env))
     return ready(env, deps)

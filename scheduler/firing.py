@@ -97,8 +97,10 @@ def plan(run_times: list[datetime], now: datetime, grace: float | None, owed_sin
 class Emitter:
     """Publishes with confirms; what fails is kept in the outbox table and retried by `flush`."""
 
-    def __init__(self, broker, engine: Engine, clock=time.time):
+    def __init__(self, broker, engine: Engine, clock=time.time, metrics=None):
+        """`metrics`: a core.metrics.Metrics that counts what is published, by type."""
         self._broker, self._engine, self._clock = broker, engine, clock
+        self._metrics = metrics
         self._lock = threading.Lock()  # one publisher at a time: APScheduler's thread and the tick share it
         create_tables(engine)
 
@@ -109,6 +111,7 @@ class Emitter:
         try:
             with self._lock:
                 self._broker.publish([event_message(e) for e in events])
+            self._count(events)
             return True
         except Exception as exc:  # noqa: BLE001 - any failure: keep them, never lose a fire
             log.warning("scheduler: broker did not confirm %d event(s) (%s: %s); kept in the outbox",
@@ -141,10 +144,16 @@ class Emitter:
                 conn.execute(update(outbox_table).where(outbox_table.c.event_id.in_([e.id for e in events]))
                              .values(attempts=outbox_table.c.attempts + 1, last_error=f"{type(exc).__name__}: {exc}"))
             return 0
+        self._count(events)
         with self._engine.begin() as conn:
             conn.execute(delete(outbox_table).where(outbox_table.c.event_id.in_([e.id for e in events])))
         log.info("scheduler: published %d event(s) from the outbox", len(events))
         return len(events)
+
+    def _count(self, events: list[Event]) -> None:
+        if self._metrics is not None:
+            for event in events:
+                self._metrics.fired(event.type)
 
 
 # -- the fire itself -----------------------------------------------------------------------

@@ -33,12 +33,12 @@ class SchedulerService:
     def __init__(self, *, engine, broker, registry, schedules: list[dict], warn_before: float = 0.0,
                  holder: str | None = None,
                  timing: LeaseTiming = LeaseTiming(), tick: float = 1.0,  # noqa: B008 - frozen: one shared default is safe
-                 source: str = SOURCE, clock=time.time, monotonic=time.monotonic):
-        """`clock` and `monotonic` are the lease's (tests hand in clocks they move)."""
+                 source: str = SOURCE, clock=time.time, monotonic=time.monotonic, metrics=None):
+        """`clock` and `monotonic` are the lease's (tests hand in clocks they move); `metrics` counts fires."""
         self.engine, self.broker, self.tick = engine, broker, tick
         self.control = Scheduler(engine, schedules)
         self.lease = Lease(engine, holder, timing, clock=clock, monotonic=monotonic)
-        self.emitter = Emitter(broker, engine)
+        self.emitter = Emitter(broker, engine, metrics=metrics)
         self.firer = Firer(control=self.control, registry=registry, emitter=self.emitter, may_fire=self.lease.valid,
                            source=source)
         self.warn_before = warn_before
@@ -51,7 +51,7 @@ class SchedulerService:
     def from_app(cls, app, **kwargs) -> "SchedulerService":
         return cls(engine=app.engine, broker=app.broker, registry=app.registry,
                    schedules=app.config["schedules"], warn_before=app.config["environments"]["warn_before"],
-                   **kwargs)
+                   metrics=app.metrics, **kwargs)
 
     @property
     def active(self) -> bool:

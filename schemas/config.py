@@ -109,6 +109,30 @@ class SentrySection(Strict):
     release = fields.String()
 
 
+_PORT = validate.Range(min=0, max=65535)
+
+
+class MetricsPorts(Strict):
+    """Each role's Prometheus port (`doppel run`, all roles in one process, uses the worker's); unset or 0: none."""
+    worker = fields.Integer(load_default=None, allow_none=True, validate=_PORT)
+    scheduler = fields.Integer(load_default=None, allow_none=True, validate=_PORT)
+    gateway = fields.Integer(load_default=None, allow_none=True, validate=_PORT)
+    listener = fields.Integer(load_default=None, allow_none=True, validate=_PORT)
+
+
+class RpoObjective(Strict):
+    rpo_objective = Duration(required=True, validate=validate.Range(min=1))
+
+
+class MetricsSection(Strict):
+    """`metrics:`: where each role serves Prometheus' text format, and the objectives the alert rules read."""
+    host = fields.String(load_default="127.0.0.1")
+    ports = fields.Nested(MetricsPorts, load_default=lambda: MetricsPorts().load({}))
+    # The most data a production may lose: the newest backup older than this raises DoppelRpoOverObjective.
+    rpo_objective = Duration(load_default=26 * 3600.0, validate=validate.Range(min=1))
+    productions = fields.Dict(keys=fields.String(), values=fields.Nested(RpoObjective), load_default=dict)
+
+
 class ConfigSchema(Strict):
     state_dir = fields.String(load_default=".doppel")
     source = fields.String(load_default="doppel")
@@ -122,6 +146,7 @@ class ConfigSchema(Strict):
     dr = DrSection()
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)
     notify = fields.Nested(NotifySection, load_default=dict)
+    metrics = fields.Nested(MetricsSection, load_default=lambda: MetricsSection().load({}))
 
     @validates_schema
     def _no_inline_secrets(self, data, **kwargs):

@@ -20,7 +20,8 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="--fast: needs a real service")
     for item in items:
         if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack", "dns", "postgresql", "mariadb",
-                                                     "chromium", "aws", "ssh")):
+                                                     "chromium", "aws", "ssh",
+                                                     "prometheus")):
             item.add_marker(skip)
 
 

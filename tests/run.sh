@@ -11,7 +11,8 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -
 if [[ " $* " != *" --fast "* ]]; then
   for service in tests/services/rabbitmq.sh tests/services/swift.sh tests/services/bind.sh \
                  tests/services/postgresql.sh tests/services/mariadb.sh tests/services/chromium.sh \
-                 tests/services/moto.sh tests/services/sshd.sh; do
+                 tests/services/moto.sh tests/services/sshd.sh \
+                 tests/services/prometheus.sh; do
     [[ -f $service ]] && bash "$service"
   done
 fi

@@ -33,8 +33,10 @@ class ProgressLog:
 
 class Backups:
     def __init__(self, store, catalogue: Catalogue, *, compression: str = "zstd",
-                 retention: RetentionPolicy | None = None, progress=None):
+                 retention: RetentionPolicy | None = None, progress=None, on_backup=None):
+        """`on_backup(env, bytes, seconds)` is told of each backup made (the process's metrics)."""
         self.store, self.catalogue = store, catalogue
+        self.on_backup = on_backup
         self.compression = compression
         self.retention = retention or RetentionPolicy(keep_last=7, daily=7, weekly=4, monthly=6)
         self.progress = progress  # a factory: (what, total bytes) -> callback(bytes, rate), for the CLI's display
@@ -44,10 +46,13 @@ class Backups:
 
     def back_up(self, env: str, source, *, reason: str, backup_id: str | None = None,
                 now: datetime | None = None):
+        started = time.monotonic()
         manifest = archive.write_backup(self.store, env, source, compression=self.compression,
                                         backup_id=backup_id, now=now,
                                         progress=self._progress(f"backup of {env}", source_size(source)))
         self.catalogue.record(manifest, self.store.name, reason)
+        if self.on_backup is not None:
+            self.on_backup(env, manifest.size, time.monotonic() - started)
         return manifest
 
     def find(self, backup_id: str, env: str | None = None):

@@ -7,12 +7,12 @@ import logging
 import os
 import sys
 
-from doppel.cli import anonymise, backup, bus, config, demo, dr, env, gateway, listen, reap, schedule
+from doppel.cli import anonymise, backup, bus, config, demo, dr, env, gateway, listen, reap, schedule, trace
 from doppel.cli.common import CommandError, with_examples
 from doppel.cli.output import TIME_FORMAT
 
 # In `doppel --help` order.
-COMMAND_GROUPS = (bus, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config)
+COMMAND_GROUPS = (bus, trace, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config)
 # The long-running roles say what they do at INFO; every other command logs only with -v.
 ROLES = ("run", "worker", "scheduler", "gateway", "listen")
 
@@ -96,10 +96,8 @@ def setup_logging(args) -> None:
         level = logging.INFO
     else:
         level = logging.CRITICAL + 1  # the command says what went wrong itself, once
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt=TIME_FORMAT)
-    from core.secrets import RedactingFilter
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    from doppel.logs import setup
+    setup(level, args.log_format, TIME_FORMAT)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                " `doppel config show` says which)")
     parser.add_argument("--verbose", "-v", action="count", default=0, help="log what happens (-vv: debug detail)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure, for a bug report")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log lines for people (text, the default) or one JSON object a line, each with its "
+                             "chain's correlation id, event id, function and environment (json)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     for group in COMMAND_GROUPS:

@@ -205,6 +205,7 @@ def cmd_events(args) -> int:
 
 def _print_events(app, records, fmt: str, header: bool, stream: bool) -> None:
     """Events as a table, or json/yaml; json with --follow is one object per line, so it streams."""
+    from core.secrets import masked
     from doppel.app import safe
     outcomes = {}
     for entry in app.ledger.entries(event_ids=[r.id for r in records]):
@@ -215,6 +216,7 @@ def _print_events(app, records, fmt: str, header: bool, stream: bool) -> None:
                  "time": iso(r.time), "data": r.data,
                  "results": [{"function": e.function, "status": e.status, **e.result}
                              for e in outcomes.get(r.id, [])]} for r in records]
+        rows = masked(rows)  # event data may carry credentials (a requester's, an environment's)
         if fmt == "json" and stream:
             for row in rows:
                 print(json.dumps(row, default=str), flush=True)
@@ -330,7 +332,8 @@ def cmd_dlq_show(args) -> int:
         _, delivery = _find(app, None, args.message_id)
         info = _describe(delivery)
         try:
-            info["event"] = json.loads(delivery.message.body)
+            from core.secrets import masked
+            info["event"] = masked(json.loads(delivery.message.body))
         except ValueError:
             info["body"] = delivery.message.body.decode(errors="replace")
         delivery.nack(requeue=True)

@@ -223,7 +223,7 @@ def test_a_restore_into_a_new_name_is_an_environment_configured_like_a_clone(tmp
 # -- output for scripts, version, completion ------------------------------------------------
 LIST_AND_SHOW = [["env", "list"], ["env", "list", "--all"], ["env", "show", "demo-copy"], ["backup", "list"],
                  ["events"], ["dlq", "list"], ["dlq", "show", "x"], ["schedule", "list"], ["dr", "status"],
-                 ["dr", "report"], ["config", "show"], ["backup", "show", "BACKUP"]]
+                 ["dr", "report"], ["config", "show"], ["backup", "show", "BACKUP"], ["trace", "CHAIN"]]
 
 
 def test_every_list_and_show_command_prints_json_and_yaml_that_parse(demo_dir):
@@ -232,9 +232,11 @@ def test_every_list_and_show_command_prints_json_and_yaml_that_parse(demo_dir):
     backup_id = doppel("-c", config, "backup", "now", "demo-copy", cwd=demo_dir).stdout.split()[0]
     parsers = dict(subcommands(build_parser()))
     with_output = sorted(path for path, p in parsers.items() if any("--output" in a.option_strings for a in p._actions))
-    assert {" ".join(c[:2]) for c in LIST_AND_SHOW} >= set(with_output) - {"dr failover", "dr failback", "dr drill"}
+    covered = {" ".join(c[:2]) for c in LIST_AND_SHOW} | {"trace"}  # `trace ID`: a command of one word
+    assert covered >= set(with_output) - {"dr failover", "dr failback", "dr drill"}
+    chain = json.loads(doppel("-c", config, "events", "-o", "json", cwd=demo_dir).stdout)[0]["correlationid"]
     for command in LIST_AND_SHOW:
-        command = [backup_id if word == "BACKUP" else word for word in command]
+        command = [{"BACKUP": backup_id, "CHAIN": chain}.get(word, word) for word in command]
         for fmt, parse in (("json", json.loads), ("yaml", yaml.safe_load)):
             run = doppel("-c", config, *command, "-o", fmt, cwd=demo_dir, check=command[:2] != ["dlq", "show"])
             if command[:2] == ["dlq", "show"]:
