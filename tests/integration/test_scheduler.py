@@ -4,6 +4,7 @@ A worker serving `audit` on the same vhost records every event once (by source a
 id); a plain queue bound to the events counts what was actually published, so a
 duplicate fire shows even when the ledger absorbs it.
 """
+import math
 import os
 import signal
 import subprocess
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
 RAW = "test.scheduler.raw"
 EVERY_SECOND = {"every": "1s", "misfire_grace": "1h"}
-# Seconds late at most for a fire that is not a catch-up: generous, as the shared test broker
-# is restarted by other suites at times and a fire then waits for the reconnect.
-ON_TIME = 4.0
+# No test here bounds how late a fire may be: a loaded machine makes every fire later. What is asserted about
+# time is causal (a fire decided after an instant is late by at least the time since its scheduled time) or
+# what the scheduler recorded itself (the lease's acquisition, a pause's start and end).
 
 
 # -- the fleet --------------------------------------------------------------------------------
@@ -180,10 +181,11 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     assert victim is not None
 
     # When the active one is killed with SIGKILL
-    killed_at = time.time()
     fleet.kill_9(victim)
+    killed_at = time.time()  # once it is reaped: whatever fires after this, another process decided
     wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "a standby to take the lease", explain=fleet.logs)
     took_over = time.time() - killed_at
+    lease_after = read_lease(fleet.bus.engine)
     wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 15,
              "the first fire after the kill", explain=fleet.logs)
     first_fire = min(f["time"].timestamp() for f in fleet.fires("tick") if f["time"].timestamp() > killed_at)
@@ -198,8 +200,13 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     print(f"\ntakeover: lease after {took_over:.1f} s, first fire after {first_fire - killed_at:.1f} s")
     fires = fleet.fires("tick")
     assert_every_second_once(fires)
-    gap = [f for f in fires if f["scheduled_for"].timestamp() > killed_at and f["time"].timestamp() > killed_at + 2]
-    assert gap and all(f["late"] > 0.5 for f in gap[:2]), "the times missed in the handover came late, each once"
+    # ... and the times that fell due while nobody held the lease (after the kill, before the standby acquired it,
+    # as the lease row records) were each fired by the new holder, so late by at least the time it took to get
+    # there: owed one by one, not coalesced and not dropped
+    acquired_at = lease_after.acquired_at
+    gap = [f for f in fires if killed_at < f["scheduled_for"].timestamp() < acquired_at]
+    assert gap, "the lease's ttl spans more than one scheduled second"
+    assert all(f["late"] >= acquired_at - f["scheduled_for"].timestamp() - 0.001 for f in gap), gap
 
 
 # -- 3. both down across three scheduled times -----------------------------------------------------
@@ -211,7 +218,6 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
 
     # When both are stopped for more than three scheduled times, then started again
     fleet.stop()
-    stopped_at = time.time()
     last_before = fleet.fires("tick")[-1]["scheduled_for"]
     # down across three scheduled times: the clock must pass them (what is tested is what happens after)
     wait_for(lambda: time.time() > last_before.timestamp() + 3.5, 10, "three scheduled times to pass unfired")
@@ -221,15 +227,16 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
              "fires after the restart", explain=fleet.logs)
     fleet.stop()
 
-    # Then the missed times made one event, marked late by how long it waited; the rest are on time
+    # Then the missed times made one event, marked late by how long it waited (it was decided after the restart,
+    # so at least from its scheduled time to the restart); the rest each fired once, none of them a catch-up
     fires = fleet.fires("tick")
     missed = [f for f in fires if last_before < f["scheduled_for"] and f["scheduled_for"].timestamp() < restarted_at]
     assert len(missed) == 1, [(f["scheduled_for"].isoformat(), f["late"]) for f in missed]
     coalesced = missed[0]
     assert coalesced["scheduled_for"] == last_before + timedelta(seconds=1)
-    assert coalesced["late"] >= restarted_at - stopped_at - 1
+    assert coalesced["late"] >= restarted_at - coalesced["scheduled_for"].timestamp() - 0.001
     after = [f for f in fires if f["scheduled_for"] > coalesced["scheduled_for"]]
-    assert after and all(f["late"] < ON_TIME for f in after)
+    assert after and after[0]["scheduled_for"].timestamp() >= restarted_at, "no second catch-up"
     assert_every_second_once(after)
 
 
@@ -300,30 +307,34 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
     # the active scheduler dies meanwhile, and the pause is lifted after the standby took over
     control = Scheduler(fleet.bus.engine)
     control.pause_jobs(FAILOVER, reason="failover")
-    paused_at = time.time()
+    paused_at = time.time()  # the pause is committed: every fire decided from now on sees it
     victim = fleet.active_pid()
     fleet.kill_9(victim)
     wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "the standby to take over", explain=fleet.logs)
     took_over_at = time.time()
     wait_for(lambda: len([f for f in fleet.fires("tick") if f["time"].timestamp() > took_over_at]) >= 2, 15,
              "the new holder to fire the tick twice while sync and backup are paused", explain=fleet.logs)
-    control.resume_jobs(FAILOVER)
-    resumed_at = time.time()
+    (lifted,) = control.resume_jobs(FAILOVER)
+    resumed_at = lifted.lifted_at  # as the pause row records it: fires scheduled before it stay skipped
     wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 15,
              "syncs after the resume", explain=fleet.logs)
     fleet.stop()
 
-    # Then nothing of sync or backup fired while paused, the poll tick went on, and the first
-    # sync after the resume is the next scheduled time, on time (no missed run fired)
+    # Then nothing of sync or backup scheduled in the pause fired, nor anything decided during it (an event's
+    # time is when its scheduler decided to fire it), the poll tick went on, and the first sync after the resume
+    # is the next of its every-second times (no missed run fired)
     for job, event_type in (("dr-sync", "sync.due"), ("backup", "backup.due")):
         fires = fleet.fires(job, event_type)
-        during = [f for f in fires if paused_at <= f["scheduled_for"].timestamp() <= resumed_at
-                  or paused_at + 0.2 <= f["time"].timestamp() <= resumed_at]
+        during = [f for f in fires if paused_at <= f["scheduled_for"].timestamp() < resumed_at
+                  or paused_at <= f["time"].timestamp() < resumed_at]
         assert during == [], f"{job} fired while paused: {during}"
-        after = [f for f in fires if f["scheduled_for"].timestamp() > resumed_at]
-        assert after[0]["scheduled_for"].timestamp() - resumed_at <= 1.0, "the first fire is the next scheduled time"
+        after = [f for f in fires if f["scheduled_for"].timestamp() >= resumed_at]
+        series = fires[0]["scheduled_for"].timestamp()
+        next_time = series + math.ceil(resumed_at - series)
+        assert abs(after[0]["scheduled_for"].timestamp() - next_time) < 0.01, "the first fire is the next time"
     ticks = [f for f in fleet.fires("tick") if paused_at < f["scheduled_for"].timestamp() < resumed_at]
-    assert len(ticks) >= resumed_at - paused_at - 2, "jobs outside the selector kept firing"
+    assert len(ticks) >= 2, "jobs outside the selector kept firing"
+    assert_every_second_once(ticks)
 
 
 def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no_cli(fleet_for, tmp_path):
