@@ -73,10 +73,15 @@ class Fleet:
         return int(lease.holder.split(":")[1])
 
     def stop(self, processes=None) -> None:
-        """SIGTERM, as the Procfile's supervisor stops a process, and wait for a clean exit."""
+        """SIGTERM, as the Procfile's supervisor stops a process, and wait for a clean exit: once each has started
+        (a process still importing has no handler for the signal yet; a loaded machine can take many seconds)."""
         for process in processes if processes is not None else self.running():
+            log = self.tmp_path / f"scheduler-{self.processes.index(process)}.log"
+            wait_for(lambda log=log, process=process: " started; " in log.read_text() or process.poll() is not None,
+                     120,
+                     f"scheduler {process.pid} to start before it is stopped", explain=self.logs)
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=20) == 0, self.logs()
+            assert process.wait(timeout=60) == 0, self.logs()
 
     def kill_9(self, pid: int) -> None:
         process = next(p for p in self.processes if p.pid == pid)
@@ -155,7 +160,7 @@ def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet
     fleet.start(2)
 
     # When they run for more than 60 fires
-    wait_for(lambda: len(fleet.fires("tick")) >= 62, 100, "62 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 62, 160, "62 fires", explain=fleet.logs)
     assert len(fleet.running()) == 2, "both schedulers stay up throughout"
     assert read_lease(fleet.bus.engine).generation == 1, "one holder throughout: no handover happened"
     fleet.stop()
@@ -176,21 +181,21 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     # Given two schedulers, one active and firing every second
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
     victim = fleet.active_pid()
     assert victim is not None
 
     # When the active one is killed with SIGKILL
     fleet.kill_9(victim)
     killed_at = time.time()  # once it is reaped: whatever fires after this, another process decided
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "a standby to take the lease", explain=fleet.logs)
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 45, "a standby to take the lease", explain=fleet.logs)
     took_over = time.time() - killed_at
     lease_after = read_lease(fleet.bus.engine)
-    wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 15,
+    wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 45,
              "the first fire after the kill", explain=fleet.logs)
     first_fire = min(f["time"].timestamp() for f in fleet.fires("tick") if f["time"].timestamp() > killed_at)
     last = fleet.fires("tick")[-1]["scheduled_for"]
-    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 15,
+    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 45,
              "3 more fires from the new holder", explain=fleet.logs)
     fleet.stop()
 
@@ -214,7 +219,7 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
     # Given two schedulers that have fired a few times
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
 
     # When both are stopped for more than three scheduled times, then started again
     fleet.stop()
@@ -223,7 +228,7 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
     wait_for(lambda: time.time() > last_before.timestamp() + 3.5, 10, "three scheduled times to pass unfired")
     restarted_at = time.time()
     fleet.start(2)
-    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"].timestamp() > restarted_at + 2, 30,
+    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"].timestamp() > restarted_at + 2, 90,
              "fires after the restart", explain=fleet.logs)
     fleet.stop()
 
@@ -253,7 +258,7 @@ def test_an_environment_past_its_ttl_is_expired_by_the_scheduler_at_its_time(fle
     # Given two schedulers, and environments made ready with a TTL of a few seconds, as `configure` does
     fleet = fleet_for([])
     fleet.start(2)
-    wait_for(lambda: fleet.active_pid() is not None, 30, "an active scheduler", explain=fleet.logs)
+    wait_for(lambda: fleet.active_pid() is not None, 90, "an active scheduler", explain=fleet.logs)
     registry, control = Registry(fleet.bus.engine), Scheduler(fleet.bus.engine)
     soon = datetime.now(timezone.utc) + timedelta(seconds=4)
     shop_test = make_ready(registry, "shop-test", soon)
@@ -301,7 +306,7 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
         {"id": "tick", "type": "poll.tick", **EVERY_SECOND},
     ])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 30, "3 syncs", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 90, "3 syncs", explain=fleet.logs)
 
     # When the failover pauses sync and backup (from another process, as its function will),
     # the active scheduler dies meanwhile, and the pause is lifted after the standby took over
@@ -310,13 +315,13 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
     paused_at = time.time()  # the pause is committed: every fire decided from now on sees it
     victim = fleet.active_pid()
     fleet.kill_9(victim)
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "the standby to take over", explain=fleet.logs)
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 45, "the standby to take over", explain=fleet.logs)
     took_over_at = time.time()
-    wait_for(lambda: len([f for f in fleet.fires("tick") if f["time"].timestamp() > took_over_at]) >= 2, 15,
+    wait_for(lambda: len([f for f in fleet.fires("tick") if f["time"].timestamp() > took_over_at]) >= 2, 45,
              "the new holder to fire the tick twice while sync and backup are paused", explain=fleet.logs)
     (lifted,) = control.resume_jobs(FAILOVER)
     resumed_at = lifted.lifted_at  # as the pause row records it: fires scheduled before it stay skipped
-    wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 15,
+    wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 45,
              "syncs after the resume", explain=fleet.logs)
     fleet.stop()
 
