@@ -210,11 +210,14 @@ class Registry:
         with self._engine.begin() as conn:
             moved = conn.execute(update(envs_table).where(
                 and_(envs_table.c.id == env.id, envs_table.c.state == current.state)).values(**values)).rowcount
-            if not moved:  # another worker moved it in between: re-read and decide again
-                return self.move(env, to_state, event_id=event_id, reason=reason, endpoints=endpoints,
-                                 expires_at=expires_at)
-            conn.execute(insert(transitions_table).values(env_id=env.id, from_state=current.state, to_state=to_state,
-                                                          event_id=event_id, reason=reason, at=now))
+            if moved:
+                conn.execute(insert(transitions_table).values(env_id=env.id, from_state=current.state,
+                                                              to_state=to_state, event_id=event_id, reason=reason,
+                                                              at=now))
+        if not moved:  # another worker moved it in between: re-read and decide again, once this transaction ended
+            # (SQLite holds its write lock for the UPDATE that matched nothing until then)
+            return self.move(env, to_state, event_id=event_id, reason=reason, endpoints=endpoints,
+                             expires_at=expires_at)
         return self.get(env.id)
 
     def extend(self, env: Environment, expires_at: datetime, *, reason: str) -> Environment:

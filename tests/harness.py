@@ -5,7 +5,6 @@ until idle on the test's thread, RabbitMQ is polled until the condition holds.
 """
 from __future__ import annotations
 
-import time
 import uuid
 from types import SimpleNamespace
 
@@ -16,6 +15,7 @@ from core.audit import AuditTrail
 from core.broker import event_message
 from core.db import make_engine
 from core.deps import Deps
+from tests.support.waiting import wait_for
 
 
 def make_function(name, consumes, handle, key=None, on_failure=None, emits=()):
@@ -73,15 +73,11 @@ class Bus:
 
     def settle(self, condition=lambda: True, timeout=20.0):
         """Wait until `condition()` holds (memory: run to idle first)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def settled():
             if self.kind == "memory":
                 self.brokers[0].run_until_idle(timeout=timeout)
-            if condition():
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(f"condition not met within {timeout} s")
-            time.sleep(0.05)
+            return condition()
+        wait_for(settled, timeout, "the bus to settle with the condition met")
 
     def close(self):
         for worker in self.workers:

@@ -1,12 +1,12 @@
 """Closing an App while a handler runs: whatever order its parts were built in, nothing is cut from under it."""
 import threading
-import time
 
 from core.broker import event_message
 from doppel.app import App
 from doppel.config import parse_config
 from schemas.envelope import Event
 from tests.harness import make_function
+from tests.support.waiting import wait_for
 
 
 def worker_threads() -> set[threading.Thread]:
@@ -31,10 +31,13 @@ def test_close_waits_for_the_running_handler_then_stops_the_workers_threads(tmp_
     app.broker.publish([event_message(event)])
     assert inside.wait(5)
 
-    # When the App is closed meanwhile
+    # When the App is closed meanwhile: the broker stops dispatching (its dispatcher thread ends), and close is
+    # then waiting for the handler, which is let go only once close got that far
     closer = threading.Thread(target=app.close)
     closer.start()
-    time.sleep(0.2)
+    dispatcher = app.broker._dispatcher
+    wait_for(lambda: not dispatcher.is_alive(), 10, "the broker to stop dispatching")
+    assert closer.is_alive(), "close returned with a handler still running"
     finish.set()
     closer.join(15)
 
@@ -42,7 +45,5 @@ def test_close_waits_for_the_running_handler_then_stops_the_workers_threads(tmp_
     assert not closer.is_alive()
     (entry,) = app.ledger.entries(event_ids=[event.id])
     assert entry.status == "done"
-    deadline = time.monotonic() + 5
-    while worker_threads() - before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert worker_threads() - before == set()
+    wait_for(lambda: not worker_threads() - before, 5, "the worker's threads to end",
+             explain=lambda: str(worker_threads() - before))

@@ -2,7 +2,8 @@
 few hundred seeded mutations of good requests (method, path, headers, framing, body, chat text), sent over
 raw sockets to the real server on 127.0.0.1, on the in-memory bus and on RabbitMQ.
 
-Every answer must come within a second, be no 5xx, and be JSON when it is an error; and the bus must
+Every request must be answered without the client sending more (a wait for bytes nobody sends shows as no
+answer before the socket's timeout), be no 5xx, and be JSON when it is an error; and the bus must
 hold exactly the events the gateway said it published. No worker runs, so every published event waits
 in the audit queue (which takes every type) to be counted. Only HTTP is used, so the test holds for any
 server the gateway runs on. DOPPEL_FUZZ_SEED and DOPPEL_FUZZ_COUNT explore beyond the CI set.
@@ -36,8 +37,9 @@ from tests.support.gateway import GATEWAY, SECRETS
 SEED = int(os.environ.get("DOPPEL_FUZZ_SEED", "20100"))
 COUNT = int(os.environ.get("DOPPEL_FUZZ_COUNT", "300"))
 # Not a speed limit (timings belong in bench/) but a hang detector: a server that waits for bytes nobody will
-# send holds a request until a timeout of its own or the client's; every answer here is due without waiting.
-ANSWER_WITHIN_S = 5.0
+# send holds a request until a timeout of its own or the client's; every answer here is due without waiting, so
+# the client's socket gives up after this long and the request is reported with no answer (no time is measured).
+ANSWER_WITHIN_S = 10.0
 TOKEN, AODH = SECRETS["DOPPEL_TEST_GATEWAY_TOKEN"], SECRETS["DOPPEL_TEST_AODH_SECRET"]
 SLACK, MATTERMOST = SECRETS["DOPPEL_TEST_SLACK_SIGNING"], SECRETS["DOPPEL_TEST_MATTERMOST_TOKEN"]
 STRUCTURED = "application/cloudevents+json"
@@ -76,7 +78,6 @@ class Got:
     status: int
     headers: dict
     body: bytes
-    seconds: float
 
 
 def _has(headers, *names) -> bool:
@@ -85,8 +86,7 @@ def _has(headers, *names) -> bool:
 
 def exchange(port: int, sent: Sent) -> Got:
     """Send `sent` on a new connection and read one answer (http.client parses it, so it must be HTTP)."""
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=ANSWER_WITHIN_S) as sock:
         try:
             sock.sendall(sent.wire())
             if sent.close:
@@ -96,7 +96,7 @@ def exchange(port: int, sent: Sent) -> Got:
         response = http.client.HTTPResponse(sock, method=sent.method)
         response.begin()
         body = response.read()
-    return Got(response.status, {k.lower(): v for k, v in response.getheaders()}, body, time.monotonic() - started)
+    return Got(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
 
 
 # -- good requests, one per route ----------------------------------------------------------------------
@@ -399,8 +399,6 @@ def faults(sent: Sent, got: Got) -> list[str]:
     found = []
     if got.status >= 500:
         found.append(f"{got.status} {got.body[:300]!r}")
-    if got.seconds >= ANSWER_WITHIN_S:
-        found.append(f"answered after {got.seconds:.2f} s")
     if got.status >= 400 and got.headers.get("content-type") != "application/json":
         found.append(f"{got.status} is not JSON: {got.headers.get('content-type')} {got.body[:200]!r}")
     elif got.status >= 400 and sent.method != "HEAD":
@@ -425,8 +423,7 @@ def answer(port: int, name: str, sent: Sent, problems: list) -> Got | None:
 @pytest.mark.timeout(1200)  # a few hundred exchanges: on two cores busy with other suites they took over 300 s
 def test_malformed_requests_get_a_4xx_json_answer_at_once_and_publish_nothing(gateway_alone):
     app, port = gateway_alone
-    accepted, problems, answers, statuses, slowest = [], [], {}, [], 0.0
-    started = time.monotonic()
+    accepted, problems, answers, statuses = [], [], {}, []
 
     # Given the requests of finding 6 and their neighbours, each answered as stated
     random.seed(SEED)  # the event ids
@@ -434,7 +431,6 @@ def test_malformed_requests_get_a_4xx_json_answer_at_once_and_publish_nothing(ga
         got = answers[name] = answer(port, name, sent, problems)
         if got is not None:
             accepted += accepted_ids(got)
-            slowest = max(slowest, got.seconds)
             if got.status != expected:
                 problems.append(f"{name}: {got.status}, not {expected}: {got.body[:200]!r}")
 
@@ -458,9 +454,8 @@ def test_malformed_requests_get_a_4xx_json_answer_at_once_and_publish_nothing(ga
         if got is not None:
             statuses.append(got.status)
             accepted += accepted_ids(got)
-            slowest = max(slowest, got.seconds)
 
-    # Then nothing failed, nothing was slow, and the bus holds exactly what was said to be published
+    # Then nothing failed, nothing was left unanswered, and the bus holds exactly what was said to be published
     assert problems == [], "\n".join(problems)
     published, said = Counter(published_ids(app)), Counter(accepted)
     assert published == said, f"published unsaid: {published - said}; said, not published: {said - published}"
@@ -470,6 +465,5 @@ def test_malformed_requests_get_a_4xx_json_answer_at_once_and_publish_nothing(ga
     assert "Cannot create" in json.loads(answers["Slack env create of a name the schema refuses"].body)["text"]
     # The mutations reached past the framing into the routes: some were accepted, many ways refused
     assert statuses.count(202) >= 5 and len(set(statuses)) >= 8, sorted(set(statuses))
-    print(f"fuzz: {len(answers)} fixed and {COUNT} mutated requests (seed {SEED}) in "
-          f"{time.monotonic() - started:.1f} s (slowest answer {slowest:.2f} s); {len(accepted)} published; "
+    print(f"fuzz: {len(answers)} fixed and {COUNT} mutated requests (seed {SEED}); {len(accepted)} published; "
           f"statuses {sorted(set(statuses))}")

@@ -4,6 +4,7 @@ A worker serving `audit` on the same vhost records every event once (by source a
 id); a plain queue bound to the events counts what was actually published, so a
 duplicate fire shows even when the ledger absorbs it.
 """
+import math
 import os
 import signal
 import subprocess
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.rabbitmq
 ROOT = Path(__file__).resolve().parents[2]
 RAW = "test.scheduler.raw"
 EVERY_SECOND = {"every": "1s", "misfire_grace": "1h"}
-# Seconds late at most for a fire that is not a catch-up: generous, as the shared test broker
-# is restarted by other suites at times and a fire then waits for the reconnect.
-ON_TIME = 4.0
+# No test here bounds how late a fire may be: a loaded machine makes every fire later. What is asserted about
+# time is causal (a fire decided after an instant is late by at least the time since its scheduled time) or
+# what the scheduler recorded itself (the lease's acquisition, a pause's start and end).
 
 
 # -- the fleet --------------------------------------------------------------------------------
@@ -72,10 +73,15 @@ class Fleet:
         return int(lease.holder.split(":")[1])
 
     def stop(self, processes=None) -> None:
-        """SIGTERM, as the Procfile's supervisor stops a process, and wait for a clean exit."""
+        """SIGTERM, as the Procfile's supervisor stops a process, and wait for a clean exit: once each has started
+        (a process still importing has no handler for the signal yet; a loaded machine can take many seconds)."""
         for process in processes if processes is not None else self.running():
+            log = self.tmp_path / f"scheduler-{self.processes.index(process)}.log"
+            wait_for(lambda log=log, process=process: " started; " in log.read_text() or process.poll() is not None,
+                     120,
+                     f"scheduler {process.pid} to start before it is stopped", explain=self.logs)
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=20) == 0, self.logs()
+            assert process.wait(timeout=60) == 0, self.logs()
 
     def kill_9(self, pid: int) -> None:
         process = next(p for p in self.processes if p.pid == pid)
@@ -154,7 +160,7 @@ def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet
     fleet.start(2)
 
     # When they run for more than 60 fires
-    wait_for(lambda: len(fleet.fires("tick")) >= 62, 100, "62 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 62, 160, "62 fires", explain=fleet.logs)
     assert len(fleet.running()) == 2, "both schedulers stay up throughout"
     assert read_lease(fleet.bus.engine).generation == 1, "one holder throughout: no handover happened"
     fleet.stop()
@@ -175,20 +181,21 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     # Given two schedulers, one active and firing every second
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
     victim = fleet.active_pid()
     assert victim is not None
 
     # When the active one is killed with SIGKILL
-    killed_at = time.time()
     fleet.kill_9(victim)
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "a standby to take the lease", explain=fleet.logs)
+    killed_at = time.time()  # once it is reaped: whatever fires after this, another process decided
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 45, "a standby to take the lease", explain=fleet.logs)
     took_over = time.time() - killed_at
-    wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 15,
+    lease_after = read_lease(fleet.bus.engine)
+    wait_for(lambda: any(f["time"].timestamp() > killed_at for f in fleet.fires("tick")), 45,
              "the first fire after the kill", explain=fleet.logs)
     first_fire = min(f["time"].timestamp() for f in fleet.fires("tick") if f["time"].timestamp() > killed_at)
     last = fleet.fires("tick")[-1]["scheduled_for"]
-    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 15,
+    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 45,
              "3 more fires from the new holder", explain=fleet.logs)
     fleet.stop()
 
@@ -198,8 +205,13 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     print(f"\ntakeover: lease after {took_over:.1f} s, first fire after {first_fire - killed_at:.1f} s")
     fires = fleet.fires("tick")
     assert_every_second_once(fires)
-    gap = [f for f in fires if f["scheduled_for"].timestamp() > killed_at and f["time"].timestamp() > killed_at + 2]
-    assert gap and all(f["late"] > 0.5 for f in gap[:2]), "the times missed in the handover came late, each once"
+    # ... and the times that fell due while nobody held the lease (after the kill, before the standby acquired it,
+    # as the lease row records) were each fired by the new holder, so late by at least the time it took to get
+    # there: owed one by one, not coalesced and not dropped
+    acquired_at = lease_after.acquired_at
+    gap = [f for f in fires if killed_at < f["scheduled_for"].timestamp() < acquired_at]
+    assert gap, "the lease's ttl spans more than one scheduled second"
+    assert all(f["late"] >= acquired_at - f["scheduled_for"].timestamp() - 0.001 for f in gap), gap
 
 
 # -- 3. both down across three scheduled times -----------------------------------------------------
@@ -207,29 +219,29 @@ def test_both_stopped_across_three_scheduled_times_then_started_emit_one_coalesc
     # Given two schedulers that have fired a few times
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 30, "3 fires", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
 
     # When both are stopped for more than three scheduled times, then started again
     fleet.stop()
-    stopped_at = time.time()
     last_before = fleet.fires("tick")[-1]["scheduled_for"]
     # down across three scheduled times: the clock must pass them (what is tested is what happens after)
     wait_for(lambda: time.time() > last_before.timestamp() + 3.5, 10, "three scheduled times to pass unfired")
     restarted_at = time.time()
     fleet.start(2)
-    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"].timestamp() > restarted_at + 2, 30,
+    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"].timestamp() > restarted_at + 2, 90,
              "fires after the restart", explain=fleet.logs)
     fleet.stop()
 
-    # Then the missed times made one event, marked late by how long it waited; the rest are on time
+    # Then the missed times made one event, marked late by how long it waited (it was decided after the restart,
+    # so at least from its scheduled time to the restart); the rest each fired once, none of them a catch-up
     fires = fleet.fires("tick")
     missed = [f for f in fires if last_before < f["scheduled_for"] and f["scheduled_for"].timestamp() < restarted_at]
     assert len(missed) == 1, [(f["scheduled_for"].isoformat(), f["late"]) for f in missed]
     coalesced = missed[0]
     assert coalesced["scheduled_for"] == last_before + timedelta(seconds=1)
-    assert coalesced["late"] >= restarted_at - stopped_at - 1
+    assert coalesced["late"] >= restarted_at - coalesced["scheduled_for"].timestamp() - 0.001
     after = [f for f in fires if f["scheduled_for"] > coalesced["scheduled_for"]]
-    assert after and all(f["late"] < ON_TIME for f in after)
+    assert after and after[0]["scheduled_for"].timestamp() >= restarted_at, "no second catch-up"
     assert_every_second_once(after)
 
 
@@ -246,7 +258,7 @@ def test_an_environment_past_its_ttl_is_expired_by_the_scheduler_at_its_time(fle
     # Given two schedulers, and environments made ready with a TTL of a few seconds, as `configure` does
     fleet = fleet_for([])
     fleet.start(2)
-    wait_for(lambda: fleet.active_pid() is not None, 30, "an active scheduler", explain=fleet.logs)
+    wait_for(lambda: fleet.active_pid() is not None, 90, "an active scheduler", explain=fleet.logs)
     registry, control = Registry(fleet.bus.engine), Scheduler(fleet.bus.engine)
     soon = datetime.now(timezone.utc) + timedelta(seconds=4)
     shop_test = make_ready(registry, "shop-test", soon)
@@ -294,36 +306,40 @@ def test_pause_during_a_failover_holds_sync_and_backup_and_resume_fires_on_sched
         {"id": "tick", "type": "poll.tick", **EVERY_SECOND},
     ])
     fleet.start(2)
-    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 30, "3 syncs", explain=fleet.logs)
+    wait_for(lambda: len(fleet.fires("dr-sync", "sync.due")) >= 3, 90, "3 syncs", explain=fleet.logs)
 
     # When the failover pauses sync and backup (from another process, as its function will),
     # the active scheduler dies meanwhile, and the pause is lifted after the standby took over
     control = Scheduler(fleet.bus.engine)
     control.pause_jobs(FAILOVER, reason="failover")
-    paused_at = time.time()
+    paused_at = time.time()  # the pause is committed: every fire decided from now on sees it
     victim = fleet.active_pid()
     fleet.kill_9(victim)
-    wait_for(lambda: fleet.active_pid() not in (None, victim), 15, "the standby to take over", explain=fleet.logs)
+    wait_for(lambda: fleet.active_pid() not in (None, victim), 45, "the standby to take over", explain=fleet.logs)
     took_over_at = time.time()
-    wait_for(lambda: len([f for f in fleet.fires("tick") if f["time"].timestamp() > took_over_at]) >= 2, 15,
+    wait_for(lambda: len([f for f in fleet.fires("tick") if f["time"].timestamp() > took_over_at]) >= 2, 45,
              "the new holder to fire the tick twice while sync and backup are paused", explain=fleet.logs)
-    control.resume_jobs(FAILOVER)
-    resumed_at = time.time()
-    wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 15,
+    (lifted,) = control.resume_jobs(FAILOVER)
+    resumed_at = lifted.lifted_at  # as the pause row records it: fires scheduled before it stay skipped
+    wait_for(lambda: fleet.fires("dr-sync", "sync.due")[-1]["scheduled_for"].timestamp() > resumed_at + 2, 45,
              "syncs after the resume", explain=fleet.logs)
     fleet.stop()
 
-    # Then nothing of sync or backup fired while paused, the poll tick went on, and the first
-    # sync after the resume is the next scheduled time, on time (no missed run fired)
+    # Then nothing of sync or backup scheduled in the pause fired, nor anything decided during it (an event's
+    # time is when its scheduler decided to fire it), the poll tick went on, and the first sync after the resume
+    # is the next of its every-second times (no missed run fired)
     for job, event_type in (("dr-sync", "sync.due"), ("backup", "backup.due")):
         fires = fleet.fires(job, event_type)
-        during = [f for f in fires if paused_at <= f["scheduled_for"].timestamp() <= resumed_at
-                  or paused_at + 0.2 <= f["time"].timestamp() <= resumed_at]
+        during = [f for f in fires if paused_at <= f["scheduled_for"].timestamp() < resumed_at
+                  or paused_at <= f["time"].timestamp() < resumed_at]
         assert during == [], f"{job} fired while paused: {during}"
-        after = [f for f in fires if f["scheduled_for"].timestamp() > resumed_at]
-        assert after[0]["scheduled_for"].timestamp() - resumed_at <= 1.0, "the first fire is the next scheduled time"
+        after = [f for f in fires if f["scheduled_for"].timestamp() >= resumed_at]
+        series = fires[0]["scheduled_for"].timestamp()
+        next_time = series + math.ceil(resumed_at - series)
+        assert abs(after[0]["scheduled_for"].timestamp() - next_time) < 0.01, "the first fire is the next time"
     ticks = [f for f in fleet.fires("tick") if paused_at < f["scheduled_for"].timestamp() < resumed_at]
-    assert len(ticks) >= resumed_at - paused_at - 2, "jobs outside the selector kept firing"
+    assert len(ticks) >= 2, "jobs outside the selector kept firing"
+    assert_every_second_once(ticks)
 
 
 def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no_cli(fleet_for, tmp_path):

@@ -108,3 +108,31 @@ def test_latest_is_the_newest_of_a_reused_name(world):
     registry.move(first, FAILED, reason="boom")
     second, created = registry.request(name="perf-test", request_id="r2", production="shop")
     assert created and registry.latest("perf-test") == second and registry.living("perf-test") == second
+
+
+def test_a_move_that_loses_a_race_reads_the_state_again_and_moves_from_there_with_all_it_was_given(tmp_path):
+    # Given an environment requested, and two workers' registries on one database
+    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+    mine, other = Registry(engine), Registry(engine)
+    env, _ = mine.request(name="raced", request_id="test/raced", production="shop", data_version="v7")
+    assert mine.get(env.id).data_version == "v7"
+    read, raced = mine.get, []
+
+    def read_then_lose_the_race(env_id):
+        found = read(env_id)
+        if not raced:  # between this worker's read and its write, the other worker moves it on
+            raced.append(other.move(env, SNAPSHOTTING, event_id="other:snapshotting"))
+        return found
+    mine.get = read_then_lose_the_race
+    until = T0 + timedelta(hours=1)
+
+    # When this worker fails it, having read it as requested
+    moved = mine.move(env, FAILED, event_id="mine:failed", reason="production is gone",
+                      endpoints={"root": "/nowhere"}, expires_at=until)
+
+    # Then its write did not land on the state it read: it read again and failed it from snapshotting, keeping
+    # everything it was given; the other worker's move stands in the history, each once
+    assert raced and (moved.state, moved.reason, moved.endpoints, moved.expires_at) == (
+        FAILED, "production is gone", {"root": "/nowhere"}, until)
+    assert [(t.from_state, t.to_state, t.event_id) for t in mine.transitions(moved)][1:] == [
+        (REQUESTED, SNAPSHOTTING, "other:snapshotting"), (SNAPSHOTTING, FAILED, "mine:failed")]

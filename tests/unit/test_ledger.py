@@ -47,9 +47,10 @@ def test_a_completed_key_is_done_for_every_later_claim(tmp_path):
     # Given a completion recorded without waiting
     recorded = threading.Event()
     errors = []
-    book.complete_many_later([("fn", "k", "first", {"emitted": []})],
+    book.complete_many_later([("fn", "k", "first", {"emitted": ["e-1"]})],
                              then=lambda error: (errors.append(error), recorded.set()))
     assert recorded.wait(10) and errors == [None]
+    assert [(e.status, e.result) for e in book.entries()] == [("done", {"emitted": ["e-1"]})]
     # When the key is claimed again, even by many at once
     results = claim_all_at_once(book, ["k"] * 8)
     # Then none runs it again
@@ -183,7 +184,8 @@ def test_a_claim_that_ran_out_is_handed_to_one_sweeper_once_with_its_event(tmp_p
     engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     # Given a claim of a worker that died, whose lease ran out a minute ago, and a live one
     book = Ledger(engine, clock=clock)
-    event = Event(type="env.requested", source="test", data={"env": "lost-one", "production": "shop"})
+    event = Event(type="env.requested", source="test", data={"env": "lost-one", "production": "shop"},
+                  correlationid="chain-7")
     book.claim("fn", "lost", "dead-worker", -60, event=event)
     book.claim("fn", "alive", "live-worker", 30, event=event)
     book.claim("other-fn", "lost", "dead-worker", -60, event=event)
@@ -194,10 +196,14 @@ def test_a_claim_that_ran_out_is_handed_to_one_sweeper_once_with_its_event(tmp_p
     # Then one of them gets it, with the event as it was claimed; the live one and other functions' are left
     assert [(r.function, r.key) for r in first + second] == [("fn", "lost")]
     assert Event.from_json(first[0].event) == event and first[0].event_type == "env.requested"
-    # ... nobody gets it again within the next 30 s; after them, if still nobody took the claim over, again
-    now[0] += 29
+    assert first[0].correlation_id == "chain-7"
+    # ... and the other function's claim of the same key is still there for that function's sweep
+    assert [(r.function, r.key) for r in book.take_redrives(["other-fn"], 30)] == [("other-fn", "lost")]
+    # ... nobody gets it again within the next 30 s (30 s is not more than 30 s); after them, if still nobody
+    # took the claim over, again
+    now[0] += 30
     assert book.take_redrives(["fn"], 30) == []
-    now[0] += 2
+    now[0] += 1
     assert [r.key for r in book.take_redrives(["fn"], 30)] == ["lost"]
     # ... and not while a delivery that took it over holds it (the live one has run out by now, unrenewed)
     assert book.claim("fn", "lost", "next-worker", 30) is Claim.RUN
@@ -216,8 +222,16 @@ def test_claims_that_run_out_again_and_again_are_abandoned_until_reopened(tmp_pa
     assert {claim for _key, claim in results} == {Claim.ABANDONED}
     (entry,) = book.entries()
     assert entry.status == "abandoned" and f"{MAX_TAKEOVERS + 1} times in a row" in entry.result["error"]
-    # ... until a replay reopens it: then it runs, and its count starts again
+    # ... until a replay reopens it: then it runs, and its count starts again (the same key of another function,
+    # abandoned too, stays so)
+    for function, key in (("other-fn", "k"), ("fn", "other-key")):
+        for n in range(MAX_TAKEOVERS + 2):
+            book.claim(function, key, f"killed-{n}", -1)
+    abandoned_at = next(e.updated_at for e in book.entries() if e.key == "k" and e.function == "fn")
     assert book.reopen("fn", "k") and not book.reopen("fn", "k")
+    assert next(e.updated_at for e in book.entries() if e.key == "k" and e.function == "fn") > abandoned_at
+    assert book.claim("other-fn", "k", "replay", 30) is Claim.ABANDONED
+    assert book.claim("fn", "other-key", "replay", 30) is Claim.ABANDONED
     assert book.claim("fn", "k", "replay", -1) is Claim.RUN
     assert book.claim("fn", "k", "after-replay", 30) is Claim.RUN  # ran out once: taken over, not abandoned
 
@@ -275,7 +289,10 @@ def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
     assert book.claim("fn", "k", "owner", 10) is Claim.RUN
 
     now[0] += 8
+    assert not book.renew("other-fn", "k", "owner", 10)  # the same key and owner, another function's: not this
+    assert not book.renew("fn", "other-key", "owner", 10)  # the same function and owner, another key
     assert book.renew("fn", "k", "owner", 10)        # lease now until 1018
+    assert [e.updated_at for e in book.entries()] == [1008.0]
     now[0] += 9                                       # 1017: past the first lease, inside the renewed one
     assert book.claim("fn", "k", "thief", 10) is Claim.BUSY
     assert not book.renew("fn", "k", "someone-else", 10)
@@ -307,4 +324,49 @@ def test_entries_say_each_functions_outcome_by_event_or_chain_in_the_order_writt
     assert chain[0].result == {"emitted": ["x"]} and chain[1].result == {"error": "boom"}
     assert [e.key for e in book.entries(event_ids=["e3"])] == ["key-2"]
     assert [e.event_id for e in book.entries()] == ["e3", "e1", "e2"]  # by when each was last written
+    assert [(e.correlation_id, e.updated_at) for e in chain] == [("chain-1", 1004.0), ("chain-1", 1005.0)]
     assert book.entries(event_ids=[]) == []
+
+
+def test_held_says_whether_a_live_claim_holds_any_of_the_keys(tmp_path):
+    now = [1000.0]
+    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    assert book.claim("fn", "live", "w", 10) is Claim.RUN
+    assert book.claim("fn", "done", "w", 10) is Claim.RUN
+    book.complete("fn", "done", "w", {"emitted": []})
+    assert book.claim("fn", "failed", "w", 10) is Claim.RUN
+    book.fail("fn", "failed", "w", "boom")
+
+    assert book.held([("fn", "live")]) and book.held([("fn", "nothing"), ("fn", "live")])
+    assert not book.held([]) and not book.held([("fn", "nothing")])
+    assert not book.held([("fn", "done"), ("fn", "failed")])
+    assert not book.held([("other-fn", "live")])  # keys are per function
+    now[0] += 10                                   # the lease's last moment: still held
+    assert book.held([("fn", "live")])
+    now[0] += 0.5                                  # ran out (its worker died): no longer
+    assert not book.held([("fn", "live")])
+
+
+def test_only_running_claims_out_for_longer_than_asked_are_redriven_a_sweep_at_a_time(tmp_path):
+    now = [1000.0]
+    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    event = Event(type="env.requested", source="test", data={"env": "e", "production": "shop"})
+    # Given a claim whose lease ran out 30 s ago exactly, two settled after theirs ran out, 101 out for a minute,
+    # and one out for two minutes, claimed last
+    assert book.claim("fn", "just-now", "w", -30, event=event) is Claim.RUN
+    assert book.claim("fn", "finished", "w", -60, event=event) is Claim.RUN
+    book.complete("fn", "finished", "w", {"emitted": []})
+    assert book.claim("fn", "failed", "w", -60, event=event) is Claim.RUN
+    book.fail("fn", "failed", "w", "boom")
+    book.claim_many([("fn", f"lost-{n:03d}", "w", event) for n in range(101)], -60)
+    assert book.claim("fn", "oldest", "w", -120, event=event) is Claim.RUN
+
+    # When sweeps look for claims out for more than 30 s
+    oldest = book.take_redrives(["fn"], 30, limit=1)
+    first, second, third = (book.take_redrives(["fn"], 30) for _ in range(3))
+
+    # Then the one out longest comes first; a sweep takes at most 100, the next the one left; the one out for
+    # exactly 30 s and the settled ones are not redriven
+    assert [r.key for r in oldest] == ["oldest"]
+    assert len(first) == 100 and len(second) == 1 and third == []
+    assert sorted(r.key for r in first + second) == [f"lost-{n:03d}" for n in range(101)]

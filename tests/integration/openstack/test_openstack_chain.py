@@ -356,13 +356,17 @@ def test_doppel_listen_openstack_publishes_a_tick_on_doppels_rabbitmq(
     config = tmp_path / "doppel.yaml"
     config.write_text(_yaml.safe_dump({"state_dir": str(tmp_path / "state")}))
     env = {**os.environ, "DOPPEL_AMQP_URL": amqp_url, "DOPPEL_CONFIG": str(config)}
-    # Given the listener role runs as the Procfile would run it
+    # Given the listener role runs as the Procfile would run it (consumers of its queue counted before it starts:
+    # a listener of another test may still be there, and would not show that this one bound the queue)
+    consumers_before = listener_consumers(notifications_url)
     listener = subprocess.Popen([sys.executable, "-m", "doppel", "listen", "openstack", "--url", notifications_url],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     name = unique_env("listen")
     try:
-        # its queue is bound once it consumes from it: the notification broker counts its consumer
-        wait_for(lambda: listener_consumers(notifications_url) > 0, 60, "the listener consuming its queue",
+        # its queue is bound once it consumes from it (it binds, then consumes, on one channel): the notification
+        # broker counts one more consumer
+        wait_for(lambda: listener_consumers(notifications_url) > consumers_before, 60,
+                 "the listener consuming its queue",
                  interval=0.5, explain=lambda: "" if listener.poll() is None else listener.communicate()[0])
         # When OpenStack finishes a stack named as Doppel names them
         template = {"heat_template_version": "2018-08-31",

@@ -187,10 +187,12 @@ def test_killed_upload_leaves_no_complete_backup_and_cleanup_removes_its_pieces(
     assert leftovers(store) != []
 
     # and cleanup removes the pieces (the grace period is 0 for this test's store; s3api's times are whole
-    # seconds rounded up, so a part stored a moment ago is "in the future" for up to a second)
-    time.sleep(1.1)
-    removed = remove_incomplete(store, env="prod", grace=timedelta(0))
-    assert removed and leftovers(store) == [] and store.list("prod/") == []
+    # seconds rounded up, so a part stored a moment ago is "in the future" for up to a second: cleanup is run
+    # until the server holds nothing of it, not after a sleep)
+    removed = []
+    wait_for(lambda: removed.extend(remove_incomplete(store, env="prod", grace=timedelta(0))) or not leftovers(store),
+             30, "cleanup to remove the pieces", explain=lambda: str(leftovers(store)))
+    assert removed and store.list("prod/") == []
 
     # and the retried backup completes and restores
     manifest = write_backup(store, "prod", BackupSource(root=source))

@@ -8,7 +8,6 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from core.cloud import (
     TaggedResource,
 )
 from schemas.production import expected_outputs, load_production
+from tests.support.waiting import wait_for
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -80,13 +80,11 @@ def test_snapshot_is_consistent_while_production_keeps_writing(tmp_path, product
     writer = threading.Thread(target=write)
     writer.start()
     try:
-        while len(commits) < 20:
-            time.sleep(0.01)
+        wait_for(lambda: len(commits) >= 20, 30, "20 commits of the writer")
         # When snapshots are taken while it writes
         snapshots = [driver.snapshot("shop", f"snap-{n}", f"key-{n}") for n in range(5)]
         during = len(commits)
-        while len(commits) < during + 20:
-            time.sleep(0.01)
+        wait_for(lambda: len(commits) >= during + 20, 30, "20 more commits after the snapshots")
     finally:
         stop.set()
         writer.join()
@@ -356,13 +354,9 @@ def test_background_driver_returns_in_progress_and_finishes_like_a_heat_stack(tm
 
 
 def _wait(read, finished, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if finished(value):
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"still not finished after {timeout} s: {value}")
+    seen = []
+    return wait_for(lambda: seen.append(read()) or (seen[-1] if finished(seen[-1]) else None), timeout,
+                    "it to finish", interval=0.02, explain=lambda: f"last read: {seen[-1] if seen else None}")
 
 
 def test_configure_replayed_keeps_the_same_pseudonyms(driver, make_env):
