@@ -383,9 +383,10 @@ def test_an_environment_requested_with_a_ttl_is_expired_by_the_scheduler_with_no
         for e in published), 20, "a tick past the expiry", explain=fleet.logs)
     fleet.stop()
 
-    # Then configure's schedule_expiry made the scheduler emit env.expired at the TTL, once (as published: the
-    # audit trail de-duplicates on its own), in the chain
-    assert len([e for e in published if e.type == "env.expired"]) == 1
+    # Then configure's schedule_expiry made the scheduler emit env.expired at the TTL: one event (as published,
+    # since the audit trail de-duplicates on its own). A lease handed over between the fire and its mark may send
+    # that event again, with the same id, which the ledger drops: one backup below says it was handled once.
+    assert len({e.id for e in published if e.type == "env.expired"}) == 1
     [expired] = fleet.audit.events(event_type="env.expired")
     assert expired.data["env"] == "perf-test" and expired.correlation_id == request.id
     assert expired.id == expiry_id(env.request_id, env.expires_at)
