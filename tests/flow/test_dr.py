@@ -26,7 +26,6 @@ def dr_policy(**overrides) -> dict:
 
 @pytest.fixture
 def dr_shop(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     shop = Shop(tmp_path, dr=dr_policy())
     shop.app.cloud.switch_dns(DnsRecord(NAME, "A", HOME, 300))
@@ -231,7 +230,6 @@ def test_a_sync_silent_for_longer_than_the_wait_is_taken_for_dead_and_the_failov
 
 
 def test_confirm_mode_waits_for_failover_confirmed(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path, dr=dr_policy(decision="confirm"))
     try:
         back_up(shop)

@@ -93,7 +93,6 @@ def test_an_unknown_production_is_refused_at_once_with_the_reason(shop):
 
 def test_a_ttl_over_the_configured_maximum_is_refused_with_the_reason(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path, environments={"max_ttl": "2d"})
     try:
         shop.publish("env.requested", env="long-test", production="shop", ttl_seconds=3 * 86400)
@@ -153,7 +152,6 @@ def assert_nothing_left(shop, name):
 
 def test_a_transient_failure_at_configure_is_retried_then_compensated(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path)
     shop.app.deps.cloud = ConfigureTimesOut(shop.app.cloud)
     try:
@@ -172,7 +170,6 @@ def test_a_transient_failure_at_configure_is_retried_then_compensated(tmp_path, 
 
 def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     # Given a clone policy that cannot be applied: it anonymises a table production does not have
     shop = Shop(tmp_path)
     policy = shop.app.config["productions"]["shop"]["clone"]

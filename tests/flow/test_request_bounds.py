@@ -76,7 +76,6 @@ def test_the_gateway_and_chat_refuse_a_huge_ttl_and_a_huge_owner_and_publish_not
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     path = tmp_path / "doppel.yaml"
     path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), "environments": {"max_ttl": "7d"},

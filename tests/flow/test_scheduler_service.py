@@ -57,15 +57,16 @@ def clock():
 
 
 @pytest.fixture
-def world(tmp_path, clock):
-    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+def world(tmp_path, clock, state_db_url):
+    url = state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"
+    engine = make_engine(url)
     broker = MemoryBroker()
     broker.declare([QueueSpec("seen", "classic", ("#",))])
-    registry = Registry(engine)
     running = []
 
     def start(name):
-        service = SchedulerService(engine=engine, broker=broker, registry=registry, schedules=TICK, holder=name,
+        own = make_engine(url)  # each replica on its own connections, as on its own host
+        service = SchedulerService(engine=own, broker=broker, registry=Registry(own), schedules=TICK, holder=name,
                                    timing=FAST, tick=0.25, source=f"doppel/scheduler-{name}", clock=clock,
                                    monotonic=clock)
         running.append(Running(service))

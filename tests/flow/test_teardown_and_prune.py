@@ -10,7 +10,6 @@ from tests.flow.conftest import Shop
 @pytest.fixture
 def keep_two(tmp_path, monkeypatch):
     """The sample production, whose backups keep only the last two."""
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     shop = Shop(tmp_path, backups={"retention": {"keep_last": 2, "daily": 0, "weekly": 0, "monthly": 0}})
     yield shop
