@@ -65,6 +65,7 @@ def frozen_types(shop) -> set:
             or p.selector.get("production") == "shop" for t in p.selector["types"]}
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_home(dr_shop):
     shop = dr_shop
     db = shop.production / "data/shop.db"
@@ -109,6 +110,7 @@ def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_
     assert has_order(kept / "data/shop.db", 2222)
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_flapping_and_repeated_alarms_make_one_failover(dr_shop):
     shop = dr_shop
     back_up(shop)

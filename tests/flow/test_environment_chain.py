@@ -4,6 +4,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from core.registry import FAILED, READY
 from tests.flow.conftest import content_digest, tree_digest
 
@@ -20,6 +22,7 @@ def everything_in(db: Path) -> str:
         return "\n".join(repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"'))
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_the_chain_makes_a_working_clone_and_leaves_production_untouched(shop):
     before = tree_digest(shop.production)
 
@@ -192,6 +195,7 @@ def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monke
         shop.app.close()
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_ttl_expiry_backs_up_before_deleting_and_the_backup_restores_the_environment(shop, tmp_path):
     # Given a ready environment with data of its own
     shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=60)
@@ -349,6 +353,7 @@ def test_the_sweep_leaves_an_environment_that_is_young_held_by_a_worker_or_still
     assert [e.data["env"] for e in shop.events("env.failed")] == ["left-one"]
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_a_step_whose_workers_kept_dying_is_abandoned_compensated_and_can_be_replayed(shop):
     from bus import topology
     from bus.ledger import MAX_TAKEOVERS

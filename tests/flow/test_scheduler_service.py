@@ -20,6 +20,7 @@ from scheduler.service import SchedulerService
 from schemas.envelope import Event, parse_time
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.both_databases  # CI runs it on PostgreSQL too: two replicas, each on its own connections
 FAST = LeaseTiming(ttl=2.0, renew_every=0.5, poll_every=0.25, safety=0.5, handover_window=1.0)
 TICK = [{"id": "tick", "every": 1.0, "type": "poll.tick", "data": {}, "tags": [], "timezone": "UTC",
          "misfire_grace": 3600.0}]

@@ -16,6 +16,7 @@ def keep_two(tmp_path, monkeypatch):
     shop.app.close()
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_teardown_deletes_what_was_tagged_for_the_environment_and_cancels_its_expiry(shop):
     # Given a ready environment with a TTL, and a snapshot tagged for it that a crashed retry left behind
     shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=3600)
