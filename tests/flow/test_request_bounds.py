@@ -112,7 +112,9 @@ def test_doppel_publish_refuses_a_huge_ttl(config_file, capsys):
     assert code == 2 and "env.requested is invalid: ttl_seconds: must be between 1 second" in capsys.readouterr().err
 
 
-def test_env_list_prints_a_bounded_line_whatever_the_owner(config_file, capsys):
+def test_env_list_prints_a_bounded_line_whatever_the_owner(config_file, capsys, state_db_url):
+    if state_db_url:
+        pytest.skip("PostgreSQL enforces the owner column's varchar(128): such a row cannot be there")
     # Given an environment registered (before the bounds) with a 5 MB owner holding a terminal escape
     app = App.load(config_file)
     try:
