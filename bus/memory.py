@@ -335,25 +335,32 @@ class MemoryBroker:
             return batch
 
 
+def parked_table(metadata):
+    """The table of parked messages, on `metadata` (SQLAlchemy is imported only by a process that parks)."""
+    from sqlalchemy import Column, Integer, LargeBinary, String, Table, Text
+    return Table(
+        "embedded_parked", metadata,
+        Column("row_id", Integer, primary_key=True, autoincrement=True),
+        Column("queue", String(255), nullable=False, index=True),
+        Column("message_id", String(255)),
+        Column("routing_key", String(255), nullable=False),
+        Column("headers", Text, nullable=False),
+        Column("correlation_id", String(255)),
+        Column("timestamp", Integer),
+        Column("body", LargeBinary, nullable=False))
+
+
 class ParkingTable:
     """Parked messages of the embedded bus, in the SQL database, so they outlive the process
     that parked them and `doppel dlq` in another process sees them."""
 
     def __init__(self, engine):
-        from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, Text
+        from sqlalchemy import MetaData
+
+        from core.db import create_tables
         self._engine = engine
         metadata = MetaData()
-        self._table = Table(
-            "embedded_parked", metadata,
-            Column("row_id", Integer, primary_key=True, autoincrement=True),
-            Column("queue", String(255), nullable=False, index=True),
-            Column("message_id", String(255)),
-            Column("routing_key", String(255), nullable=False),
-            Column("headers", Text, nullable=False),
-            Column("correlation_id", String(255)),
-            Column("timestamp", Integer),
-            Column("body", LargeBinary, nullable=False))
-        from core.db import create_tables
+        self._table = parked_table(metadata)
         create_tables(metadata, engine)
 
     def add(self, queue: str, message: Message) -> int:

@@ -23,7 +23,7 @@ audit_table = Table(
     Column("time", DateTime(timezone=True), nullable=False),
     Column("subject", String(255)),
     Column("data", Text, nullable=False),
-    Column("recorded_at", Float, nullable=False),
+    Column("recorded_at", Float, nullable=False, index=True),  # `doppel events` reads the newest first
 )
 
 

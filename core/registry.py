@@ -39,7 +39,7 @@ envs_table = Table(
     Column("name", String(64), nullable=False, index=True),
     Column("request_id", String(255), nullable=False, unique=True),  # source/id of env.requested
     Column("production", String(64), nullable=False),
-    Column("state", String(16), nullable=False),
+    Column("state", String(16), nullable=False, index=True),  # the living ones: env list, the expiry sweep
     Column("owner", String(128)),
     Column("data_version", String(128)),
     Column("ttl_seconds", Integer),

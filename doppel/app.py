@@ -43,6 +43,21 @@ class App:
     # -- parts, built on first use -----------------------------------------------
     @cached_property
     def engine(self):
+        """The state database, at this code's schema revision: made so when brand-new, else SchemaNotCurrent
+        (a ConfigError) saying to run `doppel db upgrade`."""
+        from core.db import redact_url
+        from doppel.migrations import ensure_current
+        ensure_current(self.unchecked_engine, redact_url(str(self.unchecked_engine.url)))
+        return self.unchecked_engine
+
+    def check_schema(self) -> None:
+        """Refuse to go on (SchemaNotCurrent) unless the database is at this code's revision: a role's first
+        step, before it connects to anything else."""
+        _checked = self.engine  # built once, checked on the way
+
+    @cached_property
+    def unchecked_engine(self):
+        """The state database as it is (`doppel db` reads and upgrades it through this)."""
         from sqlalchemy.exc import ArgumentError
 
         from core.db import database_url, make_engine, redact_url

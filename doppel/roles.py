@@ -40,6 +40,7 @@ def run_until_signalled(stop: threading.Event) -> None:
 def run_worker(app: App, functions: list) -> None:
     """Consume events and run `functions` until signalled."""
     from doppel.metrics import expose
+    app.check_schema()
     worker = app.worker(functions)
     expose(app, "worker", functions=functions)  # first: a port taken stops the role before it takes any work
     worker.start()
@@ -77,6 +78,7 @@ def start_gateway(app: App, functions: list, host: str | None = None, port: int 
 def run_gateway(app: App, functions: list, *, worker: bool, host: str | None = None,
                 port: int | None = None) -> None:
     """Serve the gateway until signalled; the worker too when asked or when the bus is embedded."""
+    app.check_schema()
     running_worker, server = None, None
     try:
         if worker or app.embedded:
@@ -97,6 +99,7 @@ def run_gateway(app: App, functions: list, *, worker: bool, host: str | None = N
 
 def run_scheduler(app: App) -> None:
     """Emit timed events until signalled; one scheduler holds the lease, the others stand by."""
+    app.check_schema()
     from scheduler.service import SchedulerService
     if app.embedded:
         raise ConfigError("the scheduler publishes to RabbitMQ and DOPPEL_AMQP_URL is not set; set it "
@@ -119,6 +122,7 @@ def run_scheduler(app: App) -> None:
 
 def run_all(app: App, functions: list) -> None:
     """Every role in one process: worker, scheduler and gateway (the embedded bus's usual shape)."""
+    app.check_schema()
     from scheduler.service import SchedulerService
     stop = threading.Event()
     worker, server, service, scheduler_loop = app.worker(functions), None, None, None
@@ -145,6 +149,7 @@ def run_all(app: App, functions: list) -> None:
 
 def run_listener(app: App, url: str, exchanges: list[str], topic: str) -> None:
     """Turn OpenStack's notifications into poll ticks on Doppel's bus until signalled."""
+    app.check_schema()
     from bus import topology
     from clouds.openstack.notifications import NotificationListener, tick_for
     from core.broker import event_message

@@ -6,12 +6,18 @@ from urllib.parse import quote
 import pytest
 
 from tests.harness import Bus
+from tests.support import state_db
 from tests.support.rabbitmq import delete_orphan_vhosts, fresh_vhost
 
 
 def pytest_addoption(parser):
     parser.addoption("--fast", action="store_true",
                      help="run only the tests that need no real service (no RabbitMQ, Swift or OpenStack)")
+    state_db.add_option(parser)
+
+
+def pytest_generate_tests(metafunc):
+    state_db.parametrize(metafunc)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -26,21 +32,47 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
-def bus(request, tmp_path):
+def bus(request, tmp_path, state_db_url):
     """The same flow on the in-memory bus and on a real RabbitMQ."""
     url = None
     if request.param == "rabbitmq":
         url = request.getfixturevalue("amqp_url")
-    harness = Bus(request.param, tmp_path, url)
+    harness = Bus(request.param, tmp_path, url, db_url=state_db_url)
     yield harness
     harness.close()
 
 
 @pytest.fixture
-def memory_bus(tmp_path):
-    harness = Bus("memory", tmp_path)
+def memory_bus(tmp_path, state_db_url):
+    harness = Bus("memory", tmp_path, db_url=state_db_url)
     yield harness
     harness.close()
+
+
+@pytest.fixture(scope="session")
+def pg_state_server():
+    """The PostgreSQL test server (tests/services/postgresql.sh, reused when running), for state databases."""
+    return state_db.start_postgresql()
+
+
+@pytest.fixture
+def state_db_kind(request):
+    return request.param
+
+
+@pytest.fixture
+def state_db_url(request, state_db_kind, monkeypatch):
+    """The test's state database, as DOPPEL_DB_URL sets it for the App and the processes the test starts: None on
+    SQLite (DOPPEL_DB_URL unset: the file under state_dir), else a fresh PostgreSQL database's URL."""
+    if state_db_kind == state_db.SQLITE:
+        monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+        yield None
+        return
+    server = request.getfixturevalue("pg_state_server")
+    name = server.create()
+    monkeypatch.setenv("DOPPEL_DB_URL", server.url(name))
+    yield server.url(name)
+    server.drop(name)
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,6 +15,7 @@ from core.audit import AuditTrail
 from core.broker import event_message
 from core.db import make_engine
 from core.deps import Deps
+from doppel import migrations
 from tests.support.waiting import wait_for
 
 
@@ -37,9 +38,12 @@ class Reporter:
 
 
 class Bus:
-    def __init__(self, kind: str, tmp_path, amqp_url: str | None = None, retry: RetryPolicy | None = None):
+    def __init__(self, kind: str, tmp_path, amqp_url: str | None = None, retry: RetryPolicy | None = None,
+                 db_url: str | None = None):
         self.kind = kind
-        self.engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+        self.db_url = db_url or f"sqlite:///{tmp_path / 'doppel.db'}"
+        self.engine = make_engine(self.db_url)
+        migrations.upgrade(self.engine)  # as a Doppel process makes it: one started on it later finds it current
         self.ledger = Ledger(self.engine)
         self.audit = AuditTrail(self.engine)
         self.deps = Deps(audit=self.audit)

@@ -7,12 +7,12 @@ import logging
 import os
 import sys
 
-from doppel.cli import anonymise, backup, bus, config, demo, dr, env, gateway, listen, reap, schedule, trace
+from doppel.cli import anonymise, backup, bus, config, db, demo, dr, env, gateway, listen, reap, schedule, trace
 from doppel.cli.common import CommandError, with_examples
 from doppel.cli.output import TIME_FORMAT
 
 # In `doppel --help` order.
-COMMAND_GROUPS = (bus, trace, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config)
+COMMAND_GROUPS = (bus, trace, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config, db)
 # The long-running roles say what they do at INFO; every other command logs only with -v.
 ROLES = ("run", "worker", "scheduler", "gateway", "listen")
 
@@ -20,8 +20,9 @@ EPILOG = """
 The bus: with DOPPEL_AMQP_URL set (amqp://user:pass@host:5672/vhost) Doppel uses
 RabbitMQ; unset, it uses the embedded in-memory bus, and commands that publish
 also run the chain they start in-process before returning.
-The database: DOPPEL_DB_URL (any SQLAlchemy URL); unset, a SQLite file under the
-state directory (./.doppel/). Errors go to Sentry when SENTRY_DSN is set.
+The database: DOPPEL_DB_URL (sqlite:///... or postgresql+psycopg://...); unset, a
+SQLite file under the state directory (./.doppel/). After installing a new Doppel,
+`doppel db upgrade` brings its schema up. Errors go to Sentry when SENTRY_DSN is set.
 Exit codes: 0 done, 1 failed, 2 a usage or configuration mistake (the message says
 what to correct), 3 still running when --timeout ran out.
 

@@ -68,9 +68,14 @@ class Shop:
         return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
 
 
+@pytest.fixture(autouse=True)
+def _state_database(state_db_url):
+    """Every flow test on the state databases chosen (tests/support/state_db.py): DOPPEL_DB_URL set or unset."""
+    return state_db_url
+
+
 @pytest.fixture
 def shop(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     shop = Shop(tmp_path)
     yield shop

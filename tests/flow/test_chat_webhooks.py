@@ -11,7 +11,6 @@ from tests.support.gateway import ReplyCatcher
 @pytest.fixture
 def chatty(tmp_path, monkeypatch):
     """A sample production with a DR policy, and two chat webhooks (one of them down)."""
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     webhook = ReplyCatcher()
     monkeypatch.setenv("DOPPEL_TEST_CHAT_WEBHOOK", webhook.url)

@@ -17,7 +17,7 @@ from doppel.cli import main
 def doppel(tmp_path, monkeypatch, capsys):
     """`doppel ARGS...` against a doppel.yaml with the sample production and a nightly backup job: its exit code,
     what it printed and what it said on stderr."""
-    for name in ("DOPPEL_DB_URL", "DOPPEL_AMQP_URL", "DOPPEL_CONFIG"):
+    for name in ("DOPPEL_AMQP_URL", "DOPPEL_CONFIG"):  # DOPPEL_DB_URL: the state_db_url fixture's
         monkeypatch.delenv(name, raising=False)
     config = tmp_path / "doppel.yaml"
     config.write_text(yaml.safe_dump({

@@ -27,7 +27,6 @@ def dr_policy(**overrides) -> dict:
 
 @pytest.fixture
 def dr_shop(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     shop = Shop(tmp_path, dr=dr_policy())
     shop.app.cloud.switch_dns(DnsRecord(NAME, "A", HOME, 300))
@@ -67,6 +66,7 @@ def frozen_types(shop) -> set:
             or p.selector.get("production") == "shop" for t in p.selector["types"]}
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_home(dr_shop):
     shop = dr_shop
     db = shop.production / "data/shop.db"
@@ -111,6 +111,7 @@ def test_an_alarm_fails_over_to_the_newest_backup_and_failback_brings_dr_writes_
     assert has_order(kept / "data/shop.db", 2222)
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_flapping_and_repeated_alarms_make_one_failover(dr_shop):
     shop = dr_shop
     back_up(shop)
@@ -232,7 +233,6 @@ def test_a_sync_silent_for_longer_than_the_wait_is_taken_for_dead_and_the_failov
 
 
 def test_confirm_mode_waits_for_failover_confirmed(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path, dr=dr_policy(decision="confirm"))
     try:
         back_up(shop)

@@ -21,7 +21,7 @@ def doppel(tmp_path):
         "state_dir": str(tmp_path / "state"), "productions": {"shop": make_sample_production(production)},
         "dr": {"shop": {"target": {"env": "shop-dr"}, "alarms": ["shop-down"],
                         "dns": {"records": [{"name": "shop.example.com", "value": "127.0.0.20"}]}}}}))
-    environ = {k: v for k, v in os.environ.items() if k not in ("DOPPEL_AMQP_URL", "DOPPEL_DB_URL")}
+    environ = {k: v for k, v in os.environ.items() if k != "DOPPEL_AMQP_URL"}
 
     def run(*args, stdin=subprocess.DEVNULL):
         return subprocess.run([sys.executable, "-m", "doppel", "--config", str(config), *args], cwd=ROOT,

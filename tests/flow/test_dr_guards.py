@@ -46,7 +46,6 @@ class Health:
 @pytest.fixture
 def make_shop(tmp_path, monkeypatch):
     """A sample production with the DR policy `dr_policy(**overrides)`, its name pointing home."""
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     made = []
 

@@ -4,6 +4,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from core.registry import FAILED, READY
 from tests.flow.conftest import content_digest, tree_digest
 
@@ -20,6 +22,7 @@ def everything_in(db: Path) -> str:
         return "\n".join(repr(row) for t in tables for row in conn.execute(f'SELECT * FROM "{t}"'))
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_the_chain_makes_a_working_clone_and_leaves_production_untouched(shop):
     before = tree_digest(shop.production)
 
@@ -93,7 +96,6 @@ def test_an_unknown_production_is_refused_at_once_with_the_reason(shop):
 
 def test_a_ttl_over_the_configured_maximum_is_refused_with_the_reason(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path, environments={"max_ttl": "2d"})
     try:
         shop.publish("env.requested", env="long-test", production="shop", ttl_seconds=3 * 86400)
@@ -153,7 +155,6 @@ def assert_nothing_left(shop, name):
 
 def test_a_transient_failure_at_configure_is_retried_then_compensated(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     shop = Shop(tmp_path)
     shop.app.deps.cloud = ConfigureTimesOut(shop.app.cloud)
     try:
@@ -172,7 +173,6 @@ def test_a_transient_failure_at_configure_is_retried_then_compensated(tmp_path, 
 
 def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monkeypatch):
     from tests.flow.conftest import Shop
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     # Given a clone policy that cannot be applied: it anonymises a table production does not have
     shop = Shop(tmp_path)
     policy = shop.app.config["productions"]["shop"]["clone"]
@@ -195,6 +195,7 @@ def test_a_permanent_failure_at_configure_is_compensated_at_once(tmp_path, monke
         shop.app.close()
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_ttl_expiry_backs_up_before_deleting_and_the_backup_restores_the_environment(shop, tmp_path):
     # Given a ready environment with data of its own
     shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=60)
@@ -352,6 +353,7 @@ def test_the_sweep_leaves_an_environment_that_is_young_held_by_a_worker_or_still
     assert [e.data["env"] for e in shop.events("env.failed")] == ["left-one"]
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_a_step_whose_workers_kept_dying_is_abandoned_compensated_and_can_be_replayed(shop):
     from bus import topology
     from bus.ledger import MAX_TAKEOVERS

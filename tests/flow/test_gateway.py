@@ -99,7 +99,7 @@ def test_doppel_run_serves_the_gateway_beside_the_worker(tmp_path):
     config = tmp_path / "doppel.yaml"
     config.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"),
                                       "gateway": {**GATEWAY, "port": port}}))
-    environ = {k: v for k, v in os.environ.items() if k not in ("DOPPEL_AMQP_URL", "DOPPEL_DB_URL")}
+    environ = {k: v for k, v in os.environ.items() if k != "DOPPEL_AMQP_URL"}
     process = subprocess.Popen([sys.executable, "-m", "doppel", "--config", str(config), "run"],
                                env={**environ, **SECRETS}, stderr=subprocess.PIPE, text=True,
                                cwd=Path(__file__).resolve().parents[2])

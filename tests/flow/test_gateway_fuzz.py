@@ -360,11 +360,11 @@ MUTATIONS = [_method, _path, _headers, _headers, _body, _body, _body, _framing, 
 
 # -- the gateway, with no worker: what it publishes stays in the queues -----------------------------------
 @pytest.fixture(params=["memory", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
-def gateway_alone(request, tmp_path, monkeypatch):
+def gateway_alone(request, tmp_path, monkeypatch, state_db_url):
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     if request.param == "rabbitmq":
         monkeypatch.setenv("DOPPEL_AMQP_URL", request.getfixturevalue("amqp_url"))
-    monkeypatch.setenv("DOPPEL_DB_URL", f"sqlite:///{tmp_path / 'doppel.db'}")
+    monkeypatch.setenv("DOPPEL_DB_URL", state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}")
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     shop = make_sample_production(tmp_path / "production" / "shop")

@@ -29,10 +29,10 @@ PUBLISHED_IN_CHAT = re.compile(r"\(request ([^)]+)\)")
 
 
 @pytest.fixture
-def lone_gateway(tmp_path, monkeypatch):
+def lone_gateway(tmp_path, monkeypatch, state_db_url):
     """A gateway with no worker, on the embedded bus, with the sample production `shop`."""
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    monkeypatch.setenv("DOPPEL_DB_URL", f"sqlite:///{tmp_path / 'doppel.db'}")
+    monkeypatch.setenv("DOPPEL_DB_URL", state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}")
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     shop = make_sample_production(tmp_path / "production" / "shop")

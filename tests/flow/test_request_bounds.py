@@ -76,7 +76,6 @@ def test_the_gateway_and_chat_refuse_a_huge_ttl_and_a_huge_owner_and_publish_not
 
 @pytest.fixture
 def config_file(tmp_path, monkeypatch):
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     path = tmp_path / "doppel.yaml"
     path.write_text(yaml.safe_dump({"state_dir": str(tmp_path / "state"), "environments": {"max_ttl": "7d"},
@@ -113,7 +112,9 @@ def test_doppel_publish_refuses_a_huge_ttl(config_file, capsys):
     assert code == 2 and "env.requested is invalid: ttl_seconds: must be between 1 second" in capsys.readouterr().err
 
 
-def test_env_list_prints_a_bounded_line_whatever_the_owner(config_file, capsys):
+def test_env_list_prints_a_bounded_line_whatever_the_owner(config_file, capsys, state_db_url):
+    if state_db_url:
+        pytest.skip("PostgreSQL enforces the owner column's varchar(128): such a row cannot be there")
     # Given an environment registered (before the bounds) with a 5 MB owner holding a terminal escape
     app = App.load(config_file)
     try:

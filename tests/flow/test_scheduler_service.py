@@ -20,6 +20,7 @@ from scheduler.service import SchedulerService
 from schemas.envelope import Event, parse_time
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.both_databases  # CI runs it on PostgreSQL too: two replicas, each on its own connections
 FAST = LeaseTiming(ttl=2.0, renew_every=0.5, poll_every=0.25, safety=0.5, handover_window=1.0)
 TICK = [{"id": "tick", "every": 1.0, "type": "poll.tick", "data": {}, "tags": [], "timezone": "UTC",
          "misfire_grace": 3600.0}]
@@ -57,15 +58,16 @@ def clock():
 
 
 @pytest.fixture
-def world(tmp_path, clock):
-    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+def world(tmp_path, clock, state_db_url):
+    url = state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"
+    engine = make_engine(url)
     broker = MemoryBroker()
     broker.declare([QueueSpec("seen", "classic", ("#",))])
-    registry = Registry(engine)
     running = []
 
     def start(name):
-        service = SchedulerService(engine=engine, broker=broker, registry=registry, schedules=TICK, holder=name,
+        own = make_engine(url)  # each replica on its own connections, as on its own host
+        service = SchedulerService(engine=own, broker=broker, registry=Registry(own), schedules=TICK, holder=name,
                                    timing=FAST, tick=0.25, source=f"doppel/scheduler-{name}", clock=clock,
                                    monotonic=clock)
         running.append(Running(service))

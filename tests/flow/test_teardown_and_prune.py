@@ -10,13 +10,13 @@ from tests.flow.conftest import Shop
 @pytest.fixture
 def keep_two(tmp_path, monkeypatch):
     """The sample production, whose backups keep only the last two."""
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     shop = Shop(tmp_path, backups={"retention": {"keep_last": 2, "daily": 0, "weekly": 0, "monthly": 0}})
     yield shop
     shop.app.close()
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_teardown_deletes_what_was_tagged_for_the_environment_and_cancels_its_expiry(shop):
     # Given a ready environment with a TTL, and a snapshot tagged for it that a crashed retry left behind
     shop.publish("env.requested", env="perf-test", production="shop", ttl_seconds=3600)

@@ -2,6 +2,8 @@
 import json
 import threading
 
+import pytest
+
 from bus import topology
 from bus.ledger import MAX_TAKEOVERS
 from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_REDRIVEN_AT, Message, event_message
@@ -44,6 +46,7 @@ def test_handled_once_and_emitted_events_keep_the_correlation_id(bus):
     assert bus.workers[0].stats.counts[f"handled:a{bus.prefix}"] == 1
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_same_event_delivered_twice_runs_the_function_once(bus):
     runs = []
     fn = make_function(f"once{bus.prefix}", "env.requested", lambda e, deps: runs.append(e.id) or [])
@@ -212,6 +215,7 @@ def test_a_key_claimed_by_a_live_worker_is_deferred_not_run_twice(memory_bus):
     assert bus.workers[0].stats.counts[f"duplicate:{name}"] == 1
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_a_key_claimed_by_a_dead_worker_is_taken_over_after_its_lease(memory_bus):
     bus = memory_bus
     runs = []
@@ -261,6 +265,7 @@ def test_an_unexpected_error_on_one_event_of_a_batch_puts_it_back_and_the_others
     assert runs == ["good-1", "bad", "good-2", "bad"]
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_a_claim_that_ran_out_with_its_message_lost_is_published_again_by_the_sweep_and_run_once(memory_bus):
     bus = memory_bus
     runs = []

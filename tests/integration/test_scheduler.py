@@ -1,4 +1,5 @@
-"""The scheduler's promises with two real `doppel scheduler` processes, a real RabbitMQ and one SQLite file.
+"""The scheduler's promises with two real `doppel scheduler` processes, a real RabbitMQ and one state database
+(SQLite, or PostgreSQL: tests/support/state_db.py), each process on its own connections.
 
 A worker serving `audit` on the same vhost records every event once (by source and
 id); a plain queue bound to the events counts what was actually published, so a
@@ -51,7 +52,7 @@ class Fleet:
 
     def start(self, count=1) -> list[subprocess.Popen]:
         env = {**os.environ, "DOPPEL_AMQP_URL": self.amqp_url,
-               "DOPPEL_DB_URL": f"sqlite:///{self.tmp_path / 'doppel.db'}",
+               "DOPPEL_DB_URL": self.bus.db_url,
                "DOPPEL_CONFIG": str(self.config), "PYTHONPATH": str(ROOT)}
         env.pop("SENTRY_DSN", None)
         started = []
@@ -130,9 +131,9 @@ def fleet_for(tmp_path, bus_rabbitmq, amqp_url):
 
 
 @pytest.fixture
-def bus_rabbitmq(tmp_path, amqp_url):
+def bus_rabbitmq(tmp_path, amqp_url, state_db_url):
     from tests.harness import Bus
-    harness = Bus("rabbitmq", tmp_path, amqp_url)
+    harness = Bus("rabbitmq", tmp_path, amqp_url, db_url=state_db_url)
     yield harness
     harness.close()
 
@@ -154,6 +155,7 @@ def assert_every_second_once(fires: list[dict]) -> None:
 
 
 # -- 1. two schedulers, 60 fires, one event per scheduled time ----------------------------------
+@pytest.mark.both_databases
 def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet_for):
     # Given two scheduler processes and a job every second
     fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])

@@ -51,9 +51,8 @@ def call(url: str, method: str, path: str, body: bytes | None = None, headers: d
 
 
 def embedded_gateway_env(monkeypatch, **extra: str) -> None:
-    """An embedded Doppel's environment for a gateway test: no bus or database URL from the shell running
-    the tests, and the gateway's secrets (with `extra` ones)."""
-    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    """An embedded Doppel's environment for a gateway test: no bus URL from the shell running the tests, and the
+    gateway's secrets (with `extra` ones). The database is the flow tests' state_db_url fixture's."""
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
     for name, value in {**SECRETS, **extra}.items():
         monkeypatch.setenv(name, value)

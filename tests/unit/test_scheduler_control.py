@@ -34,8 +34,8 @@ def clock():
 
 
 @pytest.fixture
-def control(tmp_path, clock):
-    return Scheduler(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), SCHEDULES, clock=clock)
+def control(tmp_path, clock, state_db_url):
+    return Scheduler(make_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"), SCHEDULES, clock=clock)
 
 
 def job(control, job_id) -> JobSpec:

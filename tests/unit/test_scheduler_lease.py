@@ -22,8 +22,10 @@ class Clock:
 
 
 @pytest.fixture
-def engine(tmp_path):
-    return make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+def engine(tmp_path, state_db_url):
+    engine = make_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}")
+    yield engine
+    engine.dispose()
 
 
 def lease(engine, clock, holder):
