@@ -24,7 +24,7 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-REVISIONS = ("0001", "0002")  # oldest first; the last is this code's
+REVISIONS = ("0001", "0002", "0003")  # oldest first; the last is this code's
 HEAD = REVISIONS[-1]
 UPGRADE = "doppel db upgrade"
 VERSION_TABLE = "alembic_version"
@@ -69,11 +69,11 @@ def all_metadata() -> MetaData:
     """Every table the code reads and writes, in one MetaData (what versions/ must produce at HEAD)."""
     from bus import ledger_table
     from bus.memory import parked_table
-    from core import audit, catalogue, dr_state, registry
+    from core import audit, catalogue, dr_state, logbook, registry
     from gateway import approvals
     from scheduler import tables
     combined = MetaData()
-    for module in (registry, audit, dr_state, catalogue, ledger_table, tables, approvals):
+    for module in (registry, audit, dr_state, catalogue, logbook, ledger_table, tables, approvals):
         for table in module.metadata.sorted_tables:
             table.to_metadata(combined)
     parked_table(combined)
