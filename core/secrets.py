@@ -28,16 +28,40 @@ _URL_PASSWORD = re.compile(r"(?<=://)([^\s/:@]*):([^\s/@]+)@")
 _REMEMBERED_MAX = 10_000  # made credentials kept to mask: a worker's last few thousand environments
 _remembered: deque[str] = deque(maxlen=_REMEMBERED_MAX)
 _remembered_lock = threading.Lock()
+_remembered_version = 0  # bumped by remember(): secret_values() rebuilds its set only after a change
+_WORD = re.compile(r"[A-Za-z0-9_-]+")  # what token_urlsafe makes, and what ends where such a token ends
+
+
+class SecretSet(frozenset):
+    """The secret values to mask, ready for a fast scrub: `others` are looked for as substrings (longest first),
+    `words` (credentials Doppel made, URL-safe tokens) as whole words of a text, in one pass whatever their
+    number. A worker remembers thousands of credentials; looking for each in every log line would cost a
+    scan of the line per credential."""
+
+    words: frozenset
+    others: tuple
+
+    def __new__(cls, values, words=frozenset()):
+        made = super().__new__(cls, values)
+        made.words = frozenset(w for w in words if w in made)
+        made.others = tuple(sorted((v for v in made if v not in made.words), key=len, reverse=True))
+        return made
+
+
+_cache: tuple | None = None  # (environment secrets, remembered version, SecretSet)
 
 
 def remember(values) -> None:
     """Mask these values too, from now on in this process (credentials Doppel made, e.g. an environment's)."""
+    global _remembered_version
     with _remembered_lock:
         _remembered.extend(v for v in values if isinstance(v, str) and len(v) >= _MIN_SECRET_LEN)
+        _remembered_version += 1
 
 
-def secret_values(environ=os.environ) -> set[str]:
-    """Values of environment variables that hold secrets, and passwords inside URLs."""
+def secret_values(environ=os.environ) -> SecretSet:
+    """Values of environment variables that hold secrets, passwords inside URLs, and the credentials remembered."""
+    global _cache
     values = set()
     for name, value in environ.items():
         if not value:
@@ -51,14 +75,25 @@ def secret_values(environ=os.environ) -> set[str]:
                 password = None
             if password:
                 values.add(password)
+    from_environ = frozenset(v for v in values if len(v) >= _MIN_SECRET_LEN)
+    cached = _cache
+    if cached is not None and cached[0] == from_environ and cached[1] == _remembered_version:
+        return cached[2]
     with _remembered_lock:
-        values.update(_remembered)
-    return {v for v in values if len(v) >= _MIN_SECRET_LEN}
+        version, remembered = _remembered_version, set(_remembered)
+    # a remembered token is matched as a word; one that is not a plain word, or is also in the environment
+    # (it may sit inside a longer word there, e.g. a TSIG secret), is looked for as a substring
+    words = {v for v in remembered if _WORD.fullmatch(v) and v not in from_environ}
+    made = SecretSet(from_environ | remembered, words)
+    _cache = (from_environ, version, made)
+    return made
 
 
 def scrub(node, secrets: set[str], key: str = "", *, by_name: bool = True):
     """A copy of `node` with secret values and URL passwords replaced, and (`by_name`) secret-named fields
     masked."""
+    if not isinstance(secrets, SecretSet):
+        secrets = SecretSet(secrets or ())
     if isinstance(node, dict):
         return {k: (MASK if by_name and isinstance(k, str) and _SECRET_NAME.search(k)
                     and isinstance(v, (str, int, float)) and not isinstance(v, bool)
@@ -71,9 +106,11 @@ def scrub(node, secrets: set[str], key: str = "", *, by_name: bool = True):
     if isinstance(node, str):
         if _PRIVATE_KEY.search(node):
             return MASK  # a private key (a server's host key through user data) whatever holds it
-        for secret in sorted(secrets, key=len, reverse=True):
+        for secret in secrets.others:
             if secret in node:
                 node = node.replace(secret, MASK)
+        if secrets.words:
+            node = _WORD.sub(lambda word: MASK if word.group(0) in secrets.words else word.group(0), node)
         if "://" in node:
             node = _URL_PASSWORD.sub(_mask_url_password, node)
         return node
