@@ -49,5 +49,8 @@ def setup(level: int, fmt: str, datefmt: str) -> None:
     formatter = JsonFormatter() if fmt == "json" else TextFormatter(datefmt)
     for handler in logging.getLogger().handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(ChainFilter())
-        handler.addFilter(RedactingFilter())
+        # once per handler: main() may run many times in one process (tests, embedding), and each filter
+        # added again would mask every line again
+        for kind in (ChainFilter, RedactingFilter):
+            if not any(isinstance(f, kind) for f in handler.filters):
+                handler.addFilter(kind())
