@@ -34,6 +34,13 @@ def answers(port: int) -> bool:
     return True
 
 
+def listening(port: int) -> bool:
+    try:
+        return call(f"http://127.0.0.1:{port}", "GET", "/health").status == 200
+    except OSError:
+        return False
+
+
 def test_each_role_serves_its_families_on_its_own_port_after_a_chain(tmp_path, amqp_url):
     # Given the worker, the scheduler and the gateway as processes, each with a metrics port
     ports = {role: free_port() for role in ("worker", "scheduler", "gateway")}
@@ -57,6 +64,8 @@ def test_each_role_serves_its_families_on_its_own_port_after_a_chain(tmp_path, a
     try:
         for role, port in ports.items():
             wait_for(lambda port=port: answers(port), 60, f"the {role}'s metrics port", explain=logs)
+        # the gateway serves its metrics before it has declared the topology and listens for events
+        wait_for(lambda: listening(gateway_port), 60, "the gateway listening", explain=logs)
 
         # When an environment is requested through the gateway, and the scheduler's backup is made
         event = {"specversion": "1.0", "id": "req-metrics-1", "source": "https://ci.example/jobs/1",
