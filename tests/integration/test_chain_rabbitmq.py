@@ -211,12 +211,14 @@ def test_thirty_requests_through_two_kill_9s_and_a_broker_restart_each_end_once_
     from core.broker import event_message
     from core.db import make_engine
     from core.registry import DELETED, FAILED, READY, Registry
+    from doppel import migrations
     from doppel.cli.common import build_event
 
     site = Site(tmp_path, amqp_url, bus={"lease": "8s", "retry": {"attempts": 3, "first_delay": "1s"},
                                          "stuck_after": "1h"},  # the stuck sweep must not be what ends them
                 rows=20_000)  # a production that takes a moment to copy, so the kills find work under way
     engine = make_engine(site.env["DOPPEL_DB_URL"])
+    migrations.upgrade(engine)  # as a Doppel process makes it, so the workers started on it find it current
     registry, ledger = Registry(engine), Ledger(engine)
     broker = None
     try:
