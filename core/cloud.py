@@ -104,6 +104,26 @@ def _time_in(text: str | datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def fill_parameters(mapping: Mapping[str, Any], values: Mapping[str, Any], *, env: str, production: str
+                    ) -> dict:
+    """A production's template parameters with their {placeholders} filled from `values` (what a driver offers:
+    snapshot parts, secrets, ...); a placeholder nothing fills is named in the error with what is available
+    (generated secrets and host keys left out of that list)."""
+    from schemas.openstack import PARAMETER_PLACEHOLDER
+
+    def fill(match) -> str:
+        key = match.group(1).strip()
+        if key not in values:
+            have = ", ".join(sorted(k for k in values if not k.startswith(("secrets.", "host_key.")))) or "none"
+            raise DriverError(f"parameter value {{{key}}} of production {production} has nothing to fill it "
+                              f"(available: {have}); fix productions.{production}.parameters", env=env,
+                              permanent=True)
+        return str(values[key])
+
+    return {name: PARAMETER_PLACEHOLDER.sub(fill, value) if isinstance(value, str) else value
+            for name, value in mapping.items()}
+
+
 def configurable_stack(env: str, requested: "Stack | None", current: "Stack | None") -> "Stack":
     """The env's stack as it is now, when it is the one the caller means and is complete.
 

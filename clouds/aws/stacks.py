@@ -33,8 +33,8 @@ from core.cloud import (
     Stack,
     configurable_stack,
     env_tags,
+    fill_parameters,
 )
-from schemas.openstack import PARAMETER_PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
@@ -145,17 +145,7 @@ def render(mapping: Mapping, *, env: str, production: str, parts: Mapping[str, s
     values = {"env": env, "production": production, **parts,
               **{f"secrets.{name}": value for name, value in secrets.items()}}
 
-    def fill(match) -> str:
-        key = match.group(1).strip()
-        if key not in values:
-            have = ", ".join(sorted(k for k in values if not k.startswith("secrets."))) or "none"
-            raise DriverError(f"parameter value {{{key}}} of production {production} has nothing to fill it "
-                              f"(available: {have}); fix productions.{production}.parameters", env=env,
-                              permanent=True)
-        return str(values[key])
-
-    return {name: PARAMETER_PLACEHOLDER.sub(fill, value) if isinstance(value, str) else value
-            for name, value in mapping.items()}
+    return fill_parameters(mapping, values, env=env, production=production)
 
 
 def _template(spec: Mapping, production: str, env: str) -> str:

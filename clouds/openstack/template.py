@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, DriverError
+from core.cloud import TAG_ENV, TAG_KEY, TAG_PRODUCTION, TAG_SNAPSHOT, DriverError, fill_parameters
 from schemas.openstack import PARAMETER_PLACEHOLDER
 
 # Template parameter -> the tag it carries.
@@ -53,17 +53,7 @@ def render_parameters(mapping: Mapping[str, Any], *, images: Mapping[str, str], 
     values.update({f"snapshot.volume.{name}": snap for name, snap in volume_snapshots.items()})
     values.update({f"secrets.{name}": value for name, value in secrets.items()})
 
-    def fill(match) -> str:
-        key = match.group(1).strip()
-        if key not in values:
-            have = ", ".join(sorted(k for k in values if not k.startswith(("secrets.", "host_key.")))) or "none"
-            raise DriverError(f"parameter value {{{key}}} of production {production} has nothing to fill it "
-                              f"(available: {have}); fix productions.{production}.parameters", env=env,
-                              permanent=True)
-        return str(values[key])
-
-    return {name: PARAMETER_PLACEHOLDER.sub(fill, value) if isinstance(value, str) else value
-            for name, value in mapping.items()}
+    return fill_parameters(mapping, values, env=env, production=production)
 
 
 def uses_secrets_or_bundle(value: Any) -> bool:
