@@ -104,6 +104,26 @@ def _time_in(text: str | datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def existing_stack(found: "Stack | None", env: str, key: str) -> "Stack | None":
+    """The env's stack made by this request (a replay returns it), None when there is none to reuse (none, or
+    one being deleted); ResourceConflict when another request made it."""
+    if found is None or found.status == DELETE_IN_PROGRESS:
+        return None
+    if found.tags.get(TAG_KEY) != key:
+        raise ResourceConflict(f"environment {env} already has stack {found.name}, made by another request; "
+                               "delete it first (doppel env delete) or choose another name", env=env)
+    return found
+
+
+def require_complete(current: "Snapshot", env: str) -> "Snapshot":
+    """The snapshot a stack is built from, refused (permanently when it failed) while it is not complete."""
+    if current.status != SNAPSHOT_COMPLETE:
+        raise DriverError(f"cannot build env {env} from snapshot {current.id}: it is {current.status} "
+                          f"({current.status_reason}); wait for it, or take a new one", env=env,
+                          permanent=current.status == SNAPSHOT_FAILED)
+    return current
+
+
 def fill_parameters(mapping: Mapping[str, Any], values: Mapping[str, Any], *, env: str, production: str
                     ) -> dict:
     """A production's template parameters with their {placeholders} filled from `values` (what a driver offers:

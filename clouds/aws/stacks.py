@@ -22,18 +22,16 @@ from core.cloud import (
     CREATE_FAILED,
     CREATE_IN_PROGRESS,
     DELETE_IN_PROGRESS,
-    SNAPSHOT_COMPLETE,
-    SNAPSHOT_FAILED,
-    TAG_KEY,
     TAG_PRODUCTION,
     TAG_SNAPSHOT,
     DriverError,
-    ResourceConflict,
     Snapshot,
     Stack,
     configurable_stack,
     env_tags,
+    existing_stack,
     fill_parameters,
+    require_complete,
 )
 
 log = logging.getLogger(__name__)
@@ -52,16 +50,9 @@ class StackVerbs:
         spec = self._spec(snapshot.production, env)
         clients = self._clients(spec)
         found = self._stack(clients, env)
-        if found is not None and found.status != DELETE_IN_PROGRESS:
-            if found.tags.get(TAG_KEY) != key:
-                raise ResourceConflict(f"environment {env} already has stack {found.name}, made by another request; "
-                                       "delete it first (doppel env delete) or choose another name", env=env)
+        if existing_stack(found, env, key) is not None:
             return found
-        current = self.snapshot_status(snapshot.id)
-        if current.status != SNAPSHOT_COMPLETE:
-            raise DriverError(f"cannot build env {env} from snapshot {snapshot.id}: it is {current.status} "
-                              f"({current.status_reason}); wait for it, or take a new one", env=env,
-                              permanent=current.status == SNAPSHOT_FAILED)
+        current = require_complete(self.snapshot_status(snapshot.id), env)
         values = render(spec["parameters"] | (parameters or {}), env=env, production=snapshot.production,
                         parts={f"snapshot.{c.kind}.{c.name}": c.location for c in current.components},
                         secrets={name: _secrets.token_urlsafe(24) for name in spec["clone"]["secrets"]})

@@ -20,19 +20,18 @@ from core.cloud import (
     CREATE_FAILED,
     CREATE_IN_PROGRESS,
     DELETE_IN_PROGRESS,
-    SNAPSHOT_COMPLETE,
-    SNAPSHOT_FAILED,
     TAG_ENV,
     TAG_KEY,
     TAG_PRODUCTION,
     TAG_SNAPSHOT,
     DriverError,
-    ResourceConflict,
     ResourceMissing,
     Snapshot,
     Stack,
     TaggedResource,
     env_tags,
+    existing_stack,
+    require_complete,
     tags_match,
 )
 
@@ -49,16 +48,9 @@ class StackVerbs:
         spec = self._spec(snapshot.production, env)
         conn = self._conn(spec)
         found = self._stack(conn, env)
-        if found is not None and found.status != DELETE_IN_PROGRESS:
-            if found.tags.get(TAG_KEY) != key:
-                raise ResourceConflict(f"environment {env} already has stack {found.name}, made by another request; "
-                                       "delete it first (doppel env delete) or choose another name", env=env)
+        if existing_stack(found, env, key) is not None:
             return found
-        current = self.snapshot_status(snapshot.id)
-        if current.status != SNAPSHOT_COMPLETE:
-            raise DriverError(f"cannot build env {env} from snapshot {snapshot.id}: it is {current.status} "
-                              f"({current.status_reason}); wait for it, or take a new one", env=env,
-                              permanent=current.status == SNAPSHOT_FAILED)
+        current = require_complete(self.snapshot_status(snapshot.id), env)
         template = load_template(spec["template"], production=snapshot.production, env=env)
         values = render_parameters(
             {**spec["parameters"], **(parameters or {})},
