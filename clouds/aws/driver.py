@@ -131,8 +131,8 @@ class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs):
         return S3Store("doppel-backups", region_name=spec["region"])
 
     def switch_dns(self, record: DnsRecord) -> DnsRecord | None:
-        raise DriverError("DNS on AWS (Route 53) is not supported by the aws driver yet; configure a DNS provider "
-                          "instead", permanent=True)
+        raise DriverError("the aws driver does not switch names itself yet; give the DR policy a Route 53 provider "
+                          "(dns.provider: {type: route53, zone: ...}, docs/dns.md)", permanent=True)
 
     def get_dns(self, name: str) -> DnsRecord | None:
         return None
