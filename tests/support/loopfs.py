@@ -46,6 +46,7 @@ def loop_filesystem(kind: str, size_bytes: int, under: str = "/var/tmp") -> Iter
         mounted = True
         yield mount_point
     finally:
-        if mounted:
-            subprocess.run(["umount", str(mount_point)], check=True, capture_output=True)
+        if mounted and subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
+            # still busy (a file left open by a failed run): detach it now, the kernel frees it when closed
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=True, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
