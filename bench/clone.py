@@ -1,7 +1,7 @@
 """Cloning productions of two sizes with the local driver, against `cp` of the same trees in the same run.
 
-    python bench/clone.py [--sizes 1.2,12] [--fs xfs|ext4] [--rounds 3] [--dir /var/tmp] [--amqp URL]
-                          [--full-copy] [--chain-runs 15]
+    python bench/clone.py [--sizes 1.2,12] [--fs xfs|ext4] [--rounds 5] [--dir /var/tmp] [--amqp URL]
+                          [--full-copy] [--chain-runs 15] [--chain-only] [--py-spy FILE]
 
 The bench makes a filesystem of its own (--fs, default xfs: reflinks, the mkfs.xfs
 default; ext4 has none, so the driver falls back to full copies and says so) on a sparse
@@ -80,11 +80,17 @@ def size_of(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
 
 
+def settle(mount: Path) -> None:
+    """Untimed, after every copy's removal: write back what is dirty, so that no tool pays for another's."""
+    subprocess.run(["sync", "--file-system", str(mount)], check=True)
+
+
 def time_cp(options: list[str], production: Path, target: Path) -> float:
     started = time.perf_counter()
     subprocess.run(["cp", "-a", *options, str(production), str(target)], check=True)
     elapsed = time.perf_counter() - started
     shutil.rmtree(target)
+    settle(target.parent)
     return elapsed
 
 
@@ -104,7 +110,9 @@ def time_doppel(driver: LocalDriver, production: str, env: str, configure: bool)
     started = time.perf_counter()
     driver.delete_stack(env)
     driver.delete_snapshot(snapshot.id)
-    return cloned, configured, time.perf_counter() - started
+    gone = time.perf_counter() - started
+    settle(driver.state_dir)
+    return cloned, configured, gone
 
 
 def chain_overhead_embedded(work: Path, runs: int) -> list[float]:
@@ -135,7 +143,7 @@ def rabbitmqctl(*args: str, check: bool = True) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True)
 
 
-def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int) -> list[float]:
+def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int, py_spy: str | None = None) -> list[float]:
     """env.requested -> env.ready through RabbitMQ and one `doppel worker` process, tiny production (ms): from
     before the CLI's confirmed publish to env.ready reaching a queue of the bench's own."""
     import pika
@@ -168,8 +176,13 @@ def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int) -> list[float]:
         queue = channel.queue_declare("", exclusive=True).method.queue
         channel.queue_bind(queue, EXCHANGE, routing_key="env.ready")
         publisher = RabbitBroker(url)
-        times = []
+        times, spy = [], None
         for n in range(runs + 1):  # the first waits for the worker to start
+            if n == 1 and py_spy:
+                spy = subprocess.Popen(["py-spy", "record", "--pid", str(worker.pid), "--format", "raw",
+                                        "--rate", "250", "--threads", "--output", py_spy],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1)  # py-spy attaching; not timed
             event = build_event("env.requested", {"env": f"tiny-{n}", "production": "shop"})
             started = time.perf_counter()
             publisher.publish([event_message(event)])
@@ -181,6 +194,9 @@ def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int) -> list[float]:
                     break
             times.append((time.perf_counter() - started) * 1000)
             channel.cancel()
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            spy.wait(timeout=60)
         publisher.close()
         listener.close()
         return times[1:]
@@ -197,17 +213,43 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def report(productions: dict, results: dict, full_copy: dict, configure: dict, teardown: dict) -> None:
+    print()
+    print("| production | doppel clone (median, min) | cp -a | cp -a --reflink=always | doppel / reflink cp |"
+          + (" cp --reflink=never |" if full_copy else "") + " configure | teardown |")
+    for name, gib in productions.items():
+        row = results[name]
+        doppel = median(row["doppel"])
+        cells = [f"{gib:g} GB", f"{doppel:.3f} s ({min(row['doppel']):.3f})", f"{median(row['cp -a']):.3f} s",
+                 f"{median(row['cp -a --reflink=always']):.3f} s",
+                 f"{doppel / median(row['cp -a --reflink=always']):.2f}x"]
+        if full_copy:
+            cells.append(f"{full_copy[name]:.2f} s")
+        cells += [f"{configure[name]:.2f} s", f"{median(teardown[name]):.3f} s"]
+        print("| " + " | ".join(cells) + " |")
+    small, large = min(productions, key=productions.get), max(productions, key=productions.get)
+    if small != large:
+        ratio = median(results[large]["doppel"]) / median(results[small]["doppel"])
+        slowest = max(median(results[name]["doppel"]) for name in productions)
+        print(f"clone time {productions[large]:g} GB / {productions[small]:g} GB, medians: {ratio:.2f}x "
+              f"(aim <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'}); slowest median {slowest:.3f} s "
+              f"(aim < 2 s: {'met' if slowest < 2 else 'NOT met'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1.2,12", help="production sizes in GB (GiB), comma-separated")
     parser.add_argument("--fs", choices=("xfs", "ext4"), default="xfs")
     parser.add_argument("--db-share", type=float, default=0.2, help="the database's share of each production")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--dir", default="/var/tmp", help="where the loop file goes (sparse; deleted at the end)")
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672",
                         help="RabbitMQ for the chain overhead (a vhost of the bench's own); 'none' to skip")
     parser.add_argument("--chain-runs", type=int, default=15)
     parser.add_argument("--full-copy", action="store_true", help="also time cp -a --reflink=never (a real copy)")
+    parser.add_argument("--chain-only", action="store_true", help="only the chain overhead (no productions)")
+    parser.add_argument("--py-spy", metavar="FILE", help="record the RabbitMQ worker with py-spy into FILE "
+                                                         "(collapsed stacks) during the chain runs")
     args = parser.parse_args()
     try:
         sizes = [float(size) for size in args.sizes.split(",")]
@@ -215,7 +257,9 @@ def main() -> None:
         parser.error(f"--sizes takes numbers of GB separated by commas, not {args.sizes!r}")
     os.environ.pop("DOPPEL_DB_URL", None)
     os.environ.pop("DOPPEL_AMQP_URL", None)
-    needed = sum(sizes) * 1.1 + (max(sizes) if args.full_copy else 0) + 4
+    if args.chain_only:
+        sizes = []
+    needed = sum(sizes) * 1.1 + (max(sizes, default=0) if args.full_copy else 0) + 4
     free = shutil.disk_usage(args.dir).free / GIB
     if needed > free - 10:
         raise SystemExit(f"{args.dir} has {free:.0f} GiB free; the bench needs {needed:.0f} GiB and leaves 10")
@@ -237,9 +281,11 @@ def main() -> None:
                   f"(built and synced in {time.perf_counter() - started:.0f} s)")
         driver = LocalDriver(mount / "state", entries)
         tools = {"cp -a": [], "cp -a --reflink=always": ["--reflink=always"]}
-        if args.full_copy:
-            tools["cp -a --reflink=never"] = ["--reflink=never"]
         results = {name: {tool: [] for tool in [*tools, "doppel"]} for name in productions}
+        full_copy = {name: time_cp(["--reflink=never"], mount / "production" / name, mount / "cp-copy")
+                     for name in productions} if args.full_copy else {}
+        for name, seconds in full_copy.items():
+            print(f"{productions[name]:g} GB: cp -a --reflink=never (a real copy, once) {seconds:.2f} s")
         configure, teardown = {}, {name: [] for name in productions}
         for n in range(args.rounds):
             for name in productions:
@@ -253,39 +299,19 @@ def main() -> None:
                         teardown[name].append(gone)
                         if configured is not None:
                             configure[name] = configured
-                    elif tool.endswith("never") and n > 0:
-                        continue  # one real copy per size is enough to know its cost
                     else:
                         results[name][tool].append(time_cp(tools[tool], mount / "production" / name,
                                                            mount / "cp-copy"))
                     if results[name][tool]:
                         line.append(f"{tool} {results[name][tool][-1]:.3f} s")
                 print(f"round {n + 1}, {productions[name]:g} GB: " + ", ".join(line))
-        print()
-        print("| production | doppel clone (median, min) | cp -a | cp -a --reflink=always | doppel / reflink cp |"
-              + (" cp --reflink=never |" if args.full_copy else "") + " configure | teardown |")
-        for name, gib in productions.items():
-            row = results[name]
-            doppel = median(row["doppel"])
-            cells = [f"{gib:g} GB", f"{doppel:.3f} s ({min(row['doppel']):.3f})", f"{median(row['cp -a']):.3f} s",
-                     f"{median(row['cp -a --reflink=always']):.3f} s",
-                     f"{doppel / median(row['cp -a --reflink=always']):.2f}x"]
-            if args.full_copy:
-                cells.append(f"{row['cp -a --reflink=never'][0]:.2f} s")
-            cells += [f"{configure[name]:.2f} s", f"{median(teardown[name]):.3f} s"]
-            print("| " + " | ".join(cells) + " |")
-        small, large = min(productions, key=productions.get), max(productions, key=productions.get)
-        if small != large:
-            ratio = median(results[large]["doppel"]) / median(results[small]["doppel"])
-            slowest = max(median(results[name]["doppel"]) for name in productions)
-            print(f"clone time {productions[large]:g} GB / {productions[small]:g} GB, medians: {ratio:.2f}x "
-                  f"(aim <= 1.5x: {'met' if ratio <= 1.5 else 'NOT met'}); slowest median {slowest:.3f} s "
-                  f"(aim < 2 s: {'met' if slowest < 2 else 'NOT met'})")
+        if productions:
+            report(productions, results, full_copy, configure, teardown)
         embedded = chain_overhead_embedded(mount, args.chain_runs)
         print(f"chain overhead env.requested -> env.ready, tiny production: embedded bus median "
               f"{median(embedded):.0f} ms (min {min(embedded):.0f}) over {len(embedded)} runs", end="")
         if args.amqp != "none":
-            rabbit = chain_overhead_rabbitmq(mount, args.amqp, args.chain_runs)
+            rabbit = chain_overhead_rabbitmq(mount, args.amqp, args.chain_runs, args.py_spy)
             print(f"; RabbitMQ, one worker process: median {median(rabbit):.0f} ms (min {min(rabbit):.0f}, "
                   f"max {max(rabbit):.0f}) over {len(rabbit)} runs (aim < 120 ms: "
                   f"{'met' if median(rabbit) < 120 else 'NOT met'})")
