@@ -2,6 +2,7 @@
 
     python bench/clone.py [--sizes 1.2,12] [--fs xfs|ext4] [--rounds 5] [--dir /var/tmp] [--amqp URL]
                           [--full-copy] [--chain-runs 15] [--chain-only] [--py-spy FILE]
+                          [--state-db URL]
 
 The bench makes a filesystem of its own (--fs, default xfs: reflinks, the mkfs.xfs
 default; ext4 has none, so the driver falls back to full copies and says so) on a sparse
@@ -144,7 +145,8 @@ def rabbitmqctl(*args: str, check: bool = True) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True)
 
 
-def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int, py_spy: str | None = None) -> list[float]:
+def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int, py_spy: str | None = None,
+                            state_db: str | None = None) -> list[float]:
     """env.requested -> env.ready through RabbitMQ and one `doppel worker` process, tiny production (ms): from
     before the CLI's confirmed publish to env.ready reaching a queue of the bench's own."""
     import pika
@@ -165,7 +167,7 @@ def chain_overhead_rabbitmq(work: Path, amqp: str, runs: int, py_spy: str | None
         config = site / "doppel.yaml"
         config.write_text(yaml.safe_dump({"state_dir": str(site / "state"), "productions": {"shop": entry}}))
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")}, "DOPPEL_AMQP_URL": url,
-               "DOPPEL_DB_URL": f"sqlite:///{site / 'doppel.db'}", "DOPPEL_CONFIG": str(config),
+               "DOPPEL_DB_URL": state_db or f"sqlite:///{site / 'doppel.db'}", "DOPPEL_CONFIG": str(config),
                "PYTHONPATH": str(ROOT)}
         subprocess.run([sys.executable, "-m", "doppel", "db", "upgrade"], env=env, check=False, capture_output=True)
         subprocess.run([sys.executable, "-m", "doppel", "topology", "--declare"], env=env, check=True,
@@ -253,6 +255,8 @@ def main() -> None:
     parser.add_argument("--chain-runs", type=int, default=15)
     parser.add_argument("--full-copy", action="store_true", help="also time cp -a --reflink=never (a real copy)")
     parser.add_argument("--chain-only", action="store_true", help="only the chain overhead (no productions)")
+    parser.add_argument("--state-db", metavar="URL", help="the RabbitMQ worker's state database (default: a SQLite "
+                                                          "file of its own); it must be empty")
     parser.add_argument("--py-spy", metavar="FILE", help="record the RabbitMQ worker with py-spy into FILE "
                                                          "(collapsed stacks) during the chain runs")
     args = parser.parse_args()
@@ -320,7 +324,7 @@ def main() -> None:
         print(f"chain overhead env.requested -> env.ready, tiny production: embedded bus median "
               f"{median(embedded):.0f} ms (min {min(embedded):.0f}) over {len(embedded)} runs", end="")
         if args.amqp != "none":
-            rabbit = chain_overhead_rabbitmq(mount, args.amqp, args.chain_runs, args.py_spy)
+            rabbit = chain_overhead_rabbitmq(mount, args.amqp, args.chain_runs, args.py_spy, args.state_db)
             print(f"; RabbitMQ, one worker process: median {median(rabbit):.0f} ms (min {min(rabbit):.0f}, "
                   f"max {max(rabbit):.0f}) over {len(rabbit)} runs (aim < 120 ms: "
                   f"{'met' if median(rabbit) < 120 else 'NOT met'})")
