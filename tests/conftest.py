@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack", "dns", "postgresql", "mariadb",
                                                      "chromium", "aws", "ssh",
-                                                     "prometheus")):
+                                                     "prometheus", "loopmount")):
             item.add_marker(skip)
 
 

@@ -12,7 +12,7 @@ if [[ " $* " != *" --fast "* ]]; then
   for service in tests/services/rabbitmq.sh tests/services/swift.sh tests/services/bind.sh \
                  tests/services/postgresql.sh tests/services/mariadb.sh tests/services/chromium.sh \
                  tests/services/moto.sh tests/services/sshd.sh \
-                 tests/services/prometheus.sh; do
+                 tests/services/prometheus.sh tests/services/xfs.sh; do
     [[ -f $service ]] && bash "$service"
   done
 fi

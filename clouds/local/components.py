@@ -14,7 +14,7 @@ from typing import Callable, Iterable, Mapping
 
 from clouds.local.copying import copy_tree, tree_size
 from clouds.local.server_databases import MARIADB, POSTGRESQL, ServerDatabaseKind
-from clouds.local.sqlite import SIDE_SUFFIXES, anonymise_database, backup_database
+from clouds.local.sqlite import SIDE_SUFFIXES, anonymise_database, capture_database
 from clouds.rewrite.anonymise import Pseudonyms
 from schemas.production import database_outputs
 
@@ -68,14 +68,15 @@ class CrontabKind(ComponentKind):
 
 
 class SqliteKind(ComponentKind):
-    """A SQLite database file: online backup in, file path and URL out, UPDATEs to anonymise."""
+    """A SQLite database file: a consistent copy in (a reflink, or the online backup), file path and URL out,
+    UPDATEs to anonymise."""
     kind = "sqlite"
     holds_data = True
 
     def capture(self, component: Mapping, source_root: Path, target_root: Path, exclude: Exclude) -> int:
         target = target_root / component["path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        return backup_database(source_root / component["path"], target)
+        return capture_database(source_root / component["path"], target)
 
     def outputs(self, component: Mapping, env_root: Path, env: str) -> dict:
         path_key, url_key = database_outputs(component["name"])

@@ -1,8 +1,11 @@
 """The local driver's snapshots: a consistent, full copy of a production's components, made once per key.
 
-A snapshot is a full, real copy (never hard links to production), taken in
-`snapshots/<id>.partial/` and renamed into place when whole. Databases are backed up
-online while the files copy.
+A snapshot is a copy of its own (never hard links to production), taken in
+`snapshots/<id>.partial/` and renamed into place when whole. Where the filesystem has
+reflinks (XFS, Btrfs: clouds.local.copying) its files and SQLite databases share
+production's blocks until either side writes, so a snapshot per request costs
+milliseconds whatever production's size; elsewhere it is a full copy. Databases are
+copied while the files copy.
 """
 from __future__ import annotations
 

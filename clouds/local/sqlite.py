@@ -1,17 +1,21 @@
-"""SQLite, done right for copies: online backup of a live database, anonymisation inside a copy.
+"""SQLite, done right for copies: a consistent copy of a live database, anonymisation inside a copy.
 
 A file copy of a live SQLite database can catch it mid-transaction (or miss the WAL
-file holding its latest commits); the online backup API copies one committed state,
-even while the application keeps writing. Anonymisation runs as SQL UPDATEs on the
-clone's copy only, with secure_delete on and a VACUUM after, so the personal data
-replaced does not linger in free pages of the file.
+file holding its latest commits). Where the filesystem has reflinks, the copy is a
+reflink of the database file (and of its WAL) made inside a read transaction, so it
+holds one committed state and costs the same whatever its size; elsewhere the online
+backup API copies one committed state, even while the application keeps writing.
+Anonymisation runs as SQL UPDATEs on the clone's copy only, with secure_delete on and a
+VACUUM after, so the personal data replaced does not linger in free pages of the file.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from clouds.local.copying import reflink
 from clouds.rewrite.anonymise import VALUE_METHODS, Pseudonyms
 
 SIDE_SUFFIXES = ("-wal", "-shm", "-journal")  # files SQLite keeps beside a database
@@ -20,6 +24,75 @@ _BUSY_TIMEOUT = 30.0
 
 class SqliteError(RuntimeError):
     """A SQLite operation on a copy failed; the message names the database and the table or column."""
+
+
+def capture_database(source: Path, target: Path) -> int:
+    """Copy the committed state of the database at `source` into a new file `target`: a reflink where the
+    filesystem can (clone_database), the online backup elsewhere (backup_database); returns its size."""
+    if not Path(source).is_file():
+        raise SqliteError(f"{source} does not exist")
+    size = clone_database(source, target)
+    return backup_database(source, target) if size is None else size
+
+
+def clone_database(source: Path, target: Path) -> int | None:
+    """A reflink of the database at `source` (and of its WAL) as `target`, one committed state; None (and no
+    `target`) where the filesystem has no reflinks.
+
+    Made inside a read transaction, which never holds production's writers up. With a
+    rollback journal, its shared lock keeps every writer from committing (or spilling into
+    the file) until the reflink is made, and taking it rolled back any journal a crashed
+    writer left. In WAL mode commits go on into the WAL: the database is reflinked first,
+    then the WAL, and the copy replays the WAL's committed frames on opening, as after a
+    power cut. It is consistent because the read lock keeps checkpoints from copying into
+    the database any frame the WAL reflink will not hold too, and keeps the WAL from being
+    restarted under a reader that needs it; frames of a commit still being written fail
+    their checksums and are left out. The copy's WAL is folded into it at once, so the copy
+    is one file.
+    """
+    src = sqlite3.connect(Path(source), timeout=_BUSY_TIMEOUT, isolation_level=None)
+    target, wal = Path(target), Path(f"{target}-wal")
+    try:
+        src.execute("BEGIN")
+        try:
+            src.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the read lock, taken now
+            if not _reflink_path(Path(source), target):
+                return None  # no reflinks here: the online backup
+            in_wal = src.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            if in_wal and Path(f"{source}-wal").is_file() and not _reflink_path(Path(f"{source}-wal"), wal):
+                target.unlink()
+                return None
+        finally:
+            src.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        raise SqliteError(f"copying {source} failed: {exc}") from exc
+    finally:
+        src.close()
+    if wal.exists():
+        copy = sqlite3.connect(target)
+        try:
+            copy.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            copy.close()  # the last connection: the WAL file goes
+    return target.stat().st_size
+
+
+def _reflink_path(source: Path, target: Path) -> bool:
+    """`target` made as a reflink of `source` with its mode (owner-only until then), or not made at all."""
+    descriptor = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        made = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            done = reflink(descriptor, made, str(source), str(target))
+            if done:
+                os.fchmod(made, os.fstat(descriptor).st_mode & 0o7777)
+        finally:
+            os.close(made)
+        if not done:
+            target.unlink()
+        return done
+    finally:
+        os.close(descriptor)
 
 
 def backup_database(source: Path, target: Path) -> int:

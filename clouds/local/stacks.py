@@ -1,8 +1,9 @@
 """The local driver's stacks: an environment built from a snapshot, with its DNS record, made once per key.
 
-A snapshot is a full, real copy (never hard links to production). Building the env
-it was taken for then moves that copy into place instead of copying it again, so a
-clone costs one copy of production, as `cp -a` does; the snapshot's record stays
+A snapshot is a copy of its own (never hard links to production; reflinks where the
+filesystem has them, see clouds.local.copying). Building the env it was taken for then
+moves that copy into place instead of copying it again, so a clone costs one copy of
+production, as `cp -a` does (and one reflink per file on XFS or Btrfs); the snapshot's record stays
 (for find_tagged) and says which env took its data. A snapshot used for another env,
 or any snapshot when `keep_snapshots=True`, is copied and stays whole.
 """
