@@ -1,0 +1,89 @@
+"""The DR chain's steps for a cloud target (`dr.<production>.target.driver` other than local: openstack, later aws).
+
+Cold between failovers: a sync copies production's boot images and the newest backup to the DR side, and starts
+nothing there; a failover makes the DR stack from the template with those images (deferred, not waited for,
+while the cloud builds it), restores the backup into its components and probes them; the failback or a failed
+failover deletes the stack again. Every cloud-specific verb is the driver's (core.cloud.DrTargetDriver, through
+`deps.cloud`); this module only orders them and says, in the DR state row, which step is running, so a
+`failover.failed` names it.
+"""
+from __future__ import annotations
+
+import logging
+import re
+
+from core import dr
+from core.errors import Deferred, PermanentError, TransientError
+
+log = logging.getLogger(__name__)
+
+STACK_POLL_S = 5.0  # how soon a failover waiting for the DR stack comes back (the worker's delay queues)
+STEP_PREFIX = "at step "
+OUTPUT = re.compile(r"\{outputs\.([^{}]+)\}")
+
+
+def is_cloud(policy: dict) -> bool:
+    return policy["target"].get("driver", "local") != "local"
+
+
+def at(deps, production: str, step: str) -> None:
+    """Say in the DR row which step is running (what failover.failed names when it gives up)."""
+    dr.states(deps).note(production, detail=STEP_PREFIX + step)
+
+
+def step_of(row, default: str) -> str:
+    detail = row.detail or ""
+    return detail[len(STEP_PREFIX):] if detail.startswith(STEP_PREFIX) else default
+
+
+def sync(deps, production: str, policy: dict, backup) -> str:
+    """Make the DR side ready for `backup`: images copied (or kept), the backup readable there; nothing started."""
+    target = policy["target"]
+    images = deps.cloud.dr_copy_images(production, target)
+    copied = deps.cloud.dr_copy_backup(production, target, backup.id, deps.backups.store)
+    summary = "; ".join([*(f"{name}: {what}" for name, what in sorted(images.items())), copied])
+    log.info("sync of %s into %s: %s", production, target["env"], summary)
+    return summary
+
+
+def fail_over(deps, event, production: str, policy: dict, backup, row):
+    """The DR stack made, `backup` restored into it and probed; the stack (its outputs are the endpoints)."""
+    target = policy["target"]
+    at(deps, production, "backup")
+    deps.cloud.dr_copy_backup(production, target, backup.id, deps.backups.store)  # kept when a sync copied it
+    at(deps, production, "stack")
+    stack = deps.cloud.dr_stack(production, target, event.id)
+    if stack is None:
+        raise TransientError(f"the DR stack of {production} was asked for but the cloud does not show it yet")
+    if stack.failed:
+        raise PermanentError(f"the DR stack {stack.name} of {production} failed: {stack.status_reason or '?'}")
+    if not stack.complete:
+        raise Deferred(STACK_POLL_S, f"the DR stack {stack.name} of {production} is {stack.status}")
+    if row.dr_backup_id != backup.id:
+        at(deps, production, "restore")
+        restored = deps.cloud.dr_restore(production, target, backup.id)
+        dr.states(deps).note(production, dr_backup_id=backup.id)
+        log.info("failover of %s: backup %s restored into %s (%s)", production, backup.id, stack.name,
+                 ", ".join(restored) or "no database")
+    at(deps, production, "probe")
+    dr.require_healthy(production, stack.name, deps.cloud.dr_probe(production, target, backup.id))
+    return stack
+
+
+def compensate(deps, production: str, policy: dict) -> None:
+    """A failover that gave up before any name moved: the half-made DR stack goes (cold again)."""
+    if deps.cloud.dr_delete(production, policy["target"]):
+        log.info("failover of %s gave up: its DR stack %s is being deleted", production, policy["target"]["env"])
+    dr.states(deps).note(production, dr_backup_id=None)
+
+
+def fill_outputs(value: str, outputs: dict, production: str) -> str:
+    """A DNS record's value with {outputs.X} filled from the DR stack's outputs."""
+    def one(match) -> str:
+        found = outputs.get(match.group(1))
+        if found in (None, ""):
+            have = ", ".join(sorted(k for k, v in outputs.items() if v not in (None, ""))) or "none"
+            raise PermanentError(f"dr.{production}.dns: the DR stack has no output {match.group(1)!r} (it has: "
+                                 f"{have}); fix the record's value or the DR template's outputs")
+        return str(found)
+    return OUTPUT.sub(one, value)
