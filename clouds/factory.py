@@ -158,6 +158,12 @@ class ProductionDriver:
     def dr_delete(self, production: str, target):
         return self._for(production).dr_delete(production, target)
 
+    def dr_backup_source(self, production: str, target):
+        return self._for(production).dr_backup_source(production, target)
+
+    def dr_restore_home(self, production: str, backup_id: str, restore):
+        return self._for(production).dr_restore_home(production, backup_id, restore)
+
     def __getattr__(self, name):
         # Extra verbs of the local driver (background, state_dir ...) stay reachable.
         return getattr(self.local, name)

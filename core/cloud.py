@@ -422,3 +422,11 @@ class DrTargetDriver(Protocol):
 
     def dr_delete(self, production: str, target: Mapping) -> bool:
         """Delete the DR stack and its databases (cold again); whether there was one."""
+
+    def dr_backup_source(self, production: str, target: Mapping) -> BackupSource:
+        """What a backup of the DR stack must read (its components), for a failback to carry home."""
+
+    def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]) -> list[str]:
+        """Put `backup_id` in production's components, each whole: `restore(directory, databases)` writes it where
+        `databases` says (side copies), checked, then swapped in; what production held before is kept aside
+        under the returned names."""

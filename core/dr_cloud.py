@@ -87,3 +87,21 @@ def fill_outputs(value: str, outputs: dict, production: str) -> str:
                                  f"{have}); fix the record's value or the DR template's outputs")
         return str(found)
     return OUTPUT.sub(one, value)
+
+
+def backup_source(deps, production: str, policy: dict):
+    """What a failback backs up: the DR stack's components (a local target: the DR copy's directory)."""
+    if is_cloud(policy):
+        return deps.cloud.dr_backup_source(production, policy["target"])
+    return deps.cloud.backup_source(dr.dr_env(policy))
+
+
+def restore_home(deps, production: str, backup_id: str) -> list[str]:
+    """The failback's backup put into production's components, each checked then swapped in whole; what
+    production held before is kept aside (the names returned)."""
+    kept = deps.cloud.dr_restore_home(production, backup_id, lambda into, databases: deps.backups.restore(
+        backup_id, into, databases=databases))
+    if kept:
+        log.warning("%s: production's databases from before the failback are kept as %s; drop them once you no "
+                    "longer need them", production, ", ".join(kept))
+    return kept

@@ -117,6 +117,9 @@ def shop(tmp_path, monkeypatch, pg_server, orders_database, name_at_home):  # no
                                                                               ignore_missing=True) is None,
              180, "the DR stack deleted", interval=2)
     postgresql.drop(pg_server, DR_DATABASE)
+    for name in query(pg_server, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                      (PRODUCTION_DATABASE + "%fb%",)):
+        postgresql.drop(pg_server, name[0])  # what a failback kept aside, or left half-done
     remove_container(openstack.connect(cloud=CLOUD), backups)
 
 
@@ -125,7 +128,13 @@ def back_up(front) -> str:
 
 
 def publish(front, event_type: str, **data) -> None:
-    front.app.broker.publish([event_message(build_event(event_type, data, source="test"))])
+    """Publish as the scheduler (sync.due) or `doppel dr failback` (failback.requested) does; wait for the answer."""
+    event = build_event(event_type, data, source="test")
+    front.app.broker.publish([event_message(event)])
+    kind = event_type.split(".")[0]
+    wait_for(lambda: [e for outcome in (f"{kind}.done", f"{kind}.failed")
+                      for e in front.app.audit.events(event_type=outcome) if e.correlation_id == event.id],
+             180, f"the answer to {event_type}", interval=0.5)
     front.quiesce()
 
 
@@ -173,7 +182,7 @@ def until_outcome(front, push_high) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_sync_keeps_dr_cold_and_an_aodh_alarm_fails_over_into_a_dr_stack_built_from_the_copied_image(
+def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_copied_image_and_failback_goes_home(
         shop, openstack_cloud, production_stack, dr_side, pg_server, orders_database):  # noqa: F811
     front = shop()
     back_up(front)
@@ -202,7 +211,7 @@ def test_sync_keeps_dr_cold_and_an_aodh_alarm_fails_over_into_a_dr_stack_built_f
     assert hashlib.sha256(archive).hexdigest() == manifest.sha256
     # And nothing runs in DR between syncs
     assert dr_side.orchestration.find_stack(stack_name(DR_ENV), ignore_missing=True) is None
-    assert list(dr_side.compute.servers()) == []
+    assert [s.name for s in dr_side.compute.servers() if s.name.startswith(stack_name(DR_ENV))] == []
 
     # When Aodh's alarm fires (and repeats) through the gateway
     with aodh_alarm(openstack_cloud, front) as push_high:
@@ -227,6 +236,34 @@ def test_sync_keeps_dr_cold_and_an_aodh_alarm_fails_over_into_a_dr_stack_built_f
     assert dig(NAME) == [DR_ADDRESS]
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "failed_over" and row.backup_id == newest and row.dr_backup_id == newest
+
+    # When a sync falls due during the failover
+    dr_objects = sorted((o.name, o.etag) for o in dr_side.object_store.objects(DR_CONTAINER))
+    publish(front, "sync.due", production=PRODUCTION)
+    # Then it leaves the DR copy alone: images, the backups there, the DR database
+    assert "failed_over" in front.app.audit.events(event_type="sync.done")[-1].data["skipped"]
+    assert [i.id for i in dr_images(dr_side)] == [copied.id]
+    assert sorted((o.name, o.etag) for o in dr_side.object_store.objects(DR_CONTAINER)) == dr_objects
+    assert query(pg_server, DR_DATABASE, "SELECT count(*) FROM public.orders") == [(41,)]
+
+    # When a row is written in DR and the failback is asked for
+    query(pg_server, DR_DATABASE, "INSERT INTO public.orders VALUES (42, 'written in DR')")
+    publish(front, "failback.requested", production=PRODUCTION)
+
+    # Then production's database holds it, the name points home again, and the DR stack and database go
+    assert [f.data["reason"] for f in front.app.audit.events(event_type="failback.failed")] == []
+    (back,) = front.app.audit.events(event_type="failback.done")
+    assert query(pg_server, orders_database, "SELECT count(*), max(id) FROM public.orders") == [(42, 42)]
+    assert query(pg_server, orders_database, "SELECT item FROM public.orders WHERE id = 42") == [("written in DR",)]
+    kept = [r[0] for r in query(pg_server, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                (orders_database + "_pre_fb%",))]
+    assert len(kept) == 1 and query(pg_server, kept[0], "SELECT count(*) FROM public.orders") == [(41,)]
+    assert dig(NAME) == [HOME]
+    wait_for(lambda: dr_side.orchestration.find_stack(stack_name(DR_ENV), ignore_missing=True) is None, 180,
+             "the DR stack deleted", interval=2)
+    assert DR_DATABASE not in {r[0] for r in query(pg_server, "postgres", "SELECT datname FROM pg_database")}
+    row = front.app.dr_states.get(PRODUCTION)
+    assert row.state == "normal" and row.dr_backup_id is None and front.app.backups.find(back.data["backup_id"])
 
 
 @pytest.mark.timeout(600)
