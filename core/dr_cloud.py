@@ -13,6 +13,7 @@ import logging
 import re
 
 from core import dr
+from core.dr_state import NORMAL
 from core.errors import Deferred, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
@@ -105,3 +106,34 @@ def restore_home(deps, production: str, backup_id: str) -> list[str]:
         log.warning("%s: production's databases from before the failback are kept as %s; drop them once you no "
                     "longer need them", production, ", ".join(kept))
     return kept
+
+
+def drill(deps, event, production: str, policy: dict, backup, scratch: str) -> tuple[list[str], float]:
+    """Restore `backup` into an isolated stack `scratch` in the DR cloud (no name switched, the DR stack not
+    touched), probe it, and delete it whatever happened, except while the cloud still builds it (deferred).
+    The problems found, and the RTO: from the drill's event to a probed stack."""
+    row = dr.states(deps).get(production)
+    if row.state != NORMAL:
+        raise PermanentError(f"no drill of {production} while it is {row.state}: a drill stack made from the DR "
+                             "template could reach the serving DR copy's database; drill after the failback")
+    target = {**policy["target"], "env": scratch}
+    done = False
+    try:
+        deps.cloud.dr_copy_backup(production, policy["target"], backup.id, deps.backups.store)
+        stack = deps.cloud.dr_stack(production, target, event.id)
+        if stack is not None and not stack.failed and not stack.complete:
+            raise Deferred(STACK_POLL_S, f"the drill stack {stack.name} of {production} is {stack.status}")
+        done = True
+        if stack is None or stack.failed:
+            problems = [f"the drill stack of {production} failed: {stack.status_reason if stack else 'not made'}"]
+        else:
+            deps.cloud.dr_restore(production, target, backup.id)
+            problems = deps.cloud.dr_probe(production, target, backup.id)
+    except Deferred:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a backup that does not restore is the drill's finding
+        done, problems = True, [f"restore of backup {backup.id} into a DR stack failed: {type(exc).__name__}: {exc}"]
+    finally:
+        if done:
+            deps.cloud.dr_delete(production, target)
+    return problems, dr.seconds_between(event.time, deps.clock())

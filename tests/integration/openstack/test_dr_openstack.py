@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import openstack
 import pytest
+import yaml
 
 from clouds.databases import postgresql
 from clouds.openstack.resources import stack_name
 from clouds.stores.swift import SwiftStore
 from core.broker import event_message
+from doppel.cli import main
 from doppel.cli.common import build_event
 from tests.integration.databases.conftest import query
 from tests.integration.openstack.conftest import CLOUD, PRODUCTION, PRODUCTION_DATABASE, SESSION, production_entry
@@ -39,7 +42,9 @@ DR_CLOUD, REGION2 = "doppel-test-dr", "RegionTwo"
 ZONE = f"drfo-{SESSION}.doppel-it.test."
 NAME = f"shop.{ZONE}".rstrip(".")
 HOME, DR_ADDRESS = "127.0.0.10", "127.0.0.30"
-DR_ENV, DR_DATABASE, DR_CONTAINER = f"shop-dr-{SESSION}", f"doppel_it_dr_{SESSION}", f"doppel-it-dr-{SESSION}"
+DR_ENV, DR_CONTAINER = f"shop-dr-{SESSION}", f"doppel-it-dr-{SESSION}"
+DR_DATABASE = f"doppel_it_{DR_ENV}"  # the DR template's db_name: "doppel_it_{env}", so a drill's stack has its own
+DRILLS = f"{PRODUCTION[:24]}-drill-"  # functions.drill.scratch_env
 METRIC = {"service_type": "metric", "interface": "public"}
 ALARMING = {"service_type": "alarming", "interface": "public"}
 
@@ -61,6 +66,12 @@ def dr_side(openstack_cloud, production_stack):
         remove_container(conn, DR_CONTAINER)
         conn.dns.delete_zone(zone, ignore_missing=True)
         conn.close()
+
+
+def dr_stacks(conn) -> list[str]:
+    """This session's stacks in the DR project: the DR stack, drills' stacks."""
+    return [s.name for s in conn.orchestration.stacks()
+            if s.name in (stack_name(DR_ENV),) or s.name.startswith(stack_name(DRILLS))]
 
 
 def dr_images(conn) -> list:
@@ -94,18 +105,19 @@ def shop(tmp_path, monkeypatch, pg_server, orders_database, name_at_home):  # no
                     "password_env": pg_server.password_env}
         target = {"driver": "openstack", "env": DR_ENV, "cloud": DR_CLOUD, "region": REGION2,
                   "template": str(HERE / "templates/dr.yaml"), "container": DR_CONTAINER,
-                  "parameters": {"data_snapshot": "", "db_host": pg_server.host, "db_name": DR_DATABASE,
+                  "parameters": {"data_snapshot": "", "db_host": pg_server.host, "db_name": "doppel_it_{env}",
                                  "address": DR_ADDRESS, **parameters}}
-        front = Front(tmp_path / f"doppel-{len(made)}",
-                      productions={PRODUCTION: production_entry(databases=[database], db_host=pg_server.host,
-                                                                db_name=PRODUCTION_DATABASE)},
-                      backups={"store": {"type": "swift", "container": backups, "cloud": CLOUD}},
-                      dr={PRODUCTION: {"target": target, "alarms": [alarm], "backup": "newest",
-                                       "dns": {"provider": {"type": "designate", "cloud": DR_CLOUD, "zone": ZONE,
-                                                            "region_name": REGION2},
-                                               "records": [{"name": NAME, "value": "{outputs.address}",
-                                                            "ttl": 60}]}}})
+        productions = {PRODUCTION: production_entry(databases=[database], db_host=pg_server.host,
+                                                    db_name=PRODUCTION_DATABASE)}
+        backups_section = {"store": {"type": "swift", "container": backups, "cloud": CLOUD}}
+        dr = {PRODUCTION: {"target": target, "alarms": [alarm], "backup": "newest",
+                           "dns": {"provider": {"type": "designate", "cloud": DR_CLOUD, "zone": ZONE,
+                                                "region_name": REGION2},
+                                   "records": [{"name": NAME, "value": "{outputs.address}", "ttl": 60}]}}}
+        front = Front(tmp_path / f"doppel-{len(made)}", productions=productions, backups=backups_section, dr=dr)
         front.alarm_name, front.target = alarm, target
+        front.document = {"state_dir": str(tmp_path / f"doppel-{len(made)}" / "state"), "productions": productions,
+                          "backups": backups_section, "dr": dr}
         made.append(front)
         return front
 
@@ -113,10 +125,11 @@ def shop(tmp_path, monkeypatch, pg_server, orders_database, name_at_home):  # no
     for front in made:
         front.app.cloud.dr_delete(PRODUCTION, front.target)
         front.close()
-    wait_for(lambda: openstack.connect(cloud=DR_CLOUD).orchestration.find_stack(stack_name(DR_ENV),
-                                                                              ignore_missing=True) is None,
-             180, "the DR stack deleted", interval=2)
+    wait_for(lambda: not dr_stacks(openstack.connect(cloud=DR_CLOUD)), 180, "the DR stacks deleted", interval=2)
     postgresql.drop(pg_server, DR_DATABASE)
+    for name in query(pg_server, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                      (f"doppel_it_{DRILLS}%",)):
+        postgresql.drop(pg_server, name[0])  # a drill's, had it been left
     for name in query(pg_server, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
                       (PRODUCTION_DATABASE + "%fb%",)):
         postgresql.drop(pg_server, name[0])  # what a failback kept aside, or left half-done
@@ -288,3 +301,31 @@ def test_a_failover_whose_dr_heat_refuses_the_stack_leaves_nothing_keeps_dns_and
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "normal" and row.holder is None and not row.dns_switched
     assert DR_DATABASE not in {r[0] for r in query(pg_server, "postgres", "SELECT datname FROM pg_database")}
+
+
+@pytest.mark.timeout(600)
+def test_a_drill_in_the_dr_region_verifies_the_backup_leaves_nothing_behind_and_is_in_the_report(
+        shop, dr_side, pg_server, orders_database, tmp_path, capsys):  # noqa: F811
+    front = shop()
+    backup = back_up(front)
+    publish(front, "sync.due", production=PRODUCTION)
+
+    publish(front, "drill.due", production=PRODUCTION)
+
+    assert [f.data["reason"] for f in front.app.audit.events(event_type="drill.failed")] == []
+    (done,) = front.app.audit.events(event_type="drill.done")
+    assert done.data["backup_id"] == backup and done.data["verified"] is True, front.app.dr_states.drills()
+    assert done.data["rto_seconds"] > 0 and done.data["rpo_seconds"] >= 0
+    # Nothing is left in the DR project, nor on the database server; the DR stack was never made, DNS unchanged
+    wait_for(lambda: not dr_stacks(dr_side), 180, "the drill's stack deleted", interval=2)
+    assert query(pg_server, "postgres", "SELECT datname FROM pg_database WHERE datname LIKE %s",
+                 (f"doppel_it_{DRILLS}%",)) == []
+    assert dig(NAME) == [HOME] and front.app.dr_states.get(PRODUCTION).state == "normal"
+    assert front.app.backups.catalogue.get(backup).verify_ok
+
+    config = tmp_path / "doppel.yaml"
+    config.write_text(yaml.safe_dump(front.document))
+    capsys.readouterr()
+    assert main(["--config", str(config), "dr", "report", "-o", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["production"] == PRODUCTION and row["backup_id"] == backup and row["verified"] is True
