@@ -158,6 +158,9 @@ class ProductionDriver:
     def dr_delete(self, production: str, target):
         return self._for(production).dr_delete(production, target)
 
+    def dr_describe(self, production: str, target):
+        return self._for(production).dr_describe(production, target)
+
     def dr_backup_source(self, production: str, target):
         return self._for(production).dr_backup_source(production, target)
 

@@ -430,3 +430,7 @@ class DrTargetDriver(Protocol):
         """Put `backup_id` in production's components, each whole: `restore(directory, databases)` writes it where
         `databases` says (side copies), checked, then swapped in; what production held before is kept aside
         under the returned names."""
+
+    def dr_describe(self, production: str, target: Mapping) -> dict:
+        """What the DR side holds now, read only (`--dry-run`): {"where", "stack": Stack | None, "images":
+        {server: DR image id}, "store": where the backups are read from there}."""

@@ -137,3 +137,38 @@ def drill(deps, event, production: str, policy: dict, backup, scratch: str) -> t
         if done:
             deps.cloud.dr_delete(production, target)
     return problems, dr.seconds_between(event.time, deps.clock())
+
+
+def failover_plan(deps, production: str, policy: dict) -> list[dict]:
+    """core.dr.failover_plan, whose restore and file-probe steps a cloud target replaces by what it would do in
+    the DR cloud: the images it boots, the stack it creates, the databases it restores (reading only)."""
+    plan = dr.failover_plan(deps, production, policy)
+    if not is_cloud(policy) or not any(step["step"] == "restore" for step in plan):
+        return plan
+    backup = dr.choose_backup(deps, production, policy)
+    target = policy["target"]
+    seen = deps.cloud.dr_describe(production, target)
+    stack, steps = seen["stack"], []
+    for step in plan:
+        if step["step"] == "restore":
+            if not seen["images"]:
+                return steps + [{"step": "images", "action": "fails",
+                                 "detail": f"no image of {production} was copied to {seen['where']} yet; a sync "
+                                           "copies them (sync.due)"}]
+            steps.append({"step": "images", "action": "boot", "detail": ", ".join(
+                f"{name} from {image}" for name, image in sorted(seen["images"].items())) + " (copied by sync)"})
+            if stack is not None:
+                steps.append({"step": "stack", "action": "keep", "detail": f"{stack.name} in {seen['where']} is "
+                                                                           f"{stack.status} already"})
+            else:
+                template = target.get("template") or "production's template"
+                steps.append({"step": "stack", "action": "create", "detail": f"doppel-{target['env']} in "
+                              f"{seen['where']} from {template} (deleted again if the failover gives up)"})
+            steps.append({"step": "restore", "action": "restore", "detail": f"{backup.id} from {seen['store']} "
+                                                                            "into the DR stack's databases"})
+        elif step["step"] == "probe" and step["detail"].startswith("the DR copy holds"):
+            steps.append({"step": "probe", "action": "check",
+                          "detail": "every table of the DR stack's databases holds the backup's rows"})
+        else:
+            steps.append(step)
+    return steps

@@ -179,6 +179,16 @@ class DrVerbs:
                               f"not {copied.size}; the copy is retried", env=target["env"])
         return f"backup {backup_id} copied to {store.name} ({reader.size} bytes, sha256 checked)"
 
+    def dr_describe(self, production: str, target: Mapping) -> dict:
+        _, dr, where = self._dr_side(production, target)
+        store = self._dr_store(production, target)
+        try:
+            images = {name: entry["id"] for name, entry in
+                      json.loads(store.get_bytes(f"{production}/{IMAGES_OBJECT}")).items()}
+        except KeyError:
+            images = {}
+        return {"where": where, "stack": self._stack(dr, target["env"]), "images": images, "store": store.name}
+
     # --- failover: the stack --------------------------------------------------------------
 
     def dr_stack(self, production: str, target: Mapping, key: str | None) -> Stack | None:

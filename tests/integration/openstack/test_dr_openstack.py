@@ -281,11 +281,24 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
 
 @pytest.mark.timeout(600)
 def test_a_failover_whose_dr_heat_refuses_the_stack_leaves_nothing_keeps_dns_and_says_why(
-        shop, openstack_cloud, production_stack, dr_side, pg_server, orders_database):  # noqa: F811
+        shop, openstack_cloud, production_stack, dr_side, pg_server, orders_database, tmp_path, capsys):  # noqa: F811
     missing = f"doppel-no-flavor-{SESSION}"
     front = shop(flavor=missing)
     back_up(front)
     publish(front, "sync.due", production=PRODUCTION)
+
+    # `doppel dr failover --dry-run` says what it would do in the DR cloud, and changes nothing
+    config = tmp_path / "doppel.yaml"
+    config.write_text(yaml.safe_dump(front.document))
+    capsys.readouterr()
+    assert main(["--config", str(config), "dr", "failover", PRODUCTION, "--dry-run", "-o", "json"]) == 0
+    plan = {step["step"]: step for step in json.loads(capsys.readouterr().out)}
+    (copied,) = dr_images(dr_side)
+    assert plan["images"]["detail"] == f"app from {copied.id} (copied by sync)"
+    assert plan["stack"]["action"] == "create" and "cloud doppel-test-dr region RegionTwo" in plan["stack"]["detail"]
+    assert plan["restore"]["detail"].startswith(front.app.backups.newest(PRODUCTION).id)
+    assert plan["dns"]["detail"] == f"{NAME} A: {HOME} (ttl 300) -> {{outputs.address}} (ttl 60)"
+    assert dr_side.orchestration.find_stack(stack_name(DR_ENV), ignore_missing=True) is None
 
     with aodh_alarm(openstack_cloud, front) as push_high:
         until_outcome(front, push_high)
