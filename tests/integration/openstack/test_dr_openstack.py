@@ -181,6 +181,12 @@ def aodh_alarm(conn, front):
         session.delete(f"/v1/metric/{metric['id']}", endpoint_filter=METRIC, raise_exc=False)
 
 
+def frozen(front) -> set:
+    """The job types paused for the production (a failover freezes sync and backups until the failback)."""
+    return {kind for pause in front.app.deps.scheduler.pauses()
+            if pause.selector.get("production") in (PRODUCTION, [PRODUCTION]) for kind in pause.selector["types"]}
+
+
 def until_outcome(front, push_high) -> None:
     """Push high measures until Aodh has notified at least twice (one repeat) and the failover has an outcome."""
     def done():
@@ -249,6 +255,7 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
     assert dig(NAME) == [DR_ADDRESS]
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "failed_over" and row.backup_id == newest and row.dr_backup_id == newest
+    assert frozen(front) == {"sync.due", "backup.due"}
 
     # When a sync falls due during the failover
     dr_objects = sorted((o.name, o.etag) for o in dr_side.object_store.objects(DR_CONTAINER))
@@ -277,6 +284,7 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
     assert DR_DATABASE not in {r[0] for r in query(pg_server, "postgres", "SELECT datname FROM pg_database")}
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "normal" and row.dr_backup_id is None and front.app.backups.find(back.data["backup_id"])
+    assert frozen(front) == set()
 
 
 @pytest.mark.timeout(600)
