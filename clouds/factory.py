@@ -139,6 +139,34 @@ class ProductionDriver:
             return []
         return driver.restore_file_trees(env, restored, production=production)
 
+    # A DR target's verbs (core.cloud.DrTargetDriver) go to the production's driver.
+    def dr_copy_images(self, production: str, target):
+        return self._for(production).dr_copy_images(production, target)
+
+    def dr_copy_backup(self, production: str, target, backup_id: str, source):
+        return self._for(production).dr_copy_backup(production, target, backup_id, source)
+
+    def dr_stack(self, production: str, target, key: str | None):
+        return self._for(production).dr_stack(production, target, key)
+
+    def dr_restore(self, production: str, target, backup_id: str):
+        return self._for(production).dr_restore(production, target, backup_id)
+
+    def dr_probe(self, production: str, target, backup_id: str):
+        return self._for(production).dr_probe(production, target, backup_id)
+
+    def dr_delete(self, production: str, target):
+        return self._for(production).dr_delete(production, target)
+
+    def dr_describe(self, production: str, target):
+        return self._for(production).dr_describe(production, target)
+
+    def dr_backup_source(self, production: str, target):
+        return self._for(production).dr_backup_source(production, target)
+
+    def dr_restore_home(self, production: str, backup_id: str, restore):
+        return self._for(production).dr_restore_home(production, backup_id, restore)
+
     def __getattr__(self, name):
         # Extra verbs of the local driver (background, state_dir ...) stay reachable.
         return getattr(self.local, name)

@@ -394,3 +394,43 @@ class CloudDriver(Protocol):
         With `keep_old` the replaced data is kept and its place returned (else None);
         `label` names the attempt, so a retry clears what a dead one left.
         """
+
+
+@runtime_checkable
+class DrTargetDriver(Protocol):
+    """What a cloud driver does for a DR target of its kind (`dr.<production>.target.driver`: openstack; aws
+    later), beside CloudDriver. `target` is the policy's target mapping; nothing runs on the DR side between
+    failovers (no stack until `dr_stack`). core/dr_cloud.py runs these in the order of a sync, a failover or a
+    failback; the local target keeps restore_target/restore_in_place instead."""
+
+    def dr_copy_images(self, production: str, target: Mapping) -> dict[str, str]:
+        """Copy the images production's servers boot from into the DR project, streamed and checksum checked,
+        skipped when an image of that checksum is there already: component -> 'copied <id>' | 'kept <id>'."""
+
+    def dr_copy_backup(self, production: str, target: Mapping, backup_id: str, source: "ObjectStore") -> str:
+        """Make `backup_id` readable from the DR side (copied, sha256 checked, unless there already); says how."""
+
+    def dr_stack(self, production: str, target: Mapping, key: str) -> "Stack | None":
+        """Start (or find, made under `key`) the DR stack from production's template with the copied images;
+        returns at once (CREATE_IN_PROGRESS possible). None when `key` is None and there is no DR stack."""
+
+    def dr_restore(self, production: str, target: Mapping, backup_id: str) -> list[str]:
+        """Restore `backup_id`, read from the DR side, into the DR stack's components; what was restored."""
+
+    def dr_probe(self, production: str, target: Mapping, backup_id: str) -> list[str]:
+        """What is wrong with the DR stack's components (empty when healthy)."""
+
+    def dr_delete(self, production: str, target: Mapping) -> bool:
+        """Delete the DR stack and its databases (cold again); whether there was one."""
+
+    def dr_backup_source(self, production: str, target: Mapping) -> BackupSource:
+        """What a backup of the DR stack must read (its components), for a failback to carry home."""
+
+    def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]) -> list[str]:
+        """Put `backup_id` in production's components, each whole: `restore(directory, databases)` writes it where
+        `databases` says (side copies), checked, then swapped in; what production held before is kept aside
+        under the returned names."""
+
+    def dr_describe(self, production: str, target: Mapping) -> dict:
+        """What the DR side holds now, read only (`--dry-run`): {"where", "stack": Stack | None, "images":
+        {server: DR image id}, "store": where the backups are read from there}."""

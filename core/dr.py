@@ -97,8 +97,10 @@ def dns_provider(deps, policy: dict):
     return deps.dns_for(policy)
 
 
-def wanted_records(policy: dict) -> list[DnsRecord]:
-    return [DnsRecord(r["name"].rstrip(".").lower(), r["type"], r["value"], r["ttl"])
+def wanted_records(policy: dict, fill=None) -> list[DnsRecord]:
+    """The records a failover sets; `fill(value)` resolves a value's placeholders (a cloud target's
+    {outputs.X}, core.dr_cloud.fill_outputs) when given."""
+    return [DnsRecord(r["name"].rstrip(".").lower(), r["type"], fill(r["value"]) if fill else r["value"], r["ttl"])
             for r in policy["dns"]["records"]]
 
 
@@ -117,9 +119,9 @@ def remember_dns(deps, production: str, policy: dict) -> list[dict]:
     return previous
 
 
-def switch_to_dr(deps, production: str, policy: dict) -> None:
+def switch_to_dr(deps, production: str, policy: dict, fill=None) -> None:
     provider = dns_provider(deps, policy)
-    for record in wanted_records(policy):
+    for record in wanted_records(policy, fill):
         provider.switch(record)
     states(deps).note(production, dns_switched=True)
 

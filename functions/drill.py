@@ -5,14 +5,16 @@ Restores the production's newest backup into a scratch environment of its own
 size, every database's integrity_check; the catalogue marks it verified), probes
 the restored tree as a failover would, tears the scratch environment down whatever
 happened, and records the drill (`doppel dr report`). RPO: the backup's age when
-drilled; RTO: the seconds the restore and the probe took.
+drilled; RTO: the seconds the restore and the probe took. A cloud target (driver: openstack)
+drills in an isolated stack of the DR cloud, made from the DR template and deleted
+after (core/dr_cloud.py); its RTO counts from the drill's event, stack included.
 """
 from __future__ import annotations
 
 import hashlib
 import time
 
-from core import dr
+from core import dr, dr_cloud
 from core.dr_state import Drill
 from core.errors import PermanentError
 
@@ -36,6 +38,10 @@ def handle(event, deps) -> list:
         raise PermanentError(f"production {production} has no backup to drill; back it up first")
     policy = deps.config["dr"].get(production, DEFAULT_HEALTH)
     env, started = scratch_env(production, event), time.monotonic()
+    if "target" in policy and dr_cloud.is_cloud(policy):  # an isolated stack in the DR cloud, deleted after
+        problems, rto = dr_cloud.drill(deps, event, production, policy, backup, env)
+        result = deps.backups.verify(backup.id)
+        return record(deps, production, backup, result, problems, rto)
     try:
         deps.cloud.delete_stack(env, ignore_missing=True)  # a half-done earlier attempt
         root = deps.cloud.restore_target(env, production=production)
@@ -48,6 +54,10 @@ def handle(event, deps) -> list:
         result = deps.backups.verify(backup.id)
     finally:
         deps.cloud.delete_stack(env, ignore_missing=True)
+    return record(deps, production, backup, result, problems, rto)
+
+
+def record(deps, production: str, backup, result, problems: list[str], rto: float) -> list:
     verified = result.ok and not problems
     rpo = dr.seconds_between(backup.created_at, deps.clock())
     detail = str(result) if not problems else "; ".join([*problems, *result.problems])

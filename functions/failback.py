@@ -5,12 +5,15 @@ data now), restores it into production's place through a sibling directory and a
 swap, so production is never half-written and the tree it replaces is kept aside,
 checks it, points the names back at what they said before the failover, and
 unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
+A cloud target (driver: openstack): the DR stack's databases are backed up, restored
+beside production's own, checked and swapped in (core/dr_cloud.py), and the DR
+stack is deleted once the names point home.
 """
 from __future__ import annotations
 
 import logging
 
-from core import dr
+from core import dr, dr_cloud
 from core.dr_state import FAILED_OVER, FAILING_BACK, FAILING_OVER, NORMAL
 from core.errors import PermanentError
 from core.ids import derived_backup_id
@@ -35,20 +38,28 @@ def handle(event, deps) -> list:
         return []
     backup_id = backup_id_for(event)
     if deps.backups.catalogue.get(backup_id) is None:
-        deps.backups.back_up(production, deps.cloud.backup_source(dr.dr_env(policy)), reason="failback",
+        deps.backups.back_up(production, dr_cloud.backup_source(deps, production, policy), reason="failback",
                              backup_id=backup_id)
-    home = deps.cloud.production_root(production)
-    if row.detail != f"restored {backup_id}":
-        kept = deps.cloud.restore_in_place(production, lambda into: deps.backups.restore(backup_id, into),
-                                           keep_old=True, label=f"failback-{backup_id}")
-        if kept:
-            log.warning("%s: production's tree from before the failback is kept at %s; delete it once you "
-                        "no longer need it", production, kept)
-        dr.states(deps).note(production, detail=f"restored {backup_id}")
-    dr.require_healthy(production, str(home), deps.probe.files(deps.config["productions"][production], home, policy))
+    if dr_cloud.is_cloud(policy):  # production's databases: restored beside, checked, swapped in
+        if row.detail != f"restored {backup_id}":
+            dr_cloud.restore_home(deps, production, backup_id)
+            dr.states(deps).note(production, detail=f"restored {backup_id}")
+    else:
+        home = deps.cloud.production_root(production)
+        if row.detail != f"restored {backup_id}":
+            kept = deps.cloud.restore_in_place(production, lambda into: deps.backups.restore(backup_id, into),
+                                               keep_old=True, label=f"failback-{backup_id}")
+            if kept:
+                log.warning("%s: production's tree from before the failback is kept at %s; delete it once you "
+                            "no longer need it", production, kept)
+            dr.states(deps).note(production, detail=f"restored {backup_id}")
+        dr.require_healthy(production, str(home), deps.probe.files(deps.config["productions"][production], home,
+                                                                   policy))
     dr.switch_back(deps, production, policy, row.previous_dns)
     if deps.scheduler is not None:
         deps.scheduler.resume_jobs(dr.freeze_selector(production))
+    if dr_cloud.is_cloud(policy):
+        deps.cloud.dr_delete(production, policy["target"])  # cold again: its data is home
     # The DR copy now holds data newer than any backup it came from: the next sync or failover refills it.
     dr.states(deps).move(production, (FAILING_BACK,), NORMAL, holder=None, backup_id=None, dr_backup_id=None,
                          previous_dns=[], alarm_at=None, detail=f"failed back with {backup_id}")

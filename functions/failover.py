@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from core import dr
+from core import dr, dr_cloud
 from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, PENDING, SYNCING
 from core.errors import Deferred, TransientError
 
@@ -106,17 +106,25 @@ def fail_over(event, deps, production: str, policy: dict) -> list:
     if deps.scheduler is not None:
         deps.scheduler.pause_jobs(dr.freeze_selector(production), f"failover of {production}")
     backup = dr.choose_backup(deps, production, policy)
-    root = deps.cloud.restore_target(dr.dr_env(policy), production=production)
-    if row.dr_backup_id != backup.id or not any(root.iterdir()):
-        root = dr.restore_dr_copy(deps, production, policy, backup.id)
-    dr.require_healthy(production, str(root), deps.probe.files(deps.config["productions"][production], root, policy))
+    if dr_cloud.is_cloud(policy):  # a stack made now in the DR cloud, the backup restored into it, probed
+        stack = dr_cloud.fail_over(event=event, deps=deps, production=production, policy=policy, backup=backup,
+                                   row=row)
+        fill = lambda value: dr_cloud.fill_outputs(value, stack.outputs, production)  # noqa: E731
+        dr_cloud.at(deps, production, "dns")
+    else:
+        root = deps.cloud.restore_target(dr.dr_env(policy), production=production)
+        if row.dr_backup_id != backup.id or not any(root.iterdir()):
+            root = dr.restore_dr_copy(deps, production, policy, backup.id)
+        dr.require_healthy(production, str(root), deps.probe.files(deps.config["productions"][production], root,
+                                                                   policy))
+        stack, fill = deps.cloud.stack_status(dr.dr_env(policy)), None
     dr.remember_dns(deps, production, policy)
-    dr.switch_to_dr(deps, production, policy)
+    dr.switch_to_dr(deps, production, policy, fill)
     dr.require_healthy(production, policy["health"].get("url", ""), deps.probe.http(policy))
     serving = deps.clock()
-    if not states.move(production, (FAILING_OVER,), FAILED_OVER, backup_id=backup.id):
+    if not states.move(production, (FAILING_OVER,), FAILED_OVER, backup_id=backup.id,
+                       **({"detail": None} if fill else {})):  # a cloud target's step is done
         raise TransientError(f"the failover of {production} lost its lock (now {states.get(production).state})")
-    stack = deps.cloud.stack_status(dr.dr_env(policy))
     return [deps.emit("failover.done", production=production, backup_id=backup.id,
                       rpo_seconds=dr.seconds_between(backup.created_at, row.alarm_at),
                       rto_seconds=dr.seconds_between(row.alarm_at, serving),
@@ -130,13 +138,18 @@ def on_failure(event, reason: str, deps) -> list:
     if production is None or production not in deps.config["dr"]:
         return []
     states, row = dr.states(deps), dr.states(deps).get(production)
+    policy, step = deps.config["dr"][production], NAME
     if row.holder == event.id and row.state == FAILING_OVER:
+        if dr_cloud.is_cloud(policy):
+            step = dr_cloud.step_of(row, NAME)
         if row.dns_switched:
             reason += (f"; the DNS of {production} already points at the DR copy: fix the cause and run "
                        f"`doppel dr failover {production}` again, or `doppel dr failback {production}`")
             states.note(production, holder=None, detail=reason)  # nobody holds it: a confirmation may resume it
         else:
+            if dr_cloud.is_cloud(policy):
+                dr_cloud.compensate(deps, production, policy)  # the half-made DR stack goes
             states.move(production, (FAILING_OVER,), NORMAL, holder=None, previous_dns=[], detail=reason)
             if deps.scheduler is not None:
                 deps.scheduler.resume_jobs(dr.freeze_selector(production))
-    return [deps.emit("failover.failed", production=production, step=NAME, reason=reason, cause_id=event.id)]
+    return [deps.emit("failover.failed", production=production, step=step, reason=reason, cause_id=event.id)]

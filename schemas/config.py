@@ -6,7 +6,7 @@ import math
 from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from schemas.backups import BackupsSection
-from schemas.dr import DrSection
+from schemas.dr import DrSection, target_driver_errors
 from schemas.events import TTL_CEILING
 from schemas.fields import Duration
 from schemas.gateway import GatewaySection, default_gateway
@@ -147,6 +147,12 @@ class ConfigSchema(Strict):
     gateway = fields.Nested(GatewaySection, load_default=default_gateway)
     notify = fields.Nested(NotifySection, load_default=dict)
     metrics = fields.Nested(MetricsSection, load_default=lambda: MetricsSection().load({}))
+
+    @validates_schema
+    def _dr_targets_on_their_productions_cloud(self, data, **kwargs):
+        errors = target_driver_errors(data.get("dr", {}), data.get("productions", {}))
+        if errors:
+            raise ValidationError({"dr": errors})
 
     @validates_schema
     def _no_inline_secrets(self, data, **kwargs):

@@ -3,7 +3,8 @@
 ```yaml
 dr:
   shop:                                  # a production named under productions:
-    target: {env: shop-dr}               # where the DR copy lives (local: an environment restored into)
+    target: {env: shop-dr}               # where the DR copy lives (local: an environment restored into;
+                                         # driver: openstack + cloud, region, template, parameters, container)
     alarms: [shop-http-down, 0b7e...]    # Aodh alarm names or ids that mean "shop is down"
     decision: automatic                  # or confirm: wait for failover.confirmed (doppel dr failover)
     debounce: 10m                        # one failover per window, however the alarm flaps or repeats
@@ -37,15 +38,35 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+TARGET_DRIVERS = ("local", "openstack")
+CLOUD_KEYS = ("cloud", "region", "template", "parameters", "container")  # what only a cloud target has
+
+
 class DrTarget(_Strict):
-    driver = fields.String(load_default="local", validate=validate.OneOf(["local"]))
-    env = fields.String(required=True, validate=ENV_NAME)  # the DR copy: an environment of that name
+    """Where the DR copy lives. `local`: an environment restored into on this host. A cloud driver
+    (`openstack`): a stack made only at failover, in the DR cloud/region/project, from production's template
+    (or `template`) with `parameters` overriding production's, and the backups copied into `container` there."""
+    driver = fields.String(load_default="local", validate=validate.OneOf(TARGET_DRIVERS))
+    env = fields.String(required=True, validate=ENV_NAME)  # the DR copy: an environment (its stack doppel-<env>)
+    cloud = fields.String(validate=validate.Length(min=1))  # clouds.yaml entry of the DR side; default production's
+    region = fields.String(validate=validate.Length(min=1))  # default: production's region
+    template = fields.String(validate=validate.Length(min=1))  # default: production's template
+    parameters = fields.Dict(keys=fields.String(), load_default=dict)  # over production's parameters, in DR
+    container = fields.String(validate=validate.Length(min=1, max=200))  # default doppel-dr-backups
+
+    @validates_schema
+    def _cloud_keys(self, data, **kwargs):
+        if data.get("driver", "local") == "local":
+            given = [key for key in CLOUD_KEYS if data.get(key)]
+            if given:
+                raise ValidationError({given[0]: [f"only a cloud target (driver: openstack) has {given[0]}"]})
 
 
 class DrRecord(_Strict):
     name = fields.String(required=True, validate=validate.Length(min=1))
     type = fields.String(load_default="A", validate=validate.OneOf(["A", "AAAA", "CNAME", "TXT"]))
-    value = fields.String(required=True, validate=validate.Length(min=1))  # the DR copy's address
+    value = fields.String(required=True, validate=validate.Length(min=1))  # the DR copy's address; {outputs.X}
+    # of a cloud target: the DR stack's output X, read when the stack is made
     ttl = fields.Integer(load_default=60, validate=validate.Range(min=0, max=2_147_483_647))
 
 
@@ -99,4 +120,15 @@ def check_productions(dr: dict, productions: dict) -> list[str]:
             errors.append(f"dr.{name}: there is no production {name!r} under productions:; fix the name")
         if policy["target"]["env"] in productions:
             errors.append(f"dr.{name}.target.env: {policy['target']['env']!r} is a production; name a DR copy")
+    return errors + target_driver_errors(dr, productions)
+
+
+def target_driver_errors(dr: dict, productions: dict) -> list[str]:
+    """Errors for cloud targets (driver: openstack) of productions that are not on that cloud."""
+    errors = []
+    for name, policy in dr.items():
+        kind, entry = policy["target"].get("driver", "local"), productions.get(name)
+        if kind != "local" and isinstance(entry, dict) and entry.get("driver", "local") != kind:
+            errors.append(f"dr.{name}.target.driver: {kind} needs a production on {kind}, and {name} is "
+                          f"{entry.get('driver', 'local')}; use driver: local")
     return errors

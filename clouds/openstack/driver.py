@@ -8,7 +8,8 @@ snapshots.py (images and volume snapshots), stacks.py (Heat stacks), bundle.py
 (backup_source: the stack's description as files), databases.py (each env's own
 database: production's dump restored and anonymised, dropped with the env), dns.py
 (switch_dns and get_dns: records in Designate), logs.py (collect_logs: the servers'
-consoles), file_trees.py (trees on servers, with rsync over SSH, host keys pinned);
+consoles), file_trees.py (trees on servers, with rsync over SSH, host keys pinned), dr.py and dr_home.py (a DR
+target in another region or cloud: images and backups copied there, the DR stack, the failback);
 sdk.py holds the calls into openstacksdk and what its errors mean.
 
 Nothing blocks for long: snapshot and create_stack return IN_PROGRESS, and
@@ -32,6 +33,8 @@ from clouds.openstack.backups import BackupVerbs
 from clouds.openstack.bundle import BundleVerbs
 from clouds.openstack.databases import DatabaseVerbs
 from clouds.openstack.dns import DnsVerbs
+from clouds.openstack.dr import DrVerbs
+from clouds.openstack.dr_home import DrHomeVerbs
 from clouds.openstack.file_trees import FileTreeVerbs
 from clouds.openstack.logs import LogVerbs
 from clouds.openstack.resources import CONTAINER, IMAGE, SNAPSHOT, STACK, VOLUME_SNAPSHOT
@@ -42,7 +45,7 @@ from schemas.production import ProductionConfigError, load_productions
 
 
 class OpenStackDriver(SnapshotVerbs, StackVerbs, BundleVerbs, BackupVerbs, DatabaseVerbs, DnsVerbs, LogVerbs,
-                      FileTreeVerbs):
+                      FileTreeVerbs, DrVerbs, DrHomeVerbs):
     """Doppel's verbs on OpenStack, for the productions whose `driver` is openstack."""
 
     name = "openstack"

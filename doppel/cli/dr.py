@@ -122,7 +122,7 @@ def cmd_failover(args) -> int:
 
 
 def _dry_run(args) -> int:
-    from core.dr import failover_plan
+    from core.dr_cloud import failover_plan  # core.dr's, with a cloud target's stack, images and databases
     app = _app(args)
     try:
         plan = failover_plan(app.deps, args.production, _policy(app, args.production))

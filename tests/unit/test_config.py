@@ -51,3 +51,26 @@ def test_a_production_on_a_driver_that_does_not_exist_yet_is_refused_naming_thos
 
     wanted = "productions.shop.driver: there is no azure driver; Doppel has these: local, openstack, aws"
     assert wanted in str(caught.value)
+
+
+def _dr_config(target: dict, driver: str = "openstack") -> dict:
+    production = {"driver": driver, "cloud": "c", "stack": "s", "template": "/t.yaml"} if driver == "openstack" \
+        else {"components": []}
+    return {"productions": {"shop": production}, "dr": {"shop": {"target": target}}}
+
+
+def test_an_openstack_dr_target_names_its_cloud_region_template_parameters_and_container():
+    config = parse_config(_dr_config({"driver": "openstack", "env": "shop-dr", "cloud": "dr-cloud",
+                                      "region": "RegionTwo", "parameters": {"flavor": "m1.small"}}), None)
+    target = config["dr"]["shop"]["target"]
+    assert target["driver"] == "openstack" and target["cloud"] == "dr-cloud" and target["region"] == "RegionTwo"
+    assert target["parameters"] == {"flavor": "m1.small"}
+
+
+def test_a_local_dr_target_with_cloud_keys_or_a_cloud_target_of_a_local_production_is_refused():
+    with pytest.raises(ConfigError, match="target.cloud: only a cloud target"):
+        parse_config(_dr_config({"env": "shop-dr", "cloud": "dr-cloud"}), None)
+    with pytest.raises(ConfigError, match="target.driver: openstack needs a production on openstack"):
+        parse_config(_dr_config({"driver": "openstack", "env": "shop-dr"}, driver="local"), None)
+    with pytest.raises(ConfigError, match="target.driver: Must be one of: local, openstack"):
+        parse_config(_dr_config({"driver": "gce", "env": "shop-dr"}), None)

@@ -1,0 +1,92 @@
+"""An OpenStack DR target's failback: what the DR stack holds, backed up and put back into production's components.
+
+    dr_backup_source  the DR stack's description and its databases (where its outputs say), as a backup
+                      source: the failback backs it up as a backup of the production (production's data now).
+    dr_restore_home   each database of that backup restored into a side database beside production's own
+                      (`<name>_fb<digest>`), its tables' rows checked against the backup's manifest, and only
+                      then swapped in: production's database is renamed `<name>_pre_fb<digest>` (kept, as the
+                      local driver keeps production's tree: it may hold writes made between the last backup and
+                      the failure) and the side one takes its name. A restore that fails leaves production's
+                      databases as they were.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from clouds.backups.server_restore import check
+from clouds.databases.engines import ENGINES
+from clouds.databases.servers import DatabaseError
+from clouds.openstack.backups import _database, _scrubbed
+from clouds.openstack.databases import locate
+from core.cloud import BackupSource, DriverError, ResourceMissing
+
+log = logging.getLogger(__name__)
+NAME_MAX = 63  # PostgreSQL's identifier limit; MariaDB's is 64
+
+
+def _named(database: str, suffix: str) -> str:
+    return database[:NAME_MAX - len(suffix)] + suffix
+
+
+class DrHomeVerbs:
+    """The failback verbs of `OpenStackDriver` (core.cloud.DrTargetDriver), beside clouds.openstack.dr's."""
+
+    def dr_backup_source(self, production: str, target: Mapping) -> BackupSource:
+        spec, dr, where = self._dr_side(production, target)
+        env = target["env"]
+        stack = self._stack(dr, env)
+        if stack is None or not stack.complete:
+            raise ResourceMissing(f"the DR stack of {production} in {where} is "
+                                  f"{stack.status if stack else 'missing'}, so there is nothing to carry home",
+                                  env=env)
+        description = {"stack.json": {"kind": "dr", "production": production, "env": env, "name": stack.name,
+                                      "id": stack.id, "where": where},
+                       "outputs.json": _scrubbed(dict(stack.outputs))}
+        root = self._write_source(env, description)
+        return BackupSource(root=root, servers=tuple(_database(database, stack.outputs, env, production)
+                                                     for database in spec["databases"]))
+
+    def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]
+                        ) -> list[str]:
+        spec = self._spec(production)
+        outputs = self._production_outputs(self._conn(spec), production, spec, production)
+        digest = hashlib.sha256(backup_id.encode()).hexdigest()[:6]
+        homes, targets = {}, {}
+        for database in spec["databases"]:
+            server, name = locate(database, outputs, production, production)
+            side = _named(name, f"_fb{digest}")
+            homes[database["name"]] = (server, name, side)
+            targets[database["name"]] = {"kind": database["kind"], "server": server.to_dict(), "database": side}
+        scratch = Path(self._sources_dir()).parent / "failback" / production
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            manifest = restore(scratch, targets)
+        except DatabaseError as exc:
+            raise DriverError(f"cannot restore backup {backup_id} beside production {production}'s databases: "
+                              f"{exc}; production is unchanged", env=production) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        problems = [problem for component in manifest.server_databases
+                    for problem in check(manifest, component, homes[component.name][0], homes[component.name][2])]
+        if problems:
+            for server, _, side in homes.values():
+                ENGINES[server.engine].drop(server, side)
+            raise DriverError(f"backup {backup_id} did not restore whole beside production {production}'s "
+                              f"databases ({'; '.join(problems)}); production is unchanged", env=production)
+        kept = []
+        for server, name, side in homes.values():
+            engine = ENGINES[server.engine]
+            old = _named(name, f"_pre_fb{digest}")
+            if engine.exists(server, old):
+                engine.drop(server, name)  # an earlier attempt kept production's already: `name` is its restore
+            elif engine.exists(server, name):
+                engine.rename(server, name, old)
+            if engine.exists(server, old):
+                kept.append(f"{old} on {server.where}")
+            engine.rename(server, side, name)
+            log.info("failback of %s: database %s now holds backup %s", production, name, backup_id)
+        return kept

@@ -1,0 +1,122 @@
+"""The order of a cloud DR target's steps in the functions (core/dr_cloud.py), against a stand-in for the driver's
+DR verbs: the real ones run on the OpenStack test bed (tests/integration/openstack/test_dr_openstack.py), which
+the fast suite leaves out. The state table and the local DNS records file are real."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from clouds.local.dns import LocalDnsProvider
+from core.cloud import CREATE_COMPLETE, CREATE_IN_PROGRESS, DnsRecord, DriverError, Stack
+from core.db import make_engine
+from core.dr_state import FAILED_OVER, NORMAL, DrStates
+from core.errors import Deferred
+from functions import failover, sync
+from schemas.envelope import Event
+
+NOW = datetime(2026, 12, 2, 22, 0, tzinfo=timezone.utc)
+TARGET = {"driver": "openstack", "env": "shop-dr", "parameters": {}}
+POLICY = {"target": TARGET, "alarms": ["shop-down"], "decision": "automatic", "debounce": 600.0, "backup": "newest",
+          "dns": {"provider": None, "records": [{"name": "shop.example.com", "type": "A",
+                                                 "value": "{outputs.address}", "ttl": 60}]},
+          "health": {"paths": None}}
+
+
+class StandIn:
+    """The DR verbs of a cloud driver, recording what they were asked; the stack completes when told."""
+
+    def __init__(self):
+        self.calls, self.status, self.refuse = [], CREATE_IN_PROGRESS, None
+
+    def _stack(self):
+        return Stack("id-1", "doppel-shop-dr", "shop-dr", self.status, outputs={"address": "127.0.0.30"})
+
+    def dr_copy_images(self, production, target):
+        self.calls.append("images")
+        return {"app": "kept img-1"}
+
+    def dr_copy_backup(self, production, target, backup_id, source):
+        self.calls.append(f"backup {backup_id}")
+        return "kept"
+
+    def dr_stack(self, production, target, key):
+        self.calls.append("stack")
+        if self.refuse:
+            raise DriverError(self.refuse, permanent=True)
+        return self._stack()
+
+    def dr_restore(self, production, target, backup_id):
+        self.calls.append(f"restore {backup_id}")
+        return ["orders"]
+
+    def dr_probe(self, production, target, backup_id):
+        self.calls.append("probe")
+        return []
+
+    def dr_delete(self, production, target):
+        self.calls.append("delete")
+        return True
+
+
+@pytest.fixture
+def deps(tmp_path):
+    dns = LocalDnsProvider(tmp_path / "dns")
+    dns.switch(DnsRecord("shop.example.com", "A", "127.0.0.10", 300))
+    backup = SimpleNamespace(id="20261202T210000Z-aaaaaa", created_at=NOW - timedelta(hours=1), verify_ok=True)
+    emitted = []
+    return SimpleNamespace(
+        config={"dr": {"shop": POLICY}, "productions": {"shop": {"driver": "openstack"}}},
+        dr=DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")), clock=lambda: NOW, scheduler=None,
+        backups=SimpleNamespace(newest=lambda production, verified_only=False: backup, store="store"),
+        cloud=StandIn(), dns=dns, dns_for=lambda policy: dns, probe=SimpleNamespace(http=lambda policy: []),
+        emit=lambda type, **data: emitted.append((type, data)) or (type, data), emitted=emitted, backup=backup)
+
+
+def alarm(**data) -> Event:
+    return Event(type="monitor.alert", source="test", time=NOW,
+                 data={"alarm_id": "a-1", "alarm_name": "shop-down", "previous": "ok", "current": "alarm", **data})
+
+
+def test_a_failover_waits_for_the_dr_stack_then_restores_probes_and_switches_to_its_output(deps):
+    event = alarm()
+
+    with pytest.raises(Deferred):
+        failover.handle(event, deps)
+    assert deps.cloud.calls == [f"backup {deps.backup.id}", "stack"]  # nothing restored into a stack being built
+
+    deps.cloud.status = CREATE_COMPLETE
+    ((kind, done),) = failover.handle(event, deps)
+
+    assert deps.cloud.calls[2:] == [f"backup {deps.backup.id}", "stack", f"restore {deps.backup.id}", "probe"]
+    assert kind == "failover.done" and done["endpoints"]["address"] == "127.0.0.30" and done["rpo_seconds"] == 3600
+    assert deps.dns.get("shop.example.com", "A").value == "127.0.0.30"
+    row = deps.dr.get("shop")
+    assert row.state == FAILED_OVER and row.dr_backup_id == deps.backup.id and row.detail is None
+
+
+def test_a_refused_dr_stack_is_compensated_the_lock_released_and_the_step_named(deps):
+    event = alarm()
+    deps.cloud.refuse = "Heat in region RegionTwo refused the DR stack: no flavor m1.small"
+    with pytest.raises(DriverError):
+        failover.handle(event, deps)
+
+    ((kind, failed),) = failover.on_failure(event, deps.cloud.refuse, deps)
+
+    assert kind == "failover.failed" and failed["step"] == "stack" and "no flavor" in failed["reason"]
+    assert deps.cloud.calls[-1] == "delete" and "restore" not in " ".join(deps.cloud.calls)
+    assert deps.dns.get("shop.example.com", "A").value == "127.0.0.10"
+    row = deps.dr.get("shop")
+    assert row.state == NORMAL and row.holder is None
+
+
+def test_a_sync_copies_images_and_backup_and_makes_no_stack_and_none_while_failed_over(deps):
+    due = Event(type="sync.due", source="test", time=NOW, data={"production": "shop"})
+    ((kind, synced),) = sync.handle(due, deps)
+    assert kind == "sync.done" and synced["backup_id"] == deps.backup.id and not synced.get("skipped")
+    assert deps.cloud.calls == ["images", f"backup {deps.backup.id}"] and deps.dr.get("shop").state == NORMAL
+
+    deps.dr.move("shop", (NORMAL,), FAILED_OVER)
+    ((_, skipped),) = sync.handle(Event(type="sync.due", source="test", time=NOW, data={"production": "shop"}), deps)
+    assert "failed_over" in skipped["skipped"] and deps.cloud.calls == ["images", f"backup {deps.backup.id}"]
