@@ -171,6 +171,9 @@ class Firer:
     fired: int = 0
     _expiries_sent: dict = field(default_factory=dict)  # env.expired id -> monotonic time it was published
     _warned: set = field(default_factory=set)  # env.expiring ids this replica published
+    # Held from "was it sent?" to "sent": a date job (APScheduler's thread) and the tick's sweep never both
+    # send one environment's env.expired.
+    _expiry_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fire(self, job: JobSpec, run_times: list[datetime]) -> None:
         if not self.may_fire():
@@ -186,13 +189,18 @@ class Firer:
                 log.info("scheduler: %s at %s skipped: paused (%s)", job.id, format_time(scheduled), pause.describe())
                 continue
             event = self._event(job, scheduled, now)
-            if event is not None and not self._sent_lately(event.id):
+            if event is not None:
                 events.append(event)
-        self.emitter.emit(events)
-        self.fired += len(events)
-        if job.kind == EXPIRY:
+        if job.kind != EXPIRY:
+            self.emitter.emit(events)
+            self.fired += len(events)
+            return
+        with self._expiry_lock:
+            events = [e for e in events if not self._sent_lately(e.id)]
+            self.emitter.emit(events)
             self._expiries_sent.update({e.id: time.monotonic() for e in events})
-            self.control.mark_expiry_fired(job.env, job.at)
+        self.fired += len(events)
+        self.control.mark_expiry_fired(job.env, job.at)
 
     def _event(self, job: JobSpec, scheduled: datetime, now: datetime) -> Event | None:
         if job.kind != EXPIRY:
@@ -230,18 +238,16 @@ class Firer:
         if not expired:
             return 0
         pauses = self.control.pauses_after(min(env.expires_at for env in expired).timestamp())  # one query
-        events = []
+        candidates = []
         for env in expired:
             job = JobSpec.expiry(env.name, env.expires_at.timestamp())
-            event = expiry_event(env, now, self.source)
-            if self._sent_lately(event.id, every):
-                continue
-            if covering(pauses, job, env.expires_at.timestamp(), now.timestamp()) is not None:
-                continue
-            events.append(event)
-        if events and self.emitter.emit(events):
-            self._expiries_sent.update({e.id: time.monotonic() for e in events})
-        self._forget_sent_before(time.monotonic() - 3600)
+            if covering(pauses, job, env.expires_at.timestamp(), now.timestamp()) is None:
+                candidates.append(expiry_event(env, now, self.source))
+        with self._expiry_lock:
+            events = [e for e in candidates if not self._sent_lately(e.id, every)]
+            if events and self.emitter.emit(events):
+                self._expiries_sent.update({e.id: time.monotonic() for e in events})
+            self._forget_sent_before(time.monotonic() - 3600)
         return len(events)
 
     def sweep_expiring(self, warn_before: float) -> int:

@@ -6,6 +6,8 @@ The registry is filled in one INSERT of the rows it writes for a ready environme
 here: bench/scale.py measures them.
 """
 import json
+import threading
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -21,9 +23,11 @@ from doppel.migrations import ensure_current
 from scheduler.control import Scheduler
 from scheduler.firing import Emitter, Firer, expiry_event
 from scheduler.jobs import JobSpec, expiry_job_id
+from scheduler.service import SchedulerService
+from scheduler.tables import expiries_table
 from schemas.envelope import Event
+from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.both_databases
 MANY = 1000
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -63,13 +67,19 @@ class Sweep:
                            may_fire=lambda: True, clock=lambda: self.at)
 
     def published(self) -> list[Event]:
-        events = []
-        while (delivery := self.broker.get("seen")) is not None:
-            events.append(Event.from_json(delivery.message.body))
-            delivery.ack()
-        return events
+        return published(self.broker)
 
 
+def published(broker) -> list[Event]:
+    """The env.expired events published on `broker` since the last look."""
+    events = []
+    while (delivery := broker.get("seen")) is not None:
+        events.append(Event.from_json(delivery.message.body))
+        delivery.ack()
+    return events
+
+
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_the_sweep_sends_each_of_a_thousand_expired_environments_one_env_expired(engine):
     # Given 1,000 ready environments whose TTLs ran out over the last 1,000 seconds (env-0000 a second ago,
     # env-0999 1,000 s ago), and environments the sweep must leave alone: ready but not yet due, already expiring
@@ -100,6 +110,7 @@ def test_the_sweep_sends_each_of_a_thousand_expired_environments_one_env_expired
     assert again == 0 and sweep.published() == []
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_a_date_job_firing_after_the_sweep_sent_its_environment_sends_nothing_again(engine):
     # Given ready environments past their TTL, which the sweep has expired
     names = fill(engine, 3, expires_at=lambda n: NOW - timedelta(seconds=1))
@@ -116,6 +127,39 @@ def test_a_date_job_firing_after_the_sweep_sent_its_environment_sends_nothing_ag
     assert expiry_event(env, NOW).id in {e.id for e in sent}
 
 
+def test_a_scheduler_with_hundreds_of_ttls_ending_in_one_second_sends_each_one_env_expired(engine):
+    # Given 300 ready environments whose TTLs (their rows, as configure writes them) all end in the same second,
+    # two seconds from now
+    count = 300
+    end = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=2)
+    names = fill(engine, count, expires_at=lambda n: end)
+    Scheduler(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(expiries_table), [{"env": name, "at": end.timestamp(), "requested_at": time.time()}
+                                              for name in names])
+    broker = MemoryBroker()
+    broker.declare([QueueSpec("seen", "classic", ("env.expired",))])
+    service = SchedulerService(engine=engine, broker=broker, registry=Registry(engine), schedules=[], tick=0.25)
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+
+    # When a scheduler runs until every TTL row is recorded as fired: its date jobs and its tick's safety net
+    # both see them due, from two threads
+    thread.start()
+    try:
+        wait_for(lambda: not service.control.expiries(), 120, "every TTL row to be fired",
+                 explain=lambda: f"{len(service.control.expiries())} still pending")
+    finally:
+        stop.set()
+        service.stop_soon()
+        thread.join(timeout=30)
+
+    # Then each environment got exactly one env.expired: none lost, none sent twice
+    events = published(broker)
+    assert sorted(e.data["env"] for e in events) == names
+    assert len({e.id for e in events}) == count
+
+
 def cli(capsys, config, *args):
     capsys.readouterr()
     code = main(["-c", str(config), *args])
@@ -124,6 +168,7 @@ def cli(capsys, config, *args):
     return out
 
 
+@pytest.mark.both_databases  # CI runs it on PostgreSQL too
 def test_env_list_prints_every_one_of_a_thousand_environments(engine, tmp_path, capsys):
     # Given 1,000 ready environments and 30 deleted ones
     living = fill(engine, MANY, expires_at=lambda n: NOW + timedelta(days=1))
