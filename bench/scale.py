@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -124,16 +125,21 @@ def child_env(db_url: str | None) -> dict:
     return env
 
 
-def timed(argv: list[str], cwd: Path, env: dict, lines: int | None = None) -> float:
+def timed(argv: list[str], cwd: Path, env: dict, lines: int | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one child process; the CPU time is what the load on a shared machine
+    changes least."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     run = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=True)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if lines is not None and len(run.stdout.splitlines()) != lines:
         raise SystemExit(f"{' '.join(argv[2:])} printed {len(run.stdout.splitlines())} lines, not {lines}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def bench_list(kind: str, count: int, rounds: int, scratch: Path) -> dict[str, list[float]]:
+def bench_list(kind: str, count: int, rounds: int, scratch: Path) -> tuple[dict, dict]:
+    """(wall seconds, CPU seconds) of each command, by command."""
     cwd = scratch / f"list-{kind}"
     cwd.mkdir()
     (cwd / "doppel.yaml").write_text("state_dir: state\n")
@@ -147,10 +153,13 @@ def bench_list(kind: str, count: int, rounds: int, scratch: Path) -> dict[str, l
         for argv, env, lines in cases.values():
             timed(argv, cwd, env, lines)  # warm: page cache, and the .pyc files written once
         times = {name: [] for name in cases}
+        cpu = {name: [] for name in cases}
         for _ in range(rounds):
             for name, (argv, env, lines) in cases.items():
-                times[name].append(timed(argv, cwd, env, lines))
-    return times
+                wall, used = timed(argv, cwd, env, lines)
+                times[name].append(wall)
+                cpu[name].append(used)
+    return times, cpu
 
 
 # -- the sweep -------------------------------------------------------------------------------
@@ -357,13 +366,15 @@ def bench_rabbitmq(count: int, workers: int, amqp: str, db_kind: str, scratch: P
 
 
 # -- printing ---------------------------------------------------------------------------------------
-def show_times(title: str, times: dict[str, list[float]], baseline: str) -> None:
+def show_times(title: str, times: dict[str, list[float]], baseline: str, cpu: dict | None = None) -> None:
     base = statistics.median(times[baseline])
     print(f"  {title}")
-    print(f"    {'':<36} {'median s':>9} {'min s':>7} {'max s':>7} {'x ' + baseline:>28}")
+    print(f"    {'':<36} {'median s':>9} {'min s':>7} {'max s':>7} {'x ' + baseline:>28}"
+          + (f" {'CPU s, median':>14}" if cpu else ""))
     for name, values in times.items():
         median = statistics.median(values)
-        print(f"    {name:<36} {median:9.3f} {min(values):7.3f} {max(values):7.3f} {median / base:28.2f}")
+        print(f"    {name:<36} {median:9.3f} {min(values):7.3f} {max(values):7.3f} {median / base:28.2f}"
+              + (f" {statistics.median(cpu[name]):14.3f}" if cpu else ""))
 
 
 def show_chains(label: str, seconds: list[float], wall: float) -> None:
@@ -396,8 +407,8 @@ def main() -> None:
         for kind in kinds:
             print(f"{kind}, {args.envs} environments:", flush=True)
             if "list" not in skip:
-                times = bench_list(kind, args.envs, args.rounds, scratch)
-                show_times(f"`doppel env list` as a process, {args.rounds} rounds", times, "python -c pass")
+                times, cpu = bench_list(kind, args.envs, args.rounds, scratch)
+                show_times(f"`doppel env list` as a process, {args.rounds} rounds", times, "python -c pass", cpu)
                 median = statistics.median(times[f"env list, {args.envs} environments"])
                 empty = statistics.median(times["env list, empty registry"])
                 print(f"    -> {median:.3f} s against the aim of {AIM_LIST_S:.0f} s "
