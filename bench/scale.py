@@ -404,7 +404,7 @@ def main() -> None:
           flush=True)
     with tempfile.TemporaryDirectory(prefix="doppel-bench-scale-") as scratch_dir:
         scratch = Path(scratch_dir)
-        for kind in kinds:
+        for kind in kinds if {"list", "sweep", "scheduler"} - skip else []:
             print(f"{kind}, {args.envs} environments:", flush=True)
             if "list" not in skip:
                 times, cpu = bench_list(kind, args.envs, args.rounds, scratch)
