@@ -159,14 +159,18 @@ class Scheduler:
     def pause_covering(self, job: JobSpec, scheduled: float, now: float | None = None) -> Pause | None:
         """The pause that holds this fire: one covering its scheduled time, or in force now."""
         now = self._clock() if now is None else now
+        return covering(self.pauses_after(scheduled), job, scheduled, now)
+
+    def pauses_after(self, moment: float) -> list[Pause]:
+        """The pauses that can hold a fire scheduled at or after `moment`: in force, or lifted after it.
+
+        One query for a whole sweep: the expiry safety net reads them once for a thousand
+        environments (`covering` for each), not once per environment.
+        """
         query = select(pauses_table).where(or_(pauses_table.c.lifted_at.is_(None),
-                                               pauses_table.c.lifted_at > scheduled))
+                                               pauses_table.c.lifted_at > moment)).order_by(pauses_table.c.id)
         with self._engine.connect() as conn:
-            candidates = [_pause(r) for r in conn.execute(query)]
-        for pause in candidates:
-            if selectors.matches(pause.selector, job) and (pause.covers(scheduled) or pause.covers(now)):
-                return pause
-        return None
+            return [_pause(r) for r in conn.execute(query)]
 
     def _active_pause(self, key: str) -> Pause | None:
         with self._engine.connect() as conn:
@@ -196,7 +200,8 @@ class Scheduler:
         specs = self.config_jobs() + [JobSpec.expiry(e.env, e.at) for e in self.expiries()]
         next_runs = self._next_runs()
         now = self._clock()
-        return [JobView(spec, next_runs.get(spec.id), self.pause_covering(spec, now, now)) for spec in specs]
+        pauses = self.pauses_after(now)  # one query, not one per job (a thousand environments' TTLs)
+        return [JobView(spec, next_runs.get(spec.id), covering(pauses, spec, now, now)) for spec in specs]
 
     def _next_runs(self) -> dict[str, datetime | None]:
         """Next run times straight from APScheduler's table (no unpickling, no scheduler needed)."""
@@ -207,6 +212,14 @@ class Scheduler:
         with self._engine.connect() as conn:
             return {r.id: datetime.fromtimestamp(r.next_run_time, timezone.utc) if r.next_run_time else None
                     for r in conn.execute(select(table.c.id, table.c.next_run_time))}
+
+
+def covering(pauses: list[Pause], job: JobSpec, scheduled: float, now: float) -> Pause | None:
+    """The first of `pauses` that holds `job`'s fire scheduled at `scheduled`: it covers that time, or now."""
+    for pause in pauses:
+        if selectors.matches(pause.selector, job) and (pause.covers(scheduled) or pause.covers(now)):
+            return pause
+    return None
 
 
 def _pause(row) -> Pause:

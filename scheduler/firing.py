@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from core.broker import event_message
+from scheduler.control import covering
 from scheduler.jobs import EXPIRY, JobSpec
 from scheduler.tables import create_tables, outbox_table
 from schemas.envelope import Event, derived_id, format_time
@@ -170,6 +171,9 @@ class Firer:
     fired: int = 0
     _expiries_sent: dict = field(default_factory=dict)  # env.expired id -> monotonic time it was published
     _warned: set = field(default_factory=set)  # env.expiring ids this replica published
+    # Held from "was it sent?" to "sent": a date job (APScheduler's thread) and the tick's sweep never both
+    # send one environment's env.expired.
+    _expiry_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fire(self, job: JobSpec, run_times: list[datetime]) -> None:
         if not self.may_fire():
@@ -187,11 +191,16 @@ class Firer:
             event = self._event(job, scheduled, now)
             if event is not None:
                 events.append(event)
-        self.emitter.emit(events)
-        self.fired += len(events)
-        if job.kind == EXPIRY:
+        if job.kind != EXPIRY:
+            self.emitter.emit(events)
+            self.fired += len(events)
+            return
+        with self._expiry_lock:
+            events = [e for e in events if not self._sent_lately(e.id)]
+            self.emitter.emit(events)
             self._expiries_sent.update({e.id: time.monotonic() for e in events})
-            self.control.mark_expiry_fired(job.env, job.at)
+        self.fired += len(events)
+        self.control.mark_expiry_fired(job.env, job.at)
 
     def _event(self, job: JobSpec, scheduled: datetime, now: datetime) -> Event | None:
         if job.kind != EXPIRY:
@@ -225,19 +234,20 @@ class Firer:
         if not self.may_fire():
             return 0
         now = self.clock()
-        events = []
-        for env in self.registry.expired(now):
+        expired = self.registry.expired(now)
+        if not expired:
+            return 0
+        pauses = self.control.pauses_after(min(env.expires_at for env in expired).timestamp())  # one query
+        candidates = []
+        for env in expired:
             job = JobSpec.expiry(env.name, env.expires_at.timestamp())
-            event = expiry_event(env, now, self.source)
-            last = self._expiries_sent.get(event.id)
-            if last is not None and time.monotonic() - last < every:
-                continue
-            if self.control.pause_covering(job, env.expires_at.timestamp(), now.timestamp()) is not None:
-                continue
-            events.append(event)
-        if events and self.emitter.emit(events):
-            self._expiries_sent.update({e.id: time.monotonic() for e in events})
-        self._forget_sent_before(time.monotonic() - 3600)
+            if covering(pauses, job, env.expires_at.timestamp(), now.timestamp()) is None:
+                candidates.append(expiry_event(env, now, self.source))
+        with self._expiry_lock:
+            events = [e for e in candidates if not self._sent_lately(e.id, every)]
+            if events and self.emitter.emit(events):
+                self._expiries_sent.update({e.id: time.monotonic() for e in events})
+            self._forget_sent_before(time.monotonic() - 3600)
         return len(events)
 
     def sweep_expiring(self, warn_before: float) -> int:
@@ -256,6 +266,15 @@ class Firer:
         if events and self.emitter.emit(events):
             self._warned.update(e.id for e in events)
         return len(events)
+
+    def _sent_lately(self, event_id: str, within: float = 60.0) -> bool:
+        """This replica published that env.expired less than `within` seconds ago (by its date job or a sweep).
+
+        A thousand environments expiring in one second: the tick's sweep sends them all at once, and their date
+        jobs, firing one by one after it, find theirs sent and send nothing again.
+        """
+        last = self._expiries_sent.get(event_id)
+        return last is not None and time.monotonic() - last < within
 
     def _forget_sent_before(self, moment: float) -> None:
         for event_id in [i for i, sent in self._expiries_sent.items() if sent < moment]:

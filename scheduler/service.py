@@ -94,9 +94,12 @@ class SchedulerService:
             log.error("scheduler %s: APScheduler's thread died; restarting it", self.lease.holder)
             self._become_standby()
             self._become_active()
+        # The safety net first: it sends every due env.expired in one batch, where the date jobs send one each
+        # (a thousand TTLs ending together take APScheduler's thread 20-30 s on PostgreSQL, and the job store's
+        # lock for as long, which `_sync_expiries` then waits for); the date jobs then find theirs sent.
+        self._guarded("expiry safety net", self.firer.sweep_expired)
         self._guarded("expiries", self._sync_expiries)
         self._guarded("outbox", self.emitter.flush)
-        self._guarded("expiry safety net", self.firer.sweep_expired)
         self._guarded("expiry warnings", lambda: self.firer.sweep_expiring(self.warn_before))
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:
             self._pruned_at = time.monotonic()
@@ -154,8 +157,12 @@ class SchedulerService:
         """Date jobs for the TTL rows functions wrote; gone for those cancelled or fired."""
         if self._aps is None:
             return
-        wanted = {expiry_job_id(e.env): JobSpec.expiry(e.env, e.at) for e in self.control.expiries()}
+        # The job store first, the TTL rows after: a date job that fires in between is marked fired before
+        # APScheduler removes it, so it is either still in `existing` or no longer `wanted`. Read the other way
+        # round, a job that fired in between looked missing and was added again, and fired a second time (a
+        # thousand TTLs ending together: about 1,000 second fires, and a tick busy re-adding them for 46 s).
         existing = {job.id: job for job in self._aps.get_jobs() if job.id.startswith(EXPIRY_PREFIX)}
+        wanted = {expiry_job_id(e.env): JobSpec.expiry(e.env, e.at) for e in self.control.expiries()}
         for job_id, spec in wanted.items():
             self._put(spec, existing.get(job_id))
         for job_id in existing.keys() - wanted.keys():
