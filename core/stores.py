@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Iterator, Protocol
+from typing import BinaryIO, Iterable, Iterator, Protocol
 
 
 class ObjectMissing(KeyError):
@@ -49,3 +49,30 @@ class ObjectStore(Protocol):
 
     def cleanup_orphans(self, prefix: str = "") -> list[str]:
         """Remove segments or uploads left by an interrupted put; returns what was removed."""
+
+
+class ChunkReader:
+    """A forward-only file-like over an iterator of chunks (what tarfile's stream mode, put_stream and Glance
+    read); `_take` sees every byte handed out, for a subclass that counts or hashes them."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self._chunks, self._buffer = iter(chunks), b""
+
+    def _take(self, data: bytes) -> bytes:
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        data, self._buffer = (self._buffer, b"") if size < 0 else (self._buffer[:size], self._buffer[size:])
+        return self._take(data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._buffer:
+            yield self._take(self._buffer)
+            self._buffer = b""
+        for chunk in self._chunks:
+            yield self._take(chunk)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable, Iterator
 
+from core.stores import ChunkReader
+
 # A line that starts with a time ("2026-12-02T18:00:01Z ...", "[2026-12-02 18:00:01,123] ..."): what --since reads.
 _LEADING_TIME = re.compile(r"^\W{0,2}(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(?:[.,]\d+)?\s?(Z|[+-]\d{2}:?\d{2})?")
 ARCHIVE_PREFIX = "files/"
@@ -47,7 +49,7 @@ class LineFilter:
 
 def archive_lines(chunks: Iterator[bytes], line_filter: LineFilter, mask: Callable[[str], str]) -> Iterator[str]:
     """The lines of a kept archive (a tar.gz stream from the store), filtered and masked."""
-    with tarfile.open(fileobj=_ChunkReader(chunks), mode="r|gz") as tar:
+    with tarfile.open(fileobj=ChunkReader(chunks), mode="r|gz") as tar:
         for member in tar:
             if not member.isfile() or not member.name.startswith(ARCHIVE_PREFIX):
                 continue
@@ -56,21 +58,3 @@ def archive_lines(chunks: Iterator[bytes], line_filter: LineFilter, mask: Callab
             modified = datetime.fromtimestamp(member.mtime, timezone.utc)
             yield from line_filter.lines(member.name[len(ARCHIVE_PREFIX):], text, modified, mask)
 
-
-class _ChunkReader:
-    """A file-like reader over the store's chunks (tarfile's stream mode reads forward only)."""
-
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks, self._buffer = iter(chunks), b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data

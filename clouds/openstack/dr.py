@@ -38,6 +38,7 @@ from clouds.openstack.file_trees import host_key_values
 from clouds.openstack.resources import HEAT_TAG, heat_tag_env, stack_name
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters
 from core.cloud import DELETE_IN_PROGRESS, TAG_PRODUCTION, DriverError, Stack, env_tags
+from core.stores import ChunkReader
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -45,11 +46,11 @@ CONTAINER = "doppel-dr-backups"
 IMAGES_OBJECT = "dr-images.json"
 
 
-class _Reader:
-    """A file-like over an iterator of chunks, hashing what passes (what put_stream and Glance read)."""
+class _Reader(ChunkReader):
+    """Chunks read as a file (what put_stream and Glance read), hashing what passes."""
 
     def __init__(self, chunks, *algorithms: str):
-        self._chunks, self._buffer = iter(chunks), b""
+        super().__init__(chunks)
         self.hashes = {name: hashlib.new(name) for name in algorithms}
         self.size = 0
 
@@ -58,22 +59,6 @@ class _Reader:
             digest.update(data)
         self.size += len(data)
         return data
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        data, self._buffer = (self._buffer, b"") if size < 0 else (self._buffer[:size], self._buffer[size:])
-        return self._take(data)
-
-    def __iter__(self):
-        if self._buffer:
-            yield self._take(self._buffer)
-            self._buffer = b""
-        for chunk in self._chunks:
-            yield self._take(chunk)
 
     def hex(self, name: str) -> str:
         return self.hashes[name].hexdigest()

@@ -11,11 +11,9 @@ address its outputs give, checked with dig against BIND.
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import json
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import openstack
@@ -32,7 +30,8 @@ from tests.integration.databases.conftest import query
 from tests.integration.openstack.conftest import CLOUD, PRODUCTION, PRODUCTION_DATABASE, SESSION, production_entry
 from tests.integration.openstack.test_designate import active, dig, make_zone, remove_abandoned_zones
 from tests.integration.openstack.test_openstack_chain import orders_database, remove_container  # noqa: F401, F811
-from tests.support.gateway import SECRETS, Front, embedded_gateway_env
+from tests.support.aodh import aodh_alarm
+from tests.support.gateway import Front, embedded_gateway_env
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.openstack, pytest.mark.dns, pytest.mark.postgresql]
@@ -45,8 +44,6 @@ HOME, DR_ADDRESS = "127.0.0.10", "127.0.0.30"
 DR_ENV, DR_CONTAINER = f"shop-dr-{SESSION}", f"doppel-it-dr-{SESSION}"
 DR_DATABASE = f"doppel_it_{DR_ENV}"  # the DR template's db_name: "doppel_it_{env}", so a drill's stack has its own
 DRILLS = f"{PRODUCTION[:24]}-drill-"  # functions.drill.scratch_env
-METRIC = {"service_type": "metric", "interface": "public"}
-ALARMING = {"service_type": "alarming", "interface": "public"}
 
 
 @pytest.fixture(scope="module")
@@ -151,36 +148,6 @@ def publish(front, event_type: str, **data) -> None:
     front.quiesce()
 
 
-@contextmanager
-def aodh_alarm(conn, front):
-    """A Gnocchi threshold alarm in Aodh whose action is the gateway's hook, repeating while in alarm."""
-    session = conn.session
-    if session.get("/v1/archive_policy/doppel-dr-5s", raise_exc=False, endpoint_filter=METRIC).status_code == 404:
-        session.post("/v1/archive_policy", endpoint_filter=METRIC, json={
-            "name": "doppel-dr-5s", "aggregation_methods": ["mean"],
-            "definition": [{"granularity": "5s", "points": 720}]})
-    metric = session.post("/v1/metric", endpoint_filter=METRIC,
-                          json={"archive_policy_name": "doppel-dr-5s", "name": front.alarm_name}).json()
-    alarm = session.post("/v2/alarms", endpoint_filter=ALARMING, json={
-        "name": front.alarm_name, "type": "gnocchi_aggregation_by_metrics_threshold", "severity": "critical",
-        "gnocchi_aggregation_by_metrics_threshold_rule": {
-            "metrics": [metric["id"]], "threshold": 50.0, "comparison_operator": "gt",
-            "aggregation_method": "mean", "granularity": 5, "evaluation_periods": 1},
-        "alarm_actions": [f"{front.url}/hooks/aodh/{SECRETS['DOPPEL_TEST_AODH_SECRET']}"],
-        "repeat_actions": True}).json()
-
-    def push_high():
-        now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-        session.post(f"/v1/metric/{metric['id']}/measures", endpoint_filter=METRIC,
-                     json=[{"timestamp": (now - datetime.timedelta(seconds=k)).isoformat(), "value": 97.0}
-                           for k in range(0, 15, 3)])
-    try:
-        yield push_high
-    finally:
-        session.delete(f"/v2/alarms/{alarm['alarm_id']}", endpoint_filter=ALARMING, raise_exc=False)
-        session.delete(f"/v1/metric/{metric['id']}", endpoint_filter=METRIC, raise_exc=False)
-
-
 def frozen(front) -> set:
     """The job types paused for the production (a failover freezes sync and backups until the failback)."""
     return {kind for pause in front.app.deps.scheduler.pauses()
@@ -233,8 +200,8 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
     assert [s.name for s in dr_side.compute.servers() if s.name.startswith(stack_name(DR_ENV))] == []
 
     # When Aodh's alarm fires (and repeats) through the gateway
-    with aodh_alarm(openstack_cloud, front) as push_high:
-        until_outcome(front, push_high)
+    with aodh_alarm(openstack_cloud, front.alarm_name, front.url) as alarm:
+        until_outcome(front, alarm.push_high)
 
     # Then exactly one failover, from Aodh's own notification
     alerts = front.app.audit.events(event_type="monitor.alert")
@@ -308,8 +275,8 @@ def test_a_failover_whose_dr_heat_refuses_the_stack_leaves_nothing_keeps_dns_and
     assert plan["dns"]["detail"] == f"{NAME} A: {HOME} (ttl 300) -> {{outputs.address}} (ttl 60)"
     assert dr_side.orchestration.find_stack(stack_name(DR_ENV), ignore_missing=True) is None
 
-    with aodh_alarm(openstack_cloud, front) as push_high:
-        until_outcome(front, push_high)
+    with aodh_alarm(openstack_cloud, front.alarm_name, front.url) as alarm:
+        until_outcome(front, alarm.push_high)
 
     (failed,) = front.app.audit.events(event_type="failover.failed")
     assert failed.data["step"] == "stack", failed.data
