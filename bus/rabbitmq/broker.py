@@ -119,6 +119,7 @@ class RabbitBroker(_Connection):
         self._reconnect_timer = None
         self._last_error: BaseException | None = None
         self._declared: dict[str, QueueSpec] = {}
+        self._sized_apart: set[str] = set()  # quorum queues made with another replica count: declared without it
         self._as_found: dict[str, str] = {}  # accept_existing queues declared with other arguments: how they differ
         self._consumers: list[_Consumer] = []
         self._waiting: list[Callable[[], None]] = []  # calls made while disconnected

@@ -232,8 +232,9 @@ class _Connection:
                 elif queue.name in self._as_found:
                     channel.queue_declare(queue.name, passive=True, callback=done)
                 else:
+                    size = None if queue.name in self._sized_apart else self.quorum_group_size
                     channel.queue_declare(queue.name, durable=True, callback=done,
-                                          arguments=queue_arguments(queue, self.quorum_group_size))
+                                          arguments=queue_arguments(queue, size))
 
         def step_done(channel, index: int) -> None:
             answered[0] = index + 1
@@ -246,6 +247,15 @@ class _Connection:
             if future.done():
                 return
             queue, pattern = steps[answered[0]] if answered[0] < len(steps) else (None, None)
+            if (queue is not None and pattern is None and queue.name not in self._sized_apart
+                    and _inequivalent(reason) and "x-quorum-initial-group-size" in reason.reply_text
+                    and self._connection is not None and self._connection.is_open):
+                # Made with another replica count (fewer URLs then): the count only applies when a queue is made.
+                self._sized_apart.add(queue.name)
+                log.info("queue %s was made with another number of replicas than the %s node URLs given; keeping "
+                         "it (rabbitmq-queues grow adds replicas, docs/bus.md)", queue.name, self.quorum_group_size)
+                open_channel()
+                return
             if (queue is not None and pattern is None and queue.accept_existing and queue.name not in self._as_found
                     and _inequivalent(reason) and self._connection is not None and self._connection.is_open):
                 self._as_found[queue.name] = reason.reply_text

@@ -597,3 +597,23 @@ def test_a_function_queue_declared_by_an_older_version_is_used_as_it_is_until_th
     broker.publish([event("old.tick", 1)])
     wait_for(lambda: broker.depth(topology.dead_queue(name)) == 1, 20, "the message to be parked by the policy")
     assert served.count() == topology.DELIVERY_LIMIT + 1
+
+
+def test_queues_made_before_the_cluster_urls_were_listed_are_kept_with_their_replicas_and_serve(brokers):
+    """Growing one node into a cluster: the queues exist, made without a replica count; given three URLs, Doppel
+    asks for 3 replicas, which RabbitMQ refuses for an existing queue. They are kept, and the other arguments are
+    still checked (the function queue of an older version is still reported as such)."""
+    from types import SimpleNamespace
+
+    from bus import topology
+    from bus.retry import RetryPolicy
+    name = f"grown{uuid.uuid4().hex[:6]}"
+    function = SimpleNamespace(NAME=name, CONSUMES="grown.tick")
+    specs = topology.queues_for([function], RetryPolicy(attempts=2))
+    brokers().declare(specs)
+
+    broker = brokers(quorum_group_size=3)
+    broker.declare(specs)
+    assert broker.queues_as_found == {}
+    broker.publish([event("grown.tick", 1)])
+    wait_for(lambda: broker.depth(topology.function_queue(name)) == 1, 10, "the message in the function's queue")
