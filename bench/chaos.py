@@ -61,7 +61,7 @@ class Plan:
     restarts: int = 3
     node_down_s: float | None = 60.0  # None: down until `node_down_chains` more chains ended without it
     node_down_chains: int = 3
-    feed_every_s: float = 0.3
+    feed_every_s: float = 1.0
     ttl_s: int = 5
     rows: int = 200
     end_timeout_s: float = 1800.0
@@ -151,7 +151,7 @@ def feed(run: Run, say: Callable[[str], None]) -> None:
     broker = RabbitBroker(urls, connect_timeout=60)
     kinds = list(POISON)
     try:
-        held = min(run.plan.node_down_chains, run.plan.chains)
+        held = min(run.plan.node_down_chains, run.plan.chains) if run.plan.node_down_s is None else 0
         for n in range(run.plan.chains):
             if n == run.plan.chains - held:  # these are requested while a node is down
                 run.node_stopped.wait(run.plan.end_timeout_s)
@@ -222,7 +222,7 @@ def node_down(run: Run, node: str, kills: list, say) -> None:
     started = time.monotonic()
     run.node_stopped.set()
     held = [f"chaos-{n:04d}" for n in range(max(0, run.plan.chains - run.plan.node_down_chains), run.plan.chains)]
-    say(f"fault: {node} stopped ({before} chains ended); {len(held)} more requested now")
+    say(f"fault: {node} stopped ({before} chains ended, {len(run.requests)} requested)")
 
     def went_on() -> bool:
         if run.plan.node_down_s is not None:
@@ -251,10 +251,12 @@ def inflict(run: Run, say) -> None:
     restarts = [random.choice(NODES) for _ in range(plan.restarts)]
     down = random.choice(NODES)
     steps: list[str] = []
-    per_gap = max(1, len(kills) // (len(restarts) + 2))
-    for restart in [*restarts, "down"]:
+    nodes = [*restarts]
+    nodes.insert(len(nodes) // 2, "down")  # the node down in the middle, while chains are still being requested
+    per_gap = max(1, len(kills) // (len(nodes) + 1))
+    for node in nodes:
         steps += ["kill"] * min(per_gap, len(kills) - steps.count("kill"))
-        steps.append(restart)
+        steps.append(node)
     steps += ["kill"] * (len(kills) - steps.count("kill"))
     for step in steps:
         if step == "kill":
@@ -409,7 +411,8 @@ def main() -> int:
     parser.add_argument("--restarts", type=int, default=3)
     parser.add_argument("--node-down", type=float, default=60.0, help="seconds one node stays stopped")
     parser.add_argument("--poison-every", type=int, default=10)
-    parser.add_argument("--feed-every", type=float, default=0.3, help="seconds between two requests")
+    parser.add_argument("--feed-every", type=float, default=1.0,
+                        help="seconds between two requests (chains keep coming while the faults go on)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--dir", type=Path, default=None, help="where the site lives (default a temporary one)")
     parser.add_argument("--results", type=Path, default=None, help="append the figures to this file")
