@@ -104,8 +104,15 @@ def make_vhost() -> str:
     return vhost
 
 
-def stop_node(node: str) -> None:
-    rabbitmqctl(node, "stop")
+def stop_node(node: str, timeout: float = 120) -> None:
+    """Stop the whole Erlang node. `rabbitmqctl stop` may lose sight of a node as it goes down and exit 69 although
+    it stopped: what counts is that the node no longer answers a ping."""
+    rabbitmqctl(node, "stop", check=False)
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["rabbitmqctl", "-q", "-n", node, "ping"], capture_output=True).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{node} still answers {timeout:g} s after rabbitmqctl stop")
+        time.sleep(0.5)
 
 
 def queue_counts(vhost: str) -> dict[str, int]:
