@@ -401,6 +401,7 @@ def chaos(plan: Plan, workdir: Path, db_url: str, say: Callable[[str], None] = p
     finally:
         site.stop()
         run.engine.dispose()
+        start_cluster()  # a run that failed with a node down must not leave it down
         rabbitmqctl(NODES[0], "delete_vhost", vhost, check=False)
 
 
