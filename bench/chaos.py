@@ -79,6 +79,9 @@ class Run:
     fed: threading.Event = field(default_factory=threading.Event)
     node_stopped: threading.Event = field(default_factory=threading.Event)  # the last chains wait for it
     feed_error: list = field(default_factory=list)
+    engine: object = None  # the state database, and the registry and ledger on it
+    registry: object = None
+    ledger: object = None
 
 
 # -- the cluster ------------------------------------------------------------------
