@@ -59,7 +59,7 @@ def test_when_no_node_answers_the_error_names_every_node_without_its_password(cl
 def test_chains_go_on_through_kill_9s_a_node_restart_and_a_node_down(tmp_path, rabbitmq_cluster, pg_state_server):
     """The short chaos run (bench/chaos.py has the long one): 12 chains with poison messages among them, 3 kill -9s
     of a worker, a broker node restarted, and one node stopped until the chains requested while it was down all
-    ended. About 2 minutes on 2 busy cores, most of it the node restart."""
+    ended. Measured on 2 shared cores: about 65 s at load ~2, 200 s at load ~20 (node restarts, worker start-up)."""
     from bench.chaos import Plan, chaos
     from core.db import make_engine
     from doppel import migrations
