@@ -68,9 +68,9 @@ def secret_values(environ=os.environ) -> SecretSet:
             continue
         if _SECRET_NAME.search(name) or name in ("DOPPEL_AMQP_URL", "DOPPEL_DB_URL"):
             values.add(value)
-        if "://" in value:
+        for url in value.split(",") if "://" in value else ():  # several URLs: a RabbitMQ cluster's nodes
             try:
-                password = urlsplit(value).password
+                password = urlsplit(url.strip()).password
             except ValueError:
                 password = None
             if password:

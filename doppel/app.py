@@ -87,7 +87,7 @@ class App:
 
     @property
     def embedded(self) -> bool:
-        return self.config.amqp_url is None
+        return not self.config.amqp_urls
 
     @cached_property
     def broker(self):
@@ -96,7 +96,7 @@ class App:
             broker = MemoryBroker(fast_forward=self.fast_forward, parking=ParkingTable(self.engine))
         else:
             from bus.rabbitmq import RabbitBroker
-            broker = RabbitBroker(self.config.amqp_url)
+            broker = RabbitBroker(self.config.amqp_urls)
         return broker
 
     @cached_property

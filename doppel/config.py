@@ -49,7 +49,13 @@ class Config:
 
     @property
     def amqp_url(self) -> str | None:
+        """DOPPEL_AMQP_URL as given: one URL, or a cluster's nodes' URLs comma-separated."""
         return os.environ.get("DOPPEL_AMQP_URL") or None
+
+    @property
+    def amqp_urls(self) -> list[str]:
+        """The RabbitMQ nodes to connect to, in order (empty: the embedded bus)."""
+        return [url.strip() for url in (self.amqp_url or "").split(",") if url.strip()]
 
 
 def flatten_errors(messages, path="") -> list[str]:

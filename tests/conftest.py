@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if any(item.get_closest_marker(m) for m in ("rabbitmq", "swift", "openstack", "dns", "postgresql", "mariadb",
                                                      "chromium", "aws", "ssh",
-                                                     "prometheus", "loopmount")):
+                                                     "prometheus", "loopmount", "rabbitmq_cluster")):
             item.add_marker(skip)
 
 
@@ -97,3 +97,25 @@ def amqp_url(rabbitmq_server):
     subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True)
     yield f"amqp://guest:guest@{rabbitmq_server}/{quote(vhost, safe='')}?heartbeat=10"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], check=False)
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_cluster():
+    """The 3-node RabbitMQ cluster on 127.0.0.1:5681-5683 (tests/services/rabbitmq-cluster.sh, reused when
+    running); its node names."""
+    from tests.support.rabbitmq import CLUSTER_NODES
+    subprocess.run(["bash", str(ROOT / "tests/services/rabbitmq-cluster.sh")], check=True,
+                   stdout=subprocess.DEVNULL if not os.environ.get("CI") else None)
+    return CLUSTER_NODES
+
+
+@pytest.fixture
+def cluster_amqp_url(rabbitmq_cluster):
+    """A fresh vhost on the cluster; the three nodes' URLs to it, comma-separated (as DOPPEL_AMQP_URL takes them)."""
+    from tests.support.rabbitmq import CLUSTER_PORTS, cluster_ctl
+    vhost = fresh_vhost("doppel-test-")
+    cluster_ctl("add_vhost", vhost)
+    cluster_ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield ",".join(f"amqp://guest:guest@127.0.0.1:{port}/{quote(vhost, safe='')}?heartbeat=10"
+                   for port in CLUSTER_PORTS)
+    cluster_ctl("delete_vhost", vhost, check=False)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (Python packages, and
-# RabbitMQ / Swift / PostgreSQL / MariaDB from Debian's packages, started on 127.0.0.1 by the project's
-# own scripts, reusing any already running) and runs the whole suite.
+# RabbitMQ (one node, and a 3-node cluster beside it) / Swift / PostgreSQL / MariaDB from Debian's packages,
+# started on 127.0.0.1 by the project's own scripts, reusing any already running) and runs the whole suite.
 # .ci/run calls this script. It checks the import contracts (lint-imports) and ruff first.
 # Arguments are passed to pytest (e.g. --fast, -k NAME).
 set -euo pipefail
@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 started=$SECONDS
 python3 -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v -E "^WARNING: (Running pip as|Location)" || true
 if [[ " $* " != *" --fast "* ]]; then
-  for service in tests/services/rabbitmq.sh tests/services/swift.sh tests/services/bind.sh \
+  for service in tests/services/rabbitmq.sh tests/services/rabbitmq-cluster.sh tests/services/swift.sh \
+                 tests/services/bind.sh \
                  tests/services/postgresql.sh tests/services/mariadb.sh tests/services/chromium.sh \
                  tests/services/moto.sh tests/services/sshd.sh \
                  tests/services/prometheus.sh tests/services/xfs.sh; do

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import Future, InvalidStateError
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import pika
@@ -13,6 +13,7 @@ from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec
 
 RECONNECT_FIRST_DELAY = 0.5  # seconds; doubles after each failed attempt
 RECONNECT_MAX_DELAY = 10.0
+NEXT_NODE_DELAY = 0.1  # seconds before trying the next node of a cluster that has not been tried yet
 OPERATION_TIMEOUT = 30.0  # how long publish/declare/get/depth/purge wait, outage included
 CLOSE_TIMEOUT = 10.0  # how long close() waits for handlers still running
 MAX_HANDLER_THREADS = 16
@@ -39,9 +40,22 @@ def safe_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
-def queue_arguments(queue: QueueSpec) -> dict:
-    """The x-arguments that make RabbitMQ implement a QueueSpec."""
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """The AMQP URLs of a RabbitMQ cluster's nodes: a comma-separated string (DOPPEL_AMQP_URL) or a list."""
+    listed = urls.split(",") if isinstance(urls, str) else list(urls)
+    found = [url.strip() for url in listed if url and url.strip()]
+    if not found:
+        raise ValueError("no RabbitMQ URL given (DOPPEL_AMQP_URL: amqp://user:pass@host:5672/vhost, or several, "
+                         "comma-separated, one per node of a cluster)")
+    return found
+
+
+def queue_arguments(queue: QueueSpec, quorum_group_size: int | None = None) -> dict:
+    """The x-arguments that make RabbitMQ implement a QueueSpec; a quorum queue gets `quorum_group_size`
+    replicas when it is given (RabbitMQ's own default otherwise)."""
     arguments: dict[str, Any] = {"x-queue-type": queue.kind}
+    if queue.kind == "quorum" and quorum_group_size:
+        arguments["x-quorum-initial-group-size"] = quorum_group_size
     if queue.message_ttl_ms is not None:
         arguments["x-message-ttl"] = queue.message_ttl_ms
     if queue.delivery_limit is not None:

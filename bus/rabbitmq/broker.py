@@ -31,6 +31,12 @@ before anything else is sent. What callers see meanwhile:
 
 Confirms are told in bus.rabbitmq.publisher, settling in bulk in bus.rabbitmq.consumer.
 
+Clusters. Given the URLs of several nodes, the broker connects to the first that
+answers; when the connection is lost, or an attempt fails, it moves on to the
+next node in turn, trying each once at once before the backoff applies. Quorum
+queues are declared with one replica per URL given (x-quorum-initial-group-size),
+as AMQP does not tell a client how many nodes the cluster has.
+
 The broker only moves bytes: retries, parking and idempotency are the worker's.
 """
 from __future__ import annotations
@@ -62,6 +68,7 @@ from bus.rabbitmq.amqp import (
     delivered_message,
     describe,
     safe_url,
+    split_urls,
 )
 from bus.rabbitmq.connection import _Connection
 from bus.rabbitmq.consumer import RabbitDelivery, _Consumer, _RunningHandlers
@@ -76,16 +83,26 @@ log = logging.getLogger(__name__)
 class RabbitBroker(_Connection):
     """The Broker protocol on a real RabbitMQ. See the module docstring for threads and outages."""
 
-    def __init__(self, url: str, *, consumer_threads: int | None = None, connect_timeout: float = 30):
+    def __init__(self, url: str | Sequence[str], *, consumer_threads: int | None = None, connect_timeout: float = 30,
+                 quorum_group_size: int | None = None):
         """Connect, and wait up to `connect_timeout` s for the first connection (BrokerUnavailable otherwise).
 
+        `url`: one AMQP URL, or those of a cluster's nodes (a list, or comma-separated). The first that answers
+        is used; when it goes, the next in turn (see "Clusters" in the module docstring).
         `consumer_threads`: handler threads per consume(); default its prefetch, at most 16.
+        `quorum_group_size`: replicas of each quorum queue declared; default the number of URLs when several
+        are given (one per node), RabbitMQ's default with one.
         """
-        self.where = safe_url(url)
+        urls = split_urls(url)
+        self.nodes = [safe_url(one) for one in urls]
+        self.where = ", ".join(self.nodes) if len(self.nodes) > 1 else self.nodes[0]
+        self.node = 0  # index in `nodes` of the node connected to, or tried next
         self.reconnects = 0  # times the connection came back after a loss
-        self._parameters = pika.URLParameters(url)
-        self._parameters.client_properties = {
-            "connection_name": f"doppel {socket.gethostname()} pid {os.getpid()}"}
+        self.quorum_group_size = quorum_group_size or (len(urls) if len(urls) > 1 else None)
+        self._tries = 0  # failed connection attempts since the last success
+        self._parameters = [pika.URLParameters(one) for one in urls]
+        for parameters in self._parameters:
+            parameters.client_properties = {"connection_name": f"doppel {socket.gethostname()} pid {os.getpid()}"}
         self._consumer_threads = consumer_threads
         self._handlers = _RunningHandlers()
         self._get_lock = threading.Lock()  # pika allows one basic.get in flight per channel
@@ -102,12 +119,13 @@ class RabbitBroker(_Connection):
         self._reconnect_timer = None
         self._last_error: BaseException | None = None
         self._declared: dict[str, QueueSpec] = {}
+        self._sized_apart: set[str] = set()  # quorum queues made with another replica count: declared without it
         self._as_found: dict[str, str] = {}  # accept_existing queues declared with other arguments: how they differ
         self._consumers: list[_Consumer] = []
         self._waiting: list[Callable[[], None]] = []  # calls made while disconnected
         self._publisher = _ConfirmChannel(on_lost=self._reopen_publisher_later)
         self._confirm_watch = None
-        self._frame_max = min(self._parameters.frame_max, FRAME_MAX)
+        self._frame_max = min(min(p.frame_max for p in self._parameters), FRAME_MAX)
         self._get_channel = None
         self._pending_get: tuple[str, Future] | None = None
         # Acks and nacks from handler threads, waiting for the I/O thread (see "Settling in bulk").

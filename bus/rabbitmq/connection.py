@@ -1,4 +1,5 @@
-"""The broker's I/O thread and its connection: handing work over, connect and reconnect, restoring the topology."""
+"""The broker's I/O thread and its connection: handing work over, connect and reconnect (to the next node of a
+cluster in turn), restoring the topology."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ from typing import Any, Callable
 import pika
 
 from bus.rabbitmq.amqp import (
+    NEXT_NODE_DELAY,
     RECONNECT_FIRST_DELAY,
     RECONNECT_MAX_DELAY,
     BrokerUnavailable,
@@ -128,38 +130,47 @@ class _Connection:
         self._reconnect_timer = None
         if self._closing:
             return
-        log.info("connecting to RabbitMQ at %s", self.where)
+        log.info("connecting to RabbitMQ at %s", self.nodes[self.node])
         self._connection = pika.SelectConnection(
-            self._parameters, on_open_callback=self._on_connected, on_open_error_callback=self._on_connect_failed,
-            on_close_callback=self._on_disconnected, custom_ioloop=self._ioloop)
+            self._parameters[self.node], on_open_callback=self._on_connected,
+            on_open_error_callback=self._on_connect_failed, on_close_callback=self._on_disconnected,
+            custom_ioloop=self._ioloop)
 
     def _on_connect_failed(self, _connection, error: BaseException) -> None:
         self._connection, self._last_error = None, error
         if self._closing:
             self._ioloop.stop()
             return
-        log.warning("cannot connect to RabbitMQ at %s: %s; next try in %.1f s", self.where, describe(error),
-                    self._backoff)
-        self._reconnect_later()
+        self._tries += 1
+        failed, delay = self.nodes[self.node], self._reconnect_later()
+        log.warning("cannot connect to RabbitMQ at %s: %s; trying %s in %.1f s", failed, describe(error),
+                    self.nodes[self.node], delay)
 
     def _on_disconnected(self, _connection, reason: BaseException) -> None:
         self._connection, self._ready, self._get_channel, self._last_error = None, False, None, reason
         if self._closing:
             self._ioloop.stop()
             return
-        log.warning("lost the connection to RabbitMQ at %s: %s; reconnecting in %.1f s",
-                    self.where, describe(reason), self._backoff)
-        self._reconnect_later()
+        lost, delay = self.nodes[self.node], self._reconnect_later()
+        log.warning("lost the connection to RabbitMQ at %s: %s; reconnecting to %s in %.1f s",
+                    lost, describe(reason), self.nodes[self.node], delay)
 
-    def _reconnect_later(self) -> None:
-        self._reconnect_timer = self._ioloop.call_later(self._backoff, self._connect)
-        self._backoff = min(self._backoff * 2, RECONNECT_MAX_DELAY)
+    def _reconnect_later(self) -> float:
+        """Connect to the next node in turn: at once while some node has not been tried since the last success,
+        after the backoff once each has failed. The delay chosen."""
+        self.node = (self.node + 1) % len(self.nodes)
+        if self._tries % len(self.nodes):
+            delay = NEXT_NODE_DELAY
+        else:
+            delay, self._backoff = self._backoff, min(self._backoff * 2, RECONNECT_MAX_DELAY)
+        self._reconnect_timer = self._ioloop.call_later(delay, self._connect)
+        return delay
 
     def _on_connected(self, connection) -> None:
         if self._connected.is_set():
             self.reconnects += 1
-        log.info("connected to RabbitMQ at %s", self.where)
-        self._backoff = RECONNECT_FIRST_DELAY
+        log.info("connected to RabbitMQ at %s", self.nodes[self.node])
+        self._backoff, self._tries = RECONNECT_FIRST_DELAY, 0
         restored: Future = Future()
         restored.add_done_callback(lambda done: self._on_topology_restored(connection, done))
         if self._declared:
@@ -221,7 +232,9 @@ class _Connection:
                 elif queue.name in self._as_found:
                     channel.queue_declare(queue.name, passive=True, callback=done)
                 else:
-                    channel.queue_declare(queue.name, durable=True, arguments=queue_arguments(queue), callback=done)
+                    size = None if queue.name in self._sized_apart else self.quorum_group_size
+                    channel.queue_declare(queue.name, durable=True, callback=done,
+                                          arguments=queue_arguments(queue, size))
 
         def step_done(channel, index: int) -> None:
             answered[0] = index + 1
@@ -234,6 +247,15 @@ class _Connection:
             if future.done():
                 return
             queue, pattern = steps[answered[0]] if answered[0] < len(steps) else (None, None)
+            if (queue is not None and pattern is None and queue.name not in self._sized_apart
+                    and _inequivalent(reason) and "x-quorum-initial-group-size" in reason.reply_text
+                    and self._connection is not None and self._connection.is_open):
+                # Made with another replica count (fewer URLs then): the count only applies when a queue is made.
+                self._sized_apart.add(queue.name)
+                log.info("queue %s was made with another number of replicas than the %s node URLs given; keeping "
+                         "it (rabbitmq-queues grow adds replicas, docs/bus.md)", queue.name, self.quorum_group_size)
+                open_channel()
+                return
             if (queue is not None and pattern is None and queue.accept_existing and queue.name not in self._as_found
                     and _inequivalent(reason) and self._connection is not None and self._connection.is_open):
                 self._as_found[queue.name] = reason.reply_text

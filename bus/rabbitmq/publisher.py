@@ -182,6 +182,11 @@ class _ConfirmChannel:
                     "the queue may be over its length limit or the node out of disk"))
             else:
                 sent.batch.confirmed()
+        if isinstance(method, spec.Basic.Nack):
+            # Next time on a new channel: RabbitMQ 3.10 can go on refusing every publish of a channel opened while a
+            # quorum queue was electing a leader (seen for minutes after a cluster node stopped), though a new
+            # channel on the same connection is accepted at once.
+            self.replace("RabbitMQ refused a message (nack)")
 
     def _settled_tags(self, tag: int, multiple: bool) -> list[int]:
         if not multiple:

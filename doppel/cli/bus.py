@@ -437,7 +437,7 @@ def _advise_on_outdated_queues(app, specs) -> None:
     outdated = app.broker.queues_as_found
     if not outdated:
         return
-    vhost = unquote(urlsplit(app.config.amqp_url or "").path[1:]) or "/"
+    vhost = unquote(urlsplit((app.config.amqp_urls or [""])[0]).path[1:]) or "/"
     print(f"\n{len(outdated)} queue(s) were declared by an older Doppel without a delivery limit, and are used as they "
           "are. Give them the limit with a policy (RabbitMQ cannot change a queue's arguments; a policy applies at "
           "once, with the workers running):", file=sys.stderr)

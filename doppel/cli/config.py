@@ -22,8 +22,10 @@ def register(sub) -> None:
 
 
 def masked_url(url: str) -> str:
-    """A URL with its password hidden (amqp://doppel:********@mq:5672/doppel)."""
+    """A URL with its password hidden (amqp://doppel:********@mq:5672/doppel); each of a comma-separated list."""
     from urllib.parse import urlsplit, urlunsplit
+    if "," in url and "://" in url:
+        return ",".join(masked_url(one.strip()) for one in url.split(","))
     try:
         parts = urlsplit(url)
         if parts.password:
@@ -45,13 +47,19 @@ def cmd_show(args) -> int:
             variables[name] = MASK if name == "SENTRY_DSN" else masked_url(value)
     shown = {"file": str(config.path) if config.path else None, "origin": config.origin,
              "state_dir": str(config.state_dir.absolute()),
-             "bus": "RabbitMQ" if config.amqp_url else "embedded (in memory; DOPPEL_AMQP_URL unset)",
+             "bus": _bus(config.amqp_urls) if config.amqp_urls else "embedded (in memory; DOPPEL_AMQP_URL unset)",
              "database": masked_url(os.environ["DOPPEL_DB_URL"]) if os.environ.get("DOPPEL_DB_URL")
              else f"sqlite file {config.state_dir.absolute() / 'doppel.db'}",
              "environment": variables, "settings": _plain(config.raw)}
     # Whatever a secret's value is, it is masked wherever it appears, and so is any field named like a secret.
     dump(scrub(shown, secret_values()), "yaml" if args.output == "table" else args.output)
     return 0
+
+
+def _bus(urls: list[str]) -> str:
+    if len(urls) == 1:
+        return "RabbitMQ"
+    return f"RabbitMQ cluster of {len(urls)} nodes (quorum queues with {len(urls)} replicas)"
 
 
 def _plain(value):

@@ -597,3 +597,45 @@ def test_a_function_queue_declared_by_an_older_version_is_used_as_it_is_until_th
     broker.publish([event("old.tick", 1)])
     wait_for(lambda: broker.depth(topology.dead_queue(name)) == 1, 20, "the message to be parked by the policy")
     assert served.count() == topology.DELIVERY_LIMIT + 1
+
+
+def test_queues_made_before_the_cluster_urls_were_listed_are_kept_with_their_replicas_and_serve(brokers):
+    """Growing one node into a cluster: the queues exist, made without a replica count; given three URLs, Doppel
+    asks for 3 replicas, which RabbitMQ refuses for an existing queue. They are kept, and the other arguments are
+    still checked (the function queue of an older version is still reported as such)."""
+    from types import SimpleNamespace
+
+    from bus import topology
+    from bus.retry import RetryPolicy
+    name = f"grown{uuid.uuid4().hex[:6]}"
+    function = SimpleNamespace(NAME=name, CONSUMES="grown.tick")
+    specs = topology.queues_for([function], RetryPolicy(attempts=2))
+    brokers().declare(specs)
+
+    broker = brokers(quorum_group_size=3)
+    broker.declare(specs)
+    assert broker.queues_as_found == {}
+    broker.publish([event("grown.tick", 1)])
+    wait_for(lambda: broker.depth(topology.function_queue(name)) == 1, 10, "the message in the function's queue")
+
+
+def test_after_a_refused_publish_the_next_goes_out_on_a_new_channel(brokers, vhost_url):
+    """RabbitMQ 3.10 can go on refusing every publish of one channel after a cluster node stopped, while a new
+    channel is accepted (bench/RESULTS.md, issue 15): a nack costs the channel."""
+    import pika
+    queue = f"full{uuid.uuid4().hex[:6]}"
+    connection = pika.BlockingConnection(pika.URLParameters(vhost_url))
+    connection.channel().queue_declare(queue, durable=True, arguments={"x-max-length": 1,
+                                                                       "x-overflow": "reject-publish"})
+    connection.close()
+    broker = brokers()
+    broker.publish([Message(queue, b"1", message_id="one", exchange=DEFAULT_EXCHANGE)])
+    opened = broker.publisher_state()["channels_opened"]
+
+    with pytest.raises(PublishError, match="nack"):
+        broker.publish([Message(queue, b"2", message_id="two", exchange=DEFAULT_EXCHANGE)])
+
+    assert broker.purge(queue) == 1
+    broker.publish([Message(queue, b"3", message_id="three", exchange=DEFAULT_EXCHANGE)])
+    state = broker.publisher_state()
+    assert state["channels_replaced"] == 1 and state["channels_opened"] == opened + 1 and state["ok"]

@@ -25,6 +25,34 @@ def node_stopped() -> Iterator[None]:
         rabbitmqctl("await_startup", "--timeout", "60")
 
 
+CLUSTER_NODES = ("rabbit-c1@localhost", "rabbit-c2@localhost", "rabbit-c3@localhost")  # rabbitmq-cluster.sh's
+CLUSTER_PORTS = (5681, 5682, 5683)
+
+
+def cluster_ctl(*args: str, node: str | None = None, check: bool = True) -> str:
+    """rabbitmqctl on a node of the test cluster: `node`, else the first that answers."""
+    for candidate in (node,) if node else CLUSTER_NODES:
+        run = subprocess.run(["rabbitmqctl", "-q", "-n", candidate, *args], capture_output=True, text=True)
+        if run.returncode == 0 or node:
+            if check and run.returncode:
+                raise subprocess.CalledProcessError(run.returncode, run.args, run.stdout, run.stderr)
+            return run.stdout
+    if check:
+        raise subprocess.CalledProcessError(run.returncode, run.args, run.stdout, run.stderr)
+    return ""
+
+
+@contextmanager
+def cluster_node_stopped(node: str) -> Iterator[None]:
+    """A cluster node's app stopped during the block (its clients lose their connections), started after it."""
+    cluster_ctl("stop_app", node=node)
+    try:
+        yield
+    finally:
+        cluster_ctl("start_app", node=node)
+        cluster_ctl("await_startup", "--timeout", "60", node=node)
+
+
 TEST_VHOST_PREFIXES = ("doppel-test-", "doppel-broker-test-")
 
 

@@ -81,3 +81,20 @@ def test_the_embedded_broker_parks_a_message_put_back_more_than_the_limit_with_r
     assert parked.message_id == "m-1" and "x-delivery-count" not in parked.headers
     (death,) = parked.headers["x-death"]
     assert death["reason"] == "delivery_limit" and death["queue"] == "fn"
+
+
+def test_on_a_cluster_each_quorum_queue_gets_the_replicas_asked_for_and_a_classic_queue_none():
+    specs = specs_by_name()
+    assert queue_arguments(specs["doppel.fn.snapshot"], 3)["x-quorum-initial-group-size"] == 3
+    assert queue_arguments(specs["doppel.fn.snapshot.delay.1"], 3)["x-quorum-initial-group-size"] == 3
+    assert "x-quorum-initial-group-size" not in queue_arguments(specs["doppel.fn.snapshot"])
+    assert "x-quorum-initial-group-size" not in queue_arguments(QueueSpec("q", "classic"), 3)
+
+
+def test_a_clusters_urls_are_read_from_a_comma_separated_list_or_a_list():
+    from bus.rabbitmq.amqp import split_urls
+    assert split_urls("amqp://a:1@h1/v, amqp://a:1@h2/v,") == ["amqp://a:1@h1/v", "amqp://a:1@h2/v"]
+    assert split_urls(["amqp://h1/v"]) == ["amqp://h1/v"]
+    import pytest
+    with pytest.raises(ValueError, match="comma-separated"):
+        split_urls(" , ")
