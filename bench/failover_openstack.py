@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,18 +107,19 @@ def plain_restore(store, manifest, server, work: Path) -> dict:
     (component,) = manifest.server_databases
     if component.kind != "postgresql":
         raise SystemExit(f"the bench restores PostgreSQL dumps; this backup holds a {component.kind} one")
-    postgresql.drop(server, PLAIN)
-    postgresql.create(server, PLAIN)
-    command = ["pg_restore", "--host", server.host, "--port", str(server.port), "--username", server.user,
-               "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--dbname", PLAIN]
-    cat = subprocess.Popen(["cat", *(str(work / part) for part in component.files)], stdout=subprocess.PIPE)
-    subprocess.run(command, stdin=cat.stdout, check=True, env=server.tool_env())
-    cat.stdout.close()
-    assert cat.wait() == 0
-    restored = time.perf_counter()
-    rows = query(server, PLAIN, "SELECT count(*) FROM public.orders")[0][0]
-    postgresql.drop(server, PLAIN)
-    subprocess.run(["rm", "-rf", str(work)], check=True)
+    try:
+        postgresql.create(server, PLAIN)
+        command = ["pg_restore", "--host", server.host, "--port", str(server.port), "--username", server.user,
+                   "--no-password", "--no-owner", "--no-acl", "--exit-on-error", "--dbname", PLAIN]
+        cat = subprocess.Popen(["cat", *(str(work / part) for part in component.files)], stdout=subprocess.PIPE)
+        subprocess.run(command, stdin=cat.stdout, check=True, env=server.tool_env())
+        cat.stdout.close()
+        assert cat.wait() == 0
+        restored = time.perf_counter()
+        rows = query(server, PLAIN, "SELECT count(*) FROM public.orders")[0][0]
+    finally:
+        postgresql.drop(server, PLAIN)
+        shutil.rmtree(work, ignore_errors=True)
     return {"fetch+unpack": fetched - started, "plain restore": restored - fetched, "rows": rows}
 
 
