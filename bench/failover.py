@@ -127,12 +127,12 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def record(path: Path, body: str) -> None:
-    """Write our section of RESULTS.md, leaving every other section as it is."""
+def record(path: Path, body: str, section: str = SECTION) -> None:
+    """Write `section` of RESULTS.md (its heading starts `body`), leaving every other section as it is."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
+    start = text.find(section)
     if start >= 0:
-        end = text.find("\n## ", start + len(SECTION))
+        end = text.find("\n## ", start + len(section))
         text = text[:start] + body + (text[end:] if end >= 0 else "\n")
     else:
         text = text.rstrip("\n") + "\n\n" + body + "\n"

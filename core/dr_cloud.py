@@ -164,8 +164,10 @@ def failover_plan(deps, production: str, policy: dict) -> list[dict]:
                 template = target.get("template") or "production's template"
                 steps.append({"step": "stack", "action": "create", "detail": f"doppel-{target['env']} in "
                               f"{seen['where']} from {template} (deleted again if the failover gives up)"})
+            trees = [tree["name"] for tree in deps.config["productions"][production].get("files") or ()]
             steps.append({"step": "restore", "action": "restore", "detail": f"{backup.id} from {seen['store']} "
-                                                                            "into the DR stack's databases"})
+                          "into the DR stack's databases" + (f" and files {', '.join(trees)} onto its servers "
+                                                             "(rsync, host keys pinned)" if trees else "")})
         elif step["step"] == "probe" and step["detail"].startswith("the DR copy holds"):
             steps.append({"step": "probe", "action": "check",
                           "detail": "every table of the DR stack's databases holds the backup's rows"})

@@ -13,8 +13,10 @@ default), which sees nothing of production's project unless it is copied there:
     stack    dr_stack creates doppel-<target.env> in the DR project from production's template (or
              `target.template`), production's parameters with `target.parameters` over them, the images filled
              with the DR copies and fresh secrets; nothing exists there until a failover asks.
-    restore  dr_restore loads the backup's databases where the DR stack's outputs say (never production's own);
-             dr_probe checks their tables hold the backup's rows; dr_delete drops them and deletes the stack.
+    restore  dr_restore loads the backup's databases where the DR stack's outputs say (never production's own),
+             and copies its file trees with rsync onto the DR stack's servers (their addresses from its outputs,
+             the host key pinned: clouds.openstack.file_trees); dr_probe checks the databases' tables hold the
+             backup's rows; dr_delete drops them and deletes the stack.
 """
 from __future__ import annotations
 
@@ -233,9 +235,6 @@ class DrVerbs:
         if stack is None or not stack.complete:
             raise DriverError(f"the DR stack of {production} in {where} is "
                               f"{stack.status if stack else 'missing'}; nothing can be restored into it", env=env)
-        if spec.get("files"):
-            raise DriverError(f"production {production} has file trees, which an OpenStack DR target does not "
-                              "restore yet; restore them by hand (docs/openstack.md)", env=env, permanent=True)
         dumped = {c.name: c for c in manifest.server_databases}
         targets = {}
         for database in spec["databases"]:
@@ -252,17 +251,20 @@ class DrVerbs:
     def dr_restore(self, production: str, target: Mapping, backup_id: str) -> list[str]:
         store = self._dr_store(production, target)
         manifest = find_backup(store, backup_id, production)
-        _, targets = self._dr_targets(production, target, manifest)
+        stack, targets = self._dr_targets(production, target, manifest)
         scratch = Path(self._sources_dir()).parent / "dr-restores" / target["env"]
         shutil.rmtree(scratch, ignore_errors=True)
         try:
             restore(store, manifest, scratch, databases=targets)
+            # each tree onto the DR stack's server, found through its outputs; a server presenting another host
+            # key than the pinned one is refused (HostKeyChanged) before anything is copied
+            trees = self.restore_file_trees(target["env"], scratch, production=production, outputs=stack.outputs)
         except DatabaseError as exc:
             raise DriverError(f"cannot restore backup {backup_id} into the DR stack of {production}: {exc}",
                               env=target["env"]) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        return sorted(targets)
+        return sorted(targets) + [f"files {tree}" for tree in trees]
 
     def dr_probe(self, production: str, target: Mapping, backup_id: str) -> list[str]:
         manifest = find_backup(self._dr_store(production, target), backup_id, production)
@@ -303,6 +305,7 @@ class DrVerbs:
             except DatabaseError as exc:
                 raise DriverError(f"cannot drop the DR database {database['name']} of {production}: {exc}",
                                   env=env) from None
+        self._discard_file_trees(env)  # what a failback pulled from the DR servers
         if stack.status != DELETE_IN_PROGRESS:
             log.info("DR of %s: deleting stack %s in %s", production, stack.name, where)
             sdk.call(env, f"delete the DR stack {stack.name}",

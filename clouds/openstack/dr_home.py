@@ -1,13 +1,16 @@
 """An OpenStack DR target's failback: what the DR stack holds, backed up and put back into production's components.
 
     dr_backup_source  the DR stack's description and its databases (where its outputs say), as a backup
-                      source: the failback backs it up as a backup of the production (production's data now).
+                      source, with the file trees of its servers (rsync, host keys pinned): the failback backs it
+                      up as a backup of the production (production's data now).
     dr_restore_home   each database of that backup restored into a side database beside production's own
                       (`<name>_fb<digest>`), its tables' rows checked against the backup's manifest, and only
                       then swapped in: production's database is renamed `<name>_pre_fb<digest>` (kept, as the
                       local driver keeps production's tree: it may hold writes made between the last backup and
                       the failure) and the side one takes its name. A restore that fails leaves production's
-                      databases as they were.
+                      databases as they were. The backup's file trees are then copied onto production's servers
+                      (rsync --delete: each tree becomes the DR one; files production wrote after its last backup
+                      and before the failure are not kept), before any database is swapped.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ class DrHomeVerbs:
                                       "id": stack.id, "where": where},
                        "outputs.json": _scrubbed(dict(stack.outputs))}
         root = self._write_source(env, description)
+        self._pull_file_trees(spec, stack.outputs, root, env, production)  # from the DR stack's servers, pinned
         return BackupSource(root=root, servers=tuple(_database(database, stack.outputs, env, production)
                                                      for database in spec["databases"]))
 
@@ -64,12 +68,17 @@ class DrHomeVerbs:
         scratch = Path(self._sources_dir()).parent / "failback" / production
         shutil.rmtree(scratch, ignore_errors=True)
         try:
+            return self._swap_home(production, backup_id, restore, scratch, targets, homes, outputs)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _swap_home(self, production: str, backup_id: str, restore, scratch: Path, targets: dict, homes: dict,
+                   outputs: Mapping) -> list[str]:
+        try:
             manifest = restore(scratch, targets)
         except DatabaseError as exc:
             raise DriverError(f"cannot restore backup {backup_id} beside production {production}'s databases: "
                               f"{exc}; production is unchanged", env=production) from None
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
         problems = [problem for component in manifest.server_databases
                     for problem in check(manifest, component, homes[component.name][0], homes[component.name][2])]
         if problems:
@@ -77,7 +86,13 @@ class DrHomeVerbs:
                 ENGINES[server.engine].drop(server, side)
             raise DriverError(f"backup {backup_id} did not restore whole beside production {production}'s "
                               f"databases ({'; '.join(problems)}); production is unchanged", env=production)
-        kept = []
+        try:  # the trees written in DR onto production's servers (pinned host keys), before any database moves
+            self.restore_file_trees(production, scratch, production=production, outputs=outputs)
+        except DriverError:
+            for server, _, side in homes.values():
+                ENGINES[server.engine].drop(server, side)
+            raise
+        kept, digest = [], hashlib.sha256(backup_id.encode()).hexdigest()[:6]
         for server, name, side in homes.values():
             engine = ENGINES[server.engine]
             old = _named(name, f"_pre_fb{digest}")

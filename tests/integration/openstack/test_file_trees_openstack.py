@@ -4,8 +4,10 @@ production's host key through user data; a DR server made without it is refused.
 
 The servers are sshd processes on 127.0.0.1 (tests/support/sshd.py): Nova's fake hypervisor boots
 nothing that could run one. What OpenStack makes is real: the stacks, their outputs, and the server's
-user data (a cloud-config) carrying the host key pair, which the DR sshd is started with. Cost: three
-stacks of one fake server each (seconds each) and one backup to Swift; about 40 s in all.
+user data (a cloud-config) carrying the host key pair, which the DR sshd is started with. The second test
+runs the DR target's own verbs (a sync copying the image into the DR project of RegionTwo, the DR stack, the
+restore, the failback's backup and restore home). Cost: five stacks of one fake server each (seconds each),
+an image copy of 64 KiB and three backups to Swift; 12-13 s for the first test and 12-24 s for the second here.
 """
 from __future__ import annotations
 
@@ -148,3 +150,112 @@ def test_a_tree_backed_up_from_production_restores_into_a_dr_server_that_kept_it
         remove_container(conn, backups)
         app.close()
 
+
+
+def dr_images_of(conn, production: str) -> list:
+    return [i for i in conn.image.images(owner=conn.current_project_id)
+            if (i.properties or {}).get("doppel-production") == production]
+
+
+@pytest.mark.timeout(600)  # a hang detector: two small stacks, an image copy and one backup on the test bed
+def test_a_failover_restores_the_tree_into_the_dr_server_a_failback_brings_it_home_a_changed_key_is_refused(
+        openstack_cloud, tmp_path, monkeypatch):
+    """The DR target's verbs as a failover and a failback run them (sync, stack, restore; back up the DR stack,
+    restore home) for a production with `files:`, into the DR project of RegionTwo: the DR stack's server, found
+    through its outputs and booted with the pinned pair from user data, gets the tree, and what was written there
+    comes home; the same server answering with another host key is refused, nothing copied."""
+    monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
+    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
+    import openstack
+
+    from clouds.openstack.file_trees import doppel_identity, host_key_values
+    from core.dr_cloud import failover_plan
+    from doppel.app import App
+    from doppel.config import parse_config
+    from tests.integration.openstack.test_dr_openstack import DR_CLOUD, REGION2
+    conn, dr_conn = openstack_cloud, openstack.connect(cloud=DR_CLOUD)
+    session = uuid.uuid4().hex[:6]
+    production, dr_env = f"files-{session}", f"files-dr-{session}"
+    backups, dr_container = f"doppel-it-backups-{production}", f"doppel-it-dr-{production}"
+    mount_point, state = tmp_path / "srv" / "uploads", tmp_path / "state"
+    identity = doppel_identity(state / "openstack")
+    prod = SshServer(tmp_path / "prod", authorized_key=public_key(identity), mount_point=mount_point)
+    servers = [prod]
+    (prod.root / "2026").mkdir()
+    (prod.root / "2026" / "photo.jpg").write_bytes(b"\xff\xd8" * 5000)
+    (prod.root / "index.html").write_text("<h1>shop</h1>")
+    monkeypatch.setenv("SHOP_UPLOADS_HOST_KEY", prod.host_key.read_text())
+    dr_port = free_port()
+    target = {"driver": "openstack", "env": dr_env, "cloud": DR_CLOUD, "region": REGION2,
+              "container": dr_container, "parameters": {"ssh_port": dr_port}}
+    entry = {"driver": "openstack", "cloud": CLOUD, "region": "RegionOne", "stack": f"doppel-it-{production}",
+             "template": str(TEMPLATE),
+             "parameters": {"image": "{snapshot.image.app}", "flavor": FLAVOR, "host_key": "{host_key.uploads}",
+                            "host_key_public": "{host_key.uploads.public}"},
+             "files": [{"path": str(mount_point), "host": "{outputs.app_ip}", "port": "{outputs.ssh_port}",
+                        "user": "root", "host_key": prod.public_host_key, "host_key_env": "SHOP_UPLOADS_HOST_KEY"}]}
+    document = {"state_dir": str(state), "productions": {production: entry},
+                "backups": {"store": {"type": "swift", "container": backups, "cloud": CLOUD}},
+                "dr": {production: {"target": target, "backup": "newest"}}}
+    app = App(parse_config(document, None), role="test")
+    driver = app.cloud
+    try:
+        # Given production's stack with its host key pair, backed up, and synced to the DR project
+        pair = host_key_values(driver.drivers["openstack"].productions[production], production)
+        make_stack(conn, entry["stack"], {"ssh_port": prod.port, "host_key": pair["host_key.uploads"],
+                                          "host_key_public": pair["host_key.uploads.public"]})
+        backup_id = app.backups.back_up(production, driver.backup_source(production), reason="manual").backup_id
+        driver.dr_copy_images(production, target)
+        driver.dr_copy_backup(production, target, backup_id, app.backups.store)
+        # (`doppel dr failover --dry-run` says the trees go onto the DR stack's servers)
+        plan = {step["step"]: step for step in failover_plan(app.deps, production, app.config["dr"][production])}
+        assert plan["restore"]["detail"] == (f"{backup_id} from swift:{dr_container} into the DR stack's databases "
+                                             "and files uploads onto its servers (rsync, host keys pinned)")
+
+        # When a failover makes the DR stack and its server boots with the key pair its user data carries
+        driver.dr_stack(production, target, f"failover-{session}")
+        stack = wait_for(lambda: (lambda s: s if s is not None and s.complete else None)(
+            driver.dr_stack(production, target, None)), 180, "the DR stack complete", interval=1)
+        assert stack.outputs["ssh_port"] in (dr_port, str(dr_port))
+        dr = SshServer(tmp_path / "dr", authorized_key=public_key(identity), mount_point=mount_point, port=dr_port,
+                       host_key=host_key_from_user_data(conn, stack.outputs["server_id"], tmp_path / "dr-keys"))
+        servers.append(dr)
+        # And the backup is restored into the DR stack
+        restored = driver.dr_restore(production, target, backup_id)
+
+        # Then the DR stack's server holds production's tree, copied over SSH with production's pinned key
+        assert restored == ["files uploads"]
+        assert tree_files(dr.root) == tree_files(prod.root) != {}
+
+        # When a file is written in DR and the failback carries the DR stack's data home
+        (dr.root / "2026" / "written-in-dr.txt").write_text("an order's attachment")
+        (dr.root / "index.html").write_text("<h1>shop, served from DR</h1>")
+        home = app.backups.back_up(production, driver.dr_backup_source(production, target), reason="failback")
+        driver.dr_restore_home(production, home.backup_id, lambda into, databases: app.backups.restore(
+            home.backup_id, into, databases=databases))
+        # Then production's server holds the tree as DR left it
+        assert tree_files(prod.root) == tree_files(dr.root)
+        assert (prod.root / "2026" / "written-in-dr.txt").read_text() == "an order's attachment"
+
+        # But when that server answers with another host key (re-created without the pair), it is refused
+        dr.stop()
+        changed = SshServer(tmp_path / "changed", authorized_key=public_key(identity), mount_point=mount_point,
+                            port=dr_port)
+        servers.append(changed)
+        refusal = (rf"refused env {dr_env}'s server 127.0.0.1:{dr_port} .*presented host key SHA256:\S+, "
+                   r"but ssh-ed25519 SHA256:\S+ is pinned .*so nothing was copied")
+        with pytest.raises(HostKeyChanged, match=refusal):
+            driver.dr_restore(production, target, backup_id)
+        assert tree_files(changed.root) == {}
+    finally:
+        for server in servers:
+            server.stop()
+        driver.dr_delete(production, target)
+        conn.orchestration.delete_stack(conn.orchestration.find_stack(entry["stack"], ignore_missing=True)
+                                        or entry["stack"], ignore_missing=True)
+        for image in dr_images_of(dr_conn, production):
+            dr_conn.image.delete_image(image, ignore_missing=True)
+        remove_container(dr_conn, dr_container)
+        remove_container(conn, backups)
+        app.close()
+        dr_conn.close()
