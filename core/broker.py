@@ -258,3 +258,10 @@ def _fits_decimal(value: Decimal) -> bool:
     places = -exponent if exponent < 0 else 0
     digits = int(value * (Decimal(10) ** places)) if places else int(value)
     return places <= 255 and _INT32[0] <= digits <= _INT32[1]
+
+
+def node_urls(urls: "str | Sequence[str] | None") -> list[str]:
+    """The AMQP URLs of RabbitMQ's nodes, in order: one URL, several comma-separated (DOPPEL_AMQP_URL), or a
+    list; empty when none is given."""
+    listed = (urls or "").split(",") if urls is None or isinstance(urls, str) else list(urls)
+    return [url.strip() for url in listed if url and url.strip()]

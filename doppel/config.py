@@ -55,7 +55,8 @@ class Config:
     @property
     def amqp_urls(self) -> list[str]:
         """The RabbitMQ nodes to connect to, in order (empty: the embedded bus)."""
-        return [url.strip() for url in (self.amqp_url or "").split(",") if url.strip()]
+        from core.broker import node_urls  # not at start-up: only a process that talks to the bus asks
+        return node_urls(self.amqp_url)
 
 
 def flatten_errors(messages, path="") -> list[str]:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pika
 from pika.exceptions import ChannelClosedByBroker
 
-from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec
+from core.broker import DEFAULT_EXCHANGE, Message, PublishError, QueueSpec, node_urls
 
 RECONNECT_FIRST_DELAY = 0.5  # seconds; doubles after each failed attempt
 RECONNECT_MAX_DELAY = 10.0
@@ -42,8 +42,7 @@ def safe_url(url: str) -> str:
 
 def split_urls(urls: str | Sequence[str]) -> list[str]:
     """The AMQP URLs of a RabbitMQ cluster's nodes: a comma-separated string (DOPPEL_AMQP_URL) or a list."""
-    listed = urls.split(",") if isinstance(urls, str) else list(urls)
-    found = [url.strip() for url in listed if url and url.strip()]
+    found = node_urls(urls)
     if not found:
         raise ValueError("no RabbitMQ URL given (DOPPEL_AMQP_URL: amqp://user:pass@host:5672/vhost, or several, "
                          "comma-separated, one per node of a cluster)")
