@@ -51,8 +51,9 @@ from core import dr  # noqa: E402
 from core.broker import event_message  # noqa: E402
 from core.dr_state import FAILED_OVER, NORMAL  # noqa: E402
 from doppel.cli.common import build_event  # noqa: E402
+from tests.integration.conftest import openstack_cloud, openstack_production_stack  # noqa: E402, F401
 from tests.integration.databases.conftest import pg_server, query  # noqa: E402, F401 - fixtures, for pytest
-from tests.integration.openstack.conftest import PRODUCTION, openstack_cloud, production_stack  # noqa: E402, F401
+from tests.integration.openstack.conftest import PRODUCTION, production_stack  # noqa: E402, F401
 from tests.integration.openstack.test_dr_openstack import (  # noqa: E402, F401
     DR_ADDRESS,
     DR_ENV,

@@ -16,10 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import functions
-from core.registry import ENDED, READY
-from doppel.app import App
-from doppel.config import parse_config
+from tests.support.cloud_doppel import EmbeddedDoppel, unique_env  # noqa: F401 - unique_env for the tests
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,16 +38,17 @@ def client(service: str):
                                  region_name=REGION).client(service, endpoint_url=ENDPOINT)
 
 
-@pytest.fixture(scope="session")
-def moto_server():
+def start_moto() -> str:
+    """moto's server, started (or reused) by the project's own script (the `moto_server` fixture of
+    tests/integration/conftest.py)."""
     subprocess.run(["bash", str(ROOT / "tests/services/moto.sh")], check=True,
                    stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
     return ENDPOINT
 
 
-@pytest.fixture(scope="session")
-def production_stack(moto_server):
-    """The production: an instance booted from one of moto's images and an RDS PostgreSQL instance."""
+def make_production():
+    """The production: an instance booted from one of moto's images and an RDS PostgreSQL instance (the
+    `aws_production_stack` fixture of tests/integration/conftest.py, once a session)."""
     cfn, ec2 = client("cloudformation"), client("ec2")
     base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     cfn.create_stack(StackName=PRODUCTION_STACK, TemplateBody=(HERE / "templates/production.json").read_text(),
@@ -62,6 +60,12 @@ def production_stack(moto_server):
     cfn.delete_stack(StackName=PRODUCTION_STACK)
 
 
+@pytest.fixture(scope="session")
+def production_stack(aws_production_stack):
+    """This directory's production: the session's aws one."""
+    return aws_production_stack
+
+
 def production_entry(template: Path = HERE / "templates/environment.json", logs: list | None = None,
                      **parameters) -> dict:
     return {"driver": "aws", "region": REGION, "stack": PRODUCTION_STACK, "template": str(template),
@@ -71,46 +75,17 @@ def production_entry(template: Path = HERE / "templates/environment.json", logs:
             "clone": {"secrets": ["db_password"], "crons": "disable"}}
 
 
-class Doppel:
+class Doppel(EmbeddedDoppel):
     """An embedded Doppel with one aws production, its functions served on the in-memory bus."""
+
+    settle_interval = 0.5  # moto answers at once
 
     def __init__(self, tmp_path: Path, backups_bucket: str | None = None, **entry):
         document = {"state_dir": str(tmp_path / "state"), "productions": {PRODUCTION: production_entry(**entry)},
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
         if backups_bucket:  # backups in moto's S3, through boto3's chain
             document["backups"] = {"store": {"type": "s3", "bucket": backups_bucket, "region_name": REGION}}
-        self.document = document
-        self.app = App(parse_config(document, None), role="test", fast_forward=True)
-        self.worker = self.app.worker(functions.FUNCTIONS)
-        self.worker.start()
-        self.cloud = self.app.cloud
-
-    def request(self, env: str, event_id: str | None = None):
-        from core.broker import event_message
-        from doppel.cli.common import build_event
-        event = build_event("env.requested", {"env": env, "production": PRODUCTION, "ttl_seconds": 3600},
-                            source="test", event_id=event_id)
-        self.app.broker.publish([event_message(event)])
-        self.app.broker.run_until_idle(timeout=120)
-        return event
-
-    def settle(self, env: str, seconds: float = 120):
-        """Wait until `env` is ready or ended, ticking the poller meanwhile."""
-        from core.broker import event_message
-        from doppel.cli.common import build_event
-
-        def done():
-            self.app.broker.publish([event_message(build_event("poll.tick", {"target": "all"}, source="test"))])
-            self.app.broker.run_until_idle(timeout=30)
-            found = self.app.registry.latest(env)
-            return found if found is not None and (found.state == READY or found.state in ENDED) else None
-        return wait_for(done, seconds, f"env {env} ready or ended", interval=0.5)
-
-    def events(self, event_type=None):
-        return self.app.audit.events(event_type=event_type)
-
-    def close(self):
-        self.app.close()
+        super().__init__(document, PRODUCTION)
 
 
 @pytest.fixture
@@ -145,10 +120,6 @@ def leftovers(env: str) -> dict:
 def stack_parameters(env: str) -> dict:
     raw = client("cloudformation").describe_stacks(StackName=f"doppel-{env}")["Stacks"][0]
     return {p["ParameterKey"]: p["ParameterValue"] for p in raw["Parameters"]}
-
-
-def unique_env(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def dumps(value) -> str:

@@ -18,11 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import functions
-from core.registry import ENDED, READY
-from doppel.app import App
-from doppel.config import parse_config
 from tests.integration.databases.conftest import maria_server, pg_server  # noqa: F401 - the test servers, as fixtures
+from tests.support.cloud_doppel import EmbeddedDoppel, unique_env  # noqa: F401 - unique_env for the tests
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -41,9 +38,10 @@ LEGACY_PRODUCTION_STACK = "doppel-it-production"  # the one stack earlier versio
 PRODUCTION_DB_HOST, PRODUCTION_DATABASE = "127.0.0.1", f"doppel_it_shop_{SESSION}"
 
 
-@pytest.fixture(scope="session")
-def openstack_cloud():
-    """The control plane, started (or reused) by the project's own script; an SDK connection for checks."""
+def connect():
+    """The control plane, started (or reused) by the project's own script; an SDK connection for checks.
+
+    (Served once a session as the `openstack_cloud` fixture of tests/integration/conftest.py.)"""
     started = time.monotonic()
     subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
                    stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
@@ -55,17 +53,15 @@ def openstack_cloud():
     conn.close()
 
 
-@pytest.fixture(scope="session")
-def production_stack(openstack_cloud):
+def make_production(conn):
     """The production: a Heat stack with one server and one volume, made for this test session and deleted
-    after it.
+    after it (served once a session as the `openstack_production_stack` fixture of tests/integration/conftest.py).
 
     Never one left by an earlier session: Nova's fake hypervisor keeps its instances in memory, so after
     nova-compute restarts (a new machine from a snapshot, a restarted control plane) an older server is
     only a database row that may still read "running", and Nova leaves a snapshot of it in task_state
     image_snapshot for ever. Productions of sessions that died without cleaning up are removed here.
     """
-    conn = openstack_cloud
     image = conn.image.find_image("doppel-it-base")
     if image is None or image.status != "active":
         image = conn.image.create_image(name="doppel-it-base", disk_format="raw", container_format="bare",
@@ -86,6 +82,12 @@ def production_stack(openstack_cloud):
         yield conn.orchestration.get_stack(stack.id)
     finally:
         conn.orchestration.delete_stack(stack, ignore_missing=True)
+
+
+@pytest.fixture(scope="session")
+def production_stack(openstack_production_stack):
+    """This directory's production: the session's openstack one."""
+    return openstack_production_stack
 
 
 def remove_abandoned_productions(conn, older_than_s: float = 3 * 3600) -> None:
@@ -118,7 +120,7 @@ def production_entry(flavor: str = FLAVOR, databases: list | None = None, anonym
             "databases": databases or [], "logs": logs or []}
 
 
-class Doppel:
+class Doppel(EmbeddedDoppel):
     """An embedded Doppel with one openstack production, its functions served on the in-memory bus."""
 
     def __init__(self, tmp_path: Path, backups_container: str | None = None, **entry_options):
@@ -127,51 +129,7 @@ class Doppel:
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
         if backups_container:  # backups in the test cloud's Swift, through Keystone
             document["backups"] = {"store": {"type": "swift", "container": backups_container, "cloud": CLOUD}}
-        self.document = document
-        self.app = App(parse_config(document, None), role="test", fast_forward=True)
-        self.worker = self.app.worker(functions.FUNCTIONS)
-        self.worker.start()
-        self.cloud = self.app.cloud
-
-    def publish(self, event_type, **data):
-        from core.broker import event_message
-        from doppel.cli.common import build_event
-        event = build_event(event_type, data, source="test")
-        self.app.broker.publish([event_message(event)])
-        self.app.broker.run_until_idle(timeout=120)
-        return event
-
-    def request(self, env: str, event_id: str | None = None):
-        from core.broker import event_message
-        from doppel.cli.common import build_event
-        event = build_event("env.requested", {"env": env, "production": PRODUCTION, "ttl_seconds": 3600},
-                            source="test", event_id=event_id)
-        self.app.broker.publish([event_message(event)])
-        self.app.broker.run_until_idle(timeout=120)
-        return event
-
-    def tick(self, target: str = "all") -> None:
-        """What the scheduler does when notifications are off: a poll tick."""
-        self.publish("poll.tick", target=target)
-
-    def settle(self, env: str, *, tick=True, seconds: float = 240, nudge=None):
-        """Wait until `env` is ready or ended, ticking the poller (or calling `nudge`) meanwhile."""
-        def done():
-            if nudge is not None:
-                nudge()
-            elif tick:
-                self.tick()
-            else:
-                self.app.broker.run_until_idle(timeout=30)
-            found = self.app.registry.latest(env)
-            return found if found is not None and (found.state == READY or found.state in ENDED) else None
-        return wait_for(done, seconds, f"env {env} ready or ended", interval=1.0)
-
-    def events(self, event_type=None, correlation_id=None):
-        return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
-
-    def close(self):
-        self.app.close()
+        super().__init__(document, PRODUCTION)
 
 
 @pytest.fixture
@@ -181,10 +139,6 @@ def doppel(openstack_cloud, production_stack, tmp_path, monkeypatch):
     instance = Doppel(tmp_path)
     yield instance
     instance.close()
-
-
-def unique_env(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def leftovers(conn, env: str) -> dict:

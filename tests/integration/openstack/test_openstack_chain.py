@@ -1,5 +1,7 @@
-"""The environment chain on a real OpenStack: clone, replay, failure, expiry (backup, then teardown), reap, and how
-completion arrives.
+"""What only OpenStack does in the environment chain: completion through its own notifications, expiry (backup,
+then teardown) of an environment with a database, Swift behind Keystone as the store, a backup of production.
+
+Clone, replay, a refused stack and reap are stated once for every driver in tests/integration/clouds.
 
 Every test runs the real functions on the embedded bus against tests/services/openstack.sh's
 control plane (Keystone, Glance, Placement, Nova with a fake hypervisor, neutron-server,
@@ -8,7 +10,6 @@ it made, so the next one (reap above all) sees a clean cloud.
 """
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from contextlib import closing
@@ -19,8 +20,7 @@ import yaml
 
 from clouds.openstack.notifications import QUEUE, NotificationListener, tick_for
 from clouds.openstack.resources import container_name, stack_name
-from core.registry import FAILED, READY
-from doppel.cli.reap import orphans, reap
+from core.registry import READY
 from tests.integration.openstack.conftest import PRODUCTION, Doppel, leftovers, unique_env
 from tests.support.waiting import wait_for
 
@@ -33,105 +33,8 @@ def env_server_and_volume(conn, env):
     return conn.compute.get_server(resources["app"]), conn.block_storage.get_volume(resources["data"])
 
 
-def production_state(conn, production_stack):
-    """What must not change in production when it is cloned."""
-    stack = conn.orchestration.get_stack(production_stack.id)
-    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(stack)}
-    server = conn.compute.get_server(resources["app"])
-    return {"status": stack.status, "updated": stack.updated_at, "resources": resources,
-            "metadata": dict(server.metadata), "server_status": server.status,
-            "volume_status": conn.block_storage.get_volume(resources["data"]).status}
-
-
-def counts(conn, env):
-    """How many stacks, images and volume snapshots `env` has (a replay must not add any)."""
-    return (len([s for s in conn.orchestration.stacks() if s.name == stack_name(env)]),
-            len([i for i in conn.image.images() if (i.properties or {}).get("doppel-env") == env]),
-            len([v for v in conn.block_storage.snapshots(details=True) if (v.metadata or {}).get("doppel-env") == env]))
-
-
 def remove_env(doppel: Doppel, conn, env: str) -> None:
-    """Clean up after a test, whatever state it left `env` in, and wait until nothing of it is left."""
-    from core.cloud import TAG_ENV
-    doppel.cloud.delete_stack(env, ignore_missing=True)
-    for resource in doppel.cloud.find_tagged({TAG_ENV: env}):
-        doppel.cloud.delete_resource(resource, ignore_missing=True)
-    wait_for(lambda: not leftovers(conn, env), 180, f"env {env} gone", interval=2)
-
-
-def test_production_stack_is_cloned_from_its_snapshots_and_a_replay_makes_nothing_new(
-        doppel, openstack_cloud, production_stack):
-    conn = openstack_cloud
-    env_name = unique_env("clone")
-    production_before = production_state(conn, production_stack)
-    try:
-        # Given notifications are not listened to: the scheduler's poll ticks finish the operations
-        request_id = str(uuid.uuid4())
-        doppel.request(env_name, event_id=request_id)
-        env = doppel.settle(env_name)
-
-        # Then the environment is ready, with its stack's outputs and its bundle's URL as endpoints
-        assert env.state == READY, env.reason
-        # (poll's events carry the tick's correlation id, so the chain is found by env)
-        chain = {e.type for e in doppel.events() if e.data.get("env") == env_name}
-        assert {"env.requested", "snapshot.done", "stack.ready", "env.ready"} <= chain
-        snapshot = next(e for e in doppel.events("snapshot.done") if e.data["env"] == env_name).data["snapshot"]
-        parts = {(c["kind"], c["name"]): c["location"] for c in snapshot["components"]}
-
-        # Its server booted from the snapshot image, its volume came from the volume's snapshot
-        server, volume = env_server_and_volume(conn, env_name)
-        assert server.image["id"] == parts[("image", "app")]
-        assert volume.snapshot_id == parts[("volume", "data")]
-        image = conn.image.get_image(parts[("image", "app")])
-        assert image.status == "active" and image.properties["doppel-env"] == env_name
-
-        # With its own credentials: not production's, and the same in the stack and in its config bundle
-        bundle = json.loads(conn.object_store.download_object("config.json", container=container_name(env_name)))
-        password = bundle["settings"]["database.password"]
-        assert password and password != "production-secret"
-        assert server.metadata["db_password"] == password
-        assert server.metadata["config_url"] == env.endpoints["config_url"]
-        assert bundle["settings"]["app.base_url"] == env.endpoints["base_url"] == f"http://doppel-{env_name}.example.com"
-        assert bundle["crons"] is False
-        assert password not in json.dumps(env.endpoints)
-
-        # Production is unchanged
-        assert production_state(conn, production_stack) == production_before
-
-        # When env.requested is replayed (same id)
-        before = counts(conn, env_name)
-        assert before == (1, 1, 1)
-        doppel.request(env_name, event_id=request_id)
-        doppel.tick()
-
-        # Then no second stack, image or snapshot exists
-        assert counts(conn, env_name) == before
-    finally:
-        remove_env(doppel, conn, env_name)
-
-
-def test_a_stack_that_fails_to_create_is_deleted_with_heats_reason_in_env_failed(
-        openstack_cloud, production_stack, tmp_path, monkeypatch):
-    from tests.integration.openstack.conftest import HUGE_FLAVOR
-    monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    conn = openstack_cloud
-    doppel = Doppel(tmp_path, flavor=HUGE_FLAVOR)  # a flavor no host can hold
-    env_name = unique_env("fail")
-    try:
-        doppel.request(env_name)
-        env = doppel.settle(env_name)
-
-        assert env.state == FAILED
-        failed = [e.data for e in doppel.events("env.failed") if e.data["env"] == env_name]
-        assert failed and failed[0]["step"] == "clone"
-        # Heat's own reason, naming the resource (Nova refuses the flavor: quota, or no valid host)
-        assert "Resource CREATE failed" in failed[0]["reason"] and "resources.app" in failed[0]["reason"], failed
-        assert doppel.app.registry.latest(env_name).reason.endswith(failed[0]["reason"])
-        # The compensation deleted the stack and the snapshot made for it
-        wait_for(lambda: not leftovers(conn, env_name), 180, "failed stack deleted", interval=2)
-    finally:
-        remove_env(doppel, conn, env_name)
-        doppel.close()
+    doppel.remove(env, lambda name: leftovers(conn, name))
 
 
 def remove_container(conn, name: str) -> None:
@@ -268,62 +171,6 @@ def test_completion_arrives_through_notifications_and_expiry_backs_up_then_leave
         doppel.close()
         from clouds.databases import postgresql
         postgresql.drop(pg_server, own_database)
-
-
-def test_reap_lists_planted_orphans_and_removes_exactly_those(doppel, openstack_cloud, production_stack, capsys,
-                                                              tmp_path):
-    conn = openstack_cloud
-    ghost = unique_env("ghost")  # an environment the registry never heard of
-    tags = {"doppel-env": ghost, "doppel-key": f"test/{ghost}", "doppel-production": PRODUCTION,
-            "doppel-snapshot": f"snap-{ghost}-000000000000"}
-    image = conn.image.create_image(name=f"snap-{ghost}-000000000000-app", disk_format="raw",
-                                    container_format="bare", data=io.BytesIO(b"\0" * 1024), allow_duplicates=True,
-                                    **tags)
-    resources = {r.name: r.physical_resource_id for r in conn.orchestration.resources(production_stack)}
-    snap = conn.block_storage.create_snapshot(volume_id=resources["data"], name=f"snap-{ghost}-000000000000-data",
-                                              force=True, metadata=tags)
-    conn.block_storage.wait_for_status(snap, status="available", failures=["error"], interval=1, wait=120)
-    conn.object_store.create_container(container_name(ghost), metadata=tags)
-    conn.object_store.upload_object(container_name(ghost), "config.json", data=b"{}")
-    planted_stack = conn.orchestration.create_stack(
-        name=stack_name(ghost), tags=f"doppel,doppel-env={ghost}",
-        template={"heat_template_version": "2018-08-31", "resources": {"r": {"type": "OS::Heat::RandomString"}},
-                  "parameters": {name: {"type": "string", "default": ""} for name in
-                                 ("doppel_env", "doppel_key", "doppel_production")}},
-        parameters={"doppel_env": ghost, "doppel_key": tags["doppel-key"], "doppel_production": PRODUCTION})
-    conn.orchestration.wait_for_status(planted_stack, status="CREATE_COMPLETE", failures=["CREATE_FAILED"], wait=120)
-    production_images = {i.id for i in conn.image.images()} - {image.id}
-    try:
-        # When reap runs dry (as `doppel reap --dry-run`, on this Doppel's config and registry)
-        from doppel.cli import main
-        config = tmp_path / "doppel.yaml"
-        config.write_text(yaml.safe_dump(doppel.document))
-        assert main(["--config", str(config), "reap", "--dry-run"]) == 0
-        printed = capsys.readouterr().out
-        found = orphans(doppel.cloud, doppel.app.registry, [PRODUCTION])
-
-        # Then it lists the planted resources, and only those, and removes nothing
-        assert {(o.resource.kind, o.resource.id) for o in found} == {
-            ("snapshot", tags["doppel-snapshot"]), ("container", container_name(ghost)),
-            ("stack", planted_stack.id)}
-        assert all(o.why == "unknown" for o in found)
-        assert f"would remove container {container_name(ghost)}" in printed and image.name in printed
-        assert "3 orphaned resources (dry run: nothing removed)" in printed
-        assert conn.image.find_image(image.id) is not None
-
-        # When reap runs for real, then exactly those are gone and production is untouched
-        reap(doppel.cloud, doppel.app.registry, dry_run=False, productions=[PRODUCTION])
-        wait_for(lambda: not leftovers(conn, ghost), 120, "planted resources removed", interval=2)
-        assert orphans(doppel.cloud, doppel.app.registry, [PRODUCTION]) == []
-        assert production_images <= {i.id for i in conn.image.images()}
-        assert conn.orchestration.get_stack(production_stack.id).status == "CREATE_COMPLETE"
-    finally:
-        conn.image.delete_image(image.id, ignore_missing=True)
-        conn.block_storage.delete_snapshot(snap.id, ignore_missing=True)
-        conn.orchestration.delete_stack(planted_stack.id, ignore_missing=True)
-        for obj in conn.object_store.objects(container_name(ghost)) if leftovers(conn, ghost).get("containers") else ():
-            conn.object_store.delete_object(obj, container=container_name(ghost))
-        conn.object_store.delete_container(container_name(ghost), ignore_missing=True)
 
 
 @pytest.fixture
