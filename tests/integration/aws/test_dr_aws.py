@@ -1,7 +1,8 @@
 """Production on AWS fails over into a second AWS region (issue 13, point 4), through the same DR design as the
 OpenStack target: moto's server stands for EC2, CloudFormation, S3 and Route 53 in both regions; the alarm is a
-real Aodh alarm of the OpenStack test bed whose action is the gateway's hook (moto's CloudWatch evaluates alarms
-but never runs their actions: moto/cloudwatch/models.py has no code that calls an alarm's AlarmActions).
+real Aodh alarm of the OpenStack test bed whose action is the gateway's hook (moto's CloudWatch keeps alarms and
+their states, but Alarm.update_state in moto/cloudwatch/models.py only records the new state: no AlarmActions
+is ever called).
 
 A sync copies the AMI production's instance boots from into the DR region (CopyImage) and the newest backup into
 the DR region's S3 bucket; no stack is made there. The alarm fails production over: the DR stack is made in the
