@@ -125,10 +125,19 @@ def shop(tmp_path, monkeypatch, aws_env, production_stack, zone):
         front.close()
     for name in dr_stacks():
         client2("cloudformation").delete_stack(StackName=name)
-    for image in dr_images():
-        client2("ec2").deregister_image(ImageId=image["ImageId"])
+    named = client2("ec2").describe_images(Owners=["self"], Filters=[
+        {"Name": "name", "Values": [f"doppel-dr-{PRODUCTION}-*"]}])["Images"]
+    for image_id in {i["ImageId"] for i in dr_images() + named}:
+        client2("ec2").deregister_image(ImageId=image_id)
     empty_bucket(dr_bucket, REGION2)
     empty_bucket(backups, "eu-west-1")
+
+
+def production_image() -> str:
+    """The AMI production's instance Web boots from."""
+    (web,) = [r["PhysicalResourceId"] for r in client("cloudformation").describe_stack_resources(
+        StackName=f"doppel-it-production-{SESSION}")["StackResources"] if r["LogicalResourceId"] == "Web"]
+    return client("ec2").describe_instances(InstanceIds=[web])["Reservations"][0]["Instances"][0]["ImageId"]
 
 
 def back_up(front) -> str:
@@ -179,9 +188,7 @@ def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over
     synced = front.app.audit.events(event_type="sync.done")
     assert [s.data["backup_id"] for s in synced] == [newest, newest], synced
     assert [i["ImageId"] for i in dr_images()] == [copied["ImageId"]]
-    (web,) = [r["PhysicalResourceId"] for r in client("cloudformation").describe_stack_resources(
-        StackName=f"doppel-it-production-{SESSION}")["StackResources"] if r["LogicalResourceId"] == "Web"]
-    source = client("ec2").describe_instances(InstanceIds=[web])["Reservations"][0]["Instances"][0]["ImageId"]
+    source = production_image()
     tags = {t["Key"]: t["Value"] for t in copied["Tags"]}
     assert tags["doppel-source-image"] == source != copied["ImageId"] and copied["State"] == "available"
     # the backup is readable in the DR region's bucket, whole
@@ -264,7 +271,13 @@ def test_a_dr_template_cloudformation_refuses_fails_the_failover_at_step_stack_a
 def test_a_drill_in_the_second_region_verifies_the_backup_and_leaves_nothing_behind(shop):
     front = shop()
     backup = back_up(front)
+    # Given a copy an earlier sync made in the DR region but died before tagging (CopyImage takes no tags)
+    source = production_image()
+    untagged = client2("ec2").copy_image(SourceImageId=source, SourceRegion="eu-west-1",
+                                         Name=f"doppel-dr-{PRODUCTION}-Web-{source}")["ImageId"]
     publish(front, "sync.due", production=PRODUCTION)
+    # the sync found it by its name and tagged it, rather than copying again
+    assert [i["ImageId"] for i in dr_images()] == [untagged]
 
     publish(front, "drill.due", production=PRODUCTION)
 
