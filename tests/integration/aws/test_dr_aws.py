@@ -11,7 +11,8 @@ Route 53 to the address its outputs give, read back with the `aws` CLI. The fail
 the DR stack; a drill leaves nothing in the DR region; a DR template CloudFormation refuses fails the failover at
 step `stack` with nothing left there.
 
-Cost: about 55 s for the three tests (measured 25 s, 22 s and 9 s), most of it waiting for Aodh's evaluations.
+Cost: about 55 s for the three tests on a quiet machine (measured 25 s, 22 s and 9 s; 115 s with the machine busy),
+most of it waiting for Aodh's evaluations.
 """
 from __future__ import annotations
 
