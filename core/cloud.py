@@ -398,8 +398,8 @@ class CloudDriver(Protocol):
 
 @runtime_checkable
 class DrTargetDriver(Protocol):
-    """What a cloud driver does for a DR target of its kind (`dr.<production>.target.driver`: openstack; aws
-    later), beside CloudDriver. `target` is the policy's target mapping; nothing runs on the DR side between
+    """What a cloud driver does for a DR target of its kind (`dr.<production>.target.driver`: openstack or
+    aws), beside CloudDriver. `target` is the policy's target mapping; nothing runs on the DR side between
     failovers (no stack until `dr_stack`). core/dr_cloud.py runs these in the order of a sync, a failover or a
     failback; the local target keeps restore_target/restore_in_place instead."""
 

@@ -1,4 +1,4 @@
-"""The DR chain's steps for a cloud target (`dr.<production>.target.driver` other than local: openstack, later aws).
+"""The DR chain's steps for a cloud target (`dr.<production>.target.driver` other than local: openstack or aws).
 
 Cold between failovers: a sync copies production's boot images and the newest backup to the DR side, and starts
 nothing there; a failover makes the DR stack from the template with those images (deferred, not waited for,

@@ -5,7 +5,7 @@ Restores the production's newest backup into a scratch environment of its own
 size, every database's integrity_check; the catalogue marks it verified), probes
 the restored tree as a failover would, tears the scratch environment down whatever
 happened, and records the drill (`doppel dr report`). RPO: the backup's age when
-drilled; RTO: the seconds the restore and the probe took. A cloud target (driver: openstack)
+drilled; RTO: the seconds the restore and the probe took. A cloud target (driver: openstack or aws)
 drills in an isolated stack of the DR cloud, made from the DR template and deleted
 after (core/dr_cloud.py); its RTO counts from the drill's event, stack included.
 """

@@ -5,7 +5,7 @@ data now), restores it into production's place through a sibling directory and a
 swap, so production is never half-written and the tree it replaces is kept aside,
 checks it, points the names back at what they said before the failover, and
 unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
-A cloud target (driver: openstack): the DR stack's databases are backed up, restored
+A cloud target (driver: openstack or aws): the DR stack's databases are backed up, restored
 beside production's own, checked and swapped in (core/dr_cloud.py), and the DR
 stack is deleted once the names point home.
 """

@@ -5,7 +5,7 @@ then holds data written since the failover, which a refresh would overwrite. Tha
 refusal is a `sync.done` with `skipped` saying why, and the DR copy is not touched.
 The refresh restores into a sibling directory and swaps, holding the `syncing`
 state so a failover waits for the swap instead of racing it. A cloud target
-(driver: openstack) stays cold: the sync copies production's boot images and the
+(driver: openstack or aws) stays cold: the sync copies production's boot images and the
 backup to the DR side (core/dr_cloud.py) and starts nothing there.
 """
 from __future__ import annotations

@@ -4,7 +4,8 @@
 dr:
   shop:                                  # a production named under productions:
     target: {env: shop-dr}               # where the DR copy lives (local: an environment restored into;
-                                         # driver: openstack + cloud, region, template, parameters, container)
+                                         # driver: openstack + cloud, region, template, parameters, container;
+                                         # driver: aws + region, template, parameters, bucket, profile)
     alarms: [shop-http-down, 0b7e...]    # Aodh alarm names or ids that mean "shop is down"
     decision: automatic                  # or confirm: wait for failover.confirmed (doppel dr failover)
     debounce: 10m                        # one failover per window, however the alarm flaps or repeats
@@ -38,14 +39,16 @@ class _Strict(Schema):
         unknown = RAISE
 
 
-TARGET_DRIVERS = ("local", "openstack")
-CLOUD_KEYS = ("cloud", "region", "template", "parameters", "container")  # what only a cloud target has
+TARGET_DRIVERS = ("local", "openstack", "aws")
+CLOUD_KEYS = ("cloud", "region", "template", "parameters", "container", "bucket", "profile")  # only a cloud target's
+DRIVER_KEYS = {"openstack": ("cloud", "container"), "aws": ("bucket", "profile")}  # only that driver's
 
 
 class DrTarget(_Strict):
-    """Where the DR copy lives. `local`: an environment restored into on this host. A cloud driver
-    (`openstack`): a stack made only at failover, in the DR cloud/region/project, from production's template
-    (or `template`) with `parameters` overriding production's, and the backups copied into `container` there."""
+    """Where the DR copy lives. `local`: an environment restored into on this host. A cloud driver: a stack made
+    only at failover, in the DR side, from production's template (or `template`) with `parameters` overriding
+    production's: `openstack` in the DR cloud/region/project, the backups copied into `container` there; `aws`
+    in the DR `region` (with `profile`, or boto3's chain), the backups copied into the S3 `bucket` there."""
     driver = fields.String(load_default="local", validate=validate.OneOf(TARGET_DRIVERS))
     env = fields.String(required=True, validate=ENV_NAME)  # the DR copy: an environment (its stack doppel-<env>)
     cloud = fields.String(validate=validate.Length(min=1))  # clouds.yaml entry of the DR side; default production's
@@ -53,13 +56,21 @@ class DrTarget(_Strict):
     template = fields.String(validate=validate.Length(min=1))  # default: production's template
     parameters = fields.Dict(keys=fields.String(), load_default=dict)  # over production's parameters, in DR
     container = fields.String(validate=validate.Length(min=1, max=200))  # default doppel-dr-backups
+    bucket = fields.String(validate=validate.Regexp(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", error=(
+        "an S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens")))  # default doppel-dr-backups
+    profile = fields.String(validate=validate.Length(min=1))  # a profile of ~/.aws/config; never keys
 
     @validates_schema
     def _cloud_keys(self, data, **kwargs):
-        if data.get("driver", "local") == "local":
+        driver = data.get("driver", "local")
+        if driver == "local":
             given = [key for key in CLOUD_KEYS if data.get(key)]
             if given:
-                raise ValidationError({given[0]: [f"only a cloud target (driver: openstack) has {given[0]}"]})
+                raise ValidationError({given[0]: [f"only a cloud target (driver: openstack or aws) has {given[0]}"]})
+        for other, keys in DRIVER_KEYS.items():
+            given = [key for key in keys if other != driver and data.get(key)]
+            if given and driver != "local":
+                raise ValidationError({given[0]: [f"only a target with driver: {other} has {given[0]}"]})
 
 
 class DrRecord(_Strict):
@@ -124,7 +135,7 @@ def check_productions(dr: dict, productions: dict) -> list[str]:
 
 
 def target_driver_errors(dr: dict, productions: dict) -> list[str]:
-    """Errors for cloud targets (driver: openstack) of productions that are not on that cloud."""
+    """Errors for cloud targets (driver: openstack or aws) of productions that are not on that cloud."""
     errors = []
     for name, policy in dr.items():
         kind, entry = policy["target"].get("driver", "local"), productions.get(name)

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 
 from clouds.aws import api
 from clouds.aws.backups import BackupVerbs
+from clouds.aws.dr import DrVerbs
+from clouds.aws.dr_data import DrDataVerbs
 from clouds.aws.logs import LogVerbs
 from clouds.aws.snapshots import SnapshotVerbs
 from clouds.aws.stacks import StackVerbs, stack_name
@@ -28,7 +30,7 @@ from schemas.production import ProductionConfigError, load_productions
 IMAGE, DB_SNAPSHOT, SNAPSHOT, STACK = "image", "db_snapshot", "snapshot", "stack"
 
 
-class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs):
+class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs, DrVerbs, DrDataVerbs):
     """Doppel's verbs on AWS, for the productions whose `driver` is aws."""
 
     name = "aws"

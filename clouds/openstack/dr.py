@@ -20,7 +20,6 @@ default), which sees nothing of production's project unless it is copied there:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import secrets as _secrets
@@ -28,8 +27,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from clouds.backups.layout import manifest_key
-from clouds.backups.manifests import BackupNotFound, find_backup
+from clouds.backups.copy import HashingReader as _Reader
+from clouds.backups.copy import copy_backup
+from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
 from clouds.backups.server_restore import check
 from clouds.databases.engines import ENGINES
@@ -40,30 +40,11 @@ from clouds.openstack.file_trees import host_key_values
 from clouds.openstack.resources import HEAT_TAG, heat_tag_env, stack_name
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters
 from core.cloud import DELETE_IN_PROGRESS, TAG_PRODUCTION, DriverError, Stack, env_tags
-from core.stores import ChunkReader
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 CONTAINER = "doppel-dr-backups"
 IMAGES_OBJECT = "dr-images.json"
-
-
-class _Reader(ChunkReader):
-    """Chunks read as a file (what put_stream and Glance read), hashing what passes."""
-
-    def __init__(self, chunks, *algorithms: str):
-        super().__init__(chunks)
-        self.hashes = {name: hashlib.new(name) for name in algorithms}
-        self.size = 0
-
-    def _take(self, data: bytes) -> bytes:
-        for digest in self.hashes.values():
-            digest.update(data)
-        self.size += len(data)
-        return data
-
-    def hex(self, name: str) -> str:
-        return self.hashes[name].hexdigest()
 
 
 class DrVerbs:
@@ -144,27 +125,7 @@ class DrVerbs:
     # --- sync: the backup -----------------------------------------------------------------
 
     def dr_copy_backup(self, production: str, target: Mapping, backup_id: str, source) -> str:
-        store = self._dr_store(production, target)
-        try:
-            find_backup(store, backup_id, production)
-            return f"backup {backup_id} is readable in {store.name} already"
-        except BackupNotFound:
-            pass
-        manifest = find_backup(source, backup_id, production)
-        reader = _Reader(source.get_stream(manifest.archive_key), "sha256")
-        store.put_stream(manifest.archive_key, reader)
-        if reader.hex("sha256") != manifest.sha256 or reader.size != manifest.size:
-            store.delete(manifest.archive_key)
-            raise DriverError(f"backup {backup_id} read from {source.name} does not match its manifest (sha256 "
-                              f"{reader.hex('sha256')}, {reader.size} bytes); the copy to {store.name} is retried",
-                              env=target["env"])
-        store.put_bytes(manifest_key(production, backup_id), manifest.to_json())  # last: it says "complete"
-        copied = find_backup(store, backup_id, production)
-        stored = {info.key: info.size for info in store.list(f"{production}/{backup_id}/")}
-        if stored.get(copied.archive_key) != copied.size:
-            raise DriverError(f"backup {backup_id} in {store.name} is {stored.get(copied.archive_key)} bytes, "
-                              f"not {copied.size}; the copy is retried", env=target["env"])
-        return f"backup {backup_id} copied to {store.name} ({reader.size} bytes, sha256 checked)"
+        return copy_backup(source, self._dr_store(production, target), production, backup_id, target["env"])
 
     def dr_describe(self, production: str, target: Mapping) -> dict:
         _, dr, where = self._dr_side(production, target)

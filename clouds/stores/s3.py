@@ -40,7 +40,8 @@ class S3Store:
     def __init__(self, bucket: str, *, endpoint_url: str | None = None, region_name: str = "us-east-1",
                  access_key: str | None = None, secret_key: str | None = None, part_size: int = 32 * MiB,
                  threads: int = 4, orphan_grace: float = 3600.0, addressing_style: str = "path",
-                 verify_tls: bool = True, create_bucket: bool = True, retries: int = 5):
+                 verify_tls: bool = True, create_bucket: bool = True, retries: int = 5,
+                 profile_name: str | None = None):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"s3 store {bucket!r}: part_size must be at least 5 MiB (S3's minimum part size)")
         self.bucket = bucket
@@ -51,7 +52,7 @@ class S3Store:
         self.name = f"s3:{bucket}"
         self._endpoint = endpoint_url
         self._bucket_ready = False
-        self._client = boto3.session.Session().client(
+        self._client = boto3.session.Session(profile_name=profile_name).client(
             "s3", endpoint_url=endpoint_url, region_name=region_name, aws_access_key_id=access_key,
             aws_secret_access_key=secret_key, verify=verify_tls,
             config=_client_config(addressing_style, retries, threads))

@@ -55,6 +55,7 @@ def test_a_production_on_a_driver_that_does_not_exist_yet_is_refused_naming_thos
 
 def _dr_config(target: dict, driver: str = "openstack") -> dict:
     production = {"driver": driver, "cloud": "c", "stack": "s", "template": "/t.yaml"} if driver == "openstack" \
+        else {"driver": "aws", "region": "eu-west-1", "stack": "s", "template": "/t.json"} if driver == "aws" \
         else {"components": []}
     return {"productions": {"shop": production}, "dr": {"shop": {"target": target}}}
 
@@ -72,5 +73,20 @@ def test_a_local_dr_target_with_cloud_keys_or_a_cloud_target_of_a_local_producti
         parse_config(_dr_config({"env": "shop-dr", "cloud": "dr-cloud"}), None)
     with pytest.raises(ConfigError, match="target.driver: openstack needs a production on openstack"):
         parse_config(_dr_config({"driver": "openstack", "env": "shop-dr"}, driver="local"), None)
-    with pytest.raises(ConfigError, match="target.driver: Must be one of: local, openstack"):
+    with pytest.raises(ConfigError, match="target.driver: Must be one of: local, openstack, aws"):
         parse_config(_dr_config({"driver": "gce", "env": "shop-dr"}), None)
+
+
+def test_an_aws_dr_target_names_its_region_bucket_and_profile_and_is_refused_for_a_production_not_on_aws():
+    config = parse_config(_dr_config({"driver": "aws", "env": "shop-dr", "region": "eu-central-1",
+                                      "bucket": "shop-dr-backups", "profile": "dr",
+                                      "parameters": {"InstanceType": "t3.small"}}, driver="aws"), None)
+    target = config["dr"]["shop"]["target"]
+    assert (target["region"], target["bucket"], target["profile"]) == ("eu-central-1", "shop-dr-backups", "dr")
+    with pytest.raises(ConfigError, match="dr.shop.target.driver: aws needs a production on aws, and shop is "
+                                          "openstack"):
+        parse_config(_dr_config({"driver": "aws", "env": "shop-dr", "region": "eu-central-1"}), None)
+    with pytest.raises(ConfigError, match="target.container: only a target with driver: openstack has container"):
+        parse_config(_dr_config({"driver": "aws", "env": "shop-dr", "container": "x"}, driver="aws"), None)
+    with pytest.raises(ConfigError, match="target.bucket: only a cloud target"):
+        parse_config(_dr_config({"env": "shop-dr", "bucket": "shop-dr-backups"}), None)
