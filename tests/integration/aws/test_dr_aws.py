@@ -33,7 +33,6 @@ from doppel.cli import main
 from doppel.cli.common import build_event
 from tests.integration.aws.conftest import ENDPOINT, PRODUCTION, SESSION, client, production_entry
 from tests.integration.aws.test_route53 import aws_cli_records
-from tests.integration.openstack.conftest import openstack_cloud  # noqa: F401 - Aodh and Gnocchi, for the alarm
 from tests.support.aodh import aodh_alarm
 from tests.support.gateway import Front, embedded_gateway_env
 from tests.support.waiting import wait_for
@@ -176,7 +175,7 @@ def alarm_fires(front, conn) -> None:
 
 @pytest.mark.timeout(600)
 def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over_and_failback_goes_home(
-        shop, openstack_cloud):  # noqa: F811
+        shop, openstack_cloud):
     front = shop()
     newest = back_up(front)
 
@@ -235,7 +234,7 @@ def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over
 
 @pytest.mark.timeout(600)
 def test_a_dr_template_cloudformation_refuses_fails_the_failover_at_step_stack_and_leaves_nothing(
-        shop, openstack_cloud, tmp_path, capsys):  # noqa: F811
+        shop, openstack_cloud, tmp_path, capsys):
     template = json.loads((HERE / "templates/dr.json").read_text())
     template["Parameters"]["InstanceType"] = {"Type": "String"}  # a parameter nothing gives
     (tmp_path / "dr.json").write_text(json.dumps(template))
