@@ -16,9 +16,21 @@ productions:
       EnvName: "{env}"
     clone:
       secrets: [db_password]
+      anonymise:                        # run in the env's copy of each database before env.ready
+        - {database: orders, table: customers, column: email, method: email}
     logs:                               # kept after the env is deleted (schemas/logs.py)
       - {kind: logs, console: true}     # each instance's console output
+    databases:                          # dumped at snapshot, restored into each env (anonymised), backed up
+      - kind: postgresql                # postgresql or mariadb, as on openstack (schemas/openstack.py)
+        name: orders
+        database: "{outputs.db_name}"   # where the stack's outputs say (production's, or the env's)
+        host: "{outputs.db_host}"
+        user: doppel_backup             # a role production's database has, so every copy has it too
+        password_env: SHOP_BACKUP_PASSWORD
 ```
+
+The dumps wait in the S3 bucket `bucket:` (default doppel-envs, in the production's region; made when
+missing), under `<env>/`, until configure restores them; teardown deletes what is left there.
 """
 from __future__ import annotations
 
@@ -28,7 +40,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from schemas.base import Strict, needs
 from schemas.logs import LogsComponent, check_logs
-from schemas.openstack import OpenStackClonePolicy, parameter_placeholders
+from schemas.openstack import OpenStackClonePolicy, OpenStackDatabase, check_databases, parameter_placeholders
 
 AWS_PARAMETER_ROOTS = ("snapshot.image.", "snapshot.db.", "secrets.")
 AWS_PARAMETER_BARE = ("env", "production")
@@ -47,6 +59,9 @@ class AwsProductionSchema(Strict):
     snapshot_timeout_minutes = fields.Integer(load_default=60, validate=validate.Range(min=1, max=1440))
     clone = fields.Nested(OpenStackClonePolicy, load_default=lambda: OpenStackClonePolicy().load({}))
     logs = fields.List(fields.Nested(LogsComponent), load_default=list)  # console: true (schemas/logs.py)
+    databases = fields.List(fields.Nested(OpenStackDatabase), load_default=list)  # the same entries as openstack's
+    bucket = fields.String(load_default="doppel-envs", validate=validate.Regexp(
+        r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", error="must be an S3 bucket name (a-z, 0-9, dots and hyphens)"))
 
     @validates_schema(skip_on_field_errors=True)
     def _coherent(self, data, **kwargs):
@@ -60,6 +75,7 @@ class AwsProductionSchema(Strict):
                 elif used.startswith("secrets.") and used[len("secrets."):] not in declared:
                     errors[name] = [f"uses {used}, which is not declared; add it to clone.secrets"]
         problems = {"parameters": errors} if errors else {}
+        problems.update(check_databases(data))
         if check_logs(data["logs"], "aws"):
             problems["logs"] = check_logs(data["logs"], "aws")
         if problems:

@@ -150,16 +150,23 @@ class OpenStackProductionSchema(Strict):
                 errors.setdefault("bundle", {})[key] = [str(exc)]
         for key, found in check_file_trees(data["files"], data["parameters"]).items():
             errors.setdefault(key, {}).update(found)
-        names = {database["name"] for database in data["databases"]}
-        if len(names) < len(data["databases"]):
-            errors["databases"] = ["two entries have the same name; give each database its own name"]
-        for index, rule in enumerate(data["clone"]["anonymise"]):
-            if rule["database"] not in names:
-                errors.setdefault("clone", {}).setdefault("anonymise", {})[index] = {"database": [
-                    f"{rule['database']!r} is not in databases: (its names: {', '.join(sorted(names)) or 'none'}); "
-                    "name the entry the rule is for"]}
+        errors.update(check_databases(data))  # keys of their own: databases, clone
         if errors:
             raise ValidationError(errors)
+
+
+def check_databases(data: Mapping) -> dict:
+    """Errors of a production's `databases:` and the anonymise rules that name them (any cloud driver)."""
+    errors: dict = {}
+    names = {database["name"] for database in data["databases"]}
+    if len(names) < len(data["databases"]):
+        errors["databases"] = ["two entries have the same name; give each database its own name"]
+    for index, rule in enumerate(data["clone"]["anonymise"]):
+        if rule["database"] not in names:
+            errors.setdefault("clone", {}).setdefault("anonymise", {})[index] = {"database": [
+                f"{rule['database']!r} is not in databases: (its names: {', '.join(sorted(names)) or 'none'}); "
+                "name the entry the rule is for"]}
+    return errors
 
 
 def is_openstack(entry: Mapping) -> bool:

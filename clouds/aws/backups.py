@@ -14,8 +14,10 @@ from `<state_dir>/backup-sources/<name>/aws/`, written afresh each time:
     db_snapshots.json  each RDS snapshot it was made from: identifier, DB instance, engine,
                        storage, status
 
-Disks and the databases' rows are not in the archive yet, only the references to the
-images and snapshots they came from (docs/aws.md).
+and beside them, as in every backup (the same layout as an OpenStack backup's), the dump of
+each database the production's `databases:` names, read at the address the stack's outputs
+give. Disks are not in the archive, only the references to the images and snapshots they
+came from (docs/aws.md says how to restore by hand).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from clouds.aws import api
 from clouds.backups.description import write_description
+from clouds.databases.copies import backup_entry
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, ResourceMissing
 from core.secrets import MASK, scrub, secret_values
 from schemas.openstack import parameter_placeholders
@@ -75,7 +78,12 @@ class BackupVerbs:
                                        "physical_id": r.get("PhysicalResourceId"), "status": r.get("ResourceStatus")}
                                       for r in resources), key=lambda r: r["logical_id"]),
         })
-        return BackupSource(root=write_description(self._sources_dir(), name, FOLDER, description))
+        outputs = {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
+        production = name if name in self.productions else api.tag_dict(raw.get("Tags")).get(TAG_PRODUCTION, "")
+        # and beside the description, each of its databases, dumped at the address its outputs give, in the
+        # layout of every backup's databases (clouds.backups), so one restore serves every cloud
+        servers = tuple(backup_entry(database, outputs, name, production) for database in spec["databases"])
+        return BackupSource(root=write_description(self._sources_dir(), name, FOLDER, description), servers=servers)
 
     def discard_backup_source(self, name: str) -> None:
         """Remove what backup_source wrote for `name` (the env is deleted; its backup is in the store)."""

@@ -5,7 +5,9 @@ instances, named by their logical ids, are what a snapshot takes. What Doppel ma
 for an environment: a Doppel snapshot snap-<env>-<hash> (an AMI per instance, an RDS
 snapshot per DB instance, tagged with it; clouds.aws.snapshots) and the stack
 doppel-<env> from the production's template (clouds.aws.stacks). Everything carries
-the `doppel-env` / `doppel-key` tags the reaper and the compensation find it by.
+the `doppel-env` / `doppel-key` tags the reaper and the compensation find it by. The
+databases production names under `databases:` are dumped into S3 at snapshot, restored
+and anonymised at configure, dropped at teardown (clouds.aws.databases).
 
 boto3 objects never leave this package: everything returned is one of `core.cloud`'s
 dataclasses. Credentials come from boto3's chain (clouds.aws.api), never doppel.yaml.
@@ -19,6 +21,7 @@ from types import SimpleNamespace
 
 from clouds.aws import api
 from clouds.aws.backups import BackupVerbs
+from clouds.aws.databases import DatabaseVerbs
 from clouds.aws.dr import DrVerbs
 from clouds.aws.dr_data import DrDataVerbs
 from clouds.aws.logs import LogVerbs
@@ -30,7 +33,7 @@ from schemas.production import ProductionConfigError, load_productions
 IMAGE, DB_SNAPSHOT, SNAPSHOT, STACK = "image", "db_snapshot", "snapshot", "stack"
 
 
-class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs, DrVerbs, DrDataVerbs):
+class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs, DrVerbs, DrDataVerbs, DatabaseVerbs):
     """Doppel's verbs on AWS, for the productions whose `driver` is aws."""
 
     name = "aws"
@@ -44,6 +47,7 @@ class AwsDriver(SnapshotVerbs, StackVerbs, BackupVerbs, LogVerbs, DrVerbs, DrDat
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self._clients_by_place: dict[tuple, SimpleNamespace] = {}
         self._lock = threading.Lock()
+        self._places: dict = {}  # S3 stores of the databases' dumps, by (bucket, region) (clouds.aws.databases)
 
     def _spec(self, production: str, env: str | None = None) -> dict:
         spec = self.productions.get(production)

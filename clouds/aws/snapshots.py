@@ -3,7 +3,9 @@
 A Doppel snapshot snap-<env>-<hash> is every image and DB snapshot tagged with its id. Each part is
 looked up by tag (images) or by its deterministic identifier (DB snapshots) before it is made, so a
 replay makes only the parts still missing: CreateImage takes no idempotency token, so the tag is the
-key; CreateDBSnapshot refuses an identifier that exists, which is taken as "made already".
+key; CreateDBSnapshot refuses an identifier that exists, which is taken as "made already". Each database
+the production names under `databases:` is dumped too (clouds.aws.databases): the snapshot is not
+complete until every dump is in S3.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ DB_SNAPSHOT_FAILED = ("failed", "error", "incompatible-restore")
 
 class SnapshotVerbs:
     """The snapshot verbs of `AwsDriver` (clouds.aws.driver): it gives them `_spec`, `_clients`,
-    `_all_clients` and `_production_parts`."""
+    `_all_clients`, `_production_parts` and the databases' dumps (`_with_dumps`)."""
 
     def snapshot(self, production: str, env: str, key: str, restore=None) -> Snapshot:
         """Start an AMI of each production instance and an RDS snapshot of each DB instance; found parts are kept."""
@@ -72,13 +74,13 @@ class SnapshotVerbs:
         if found is None:
             raise DriverError(f"production {production} has no EC2 instance and no RDS instance in stack "
                               f"{spec['stack']}; nothing to snapshot", env=env, permanent=True)
-        return found
+        return self._with_dumps(found, make=True)  # and its `databases:` dumped into S3 (clouds.aws.databases)
 
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
         for clients in self._all_clients():
             found = self._snapshot_now(clients, snapshot_id)
             if found is not None:
-                return found
+                return self._with_dumps(found, make=False)
         raise ResourceMissing(f"there is no snapshot {snapshot_id} (no image or DB snapshot tagged with it); "
                               "take a new one")
 

@@ -43,7 +43,8 @@ def stack_name(env: str) -> str:
 
 class StackVerbs:
     """The stack verbs of `AwsDriver` (clouds.aws.driver), which gives them `_spec`, `_clients`, `_all_clients`,
-    `snapshot_status` and what its backups wrote (`discard_backup_source`)."""
+    `snapshot_status`, what its backups wrote (`discard_backup_source`) and its databases (`_restore_databases`,
+    `_drop_databases`)."""
 
     def create_stack(self, env: str, snapshot: Snapshot, parameters: dict, key: str) -> Stack:
         """Start the stack doppel-<env> from the production's template; a replay returns the same stack."""
@@ -114,9 +115,12 @@ class StackVerbs:
             found = self._stack(clients, env)
             if found is not None:
                 found_any = True
+                self._drop_databases(env, found)  # never production's (clouds.aws.databases)
                 if found.status != DELETE_IN_PROGRESS:
                     log.info("env %s: deleting stack %s", env, found.name)
                     clients.cloudformation.delete_stack(StackName=found.id or stack_name(env))
+        if not found_any:
+            self._drop_databases(env, None)  # the dumps of a snapshot whose stack was never made
         self.discard_backup_source(env)
         if not found_any and not ignore_missing:
             from core.cloud import ResourceMissing
@@ -124,9 +128,11 @@ class StackVerbs:
 
     def configure(self, env: str, stack: Stack, policy: Mapping | None, secrets: Mapping[str, str]) -> dict:
         """The environment's endpoints: its stack's outputs. Its credentials are its own already: create_stack
-        generated them into the template's parameters (`{secrets.NAME}`), so nothing of production's reaches it."""
+        generated them into the template's parameters (`{secrets.NAME}`), so nothing of production's reaches it. Its
+        databases are production's dumps, restored where its outputs say and anonymised, before it is ready."""
         current = configurable_stack(env, stack, self.stack_status(env))
-        self._spec(current.tags[TAG_PRODUCTION], env)
+        spec = self._spec(current.tags[TAG_PRODUCTION], env)
+        self._restore_databases(env, current, spec, policy)  # its own copy, anonymised (clouds.aws.databases)
         return {**current.outputs}
 
 

@@ -35,12 +35,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from clouds.backups.description import write_description
+from clouds.databases.copies import backup_entry
 from clouds.openstack import sdk
-from clouds.openstack.databases import locate
 from clouds.openstack.resources import BUNDLE_OBJECT, container_name
 from core.cloud import TAG_PRODUCTION, TAG_SNAPSHOT, BackupSource, DriverError, ResourceMissing
 from core.secrets import MASK, scrub, secret_values
-from schemas.openstack import DEFAULT_PORTS, parameter_placeholders
+from schemas.openstack import parameter_placeholders
 from schemas.openstack_files import is_private_host_key
 from schemas.templates import TemplateError, placeholders
 
@@ -66,7 +66,7 @@ class BackupVerbs:
             production = description["stack.json"]["production"]
             spec = self.productions[production]
         outputs = description.pop(OUTPUTS)  # as Heat gives them: the addresses of its databases
-        servers = tuple(_database(database, outputs, name, production) for database in spec["databases"])
+        servers = tuple(backup_entry(database, outputs, name, production) for database in spec["databases"])
         root = self._write_source(name, description)
         self._pull_file_trees(spec, outputs, root, name, production)  # files/<tree>/, with rsync (file_trees.py)
         return BackupSource(root=root, servers=servers)
@@ -174,17 +174,6 @@ class BackupVerbs:
     def _write_source(self, name: str, description: Mapping[str, object]) -> Path:
         """Write the description into a fresh directory and put it in place of the last one, whole."""
         return write_description(self._sources_dir(), name, FOLDER, description)
-
-
-def _database(database: Mapping, outputs: Mapping, name: str, production: str) -> dict:
-    """A BackupSource.servers entry: the database at the address the stack's outputs give, as Doppel's
-    backup user (its password in the variable `password_env` names, never here)."""
-    server, found = locate(database, outputs, name, production)
-    entry = {"name": database["name"], "kind": database["kind"], "server": server.to_dict(), "database": found}
-    if database.get("verify_on"):
-        entry["restore_server"] = {"engine": database["kind"], "port": DEFAULT_PORTS[database["kind"]],
-                                   **database["verify_on"]}
-    return entry
 
 
 def _generated_parameters(spec: Mapping) -> dict[str, str]:

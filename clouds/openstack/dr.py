@@ -32,10 +32,10 @@ from clouds.backups.copy import copy_backup
 from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
 from clouds.backups.server_restore import check
+from clouds.databases.copies import locate, same_database
 from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError, Server
 from clouds.openstack import sdk
-from clouds.openstack.databases import locate, same_database
 from clouds.openstack.file_trees import host_key_values
 from clouds.openstack.resources import HEAT_TAG, heat_tag_env, stack_name
 from clouds.openstack.template import DOPPEL_PARAMETERS, load_template, render_parameters

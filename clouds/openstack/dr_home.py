@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clouds.backups.server_restore import check
+from clouds.databases.copies import locate
 from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError
 from clouds.openstack.backups import _database, _scrubbed
-from clouds.openstack.databases import locate
 from core.cloud import BackupSource, DriverError, ResourceMissing
 
 log = logging.getLogger(__name__)

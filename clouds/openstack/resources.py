@@ -21,7 +21,6 @@ TAG_COMPONENT = "doppel-component"
 TAG_SERVER = "doppel-server"  # the production server an image was taken of
 HEAT_TAG = "doppel"
 BUNDLE_OBJECT, MARKER_OBJECT = "config.json", "configured.json"
-DATABASES_OBJECT = "databases.json"  # which databases configure restored and anonymised, for a retry
 IMAGE_FAILED = ("killed", "deleted", "deactivated", "pending_delete")
 VOLUME_SNAPSHOT_FAILED = ("error", "error_deleting")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cloud_doppel import EmbeddedDoppel, unique_env  # noqa: F401 - unique_env for the tests
+from tests.integration.databases.conftest import pg_server  # noqa: F401 - the test bed's PostgreSQL, a fixture
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,8 +81,9 @@ class Doppel(EmbeddedDoppel):
 
     settle_interval = 0.5  # moto answers at once
 
-    def __init__(self, tmp_path: Path, backups_bucket: str | None = None, **entry):
-        document = {"state_dir": str(tmp_path / "state"), "productions": {PRODUCTION: production_entry(**entry)},
+    def __init__(self, tmp_path: Path, backups_bucket: str | None = None, production: dict | None = None, **entry):
+        document = {"state_dir": str(tmp_path / "state"),
+                    "productions": {PRODUCTION: production or production_entry(**entry)},
                     "bus": {"retry": {"attempts": 3, "first_delay": "200ms"}}}
         if backups_bucket:  # backups in moto's S3, through boto3's chain
             document["backups"] = {"store": {"type": "s3", "bucket": backups_bucket, "region_name": REGION}}

@@ -12,8 +12,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from clouds.databases.copies import locate, same_database
 from clouds.openstack import OpenStackDriver
-from clouds.openstack.databases import locate, same_database
 from core.cloud import DriverError, Stack
 from schemas.base import ProductionConfigError
 from schemas.production import load_productions
