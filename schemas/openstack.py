@@ -73,6 +73,13 @@ class OpenStackClonePolicy(Strict):
     anonymise = fields.List(fields.Nested(AnonymiseRule), load_default=list)  # rules name a `databases:` entry
 
 
+class DatabaseOwner(Strict):
+    """The env's own login on its database (PostgreSQL), made by Doppel after the restore."""
+    user = fields.String(required=True, validate=validate.Length(min=1, max=63))  # e.g. "{outputs.db_user}"
+    password = fields.String(required=True, validate=validate.Regexp(
+        r"^\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}$", error='must be "{secrets.NAME}": a password generated for each env'))
+
+
 class OpenStackDatabase(Strict):
     """A database of the production's (and so of each environment's), dumped by its engine's tool."""
     kind = fields.String(required=True, validate=validate.OneOf(
@@ -85,6 +92,7 @@ class OpenStackDatabase(Strict):
     user = fields.String(required=True, validate=validate.Length(min=1))
     password_env = fields.String(validate=ENV_VAR)
     verify_on = fields.Nested(DatabaseServer)
+    owner = fields.Nested(DatabaseOwner)  # the env's own account on its copy (clouds.databases.accounts)
 
     @validates_schema
     def _host_from_outputs(self, data, **kwargs):
@@ -160,7 +168,15 @@ def check_databases(data: Mapping) -> dict:
     errors: dict = {}
     names = {database["name"] for database in data["databases"]}
     if len(names) < len(data["databases"]):
-        errors["databases"] = ["two entries have the same name; give each database its own name"]
+        return {"databases": ["two entries have the same name; give each database its own name"]}
+    for index, database in enumerate(data["databases"]):
+        owner = database.get("owner")
+        if owner and database["kind"] != "postgresql":
+            errors.setdefault("databases", {})[index] = {"owner": ["an account of the env's own is made on "
+                                                                   "PostgreSQL only; leave it out"]}
+        elif owner and owner["password"][len("{secrets."):-1] not in data["clone"]["secrets"]:
+            errors.setdefault("databases", {})[index] = {"owner": {"password": [
+                f"uses {owner['password']}, which is not declared; add it to clone.secrets"]}}
     for index, rule in enumerate(data["clone"]["anonymise"]):
         if rule["database"] not in names:
             errors.setdefault("clone", {}).setdefault("anonymise", {})[index] = {"database": [

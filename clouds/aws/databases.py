@@ -2,7 +2,8 @@
 where the env's stack outputs say, anonymised before env.ready, and dropped with the environment.
 
 The dumps wait in the production's bucket (`bucket:`, default doppel-envs, in its region) under `<env>/`:
-snapshot/<snapshot id>/<name>.dump and databases.json, what configure has restored. Teardown drops each env
+snapshot/<snapshot id>/<name>.dump, databases.json (what configure has restored) and, from create_stack
+to configure, credentials.json: the passwords the env's own accounts (`owner:`) are made with. Teardown drops each env
 database and deletes everything under `<env>/`. What is dumped, restored, anonymised (failing closed),
 refused (production's own database) and dropped is the shared code's, the same as on OpenStack; this module
 is only where AWS keeps the dumps and how production's stack outputs are read from CloudFormation.
@@ -10,6 +11,7 @@ is only where AWS keeps the dumps and how production's stack outputs are read fr
 from __future__ import annotations
 
 import json
+import secrets as _secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 
@@ -27,6 +29,7 @@ from core.cloud import (
 )
 from core.stores import ObjectMissing, StoreError
 
+CREDENTIALS = "credentials.json"  # the env's generated passwords, from create_stack until configure
 
 class S3Place:
     """The prefix `<env>/` of the production's bucket, as a `DumpPlace`."""
@@ -114,14 +117,35 @@ class DatabaseVerbs:
         return dump_databases(self._place(spec, env), spec["databases"], snapshot_id, env=env, production=production,
                               make=make, production_outputs=lambda: self._production_outputs(production, spec, env))
 
+    def _env_secrets(self, spec: Mapping, env: str) -> dict[str, str]:
+        """The passwords create_stack puts in the env's stack's parameters, fresh for each environment. Those its
+        own database accounts (`owner:`) are made with are kept until configure has made them: CloudFormation
+        shows a NoEcho parameter to no one, so this object in Doppel's own bucket hands them over (a retried
+        create uses the same ones), and configure deletes it. Never on an event or in a log."""
+        generated = {name: _secrets.token_urlsafe(24) for name in spec["clone"]["secrets"]}
+        used = {o["owner"]["password"][len("{secrets."):-1] for o in spec["databases"] if o.get("owner")}
+        if not used:
+            return generated
+        place = self._place(spec, env)
+        kept = place.read_json(CREDENTIALS) or {}
+        if not used <= kept.keys():
+            kept = {name: generated[name] for name in used}
+            place.write_json(CREDENTIALS, kept)
+        return {**generated, **kept}
+
     def _restore_databases(self, env: str, current: Stack, spec: Mapping, policy: Mapping | None) -> dict:
-        """Give the env its own copy of each database from the snapshot's dump, anonymised."""
-        production = current.tags[TAG_PRODUCTION]
-        return restore_databases(
-            self._place(spec, env), spec["databases"],
+        """Give the env its own copy of each database from the snapshot's dump, anonymised, and (`owner:`) its own
+        account with the password its stack was made with."""
+        production, place = current.tags[TAG_PRODUCTION], self._place(spec, env)
+        credentials = place.read_json(CREDENTIALS) if any(d.get("owner") for d in spec["databases"]) else None
+        restored = restore_databases(
+            place, spec["databases"],
             (policy if policy is not None else spec["clone"]).get("anonymise") or [], env=env, production=production,
             snapshot_id=current.tags.get(TAG_SNAPSHOT, ""), stack_id=current.id, outputs=current.outputs,
-            production_outputs=lambda: self._production_outputs(production, spec, env))
+            production_outputs=lambda: self._production_outputs(production, spec, env), secrets=credentials)
+        if credentials is not None:
+            place.delete(CREDENTIALS)  # the accounts are made: nothing keeps the passwords but the stack
+        return restored
 
     def _with_dumps(self, found: Snapshot, make: bool) -> Snapshot:
         """The snapshot with its databases' dumps among its parts, dumping those missing when `make` (the snapshot

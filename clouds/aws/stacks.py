@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets as _secrets
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -54,9 +53,10 @@ class StackVerbs:
         if existing_stack(found, env, key) is not None:
             return found
         current = require_complete(self.snapshot_status(snapshot.id), env)
+        generated = self._env_secrets(spec, env)  # fresh; kept for its database accounts (clouds.aws.databases)
         values = render(spec["parameters"] | (parameters or {}), env=env, production=snapshot.production,
                         parts={f"snapshot.{c.kind}.{c.name}": c.location for c in current.components},
-                        secrets={name: _secrets.token_urlsafe(24) for name in spec["clone"]["secrets"]})
+                        secrets=generated)
         tags = env_tags(env, key, **{TAG_PRODUCTION: snapshot.production, TAG_SNAPSHOT: snapshot.id})
         log.info("env %s: creating stack %s", env, stack_name(env))
         try:

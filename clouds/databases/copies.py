@@ -29,6 +29,7 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from typing import Protocol
 
+from clouds.databases import accounts
 from clouds.databases.engines import ENGINES, anonymise_or_drop
 from clouds.databases.servers import DatabaseError, Server
 from core.cloud import ComponentSnapshot, DriverError
@@ -81,6 +82,36 @@ def locate(database: Mapping, outputs: Mapping, name: str, production: str) -> t
     return server, str(found)
 
 
+def owner_of(database: Mapping, outputs: Mapping, name: str, production: str) -> str | None:
+    """The login role the entry's `owner.user` names for a stack with these outputs; None without `owner:`."""
+    if not database.get("owner"):
+        return None
+    given = {key: value for key, value in outputs.items() if value not in (None, "")}
+    try:
+        return str(render(database["owner"]["user"], outputs=given, secrets={}, env=name, production=production))
+    except TemplateError as exc:
+        raise DriverError(f"cannot name the account of database {database['name']} of {name}: {exc}; fix "
+                          f"productions.{production}.databases or the template's outputs", env=name,
+                          permanent=True) from None
+
+
+def _give_account(database: Mapping, target: tuple[Server, str], user: str, secrets: Mapping[str, str],
+                  theirs: str | None, env: str) -> None:
+    """The env's own login on its database, with the password generated for it (never production's)."""
+    secret = database["owner"]["password"].strip("{}").removeprefix("secrets.")
+    if user == theirs:
+        raise DriverError(f"env {env}'s account {user} on database {database['name']} would be production's own; "
+                          "the env's stack must name an account of its own", env=env, permanent=True)
+    if not secrets.get(secret):
+        raise DriverError(f"env {env} has no generated secret {secret} for its account on database "
+                          f"{database['name']}; it is made with the stack, so request the env again", env=env,
+                          permanent=True)
+    try:
+        accounts.give(*target, user, secrets[secret])
+    except DatabaseError as exc:
+        raise DriverError(f"{exc}", env=env, permanent=True) from None
+
+
 def _addresses(host: str) -> set[str]:
     try:
         return {info[4][0] for info in socket.getaddrinfo(host, None)} | {host}
@@ -104,6 +135,13 @@ def backup_entry(database: Mapping, outputs: Mapping, name: str, production: str
         entry["restore_server"] = {"engine": database["kind"], "port": DEFAULT_PORTS[database["kind"]],
                                    **database["verify_on"]}
     return entry
+
+
+def _owner_or_none(database: Mapping, outputs: Mapping, name: str, production: str) -> str | None:
+    try:
+        return owner_of(database, outputs, name, production)
+    except DriverError:
+        return None
 
 
 # --- snapshot --------------------------------------------------------------------------------
@@ -148,9 +186,10 @@ def _dump_one(place: DumpPlace, env: str, production: str, where: str, source: t
 
 def restore_databases(place: DumpPlace, databases: list[Mapping], rules: list[Mapping], *, env: str,
                       production: str, snapshot_id: str, stack_id: str, outputs: Mapping,
-                      production_outputs: Callable[[], Mapping]) -> dict:
-    """Give the env its own copy of each database from the snapshot's dump, anonymised; rows rewritten per
-    database. Done once per stack: databases.json in the env's place says which are done."""
+                      production_outputs: Callable[[], Mapping], secrets: Mapping[str, str] | None = None) -> dict:
+    """Give the env its own copy of each database from the snapshot's dump, anonymised, and (with `owner:`) its
+    own account on it, with the password `secrets` holds for it; rows rewritten per database. Done once per
+    stack: databases.json in the env's place says which are done."""
     if not databases:
         return {}
     progress = place.read_json(PROGRESS) or {}
@@ -173,6 +212,10 @@ def restore_databases(place: DumpPlace, databases: list[Mapping], rules: list[Ma
         except DatabaseError as exc:
             raise DriverError(f"cannot anonymise database {name} of env {env}, so its copy is dropped: {exc}",
                               env=env, permanent=True) from None
+        user = owner_of(database, outputs, env, production)
+        if user is not None:
+            _give_account(database, target, user, secrets or {}, owner_of(database, theirs, production, production),
+                          env)
         restored[name] = sum(changed.values())
         place.write_json(PROGRESS, {"stack": stack_id, "snapshot": snapshot_id, "restored": restored})
         place.delete(dump_object(snapshot_id, name))
@@ -226,6 +269,9 @@ def drop_databases(databases: list[Mapping], *, env: str, production: str, outpu
             continue
         try:
             ENGINES[target[0].engine].drop(*target)
+            user = _owner_or_none(database, outputs, env, production)
+            if user is not None and user != _owner_or_none(database, theirs_outputs, production, production):
+                accounts.remove(target[0], user)  # never production's account
         except DatabaseError as exc:
             raise DriverError(f"cannot drop env {env}'s database {database['name']}: {exc}; the deletion is "
                               "retried", env=env) from None

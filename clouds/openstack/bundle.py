@@ -50,7 +50,7 @@ class BundleVerbs:
         done = self._read_object(conn, container_name(env), MARKER_OBJECT)
         if done is not None and done.get("stack") == current.id:
             return done["endpoints"]
-        self._restore_databases(conn, env, current, spec, policy)
+        self._restore_databases(conn, env, current, spec, policy, dict(secrets or {}))
         endpoints = {**current.outputs, "config_url": self._config_url(conn, env)}
         bundle = self._bundle(env, production, spec, policy, dict(secrets or {}), current.outputs)
         body = json.dumps(bundle, sort_keys=True).encode()

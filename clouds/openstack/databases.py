@@ -82,14 +82,16 @@ class DatabaseVerbs:
                               production=production, make=make,
                               production_outputs=lambda: self._production_outputs(conn, production, spec, env))
 
-    def _restore_databases(self, conn, env: str, current: Stack, spec: Mapping, policy: Mapping | None) -> dict:
-        """Give the env its own copy of each database from the snapshot's dump, anonymised."""
+    def _restore_databases(self, conn, env: str, current: Stack, spec: Mapping, policy: Mapping | None,
+                           secrets: Mapping[str, str] | None = None) -> dict:
+        """Give the env its own copy of each database from the snapshot's dump, anonymised, and (`owner:`) its own
+        account with the fresh secrets its bundle carries."""
         production = current.tags[TAG_PRODUCTION]
         return restore_databases(
             SwiftPlace(self, conn, env, current.tags), spec["databases"],
             (policy if policy is not None else spec["clone"]).get("anonymise") or [], env=env, production=production,
             snapshot_id=current.tags.get(TAG_SNAPSHOT, ""), stack_id=current.id, outputs=current.outputs,
-            production_outputs=lambda: self._production_outputs(conn, production, spec, env))
+            production_outputs=lambda: self._production_outputs(conn, production, spec, env), secrets=secrets)
 
     def _drop_databases(self, conn, env: str, stack: Stack) -> None:
         """Drop the env's own databases (where its stack's outputs say), never production's."""

@@ -21,10 +21,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clouds.backups.server_restore import check
-from clouds.databases.copies import locate
+from clouds.databases.copies import backup_entry, locate
 from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError
-from clouds.openstack.backups import _database, _scrubbed
+from clouds.openstack.backups import _scrubbed
 from core.cloud import BackupSource, DriverError, ResourceMissing
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class DrHomeVerbs:
                        "outputs.json": _scrubbed(dict(stack.outputs))}
         root = self._write_source(env, description)
         self._pull_file_trees(spec, stack.outputs, root, env, production)  # from the DR stack's servers, pinned
-        return BackupSource(root=root, servers=tuple(_database(database, stack.outputs, env, production)
+        return BackupSource(root=root, servers=tuple(backup_entry(database, stack.outputs, env, production)
                                                      for database in spec["databases"]))
 
     def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]

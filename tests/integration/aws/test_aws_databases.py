@@ -9,6 +9,7 @@ production's `doppel_it_awsshop_<session>`, an env's `doppel_<env>_shop` (its st
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import time
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from clouds.databases import postgresql
+from clouds.databases.servers import DatabaseError, Server
 from core.registry import READY
 from tests.integration.aws.conftest import (
     AWS_ENV,
@@ -40,6 +42,25 @@ LAMP_STACK = f"doppel-it-lamp-{SESSION}"
 PRODUCTION_DATABASE = f"doppel_it_awsshop_{SESSION}"
 PRODUCTION_PASSWORD = "lamp-production-secret"
 DUMPS = f"doppel-it-envs-{SESSION}"
+PORT = 5432
+PASSWORD_ENV = "DOPPEL_IT_AWS_PG_PASSWORD"
+
+
+def as_postgres(statement: str) -> None:
+    """A statement as the server's superuser (as tests/services/postgresql.sh makes the test bed's roles)."""
+    subprocess.run(["su", "postgres", "-c", f"psql -q -v ON_ERROR_STOP=1 -p {PORT} -d postgres"],
+                   input=statement.encode(), check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def doppel_server(pg_server):
+    """Doppel's account on the env's server: it makes each env's own login, so it has CREATEROLE (the test bed's
+    `doppel` has not), and it is a member of `doppel`, whose production's rows are."""
+    name, password = f"doppel_it_aws_{SESSION}", uuid.uuid4().hex
+    as_postgres(f"CREATE ROLE {name} LOGIN CREATEDB CREATEROLE IN ROLE {pg_server.user} PASSWORD '{password}'")
+    os.environ[PASSWORD_ENV] = password
+    yield Server("postgresql", name, host=pg_server.host, port=pg_server.port, password_env=PASSWORD_ENV)
+    as_postgres(f"DROP ROLE IF EXISTS {name}")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +71,8 @@ def lamp_production(moto_server, pg_server):
     make_rental_shop(pg_server, PRODUCTION_DATABASE)
     base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     values = {"BaseImage": base, "DbPassword": PRODUCTION_PASSWORD, "DbHost": pg_server.host,
-              "DbName": PRODUCTION_DATABASE, "HostedZoneId": zone.split("/")[-1], "SiteName": f"www-{SESSION}"}
+              "DbName": PRODUCTION_DATABASE, "DbUser": pg_server.user, "HostedZoneId": zone.split("/")[-1],
+              "SiteName": f"www-{SESSION}"}
     cfn.create_stack(StackName=LAMP_STACK, TemplateBody=(HERE / "templates/lamp-production.json").read_text(),
                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()])
     wait_for(lambda: cfn.describe_stacks(StackName=LAMP_STACK)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE",
@@ -70,7 +92,8 @@ def lamp_entry(pg_server, zone: str) -> dict:
                       "anonymise": [{"database": "shop", **rule} for rule in rental_shop.RULES]},
             "databases": [{"kind": "postgresql", "name": "shop", "database": "{outputs.db_name}",
                            "host": "{outputs.db_host}", "port": pg_server.port, "user": pg_server.user,
-                           "password_env": pg_server.password_env}]}
+                           "password_env": pg_server.password_env,
+                           "owner": {"user": "{outputs.db_user}", "password": "{secrets.db_password}"}}]}
 
 
 def personal_values(server, database) -> dict[tuple[str, str], set]:
@@ -100,7 +123,9 @@ def database_oid(server, name: str):
 
 @pytest.mark.timeout(600)  # a hang detector
 def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored_by_hand_and_removed(
-        aws_env, lamp_production, pg_server, tmp_path, capsys):
+        aws_env, lamp_production, doppel_server, tmp_path, capsys, caplog):
+    pg_server = doppel_server
+    caplog.set_level(logging.DEBUG)
     started = time.monotonic()
     bucket = f"doppel-it-backups-{uuid.uuid4().hex[:8]}"
     doppel = Doppel(tmp_path, backups_bucket=bucket, production=lamp_entry(pg_server, lamp_production))
@@ -135,11 +160,21 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         for key, values in personal_values(pg_server, clone).items():
             assert values and not values & before[key], key
         assert personal_values(pg_server, PRODUCTION_DATABASE) == before  # and production is as it was
-        # Its credentials are its own: the RDS instance's password is generated, never production's, on no event
+        # Its credentials are its own: the password its stack was made with (its RDS instance's, never
+        # production's) is its own account's on its database, and on no event
         password = stack_parameters(env_name)["DbPassword"]
         assert password and password != PRODUCTION_PASSWORD
+        account = env.endpoints["db_user"]
+        assert account == f"doppel_{env_name}_app"
+        own = Server("postgresql", account, host=pg_server.host, port=pg_server.port, password_env="ENV_PASSWORD")
+        os.environ["ENV_PASSWORD"] = password
+        assert query(own, clone, "SELECT count(*) FROM customer")[0][0] > 0
+        os.environ["ENV_PASSWORD"] = PRODUCTION_PASSWORD
+        with pytest.raises(DatabaseError, match="password authentication failed"):
+            query(own, clone, "SELECT 1")
         said = json.dumps([e.data for e in doppel.events()], default=str)
-        assert password not in said and not [email for email in before[("customer", "email")] if email in said]
+        assert password not in said and password not in caplog.text
+        assert not [email for email in before[("customer", "email")] if email in said]
         # The dump went once restored; only the record of what was restored is left
         assert dump_objects(env_name) == [f"{env_name}/databases.json"]
 
@@ -165,6 +200,7 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         assert {c.name: c.tables.get("public.rental") for c in manifest.server_databases} == {"shop": 120}
         wait_for(lambda: not leftovers(env_name), 60, f"nothing of {env_name} left in EC2, RDS, CloudFormation")
         assert clone not in databases(pg_server) and dump_objects(env_name) == []
+        assert not query(pg_server, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = %s", (account,))
 
         # And the backup is restored by hand as docs/aws.md says: aws s3 cp, zstd, tar, pg_restore
         postgresql.create(pg_server, scratch)
@@ -187,3 +223,4 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         doppel.close()
         for name in (clone, scratch):
             postgresql.drop(pg_server, name)
+        as_postgres(f'DROP ROLE IF EXISTS "doppel_{env_name}_app"')
