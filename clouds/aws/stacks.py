@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from clouds.aws import api
+from core import secrets as masking
 from core.cloud import (
     CREATE_COMPLETE,
     CREATE_FAILED,
@@ -54,6 +55,7 @@ class StackVerbs:
             return found
         current = require_complete(self.snapshot_status(snapshot.id), env)
         generated = self._env_secrets(spec, env)  # fresh; kept for its database accounts (clouds.aws.databases)
+        masking.remember(generated.values())  # this process's logs mask them (botocore logs what it sends)
         values = render(spec["parameters"] | (parameters or {}), env=env, production=snapshot.production,
                         parts={f"snapshot.{c.kind}.{c.name}": c.location for c in current.components},
                         secrets=generated)
