@@ -20,11 +20,13 @@ import yaml
 
 from clouds.databases import postgresql
 from clouds.databases.servers import DatabaseError, Server
+from core.cloud import Snapshot
 from core.registry import READY
 from core.secrets import RedactingFilter
 from tests.integration.aws.conftest import (
     AWS_ENV,
     HERE,
+    PRODUCTION,
     REGION,
     SESSION,
     Doppel,
@@ -186,6 +188,14 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         made, oid = made_in_s3(env_name), database_oid(pg_server, clone)
         doppel.request(env_name, event_id=request_id)
         doppel.settle(env_name)
+        assert {kind: len(ids) for kind, ids in leftovers(env_name).items()} == {
+            "images": 1, "db_snapshots": 1, "stacks": 1}
+        assert made_in_s3(env_name) == made and database_oid(pg_server, clone) == oid
+        # nor when a worker that died before its ack runs the snapshot, clone and configure steps again
+        key = snapshot["tags"]["doppel-key"]
+        doppel.cloud.snapshot(PRODUCTION, env_name, key)
+        doppel.cloud.create_stack(env_name, Snapshot.from_dict(snapshot), {}, key)
+        doppel.cloud.configure(env_name, doppel.cloud.stack_status(env_name), None, {})
         assert {kind: len(ids) for kind, ids in leftovers(env_name).items()} == {
             "images": 1, "db_snapshots": 1, "stacks": 1}
         assert made_in_s3(env_name) == made and database_oid(pg_server, clone) == oid
