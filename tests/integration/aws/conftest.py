@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cloud_doppel import EmbeddedDoppel, unique_env  # noqa: F401 - unique_env for the tests
 from tests.integration.databases.conftest import pg_server  # noqa: F401 - the test bed's PostgreSQL, a fixture
+from tests.support.cloud_doppel import EmbeddedDoppel, unique_env  # noqa: F401 - unique_env for the tests
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
