@@ -237,3 +237,42 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         for name in (clone, scratch):
             postgresql.drop(pg_server, name)
         as_postgres(f'DROP ROLE IF EXISTS "doppel_{env_name}_app"')
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.timeout(300)  # a hang detector
+def test_a_lamp_clone_runs_through_doppel_worker_processes_on_rabbitmq_with_its_rows_anonymised(
+        aws_env, lamp_production, doppel_server, amqp_url, tmp_path):
+    from tests.support.chain_site import Site
+    pg_server = doppel_server
+    entry = lamp_entry(pg_server, lamp_production)
+    # Given Doppel as it runs: `doppel worker` on a vhost of its own, the LAMP production in its doppel.yaml
+    site = Site(tmp_path, amqp_url, rows=1)
+    site.config.write_text(yaml.safe_dump({"state_dir": "state", "productions": {PRODUCTION: entry},
+                                           "bus": {"lease": "5s", "retry": {"attempts": 2, "first_delay": "200ms"}}}))
+    site.env.update({**AWS_ENV, PASSWORD_ENV: os.environ[PASSWORD_ENV]})
+    env_name = unique_env("mq")
+    clone = f"doppel_{env_name}_shop"
+    before = personal_values(pg_server, PRODUCTION_DATABASE)
+    try:
+        site.start_worker()
+        # When an environment is asked for with the CLI, as a user would
+        run = site.doppel("env", "create", env_name, "--from", PRODUCTION, "--timeout", "3m")
+
+        # Then the chain ran through RabbitMQ to env.ready, and the env's database holds production's rows
+        # with none of its personal values
+        assert clone in run.stdout, run.stdout
+        types = [e["type"] for e in site.events() if e["data"].get("env") == env_name]
+        assert types[:4] == ["env.requested", "snapshot.done", "stack.ready", "env.ready"], types
+        assert query(pg_server, clone, "SELECT count(*) FROM rental")[0][0] == 120
+        for key, values in personal_values(pg_server, clone).items():
+            assert values and not values & before[key], key
+    finally:
+        site.stop()
+        cleaner = Doppel(tmp_path / "cleanup", production=entry)
+        try:
+            remove_env(cleaner, env_name)
+        finally:
+            cleaner.close()
+        postgresql.drop(pg_server, clone)
+        as_postgres(f'DROP ROLE IF EXISTS "doppel_{env_name}_app"')
