@@ -27,6 +27,8 @@ productions:
         host: "{outputs.db_host}"
         user: doppel_backup             # a role production's database has, so every copy has it too
         password_env: SHOP_BACKUP_PASSWORD
+        owner: {user: "{outputs.db_user}", password: "{secrets.db_password}"}  # optional: the env's login
+    bucket: doppel-envs                 # where the dumps wait until configure
 ```
 
 The dumps wait in the S3 bucket `bucket:` (default doppel-envs, in the production's region; made when

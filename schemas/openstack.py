@@ -32,6 +32,7 @@ productions:
         user: doppel_backup             # a role that exists in production, so in every copy of its volume
         password_env: SHOP_BACKUP_PASSWORD
         verify_on: {host: 10.0.0.5, user: doppel, password_env: DOPPEL_PG_PASSWORD}
+        owner: {user: "{outputs.db_user}", password: "{secrets.db_password}"}  # optional: the env's login
 ```
 
 `verify_on` is the server verifications and restores make their scratch
