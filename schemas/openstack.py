@@ -78,7 +78,7 @@ class DatabaseOwner(Strict):
     """The env's own login on its database (PostgreSQL), made by Doppel after the restore."""
     user = fields.String(required=True, validate=validate.Length(min=1, max=63))  # e.g. "{outputs.db_user}"
     password = fields.String(required=True, validate=validate.Regexp(
-        r"^\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}$", error='must be "{secrets.NAME}": a password generated for each env'))
+        r"^\{secrets\.[A-Za-z_][A-Za-z0-9_]*\}$", error='must be "{{secrets.NAME}}": a password made for each env'))
 
 
 class OpenStackDatabase(Strict):

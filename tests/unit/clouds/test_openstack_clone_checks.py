@@ -132,3 +132,26 @@ def test_a_poll_waits_for_the_snapshot_functions_dump_and_never_starts_one(dumpe
 
     assert found.status == status, found.status_reason
     assert [(c.kind, c.name) for c in found.components] == [("database", "orders")] * dumped + [("volume", "data")]
+
+
+AWS_SHOP = {"driver": "aws", "region": "eu-west-1", "stack": "shop-prod", "template": "/t.json",
+            "databases": SHOP["databases"], "clone": {**SHOP["clone"], "secrets": ["db_password"]}}
+OWNER = {"user": "{outputs.db_user}", "password": "{secrets.db_password}"}
+
+
+@pytest.mark.parametrize("entry", [{**SHOP, "clone": AWS_SHOP["clone"]}, AWS_SHOP], ids=["openstack", "aws"])
+@pytest.mark.parametrize("owner, kind, message", [
+    ({**OWNER, "password": "{secrets.app_password}"}, "postgresql", "uses {secrets.app_password}, which is not "
+                                                                    "declared; add it to clone.secrets"),
+    ({**OWNER, "password": "hunter2"}, "postgresql", 'must be "{secrets.NAME}"'),
+    (OWNER, "mariadb", "made on PostgreSQL only"),
+])
+def test_an_envs_own_database_account_takes_only_a_password_generated_for_it(entry, owner, kind, message):
+    databases = [{**SHOP["databases"][0], "kind": kind, "owner": owner}]
+    with pytest.raises(ProductionConfigError) as caught:
+        load_productions({"shop": {**entry, "databases": databases}})
+    assert message in str(caught.value)
+    # and with a declared one, on PostgreSQL, it is taken; an aws production's dumps wait in doppel-envs
+    loaded = load_productions({"shop": {**entry, "databases": [{**SHOP["databases"][0], "owner": OWNER}]}})
+    assert loaded["shop"]["databases"][0]["owner"] == OWNER
+    assert loaded["shop"].get("bucket", "doppel-envs") == "doppel-envs"
