@@ -21,7 +21,7 @@ import yaml
 from clouds.databases import postgresql
 from clouds.databases.servers import DatabaseError, Server
 from core.cloud import Snapshot
-from core.registry import READY
+from core.registry import FAILED, READY
 from core.secrets import RedactingFilter
 from tests.integration.aws.conftest import (
     AWS_ENV,
@@ -237,6 +237,35 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
         for name in (clone, scratch):
             postgresql.drop(pg_server, name)
         as_postgres(f'DROP ROLE IF EXISTS "doppel_{env_name}_app"')
+
+
+def test_a_lamp_clone_with_a_personal_column_no_rule_covers_fails_naming_it_and_leaves_nothing(
+        aws_env, lamp_production, doppel_server, tmp_path):
+    pg_server = doppel_server
+    # Given rules that leave address.phone out
+    entry = lamp_entry(pg_server, lamp_production)
+    entry["clone"]["anonymise"] = [r for r in entry["clone"]["anonymise"] if (r["table"], r["column"]) !=
+                                   ("address", "phone")]
+    doppel = Doppel(tmp_path, production=entry)
+    client("s3").create_bucket(Bucket=DUMPS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    env_name = unique_env("leaky")
+    clone = f"doppel_{env_name}_shop"
+    try:
+        doppel.request(env_name)
+        env = doppel.settle(env_name)
+
+        # Then the env failed, naming the column, with no copy of production's rows and no account left
+        assert env.state == FAILED
+        assert "address.phone (phone)" in env.reason and "no anonymise rule" in env.reason, env.reason
+        assert clone not in databases(pg_server)
+        # and its compensation deleted what it had made: stack, AMI, RDS snapshot, dumps and credentials in S3
+        wait_for(lambda: not leftovers(env_name) and not dump_objects(env_name), 60, f"nothing of {env_name} left")
+        account = f"doppel_{env_name}_app"
+        assert not query(pg_server, "postgres", "SELECT 1 FROM pg_roles WHERE rolname = %s", (account,))
+    finally:
+        remove_env(doppel, env_name)
+        doppel.close()
+        postgresql.drop(pg_server, clone)
 
 
 @pytest.mark.rabbitmq
