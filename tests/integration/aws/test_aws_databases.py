@@ -82,7 +82,25 @@ def lamp_production(moto_server, pg_server):
              60, "the LAMP production made")
     yield zone.split("/")[-1]
     cfn.delete_stack(StackName=LAMP_STACK)
+    wait_for(lambda: all(s["StackName"] != LAMP_STACK for s in cfn.describe_stacks()["Stacks"]), 60,
+             "the LAMP production deleted")
+    route53.delete_hosted_zone(Id=zone)  # its names went with the stacks
     postgresql.drop(pg_server, PRODUCTION_DATABASE)
+
+
+@pytest.fixture(scope="module")
+def dumps_bucket(moto_server):
+    """The bucket the dumps wait in, versioned so that every object ever written there can be counted."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket=DUMPS, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_bucket_versioning(Bucket=DUMPS, VersioningConfiguration={"Status": "Enabled"})
+    yield DUMPS
+    listed = s3.list_object_versions(Bucket=DUMPS)
+    versions = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in
+                listed.get("Versions", []) + listed.get("DeleteMarkers", [])]
+    if versions:
+        s3.delete_objects(Bucket=DUMPS, Delete={"Objects": versions})
+    s3.delete_bucket(Bucket=DUMPS)
 
 
 def lamp_entry(pg_server, zone: str) -> dict:
@@ -126,7 +144,7 @@ def database_oid(server, name: str):
 
 @pytest.mark.timeout(600)  # a hang detector
 def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored_by_hand_and_removed(
-        aws_env, lamp_production, doppel_server, tmp_path, capsys, caplog):
+        aws_env, lamp_production, doppel_server, dumps_bucket, tmp_path, capsys, caplog):
     pg_server = doppel_server
     caplog.set_level(logging.DEBUG)
     started = time.monotonic()
@@ -135,8 +153,6 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
     env_name, request_id = unique_env("lamp"), str(uuid.uuid4())
     clone, scratch = f"doppel_{env_name}_shop", f"doppel_it_byhand_{uuid.uuid4().hex[:8]}"
     before = personal_values(pg_server, PRODUCTION_DATABASE)
-    client("s3").create_bucket(Bucket=DUMPS, CreateBucketConfiguration={"LocationConstraint": REGION})
-    client("s3").put_bucket_versioning(Bucket=DUMPS, VersioningConfiguration={"Status": "Enabled"})
     try:
         # When an environment of the LAMP production is requested
         doppel.request(env_name, event_id=request_id)
@@ -240,14 +256,13 @@ def test_a_lamp_production_is_cloned_with_its_rows_anonymised_backed_up_restored
 
 
 def test_a_lamp_clone_with_a_personal_column_no_rule_covers_fails_naming_it_and_leaves_nothing(
-        aws_env, lamp_production, doppel_server, tmp_path):
+        aws_env, lamp_production, doppel_server, dumps_bucket, tmp_path):
     pg_server = doppel_server
     # Given rules that leave address.phone out
     entry = lamp_entry(pg_server, lamp_production)
     entry["clone"]["anonymise"] = [r for r in entry["clone"]["anonymise"] if (r["table"], r["column"]) !=
                                    ("address", "phone")]
     doppel = Doppel(tmp_path, production=entry)
-    client("s3").create_bucket(Bucket=DUMPS, CreateBucketConfiguration={"LocationConstraint": REGION})
     env_name = unique_env("leaky")
     clone = f"doppel_{env_name}_shop"
     try:
@@ -271,7 +286,7 @@ def test_a_lamp_clone_with_a_personal_column_no_rule_covers_fails_naming_it_and_
 @pytest.mark.rabbitmq
 @pytest.mark.timeout(300)  # a hang detector
 def test_a_lamp_clone_runs_through_doppel_worker_processes_on_rabbitmq_with_its_rows_anonymised(
-        aws_env, lamp_production, doppel_server, amqp_url, tmp_path):
+        aws_env, lamp_production, doppel_server, dumps_bucket, amqp_url, tmp_path):
     from tests.support.chain_site import Site
     pg_server = doppel_server
     entry = lamp_entry(pg_server, lamp_production)
