@@ -102,11 +102,11 @@ class DatabaseVerbs:
             self._places[place] = S3Store(spec["bucket"], region_name=spec["region"])
         return S3Place(self._places[place], env)
 
-    def _production_outputs(self, production: str, spec: Mapping, env: str) -> dict:
-        """Production's stack outputs: where its databases are."""
+    def _production_outputs(self, production: str, spec: Mapping, env: str | None = None) -> dict:
+        """Production's stack outputs: where its databases are (for env `env`'s chain, or DR's: clouds.aws.dr_data)."""
         clients = self._clients(spec)
-        raw = api.call(env, f"read production {production}'s stack {spec['stack']}", lambda: clients.cloudformation
-                       .describe_stacks(StackName=spec["stack"])["Stacks"][0])
+        raw = api.call(env or production, f"read production {production}'s stack {spec['stack']}", lambda: clients
+                       .cloudformation.describe_stacks(StackName=spec["stack"])["Stacks"][0])
         return {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
 
     def _dump_databases(self, production: str, spec: Mapping, env: str, snapshot_id: str,

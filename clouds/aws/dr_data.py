@@ -24,21 +24,12 @@ from clouds.aws import api
 from clouds.backups.description import write_description
 from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
+from clouds.databases.copies import locate, same_database  # the databases: entries, read as on every cloud
 from core.cloud import DELETE_IN_PROGRESS, BackupSource, DriverError, ResourceMissing, Stack
 from core.secrets import scrub, secret_values
 
 log = logging.getLogger(__name__)
 FOLDER = "aws-dr"
-
-
-def _locate(database: Mapping, outputs: Mapping, name: str, production: str):
-    from clouds.openstack.databases import locate  # the databases: entries read the same way on both clouds
-    return locate(database, outputs, name, production)
-
-
-def _same(one, other) -> bool:
-    from clouds.openstack.databases import same_database
-    return same_database(one, other)
 
 
 class DrDataVerbs:
@@ -59,11 +50,11 @@ class DrDataVerbs:
         dumped = {c.name: c for c in manifest.server_databases}
         targets = {}
         for database in spec.get("databases") or ():
-            server, name = _locate(database, stack.outputs, env, production)
+            server, name = locate(database, stack.outputs, env, production)
             theirs = dumped.get(database["name"])
             if theirs is not None and theirs.server:
                 from clouds.databases.servers import Server
-                if _same((server, name), (Server.from_dict(theirs.server), theirs.database)):
+                if same_database((server, name), (Server.from_dict(theirs.server), theirs.database)):
                     raise DriverError(f"the DR stack's database {database['name']} would be production's own "
                                       f"({name} on {server.where}); fix the DR template's outputs", env=env,
                                       permanent=True)
@@ -146,11 +137,11 @@ class DrDataVerbs:
         from clouds.databases.engines import ENGINES
         from clouds.databases.servers import DatabaseError
         try:
-            server, name = _locate(database, stack.outputs, env, production)
+            server, name = locate(database, stack.outputs, env, production)
         except DriverError:
             return  # the stack never said where: nothing was restored there
         own = self._production_database(production, spec, database)
-        if own is None or _same((server, name), own):
+        if own is None or same_database((server, name), own):
             log.warning("DR of %s: database %s left as it is (it is production's own, or production's cannot be "
                         "read to tell)", production, database["name"])
             return
@@ -162,15 +153,9 @@ class DrDataVerbs:
 
     def _production_database(self, production: str, spec: Mapping, database: Mapping):
         try:
-            return _locate(database, self._production_outputs(production, spec), production, production)
+            return locate(database, self._production_outputs(production, spec), production, production)
         except DriverError:
             return None
-
-    def _production_outputs(self, production: str, spec: Mapping) -> dict:
-        clients = self._clients(spec)
-        raw = api.call(production, f"read production {production}'s stack {spec['stack']}", lambda: clients
-                       .cloudformation.describe_stacks(StackName=spec["stack"])["Stacks"][0])
-        return {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
 
     # --- failback -------------------------------------------------------------------------
 
@@ -187,7 +172,7 @@ class DrDataVerbs:
                        "outputs.json": scrub(dict(stack.outputs), secret_values())}
         servers = []
         for database in spec.get("databases") or ():
-            server, name = _locate(database, stack.outputs, env, production)
+            server, name = locate(database, stack.outputs, env, production)
             servers.append({"name": database["name"], "kind": database["kind"], "server": server.to_dict(),
                             "database": name})
         return BackupSource(root=write_description(self._sources_dir(), env, FOLDER, description),
