@@ -15,7 +15,8 @@ Timed, alternating who goes first:
 - Doppel: `env.requested` through the whole chain on the embedded bus (a backup-mode
   reflink copy of the data directory, the instance started on its own port and
   recovered, anonymised, opened to the env's role) until the env's server answers a
-  query over TCP with the env's fresh password; then the env is deleted (timed apart).
+  query over TCP with the env's fresh password; then the env expires (timed apart: the
+  chain backs the env's database up first, a pg_dump of it, then stops and removes it).
 - Baseline: `pg_dump -Fd -j2 --compress=0` (uncompressed: its fastest) into a directory
   on the same XFS, `createdb`, `pg_restore -j2`, until the restored database answers
   the same query; then it is dropped.
@@ -81,7 +82,7 @@ def fill(server, database: str, gib: float, sessions: int = 2) -> None:
             raise SystemExit("loading the events tables failed")
 
 
-def chain_clone(app, env: str, database: str) -> tuple[float, float]:
+def chain_clone(app, env: str, database: str, expire: bool = True) -> tuple[float, float]:
     """env.requested until the env's own server answers QUERY; then its deletion. (seconds, seconds)"""
     started = time.perf_counter()
     app.broker.publish([event_message(build_event("env.requested", {"env": env, "production": "shop"},
@@ -96,6 +97,9 @@ def chain_clone(app, env: str, database: str) -> tuple[float, float]:
                          password=password, dbname=database) as conn:
         conn.execute(QUERY).fetchone()
     cloned = time.perf_counter() - started
+    print(f"  {env}: cloned, its server answering, in {cloned:.2f} s", flush=True)
+    if not expire:
+        return cloned, 0.0
     started = time.perf_counter()
     app.broker.publish([event_message(build_event("env.expired", {"env": env, "reason": "manual"}, source="bench"))])
     app.broker.run_until_idle(timeout=3600)
@@ -125,6 +129,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--compress", type=int, default=0, help="pg_dump's --compress (0: none, its fastest)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="Doppel's clones only, each env kept until the end and then deleted without its backup")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.pop("DOPPEL_DB_URL", None)
@@ -158,9 +164,10 @@ def main() -> None:
             try:
                 for n in range(args.rounds):
                     order = ("doppel", "baseline") if n % 2 == 0 else ("baseline", "doppel")
+                    order = ("doppel",) if args.no_baseline else order
                     for who in order:
                         if who == "doppel":
-                            cloned, deleted = chain_clone(app, f"bench-{n}", database)
+                            cloned, deleted = chain_clone(app, f"bench-{n}", database, not args.no_baseline)
                             doppel.append(cloned)
                             teardown.append(deleted)
                         else:
@@ -169,11 +176,19 @@ def main() -> None:
                         print(f"round {n + 1} {who}: {(doppel if who == 'doppel' else baseline)[-1]:.2f} s",
                               flush=True)
             finally:
+                if args.no_baseline:
+                    for n in range(len(doppel)):
+                        app.cloud.delete_stack(f"bench-{n}")
                 app.close()
+    if args.no_baseline:
+        print(f"\n{size / GIB:.2f} GiB PostgreSQL production, load {os.getloadavg()[0]:.2f}: doppel chain clone "
+              f"until the env answers: median {statistics.median(doppel):.2f} s  {[round(x, 2) for x in doppel]}")
+        return
     d, b = statistics.median(doppel), statistics.median(baseline)
     print(f"\n{size / GIB:.2f} GiB PostgreSQL production, {args.rounds} rounds, load {os.getloadavg()[0]:.2f}")
     print(f"  doppel chain clone until the env answers: median {d:.2f} s  {[round(x, 2) for x in doppel]}")
-    print(f"  env teardown (instance stopped, removed): median {statistics.median(teardown):.2f} s")
+    print(f"  env.expired (the env's backup, then its instance stopped and removed): median "
+          f"{statistics.median(teardown):.2f} s")
     print(f"  pg_dump -Fd -j{args.jobs} --compress={args.compress} + pg_restore -j{args.jobs}: median {b:.2f} s  "
           f"{[round(x, 2) for x in baseline]}")
     print(f"  ratio baseline / doppel: {b / d:.1f}x")

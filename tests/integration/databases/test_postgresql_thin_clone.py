@@ -17,7 +17,7 @@ import pytest
 
 import functions
 from clouds.databases import postgresql
-from clouds.local import LocalDriver
+from clouds.local import LocalDriver, pg_instances
 from clouds.local.copying import REFLINKS
 from clouds.local.sample import make_sample_production
 from core.cloud import DriverError
@@ -54,7 +54,7 @@ def production_cluster(xfs):
 
 
 @pytest.fixture
-def shop(xfs, production_cluster, request, monkeypatch):
+def shop(xfs, production_cluster, request, monkeypatch, tmp_path):
     """The sample production and a rental shop in the test's cluster, with an embedded Doppel serving the chain."""
     monkeypatch.delenv("DOPPEL_DB_URL", raising=False)
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
@@ -67,6 +67,8 @@ def shop(xfs, production_cluster, request, monkeypatch):
     entry["components"].append({"kind": "postgresql", "name": "rentals", "host": "127.0.0.1",
                                 "port": production_cluster.port, "database": database, "user": "doppel",
                                 "password_env": PASSWORD_ENV, "data_directory": str(production_cluster.data)})
+    if "no_reflink" in request.node.name:  # instances on another filesystem than production's data directory
+        entry["components"][-1]["instances_dir"] = str(tmp_path / "instances")
     rules = [rule for rule in rental_shop.RULES if "without_a_rule" not in request.node.name
              or (rule["table"], rule["column"]) != ("address", "phone")]
     entry["clone"]["anonymise"] += [{"database": "rentals", **rule} for rule in rules]
@@ -84,6 +86,9 @@ def shop(xfs, production_cluster, request, monkeypatch):
 
     yield app, publish, server, database, work / "state" / "local" / "instances"
     app.close()
+    for pid_file in [*work.glob("state/*/instances/*/data/postmaster.pid"),
+                     *tmp_path.glob("instances/*/data/postmaster.pid")]:  # a failed test's instance: stopped
+        pg_instances.remove(pid_file.parent.parent, production_cluster.bin_dir)
     postgresql.drop(server, database)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -170,3 +175,23 @@ def test_a_personal_column_without_a_rule_stops_and_removes_the_instance_at_once
         assert not [entry for entry in instances.iterdir() if not entry.name.startswith(".")]
     finally:
         driver.delete_stack("thin-leaky")
+
+
+def test_where_no_reflink_is_possible_the_env_gets_a_database_copied_on_the_server_said_once(shop, caplog):
+    """instances_dir on another filesystem (tmp_path) than production's data directory (the XFS)."""
+    app, publish, server, database, _instances = shop
+    caplog.set_level("WARNING", logger="clouds.local.pg_thin")
+
+    publish("env.requested", env="thin-fallback", production="shop")
+
+    env = app.registry.living("thin-fallback")
+    assert env.state == READY, env.reason
+    copy = env.endpoints["db_rentals_database"]
+    assert copy == "doppel_thin_fallback_rentals" and env.endpoints["db_rentals_port"] == server.port
+    said = [r.getMessage() for r in caplog.records if "cannot be reflinked" in r.getMessage()]
+    assert len(said) == 1 and "the dump/restore path" in said[0]
+    masked = personal(server, copy)
+    assert all(values and not values & personal(server, database)[key] for key, values in masked.items())
+    publish("env.expired", env="thin-fallback", reason="ttl")
+    with postgresql.connect(server, "postgres") as conn:
+        assert not conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'doppel_%'").fetchall()
