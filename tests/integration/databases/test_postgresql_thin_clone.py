@@ -2,8 +2,8 @@
 on a reflinked copy of its data directory (clouds.local.pg_thin), on a loop-mounted XFS (tests/support/loopfs.py).
 
 The production is a cluster of the test's own (tests/support/pg_cluster.py), never the
-shared server on :5432. Cost: one mkfs and mount, an initdb and two or three server
-starts: about 10-15 s on two shared cores.
+shared server on :5432. Cost: one mkfs and mount, an initdb, three chains and four
+instance starts: 8.5 s for the three tests on two shared cores (load about 6).
 """
 from __future__ import annotations
 
