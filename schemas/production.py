@@ -16,6 +16,8 @@ productions:
       - {kind: postgresql, name: orders, host: 127.0.0.1, port: 5432, database: orders, user: shop,
          password_env: SHOP_PG_PASSWORD,                 # the password is read from this variable, never the file
          clones: {host: 127.0.0.1, user: doppel, password_env: DOPPEL_PG_PASSWORD}}   # where env databases go
+      - {kind: postgresql, name: events, port: 5433, database: events, user: doppel_backup,
+         data_directory: /var/lib/postgresql/15/events}  # on this host: each env a server of its own (thin)
     clone:
       rewrite:
         - {file: config/app.ini, key: database.path, value: "{outputs.db_main_path}"}
@@ -75,6 +77,26 @@ class ServerDatabaseComponent(DatabaseServer):
     database = fields.String(required=True, validate=validate.Length(min=1, max=63),
                              error_messages=needs("database: shop"))
     clones = fields.Nested(DatabaseServer)  # default: the production's own server, as the same user
+    # PostgreSQL on this host: its data directory, so an env gets a server instance of its own on a copy-on-write
+    # copy of it (clouds.local.pg_thin); `instances_dir` is where those live (default: the state directory's)
+    data_directory = fields.String(validate=validate.Length(min=2))
+    instances_dir = fields.String(validate=validate.Length(min=2))
+
+    @validates_schema
+    def _local_data_directory(self, data, **kwargs):
+        for key in ("data_directory", "instances_dir"):
+            if key in data and not posixpath.isabs(data[key]):
+                raise ValidationError({key: [f"must be an absolute path (e.g. /var/lib/postgresql/15/main), not "
+                                             f"{data[key]!r}"]})
+        if "data_directory" not in data:
+            return
+        if data.get("kind") != "postgresql":
+            raise ValidationError({"data_directory": ["only a postgresql component is cloned from its data "
+                                                      "directory; remove it"]})
+        if "socket" not in data and data.get("host", "127.0.0.1") not in ("127.0.0.1", "localhost", "::1"):
+            raise ValidationError({"data_directory": [f"the server at {data['host']} is not on this host, so its "
+                                                      "data directory cannot be copied here; remove data_directory "
+                                                      "(the database is then copied on its server)"]})
 
 
 class FilesComponent(Component):
@@ -271,6 +293,8 @@ def expected_outputs(production: Mapping) -> set[str]:
     for component in production.get("components", ()):
         if component["kind"] in SERVER_KINDS:
             names.update(server_database_outputs(component["name"]))
+            if component.get("data_directory"):  # an instance of its own: the env role's fresh password is here
+                names.add(f"db_{component['name']}_password_file")
         elif component["kind"] in DATABASE_KINDS:
             names.update(database_outputs(component["name"]))
     return names

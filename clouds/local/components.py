@@ -3,7 +3,8 @@
 A registry by kind. File kinds (files, config, crontab, sqlite) live in the
 production's directory and are captured into the snapshot's; server databases
 (postgresql, mariadb: server_databases.py, `on_server`) are copied on their server
-into a database of the snapshot's own, and give their own outputs (the env's
+into a database of the snapshot's own (a PostgreSQL production on this host that
+names its data directory: into a server instance of its own, pg_thin.py), and give their own outputs (the env's
 database and where it is) and anonymise with their own SQL.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from clouds.local.copying import copy_tree, tree_size
+from clouds.local.pg_thin import POSTGRESQL_INSTANCE
 from clouds.local.server_databases import MARIADB, POSTGRESQL, ServerDatabaseKind
 from clouds.local.sqlite import SIDE_SUFFIXES, anonymise_database, capture_database
 from clouds.rewrite.anonymise import Pseudonyms
@@ -104,6 +106,8 @@ for _kind in (FilesKind(), ConfigKind(), CrontabKind(), SqliteKind(), POSTGRESQL
 
 
 def kind_of(component: Mapping):
+    if component.get("kind") == "postgresql" and component.get("data_directory"):
+        return POSTGRESQL_INSTANCE  # on this host: an instance of its own per env (clouds.local.pg_thin)
     try:
         return KINDS[component["kind"]]
     except KeyError:

@@ -63,6 +63,10 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
         except ProductionConfigError as exc:
             raise DriverError(f"the productions section of the config is wrong: {exc}", permanent=True) from None
         self.state_dir = Path(state_dir).resolve()
+        for spec in self.productions.values():  # PostgreSQL instances of their own (clouds.local.pg_thin) live here
+            for component in spec["components"]:
+                if component.get("data_directory"):
+                    component.setdefault("instances_dir", str(self.state_dir / "instances"))
         self.background = background
         self.keep_snapshots = keep_snapshots
         for folder in ("snapshots", "envs"):

@@ -114,6 +114,25 @@ def test_a_server_database_gets_its_name_port_and_clone_server_from_what_it_says
     assert "db_shop_orders_url" in expected_outputs(production) and "db_legacy_database" in expected_outputs(production)
 
 
+def test_a_data_directory_is_for_a_postgresql_server_on_this_host_and_gives_a_password_file():
+    entry = _entry(components=[{"kind": "files", "path": "app"},
+                               {"kind": "postgresql", "database": "a", "user": "u", "data_directory": "pgdata"},
+                               {"kind": "postgresql", "database": "b", "user": "u", "host": "10.0.0.9",
+                                "data_directory": "/var/lib/postgresql/15/main"},
+                               {"kind": "mariadb", "database": "c", "user": "u", "data_directory": "/var/lib/mysql"}],
+                   clone={})
+    errors = _errors(entry)
+    assert "components[1].data_directory: must be an absolute path" in errors
+    assert "components[2].data_directory: the server at 10.0.0.9 is not on this host" in errors
+    assert "components[3].data_directory: only a postgresql component" in errors
+    production = load_production("shop", _entry(components=[
+        {"kind": "files", "path": "app"},
+        {"kind": "postgresql", "name": "orders", "database": "o", "user": "u",
+         "data_directory": "/var/lib/postgresql/15/main"}], clone={}))
+    assert "db_orders_password_file" in expected_outputs(production)
+    assert load_production("shop", production) == production
+
+
 def test_anonymise_methods_say_what_they_need_and_sqlite_takes_only_its_own():
     entry = _entry(components=[{"kind": "files", "path": "app"}, {"kind": "sqlite", "path": "app/shop.db"},
                                {"kind": "postgresql", "name": "orders", "database": "o", "user": "u"}])
