@@ -64,7 +64,7 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
             raise DriverError(f"the productions section of the config is wrong: {exc}", permanent=True) from None
         self.state_dir = Path(state_dir).resolve()
         for spec in self.productions.values():  # PostgreSQL instances of their own (clouds.local.pg_thin) live here
-            for component in spec["components"]:
+            for component in spec.get("components", ()):
                 if component.get("data_directory"):
                     component.setdefault("instances_dir", str(self.state_dir / "instances"))
         self.background = background
