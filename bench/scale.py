@@ -97,7 +97,6 @@ def fill(url: str, count: int, expires_at) -> None:
     """`count` ready environments with their five transitions, as the chain leaves them; `expires_at(n)`."""
     engine = make_engine(url)
     ensure_current(engine, "the bench's database")
-    Registry(engine)
     made = datetime.now(timezone.utc) - timedelta(hours=1)
     if count == 0:
         engine.dispose()
@@ -210,14 +209,12 @@ def bench_sweep(kind: str, count: int, rounds: int, scratch: Path) -> dict[str, 
 
 def bench_scheduler(kind: str, count: int, scratch: Path) -> dict:
     """TTL rows for `count` environments all ending at one second; a SchedulerService expires them."""
-    from scheduler.control import Scheduler
     from scheduler.service import SchedulerService
     from scheduler.tables import expiries_table
     with state_database(kind, scratch, "scheduler") as url:
         end = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=15)
         fill(url, count, lambda n: end)
         engine = make_engine(url)
-        Scheduler(engine)  # its tables
         with engine.begin() as conn:  # the rows configure's `schedule_expiry` writes, in one INSERT
             conn.execute(expiries_table.insert(), [{"env": f"env-{n:04d}", "at": end.timestamp(),
                                                     "requested_at": time.time(), "fired_at": None}

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, and_, insert, select, update
 from sqlalchemy.engine import Engine
 
-from core.db import create_tables
-
 metadata = MetaData()
 
 REQUESTED, SNAPSHOTTING, CLONING, CONFIGURING, READY, EXPIRING, DELETED, FAILED = (
@@ -116,7 +114,6 @@ class Registry:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
 
     # -- reading ---------------------------------------------------------------
     def living(self, name: str) -> Environment | None:

@@ -24,7 +24,7 @@ from core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-REVISIONS = ("0001", "0002", "0003")  # oldest first; the last is this code's
+REVISIONS = ("0001", "0002", "0003", "0004")  # oldest first; the last is this code's
 HEAD = REVISIONS[-1]
 UPGRADE = "doppel db upgrade"
 VERSION_TABLE = "alembic_version"
