@@ -71,12 +71,14 @@ def register(sub) -> None:
     env_logs.register(env)
 
 
-def follow(app, find, done_states, timeout: float, out=sys.stderr, already: int = 0):
-    """Print each state the environment passes through until it reaches one of `done_states`.
+def follow(app, find, done_states, timeout: float, out=None, already: int = 0):
+    """Print each state the environment passes through until it reaches one of `done_states`, on `out` (default:
+    sys.stderr as it is when called, not as it was when this module was imported).
 
     `already`: how many of its transitions happened before this command (not shown again).
     """
     from doppel.app import safe
+    out = out or sys.stderr
     shown = already
     started = time.monotonic()
     env = None
