@@ -15,10 +15,12 @@ from tests.support.rabbitmq import delete_orphan_vhosts, fresh_vhost
 
 def pytest_configure(config):
     # The validated configurations Doppel keeps between commands (doppel/config_cache.py): in a folder of the
-    # run's own, not the user's ~/.cache, inherited by the processes the tests start.
+    # run's own, not the user's ~/.cache, inherited by the processes the tests start (XDG_CACHE_HOME too, for
+    # those started without the DOPPEL_ variables).
     if "DOPPEL_CACHE_DIR" not in os.environ:
         folder = tempfile.mkdtemp(prefix="doppel-test-cache-")
         os.environ["DOPPEL_CACHE_DIR"] = folder
+        os.environ["XDG_CACHE_HOME"] = folder
         atexit.register(shutil.rmtree, folder, True)
 
 
