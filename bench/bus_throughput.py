@@ -44,6 +44,7 @@ from core.broker import (  # noqa: E402
 )
 from core.db import make_engine  # noqa: E402
 from core.deps import Deps  # noqa: E402
+from doppel import migrations  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
 
 STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it
@@ -128,6 +129,7 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
         raw_fill(url, topology.function_queue(name), [m.body for m in bodies])
         wait_depth(url, topology.function_queue(name), count)
         engine = make_engine(f"sqlite:///{db_dir}/bench-{name}.db")
+        migrations.upgrade(engine)  # its tables, as a Doppel process finds them
         worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=PREFETCH)
         started = time.perf_counter()
         worker.start()
@@ -181,7 +183,7 @@ def doppel_consume_processes(url: str, count: int, db_dir: str, processes: int) 
         raw_fill(url, topology.function_queue(name), [event_message(BODY_EVENT(n)).body for n in range(count)])
         wait_depth(url, topology.function_queue(name), count)
         db_path = f"{db_dir}/bench-{name}.db"
-        Ledger(make_engine(f"sqlite:///{db_path}"))  # the table, before the workers race to make it
+        migrations.upgrade(make_engine(f"sqlite:///{db_path}"))  # the tables, before the workers open them
         children = [context.Process(target=_worker_process, args=(url, name, db_path, handled, ready, go, stop))
                     for _ in range(processes)]
         for child in children:

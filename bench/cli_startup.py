@@ -29,7 +29,9 @@ def fill_state(state: Path, count: int) -> None:
     from core.db import make_engine
     from core.registry import CLONING, CONFIGURING, READY, SNAPSHOTTING, Registry
     state.mkdir(parents=True, exist_ok=True)
+    from doppel import migrations
     engine = make_engine(f"sqlite:///{state / 'doppel.db'}")
+    migrations.upgrade(engine)
     registry = Registry(engine)
     for n in range(count):
         env, _ = registry.request(name=f"env-{n:04d}", request_id=f"bench/{n}", production="shop", owner="bench",

@@ -2,13 +2,18 @@
 
     python bench/scale.py [--envs 1000] [--rounds 5] [--db sqlite,postgresql] [--chains 100] [--workers 2]
                           [--chain-db postgresql] [--amqp URL] [--skip list,sweep,scheduler,chains]
+                          [--baseline COMMIT]
 
 - env list: `python -m doppel env list` as a whole process (interpreter, imports,
   config, schema check, query, table) over --envs ready environments, against
   the same command on an empty registry and `python -c pass`, rounds
-  alternating; the median beside the aim of 1 s. The registry is filled with
-  the rows the registry writes for a ready environment and its five
-  transitions, in a few INSERTs.
+  alternating; the median beside the aim of 1 s. Once with the validated
+  doppel.yaml remembered from the warm-up run (what a user's second command
+  finds) and once with that cache off. The registry is filled with the rows
+  the registry writes for a ready environment and its five transitions, in a
+  few INSERTs. --baseline COMMIT times that commit's `env list` in the same
+  rounds (its files from `git archive`, its databases made by its own
+  `doppel db upgrade`), for a before and after under the same load.
 - sweep: the scheduler's expiry safety net (`Firer.sweep_expired`) over --envs
   ready environments past their TTL, publishing to the in-memory bus, against
   the read of those rows alone (`Registry.expired`); it checks that each
@@ -42,7 +47,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
@@ -93,11 +98,12 @@ def state_database(kind: str, scratch: Path, label: str):
         server.drop(name)
 
 
-def fill(url: str, count: int, expires_at) -> None:
-    """`count` ready environments with their five transitions, as the chain leaves them; `expires_at(n)`."""
+def fill(url: str, count: int, expires_at, migrate: bool = True) -> None:
+    """`count` ready environments with their five transitions, as the chain leaves them; `expires_at(n)`.
+    `migrate`: bring the database to this code's schema first (else it is at another tree's already)."""
     engine = make_engine(url)
-    ensure_current(engine, "the bench's database")
-    Registry(engine)
+    if migrate:
+        ensure_current(engine, "the bench's database")
     made = datetime.now(timezone.utc) - timedelta(hours=1)
     if count == 0:
         engine.dispose()
@@ -118,9 +124,9 @@ def fill(url: str, count: int, expires_at) -> None:
 
 
 # -- env list ------------------------------------------------------------------------------
-def child_env(db_url: str | None) -> dict:
+def child_env(db_url: str | None, root: Path = ROOT) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = str(ROOT)  # bytecode allowed: a user's installed Doppel has its .pyc files
+    env["PYTHONPATH"] = str(root)  # bytecode allowed: a user's installed Doppel has its .pyc files
     if db_url:
         env["DOPPEL_DB_URL"] = db_url
     return env
@@ -139,18 +145,42 @@ def timed(argv: list[str], cwd: Path, env: dict, lines: int | None = None) -> tu
     return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def bench_list(kind: str, count: int, rounds: int, scratch: Path) -> tuple[dict, dict]:
-    """(wall seconds, CPU seconds) of each command, by command."""
+def baseline_tree(commit: str, scratch: Path) -> Path:
+    """Another commit's files (`git archive`), to time its `env list` in the same rounds as this code's."""
+    tree = scratch / f"baseline-{commit}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def bench_list(kind: str, count: int, rounds: int, scratch: Path, baseline: Path | None = None) -> tuple[dict, dict]:
+    """(wall seconds, CPU seconds) of each command, by command. With `baseline` (another commit's tree), the
+    same commands of that code too, on databases its own `doppel db upgrade` made."""
     cwd = scratch / f"list-{kind}"
     cwd.mkdir()
     (cwd / "doppel.yaml").write_text("state_dir: state\n")
     doppel = [sys.executable, "-m", "doppel", "env", "list"]
-    with state_database(kind, scratch, "list-full") as full, state_database(kind, scratch, "list-empty") as empty:
-        fill(full, count, lambda n: datetime.now(timezone.utc) + timedelta(days=1))
+    later = lambda n: datetime.now(timezone.utc) + timedelta(days=1)  # noqa: E731
+    cache = {"DOPPEL_CACHE_DIR": str(scratch / "config-cache")}  # the validated doppel.yaml, kept between runs
+    with ExitStack() as stack:
+        full, empty = (stack.enter_context(state_database(kind, scratch, f"list-{label}"))
+                       for label in ("full", "empty"))
+        fill(full, count, later)
         fill(empty, 0, lambda n: None)
         cases = {"python -c pass": ([sys.executable, "-c", "pass"], child_env(None), None),
-                 "env list, empty registry": (doppel, child_env(empty), None),
-                 f"env list, {count} environments": (doppel, child_env(full), count + 1)}
+                 "env list, empty registry": (doppel, {**child_env(empty), **cache}, None),
+                 f"env list, {count} environments": (doppel, {**child_env(full), **cache}, count + 1),
+                 "  the same, config cache off": (doppel, {**child_env(full), "DOPPEL_CACHE_DIR": "off"}, count + 1)}
+        if baseline is not None:
+            old_full, old_empty = (stack.enter_context(state_database(kind, scratch, f"list-old-{label}"))
+                                   for label in ("full", "empty"))
+            for url in (old_full, old_empty):
+                subprocess.run([sys.executable, "-m", "doppel", "db", "upgrade"], cwd=cwd,
+                               env=child_env(url, baseline), capture_output=True, check=True)
+            fill(old_full, count, later, migrate=False)
+            cases.update({"baseline: env list, empty registry": (doppel, child_env(old_empty, baseline), None),
+                          f"baseline: env list, {count} envs": (doppel, child_env(old_full, baseline), count + 1)})
         for argv, env, lines in cases.values():
             timed(argv, cwd, env, lines)  # warm: page cache, and the .pyc files written once
         times = {name: [] for name in cases}
@@ -210,14 +240,12 @@ def bench_sweep(kind: str, count: int, rounds: int, scratch: Path) -> dict[str, 
 
 def bench_scheduler(kind: str, count: int, scratch: Path) -> dict:
     """TTL rows for `count` environments all ending at one second; a SchedulerService expires them."""
-    from scheduler.control import Scheduler
     from scheduler.service import SchedulerService
     from scheduler.tables import expiries_table
     with state_database(kind, scratch, "scheduler") as url:
         end = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=15)
         fill(url, count, lambda n: end)
         engine = make_engine(url)
-        Scheduler(engine)  # its tables
         with engine.begin() as conn:  # the rows configure's `schedule_expiry` writes, in one INSERT
             conn.execute(expiries_table.insert(), [{"env": f"env-{n:04d}", "at": end.timestamp(),
                                                     "requested_at": time.time(), "fired_at": None}
@@ -396,6 +424,8 @@ def main() -> None:
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/%2F",
                         help="the RabbitMQ to use; the bench makes its own vhost there")
     parser.add_argument("--skip", default="", help="parts to leave out, comma-separated: list,sweep,scheduler,chains")
+    parser.add_argument("--baseline", help="a commit whose `env list` is timed in the same rounds, for a before and "
+                        "after on one run (its tree from `git archive`, its databases made by its own migrations)")
     args = parser.parse_args()
     kinds = [k.strip() for k in args.db.split(",") if k.strip()]
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -405,16 +435,21 @@ def main() -> None:
           flush=True)
     with tempfile.TemporaryDirectory(prefix="doppel-bench-scale-") as scratch_dir:
         scratch = Path(scratch_dir)
+        baseline = baseline_tree(args.baseline, scratch) if args.baseline and "list" not in skip else None
         for kind in kinds if {"list", "sweep", "scheduler"} - skip else []:
             print(f"{kind}, {args.envs} environments:", flush=True)
             if "list" not in skip:
-                times, cpu = bench_list(kind, args.envs, args.rounds, scratch)
+                times, cpu = bench_list(kind, args.envs, args.rounds, scratch, baseline)
                 show_times(f"`doppel env list` as a process, {args.rounds} rounds", times, "python -c pass", cpu)
                 median = statistics.median(times[f"env list, {args.envs} environments"])
                 empty = statistics.median(times["env list, empty registry"])
                 print(f"    -> {median:.3f} s against the aim of {AIM_LIST_S:.0f} s "
                       f"({'met' if median < AIM_LIST_S else 'NOT met'}); the {args.envs} rows cost "
                       f"{median - empty:+.3f} s over an empty registry", flush=True)
+                if baseline is not None:
+                    before = statistics.median(times[f"baseline: env list, {args.envs} envs"])
+                    print(f"    -> baseline {args.baseline}: {before:.3f} s; this code {median - before:+.3f} s",
+                          flush=True)
             if "sweep" not in skip:
                 times = bench_sweep(kind, args.envs, args.rounds, scratch)
                 show_times(f"expiry sweep over {args.envs} expired environments, {args.rounds} rounds "

@@ -34,13 +34,10 @@ from bus.ledger_table import (
     _HOLDERS,
     _NOTHING,
     _NOTHING_EMITTED,
-    _bring_up_to_date,
     _DriverSQL,
     _insert_ignoring_existing,
     ledger_table,
-    metadata,
 )
-from core.db import create_tables
 
 log = logging.getLogger(__name__)
 # A key whose claims ran out this many times in a row (taken over each time) is abandoned at the next.
@@ -85,8 +82,6 @@ class Ledger:
     def __init__(self, engine: Engine, clock=time.time):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
-        _bring_up_to_date(engine)
         self._insert_new = _insert_ignoring_existing(engine)
         self._insert_new_returning = None
         if self._insert_new is not None and engine.dialect.insert_returning and engine.dialect.use_insertmanyvalues:

@@ -1,8 +1,7 @@
-"""The idempotency ledger's table: its schema, bringing an older table up to date, and the SQL of the hot path."""
+"""The idempotency ledger's table: its schema (the migrations make it) and the SQL of the hot path."""
 from __future__ import annotations
 
 import json
-import logging
 from typing import Callable
 
 from sqlalchemy import (
@@ -16,15 +15,11 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    inspect,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-
-log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -49,31 +44,6 @@ ledger_table = Table(
 running_index = Index("ix_idempotency_ledger_running", ledger_table.c.lease_until,
                       sqlite_where=ledger_table.c.status == "running",
                       postgresql_where=ledger_table.c.status == "running")
-
-# Columns added since the table was first made: added to an existing table when a Ledger opens it.
-_ADDED_COLUMNS = {"event": "TEXT", "takeovers": "INTEGER NOT NULL DEFAULT 0", "redriven_at": "FLOAT"}
-
-
-def _bring_up_to_date(engine: Engine) -> None:
-    """Add the columns of _ADDED_COLUMNS, and the running index, to a ledger table made before them (another
-    process may at the same moment: a column that appeared meanwhile is fine)."""
-    present = {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}
-    for name, ddl in _ADDED_COLUMNS.items():
-        if name in present:
-            continue
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {ledger_table.name} ADD COLUMN {name} {ddl}"))
-            log.info("ledger: added column %s", name)
-        except Exception:  # noqa: BLE001 - re-checked below: only a column still missing is an error
-            if name not in {column["name"] for column in inspect(engine).get_columns(ledger_table.name)}:
-                raise
-    try:
-        running_index.create(engine, checkfirst=True)
-    except Exception:  # noqa: BLE001 - made meanwhile by another process; a missing index only slows the sweep
-        if running_index.name not in {index["name"] for index in inspect(engine).get_indexes(ledger_table.name)}:
-            raise
-
 
 # The usual result of a no-op or a function that emitted nothing, serialised once.
 _NOTHING = {"emitted": []}

@@ -356,12 +356,8 @@ class ParkingTable:
 
     def __init__(self, engine):
         from sqlalchemy import MetaData
-
-        from core.db import create_tables
         self._engine = engine
-        metadata = MetaData()
-        self._table = parked_table(metadata)
-        create_tables(metadata, engine)
+        self._table = parked_table(MetaData())
 
     def add(self, queue: str, message: Message) -> int:
         import json

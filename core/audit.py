@@ -9,7 +9,6 @@ from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, i
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from core.db import create_tables
 from schemas.envelope import Event, utcnow
 
 metadata = MetaData()
@@ -40,7 +39,6 @@ class AuditRecord:
 class AuditTrail:
     def __init__(self, engine: Engine):
         self._engine = engine
-        create_tables(metadata, engine)
 
     def record(self, event: Event) -> bool:
         """Record an event; False when it was recorded before (same source and id)."""

@@ -11,8 +11,6 @@ from datetime import datetime, timezone
 from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, String, Table, Text, and_, select, update
 from sqlalchemy.engine import Engine
 
-from core.db import create_tables
-
 metadata = MetaData()
 
 backups_table = Table(
@@ -59,7 +57,6 @@ class Catalogue:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
 
     def record(self, manifest, store: str, reason: str | None) -> None:
         """Index a complete backup (its manifest); recording it again changes nothing."""

@@ -20,8 +20,6 @@ from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, Stri
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from core.db import create_tables
-
 NORMAL, PENDING, SYNCING, FAILING_OVER, FAILED_OVER, FAILING_BACK = (
     "normal", "pending", "syncing", "failing_over", "failed_over", "failing_back")
 
@@ -97,7 +95,6 @@ class DrStates:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
 
     def get(self, production: str) -> DrRow:
         """The production's row; a production never failed over reads as `normal`."""

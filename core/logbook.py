@@ -13,7 +13,6 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, and_, select, update
 from sqlalchemy.engine import Engine
 
-from core.db import create_tables
 from core.secrets import GeneratedSecrets, secret_print
 
 metadata = MetaData()
@@ -71,7 +70,6 @@ class Logbook:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
 
     # -- kept logs -------------------------------------------------------------
     def record(self, entry: KeptLogs) -> None:

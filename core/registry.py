@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, and_, insert, select, update
 from sqlalchemy.engine import Engine
 
-from core.db import create_tables
-
 metadata = MetaData()
 
 REQUESTED, SNAPSHOTTING, CLONING, CONFIGURING, READY, EXPIRING, DELETED, FAILED = (
@@ -107,16 +105,18 @@ def _utc(moment):
 
 
 def _row(row) -> Environment:
-    return Environment(row.id, row.name, row.request_id, row.production, row.state, row.owner, row.data_version,
-                       row.ttl_seconds, _utc(row.expires_at), json.loads(row.endpoints or "{}"), row.reason,
-                       row.correlation_id, row.reply_to, _utc(row.created_at), _utc(row.updated_at))
+    # One dict of the row, then plain look-ups: a Row's attribute look-up by name costs about 1 µs, and `env list`
+    # over a thousand environments made 15,000 of them.
+    v = dict(zip(row._fields, row))
+    return Environment(v["id"], v["name"], v["request_id"], v["production"], v["state"], v["owner"],
+                       v["data_version"], v["ttl_seconds"], _utc(v["expires_at"]), json.loads(v["endpoints"] or "{}"),
+                       v["reason"], v["correlation_id"], v["reply_to"], _utc(v["created_at"]), _utc(v["updated_at"]))
 
 
 class Registry:
     def __init__(self, engine: Engine, clock=lambda: datetime.now(timezone.utc)):
         self._engine = engine
         self._clock = clock
-        create_tables(metadata, engine)
 
     # -- reading ---------------------------------------------------------------
     def living(self, name: str) -> Environment | None:

@@ -9,13 +9,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import yaml
-from marshmallow import ValidationError
+from typing import Callable
 
 from core.errors import ConfigError
-from schemas.config import ConfigSchema
-from schemas.production import ProductionConfigError, load_productions
+from doppel import config_cache
 
 DEFAULT_FILE = "doppel.yaml"
 
@@ -98,21 +95,43 @@ def load_config(path: str | os.PathLike | None = None) -> Config:
         file = next((candidate for candidate in searched if candidate.is_file()), None)
         if file is None:
             looked = ", ".join(str(candidate.absolute()) for candidate in searched)
-            return parse_config({}, None, f"no doppel.yaml found (looked at {looked}; --config PATH or "
-                                          "DOPPEL_CONFIG names another); the defaults apply, with no productions")
+            return _validated(None, b"", dict, f"no doppel.yaml found (looked at {looked}; --config PATH or "
+                                             "DOPPEL_CONFIG names another); the defaults apply, with no productions")
         origin = "found at " + str(file)
     try:
-        document = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        text = file.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    return _validated(file.resolve(), text.encode(), lambda: _parse_yaml(file, text), origin)
+
+
+def _validated(path: Path | None, document: bytes, read: Callable[[], dict], origin: str) -> Config:
+    """The file's configuration as validated last time these very bytes were (doppel/config_cache.py), else
+    parsed and validated now."""
+    kept, key = config_cache.recall(path, document)
+    if kept is not None:
+        return Config(kept, path, origin)
+    config = parse_config(read(), path, origin)
+    config_cache.keep(path, key, config.raw)
+    return config
+
+
+def _parse_yaml(file: Path, text: str) -> dict:
+    import yaml
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise ConfigError(f"{file}: the top level must be a mapping of sections (bus:, productions:, ...)")
-    return parse_config(document, file.resolve(), origin)
+    return document
 
 
 def parse_config(document: dict, path: Path | None, origin: str = "given") -> Config:
+    from marshmallow import ValidationError
+
+    from schemas.config import ConfigSchema
+    from schemas.production import ProductionConfigError, load_productions
     where = str(path) if path else "configuration"
     try:
         loaded = ConfigSchema().load(document)

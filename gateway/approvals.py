@@ -13,8 +13,6 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, and_, insert, select, update
 
-from core.db import create_tables
-
 metadata = MetaData()
 approvals_table = Table(
     "chat_approvals", metadata,
@@ -54,7 +52,6 @@ def _utc(moment: datetime | None) -> datetime | None:
 class Approvals:
     def __init__(self, engine, timeout_s: float, clock=lambda: datetime.now(timezone.utc)):
         self._engine, self.timeout_s, self.clock = engine, timeout_s, clock
-        create_tables(metadata, engine)
 
     def ask(self, action: str, production: str, user: str, platform: str) -> Ask:
         """Record that `user` asks for `action` on `production`; the Ask's code is what a second operator types."""

@@ -22,13 +22,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, delete, insert, inspect, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from scheduler import selectors
 from scheduler.jobs import EXPIRY_PREFIX, JobSpec, config_jobs
-from scheduler.tables import JOBS_TABLE, create_tables, expiries_table, pauses_table
+from scheduler.tables import expiries_table, jobs_table, pauses_table
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,6 @@ class Scheduler:
         self._engine = engine
         self._schedules = list(schedules or [])
         self._clock = clock
-        create_tables(engine)
 
     # -- environment TTLs --------------------------------------------------------------
     def schedule_expiry(self, env: str, at: datetime) -> None:
@@ -205,10 +204,7 @@ class Scheduler:
 
     def _next_runs(self) -> dict[str, datetime | None]:
         """Next run times straight from APScheduler's table (no unpickling, no scheduler needed)."""
-        if not inspect(self._engine).has_table(JOBS_TABLE):
-            return {}
-        from sqlalchemy import MetaData, Table
-        table = Table(JOBS_TABLE, MetaData(), autoload_with=self._engine)
+        table = jobs_table
         with self._engine.connect() as conn:
             return {r.id: datetime.fromtimestamp(r.next_run_time, timezone.utc) if r.next_run_time else None
                     for r in conn.execute(select(table.c.id, table.c.next_run_time))}

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from core.broker import event_message
 from scheduler.control import covering
 from scheduler.jobs import EXPIRY, JobSpec
-from scheduler.tables import create_tables, outbox_table
+from scheduler.tables import outbox_table
 from schemas.envelope import Event, derived_id, format_time
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,6 @@ class Emitter:
         self._broker, self._engine, self._clock = broker, engine, clock
         self._metrics = metrics
         self._lock = threading.Lock()  # one publisher at a time: APScheduler's thread and the tick share it
-        create_tables(engine)
 
     def emit(self, events: list[Event]) -> bool:
         """True when the broker confirmed them all; False when they wait in the outbox."""

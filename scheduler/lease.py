@@ -28,7 +28,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from scheduler.tables import create_tables, lease_table
+from scheduler.tables import lease_table
 
 log = logging.getLogger(__name__)
 LEASE_NAME = "scheduler"
@@ -93,7 +93,6 @@ class Lease:
         self._valid_until = 0.0  # monotonic
         self._last_renewal = 0.0  # monotonic
         self.acquisition: Acquisition | None = None
-        create_tables(engine)
 
     # -- one step, called every poll_every seconds by `keep` -------------------------------
     def step(self) -> bool:
@@ -193,7 +192,6 @@ class Lease:
 
 def read_lease(engine: Engine, name: str = LEASE_NAME) -> LeaseRow | None:
     """The lease as the CLI shows it, from any process."""
-    create_tables(engine)
     with engine.connect() as conn:
         row = conn.execute(select(lease_table).where(lease_table.c.name == name)).first()
     return _row(row) if row else None

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.base import BaseJobStore, JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -27,6 +27,11 @@ class FencedJobStore(SQLAlchemyJobStore):
         super().__init__(engine=engine, tablename=JOBS_TABLE)
         self._may_write = may_write
         self._keep_due: set[str] = set()
+
+    def start(self, scheduler, alias):
+        # APScheduler's own start would make the table when missing; the migrations made it (revision 0004), and
+        # the process checked its database is at their head before it got here.
+        BaseJobStore.start(self, scheduler, alias)
 
     def keep_due(self, job_id: str) -> None:
         """Skip the next update of this job: its fire failed, so its time must stay due."""

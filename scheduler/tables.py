@@ -7,14 +7,18 @@ naive/aware datetime surprises.
 """
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, Text
-from sqlalchemy.engine import Engine
-
-from core.db import create_tables as shared_create_tables
+from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, Unicode
 
 metadata = MetaData()
 
-JOBS_TABLE = "scheduler_jobs"  # APScheduler's SQLAlchemyJobStore table
+JOBS_TABLE = "scheduler_jobs"
+# APScheduler's SQLAlchemyJobStore table, as it declares it; the migrations make it (0004), the job store finds it.
+jobs_table = Table(
+    JOBS_TABLE, metadata,
+    Column("id", Unicode(191), primary_key=True),
+    Column("next_run_time", Float(25), index=True),
+    Column("job_state", LargeBinary, nullable=False),
+)
 
 # One row per lease name: who may run the jobs, until when (see scheduler/lease.py).
 lease_table = Table(
@@ -62,5 +66,3 @@ outbox_table = Table(
 )
 
 
-def create_tables(engine: Engine) -> None:
-    shared_create_tables(metadata, engine)

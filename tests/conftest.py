@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,6 +11,17 @@ import pytest
 from tests.harness import Bus
 from tests.support import state_db
 from tests.support.rabbitmq import delete_orphan_vhosts, fresh_vhost
+
+
+def pytest_configure(config):
+    # The validated configurations Doppel keeps between commands (doppel/config_cache.py): in a folder of the
+    # run's own, not the user's ~/.cache, inherited by the processes the tests start (XDG_CACHE_HOME too, for
+    # those started without the DOPPEL_ variables).
+    if "DOPPEL_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="doppel-test-cache-")
+        os.environ["DOPPEL_CACHE_DIR"] = folder
+        os.environ["XDG_CACHE_HOME"] = folder
+        atexit.register(shutil.rmtree, folder, True)
 
 
 def pytest_addoption(parser):

@@ -7,12 +7,21 @@ import logging
 import os
 import sys
 
-from doppel.cli import anonymise, backup, bus, config, db, demo, dr, env, gateway, listen, reap, schedule, trace
 from doppel.cli.common import CommandError, with_examples
 from doppel.cli.output import TIME_FORMAT
 
-# In `doppel --help` order.
-COMMAND_GROUPS = (bus, trace, env, demo, backup, anonymise, schedule, dr, gateway, listen, reap, config, db)
+# The modules of the command groups, in `doppel --help` order, with the commands each registers. A command
+# line that names one of them builds (and imports) that group alone; anything else builds them all.
+GROUPS = {
+    "bus": ("run", "worker", "publish", "events", "dlq", "topology"), "trace": ("trace",), "env": ("env",),
+    "demo": ("demo",), "backup": ("backup",), "anonymise": ("anonymise",), "schedule": ("scheduler", "schedule"),
+    "dr": ("dr",), "gateway": ("gateway",), "listen": ("listen",), "reap": ("reap",), "config": ("config",),
+    "db": ("db",),
+}
+GROUP_OF = {command: group for group, commands in GROUPS.items() for command in commands}
+# The options before the command, by whether they take a value (as build_parser declares them).
+_OPTIONS_WITH_VALUE = {"--config", "-c", "--log-format"}
+_FLAGS = {"--verbose", "-v", "--debug"}
 # The long-running roles say what they do at INFO; every other command logs only with -v.
 ROLES = ("run", "worker", "scheduler", "gateway", "listen")
 
@@ -57,10 +66,10 @@ class VersionAction(argparse.Action):
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions; only then is argcomplete imported
         import argcomplete
-        argcomplete.autocomplete(parser)
+        argcomplete.autocomplete(build_parser())
+    parser = build_parser(command_named(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     setup_logging(args)
     if not getattr(args, "handler", None):
@@ -101,7 +110,25 @@ def setup_logging(args) -> None:
     setup(level, args.log_format, TIME_FORMAT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_named(argv) -> str | None:
+    """The command `argv` runs (`env` in `doppel -v env list`), when it is plainly one of GROUP_OF's; else None
+    (help, a mistake, an abbreviated option), for which every group is built and argparse says what it says."""
+    rest = list(argv)
+    while rest:
+        word = rest.pop(0)
+        if word in _OPTIONS_WITH_VALUE and rest:
+            rest.pop(0)
+        elif word in _FLAGS or word.startswith(("--config=", "--log-format=")) or (
+                word.startswith("-v") and set(word[1:]) == {"v"}) or (word.startswith("-c") and len(word) > 2):
+            continue
+        else:
+            return word if word in GROUP_OF else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or, given a command, the top level and that command's group only (the same
+    parser for that command's arguments, without importing the twelve other groups)."""
     parser = argparse.ArgumentParser(
         prog="doppel", description="Production doubles on demand, and production back when it falls.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "chain's correlation id, event id, function and environment (json)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    for group in COMMAND_GROUPS:
+    for name in [GROUP_OF[command]] if command else GROUPS:
+        __import__(f"doppel.cli.{name}")  # not importlib.import_module, which `python -X importtime` does not see
+        group = sys.modules[f"doppel.cli.{name}"]
         group.register(sub)
         with_examples(sub, group.EXAMPLES)
     return parser

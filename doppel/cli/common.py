@@ -1,7 +1,7 @@
 """What the command groups share: the error a command exits with, examples in --help, durations and names
 from the command line, and building an event from the command line.
 
-Only the standard library at the top: `doppel --help` imports every command group.
+Only the standard library at the top: `doppel --help` imports every command group (and a command its own).
 """
 from __future__ import annotations
 

@@ -72,14 +72,13 @@ def register(sub) -> None:
 
 
 def follow(app, find, done_states, timeout: float, out=None, already: int = 0):
-    """Print each state the environment passes through until it reaches one of `done_states`.
+    """Print each state the environment passes through until it reaches one of `done_states`, on `out` (default:
+    sys.stderr as it is when called, not as it was when this module was imported).
 
-    `out`: where to (stderr as it is when called: a default bound at import would keep the stream of whoever
-    imported this module first, closed by then if that was a test's captured stream).
     `already`: how many of its transitions happened before this command (not shown again).
     """
     from doppel.app import safe
-    out = sys.stderr if out is None else out
+    out = out or sys.stderr
     shown = already
     started = time.monotonic()
     env = None

@@ -294,6 +294,26 @@ def test_help_and_version_import_no_database_broker_or_cloud_sdk(argv):
     assert not heavy and "doppel.cli.env" in imported
 
 
+def test_env_list_imports_its_own_command_group_and_once_its_file_was_validated_no_config_parser(tmp_path):
+    from doppel.cli import GROUPS
+    config = tmp_path / "doppel.yaml"
+    config.write_text("state_dir: state\n")
+    environ = {**{k: v for k, v in os.environ.items() if not k.startswith("DOPPEL_")}, "PYTHONPATH": str(ROOT),
+               "DOPPEL_CACHE_DIR": str(tmp_path / "cache")}
+    imported = []
+    for _ in range(2):
+        run = subprocess.run([sys.executable, "-X", "importtime", "-m", "doppel", "-c", str(config), "env", "list"],
+                             capture_output=True, text=True, cwd=tmp_path, env=environ)
+        assert run.returncode == 0, run.stderr[-2000:]
+        imported.append({line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines()
+                         if line.startswith("import time")})
+    groups = {f"doppel.cli.{name}" for name in GROUPS}
+    assert imported[0] & groups == imported[1] & groups == {"doppel.cli.env"}
+    unwanted = ("yaml", "marshmallow", "alembic", "pika", "boto3", "openstack", "sentry_sdk", "apscheduler")
+    assert {"yaml", "marshmallow"} <= {m.split(".")[0] for m in imported[0]}  # the first run validated the file
+    assert not {m for m in imported[1] if m.split(".")[0] in unwanted}
+
+
 # -- the demo ------------------------------------------------------------------------------------
 def test_demo_ends_with_its_export_line_and_three_commands_and_keeps_work_made_since(tmp_path):
     first = doppel("demo", cwd=tmp_path).stdout.splitlines()

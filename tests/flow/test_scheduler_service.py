@@ -18,6 +18,7 @@ from core.registry import Registry
 from scheduler.lease import LeaseTiming
 from scheduler.service import SchedulerService
 from schemas.envelope import Event, parse_time
+from tests.support.state_db import migrated_engine
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.both_databases  # CI runs it on PostgreSQL too: two replicas, each on its own connections
@@ -60,7 +61,7 @@ def clock():
 @pytest.fixture
 def world(tmp_path, clock, state_db_url):
     url = state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"
-    engine = make_engine(url)
+    engine = migrated_engine(url)
     broker = MemoryBroker()
     broker.declare([QueueSpec("seen", "classic", ("#",))])
     running = []

@@ -10,11 +10,11 @@ import pytest
 
 from clouds.local.dns import LocalDnsProvider
 from core.cloud import CREATE_COMPLETE, CREATE_IN_PROGRESS, DnsRecord, DriverError, Stack
-from core.db import make_engine
 from core.dr_state import FAILED_OVER, NORMAL, DrStates
 from core.errors import Deferred
 from functions import failover, sync
 from schemas.envelope import Event
+from tests.support.state_db import migrated_engine
 
 NOW = datetime(2026, 12, 2, 22, 0, tzinfo=timezone.utc)
 TARGET = {"driver": "openstack", "env": "shop-dr", "parameters": {}}
@@ -68,7 +68,7 @@ def deps(tmp_path):
     emitted = []
     return SimpleNamespace(
         config={"dr": {"shop": POLICY}, "productions": {"shop": {"driver": "openstack"}}},
-        dr=DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")), clock=lambda: NOW, scheduler=None,
+        dr=DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")), clock=lambda: NOW, scheduler=None,
         backups=SimpleNamespace(newest=lambda production, verified_only=False: backup, store="store"),
         cloud=StandIn(), dns=dns, dns_for=lambda policy: dns, probe=SimpleNamespace(http=lambda policy: []),
         emit=lambda type, **data: emitted.append((type, data)) or (type, data), emitted=emitted, backup=backup)

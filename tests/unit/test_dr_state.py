@@ -1,12 +1,12 @@
 """The dr_state row is the failover lock: of many workers moving it at once, exactly one wins."""
 import threading
 
-from core.db import make_engine
 from core.dr_state import FAILING_OVER, NORMAL, DrStates
+from tests.support.state_db import migrated_engine
 
 
 def test_of_eight_racing_failovers_exactly_one_takes_the_lock(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
     racers = [DrStates(engine) for _ in range(8)]
     start, won = threading.Barrier(8), []
 
@@ -27,7 +27,7 @@ def test_of_eight_racing_failovers_exactly_one_takes_the_lock(tmp_path):
 
 
 def test_previous_dns_survives_the_round_trip_and_an_unknown_production_reads_normal(tmp_path):
-    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    states = DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
     assert states.get("nosuch").state == NORMAL
     previous = [{"name": "shop.example.com", "type": "A", "record": None}]
     states.note("shop", previous_dns=previous, dns_switched=True)
@@ -35,7 +35,7 @@ def test_previous_dns_survives_the_round_trip_and_an_unknown_production_reads_no
 
 
 def test_a_given_up_failover_is_taken_up_again_by_one_confirmation_only(tmp_path):
-    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    states = DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
     assert states.move("shop", (NORMAL,), FAILING_OVER, holder="alarm-1")
     assert not states.move("shop", (FAILING_OVER,), FAILING_OVER, unheld=True, holder="confirm-1")  # still held
     states.note("shop", holder=None)  # given up after its switch
@@ -49,7 +49,7 @@ def test_drills_and_rows_read_back_whole_in_order(tmp_path):
     from datetime import datetime, timedelta, timezone
 
     from core.dr_state import Drill
-    states = DrStates(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    states = DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
     t0 = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)
     later = Drill("shop", "b2", t0 + timedelta(days=1), False, 90000.0, 12.5, "sha256 mismatch")
     earlier = Drill("shop", "b1", t0, True, 3600.0, 10.0, "")

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.db import make_engine
 from core.registry import (
     CLONING,
     CONFIGURING,
@@ -18,6 +17,7 @@ from core.registry import (
     Transition,
     TransitionRefused,
 )
+from tests.support.state_db import migrated_engine
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
@@ -25,7 +25,7 @@ T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def world(tmp_path):
     now = [T0]
-    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), clock=lambda: now[0])
+    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), clock=lambda: now[0])
 
     def tick(seconds=1):
         now[0] += timedelta(seconds=seconds)
@@ -112,7 +112,7 @@ def test_latest_is_the_newest_of_a_reused_name(world):
 
 def test_a_move_that_loses_a_race_reads_the_state_again_and_moves_from_there_with_all_it_was_given(tmp_path):
     # Given an environment requested, and two workers' registries on one database
-    engine = make_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")
     mine, other = Registry(engine), Registry(engine)
     env, _ = mine.request(name="raced", request_id="test/raced", production="shop", data_version="v7")
     assert mine.get(env.id).data_version == "v7"

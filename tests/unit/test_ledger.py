@@ -3,15 +3,16 @@ import sqlite3
 import threading
 
 import pytest
+from sqlalchemy import inspect
 
 from bus.group_commit import _Call, _GroupCommit
 from bus.ledger import MAX_TAKEOVERS, Claim, Ledger
-from core.db import make_engine
 from schemas.envelope import Event
+from tests.support.state_db import migrated_engine
 
 
 def ledger(tmp_path) -> Ledger:
-    return Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
+    return Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"))
 
 
 def claim_all_at_once(ledger: Ledger, keys: list[str], lease_s: float = 30) -> list[tuple[str, Claim]]:
@@ -181,7 +182,7 @@ def test_close_lets_the_held_connection_go_only_after_the_transaction_running_on
 def test_a_claim_that_ran_out_is_handed_to_one_sweeper_once_with_its_event(tmp_path):
     now = [1000.0]
     clock = lambda: now[0]  # noqa: E731
-    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
     # Given a claim of a worker that died, whose lease ran out a minute ago, and a live one
     book = Ledger(engine, clock=clock)
     event = Event(type="env.requested", source="test", data={"env": "lost-one", "production": "shop"},
@@ -236,7 +237,8 @@ def test_claims_that_run_out_again_and_again_are_abandoned_until_reopened(tmp_pa
     assert book.claim("fn", "k", "after-replay", 30) is Claim.RUN  # ran out once: taken over, not abandoned
 
 
-def test_a_ledger_made_before_claims_kept_their_event_gets_the_new_columns_and_keeps_its_rows(tmp_path):
+def test_a_ledger_made_before_claims_kept_their_event_gets_the_new_columns_from_db_upgrade_and_keeps_its_rows(
+        tmp_path):
     # Given a ledger table as an earlier version made it, with a running claim
     path = tmp_path / "ledger.db"
     with sqlite3.connect(path) as conn:
@@ -246,9 +248,12 @@ def test_a_ledger_made_before_claims_kept_their_event_gets_the_new_columns_and_k
                      "updated_at FLOAT NOT NULL, PRIMARY KEY (function, key))")
         conn.execute("INSERT INTO idempotency_ledger VALUES ('fn', 'old', 'running', 'gone', 0, 'e-1', "
                      "'env.requested', 'c-1', NULL, 0)")
-    # When this version opens it, from two processes' worth of Ledgers
-    book, _again = Ledger(make_engine(f"sqlite:///{path}")), Ledger(make_engine(f"sqlite:///{path}"))
-    # Then its old claim can be taken over, and is offered to the sweep, without an event to publish
+    # When `doppel db upgrade` brings that database (made before migrations) to this schema, and a Ledger opens it
+    engine = migrated_engine(path)
+    book = Ledger(engine)
+    # Then the sweep's partial index is there too
+    assert "ix_idempotency_ledger_running" in {i["name"] for i in inspect(engine).get_indexes("idempotency_ledger")}
+    # ... and its old claim can be taken over, and is offered to the sweep, without an event to publish
     (redrive,) = book.take_redrives(["fn"], 0)
     assert (redrive.key, redrive.event_id, redrive.event) == ("old", "e-1", None)
     assert book.claim("fn", "old", "new-worker", 30) is Claim.RUN
@@ -285,7 +290,7 @@ def test_every_way_to_claim_gives_the_same_answers(tmp_path, path):
 
 def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
     now = [1000.0]
-    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
     assert book.claim("fn", "k", "owner", 10) is Claim.RUN
 
     now[0] += 8
@@ -306,7 +311,7 @@ def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
 
 def test_entries_say_each_functions_outcome_by_event_or_chain_in_the_order_written(tmp_path):
     now = [1000.0]
-    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
     first = Event(id="e1", type="env.requested", source="t", data={}, correlationid="chain-1")
     second = Event(id="e2", type="snapshot.done", source="t", data={}, correlationid="chain-1")
     other = Event(id="e3", type="env.requested", source="t", data={}, correlationid="chain-2")
@@ -330,7 +335,7 @@ def test_entries_say_each_functions_outcome_by_event_or_chain_in_the_order_writt
 
 def test_held_says_whether_a_live_claim_holds_any_of_the_keys(tmp_path):
     now = [1000.0]
-    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
     assert book.claim("fn", "live", "w", 10) is Claim.RUN
     assert book.claim("fn", "done", "w", 10) is Claim.RUN
     book.complete("fn", "done", "w", {"emitted": []})
@@ -349,7 +354,7 @@ def test_held_says_whether_a_live_claim_holds_any_of_the_keys(tmp_path):
 
 def test_only_running_claims_out_for_longer_than_asked_are_redriven_a_sweep_at_a_time(tmp_path):
     now = [1000.0]
-    book = Ledger(make_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+    book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
     event = Event(type="env.requested", source="test", data={"env": "e", "production": "shop"})
     # Given a claim whose lease ran out 30 s ago exactly, two settled after theirs ran out, 101 out for a minute,
     # and one out for two minutes, claimed last

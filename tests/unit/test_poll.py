@@ -8,10 +8,10 @@ import functions.poll as poll
 from clouds.local import LocalDriver
 from clouds.local.sample import make_sample_production
 from core.cloud import CREATE_FAILED, CREATE_IN_PROGRESS, SNAPSHOT_FAILED
-from core.db import make_engine
 from core.deps import Deps
 from core.registry import CLONING, FAILED, SNAPSHOTTING, Registry
 from schemas.envelope import Event
+from tests.support.state_db import migrated_engine
 
 
 class Reports:
@@ -38,7 +38,7 @@ class Reports:
 def world(tmp_path):
     production = make_sample_production(tmp_path / "prod" / "shop", rows=20)
     cloud = Reports(LocalDriver(tmp_path / "state", {"shop": production}))
-    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
     deps = Deps(config={"productions": {"shop": production}}, cloud=cloud, registry=registry)
     return deps, cloud, registry
 

@@ -3,7 +3,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.db import make_engine
 from core.errors import ConfigError
 from core.registry import READY, Registry
 from doppel.config import parse_config
@@ -11,6 +10,7 @@ from scheduler.firing import expiry_event, expiry_id, fire_id, schedule_event
 from scheduler.jobs import JobSpec
 from schemas.envelope import derived_id
 from schemas.events import validate_in
+from tests.support.state_db import migrated_engine
 
 NIGHTLY = {"id": "nightly-backup", "cron": "0 2 * * *", "timezone": "Europe/Paris", "type": "backup.due",
            "data": {"env": "shop"}}
@@ -123,7 +123,7 @@ def test_two_fires_of_the_same_time_are_the_same_event_whenever_they_happen():
 
 
 def test_expiry_id_is_the_same_from_the_date_job_and_the_safety_net(tmp_path):
-    registry = Registry(make_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
     env, _ = registry.request(name="perf-test", request_id="doppel/cli/42", production="shop", ttl_seconds=5,
                               correlation_id="chain-1")
     expires = datetime(2025, 3, 1, 1, 0, 5, 250000, tzinfo=timezone.utc)

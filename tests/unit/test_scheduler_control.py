@@ -3,10 +3,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from core.db import make_engine
 from scheduler.control import Scheduler
 from scheduler.jobs import JobSpec
 from scheduler.selectors import SelectorError, normalize
+from tests.support.state_db import migrated_engine
 
 SCHEDULES = [
     {"id": "nightly-backup", "cron": "0 2 * * *", "timezone": "Europe/Paris", "type": "backup.due",
@@ -35,7 +35,7 @@ def clock():
 
 @pytest.fixture
 def control(tmp_path, clock, state_db_url):
-    return Scheduler(make_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"), SCHEDULES, clock=clock)
+    return Scheduler(migrated_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}"), SCHEDULES, clock=clock)
 
 
 def job(control, job_id) -> JobSpec:

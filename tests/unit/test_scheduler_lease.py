@@ -3,9 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from core.db import make_engine
 from scheduler.firing import plan
 from scheduler.lease import Lease, LeaseTiming
+from tests.support.state_db import migrated_engine
 
 
 class Clock:
@@ -23,7 +23,7 @@ class Clock:
 
 @pytest.fixture
 def engine(tmp_path, state_db_url):
-    engine = make_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}")
+    engine = migrated_engine(state_db_url or f"sqlite:///{tmp_path / 'doppel.db'}")
     yield engine
     engine.dispose()
 

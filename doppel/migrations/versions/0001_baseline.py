@@ -171,14 +171,34 @@ def tables() -> dict:
     }
 
 
+# Columns the ledger gained before migrations, which an old ledger table lacks (the Ledger used to add them).
+LEDGER_ADDED = {"event": sa.Text, "takeovers": sa.Integer, "redriven_at": sa.Float}
+
+
 def upgrade() -> None:
-    present = set(sa.inspect(op.get_bind()).get_table_names())
+    inspector = sa.inspect(op.get_bind())
+    present = set(inspector.get_table_names())
     for name, (columns, indexes) in tables().items():
         if name in present:
             continue  # made before migrations, by the part that used it first: kept as it is, rows and all
         op.create_table(name, *columns)
         for index, on, unique, options in indexes:
             op.create_index(index, name, on, unique=unique, **options)
+    if "idempotency_ledger" in present:
+        _bring_old_ledger_up(inspector)
+
+
+def _bring_old_ledger_up(inspector) -> None:
+    """A ledger table made before its last columns and its running index: add them, as the Ledger did then."""
+    has = {column["name"] for column in inspector.get_columns("idempotency_ledger")}
+    for name, kind in LEDGER_ADDED.items():
+        if name not in has:
+            default = {"server_default": "0", "nullable": False} if name == "takeovers" else {}
+            op.add_column("idempotency_ledger", sa.Column(name, kind, **default))
+    _columns, indexes = tables()["idempotency_ledger"]
+    if not any(index["name"] == indexes[0][0] for index in inspector.get_indexes("idempotency_ledger")):
+        index, on, unique, options = indexes[0]
+        op.create_index(index, "idempotency_ledger", on, unique=unique, **options)
 
 
 def downgrade() -> None:

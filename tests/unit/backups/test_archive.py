@@ -11,7 +11,6 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import zstandard
-from sqlalchemy import create_engine
 
 from clouds.backups import (
     BackupError,
@@ -28,6 +27,7 @@ from clouds.backups import (
 from clouds.backups.layout import archive_key
 from core.catalogue import Catalogue
 from core.cloud import BackupSource
+from tests.support.state_db import migrated_engine
 
 from .environment import DATABASES, file_checksums, table_checksums
 
@@ -100,7 +100,7 @@ def test_two_backups_in_one_second_sort_by_when_they_started_not_by_id(tmp_path,
 
     # Then the store's listing and the catalogue built from it both call the later one the newest
     assert [m.backup_id for m in list_backups(store, "prod")] == [earlier.backup_id, later.backup_id]
-    catalogue = Catalogue(create_engine(f"sqlite:///{tmp_path / 'catalogue.db'}"))
+    catalogue = Catalogue(migrated_engine(f"sqlite:///{tmp_path / 'catalogue.db'}"))
     for manifest in reversed(list_backups(store, "prod")):
         catalogue.record(manifest, store.name, reason="test")
     assert catalogue.newest("prod").id == later.backup_id
