@@ -11,7 +11,7 @@ plain JSON data (anything else is validated every time), and an error reading or
 the time it was meant to save.
 
 Where: $DOPPEL_CACHE_DIR, else $XDG_CACHE_HOME/doppel, else ~/.cache/doppel; one small file per configuration
-file, replaced when the key changes. DOPPEL_CACHE_DIR=off turns it off.
+file (mode 0600, in a folder made 0700), replaced when the key changes. DOPPEL_CACHE_DIR=off turns it off.
 """
 from __future__ import annotations
 
@@ -83,9 +83,12 @@ def keep(path: Path | None, wanted: str | None, config: dict) -> None:
     if wanted is None or place is None or not _plain(config):
         return
     try:
-        place.parent.mkdir(parents=True, exist_ok=True)
+        place.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = place.with_name(f"{place.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"key": wanted, "config": config}, allow_nan=False))
+        text = json.dumps({"key": wanted, "config": config}, allow_nan=False)
+        # readable by its owner only, as doppel.yaml should be: it names servers, accounts and parameters
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+            out.write(text)
         os.replace(temporary, place)  # a reader sees the old file or the new one, never half of one
     except (OSError, ValueError):
         pass

@@ -34,7 +34,8 @@ def test_an_unchanged_file_is_the_configuration_validated_before_and_a_changed_o
     file = tmp_path / "doppel.yaml"
     file.write_text(VALID)
     first = load_config(file)
-    assert list(cache.iterdir()), "the validated configuration was kept"
+    (kept,) = cache.iterdir()  # the validated configuration was kept, for its owner's eyes only
+    assert (kept.stat().st_mode & 0o777, cache.stat().st_mode & 0o777) == (0o600, 0o700)
     validations = []
     real = config_cache.keep
     monkeypatch.setattr(config_cache, "keep", lambda *args: validations.append(args) or real(*args))
