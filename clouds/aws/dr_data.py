@@ -24,7 +24,7 @@ from clouds.aws import api
 from clouds.backups.description import write_description
 from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
-from clouds.databases.copies import locate, same_database  # the databases: entries, read as on every cloud
+from clouds.databases.copies import drop_databases, locate, same_database  # databases: read as on every cloud
 from core.cloud import DELETE_IN_PROGRESS, BackupSource, DriverError, ResourceMissing, Stack
 from core.secrets import scrub, secret_values
 
@@ -125,37 +125,14 @@ class DrDataVerbs:
         stack = self._stack(dr, env)
         if stack is None:
             return False
-        for database in spec.get("databases") or ():
-            self._drop_dr_database(production, spec, database, stack, env)
+        drop_databases(spec.get("databases") or [], env=env, production=production, outputs=stack.outputs,
+                       production_outputs=lambda: self._production_outputs(production, spec),
+                       keep_when_unreadable=True)
         if stack.status != DELETE_IN_PROGRESS:
             log.info("DR of %s: deleting stack %s in %s", production, stack.name, where)
             api.call(env, f"delete the DR stack {stack.name}",
                      lambda: dr.cloudformation.delete_stack(StackName=stack.id or stack.name))
         return True
-
-    def _drop_dr_database(self, production: str, spec: Mapping, database: Mapping, stack: Stack, env: str) -> None:
-        from clouds.databases.engines import ENGINES
-        from clouds.databases.servers import DatabaseError
-        try:
-            server, name = locate(database, stack.outputs, env, production)
-        except DriverError:
-            return  # the stack never said where: nothing was restored there
-        own = self._production_database(production, spec, database)
-        if own is None or same_database((server, name), own):
-            log.warning("DR of %s: database %s left as it is (it is production's own, or production's cannot be "
-                        "read to tell)", production, database["name"])
-            return
-        try:
-            ENGINES[server.engine].drop(server, name)
-        except DatabaseError as exc:
-            raise DriverError(f"cannot drop the DR database {database['name']} of {production}: {exc}",
-                              env=env) from None
-
-    def _production_database(self, production: str, spec: Mapping, database: Mapping):
-        try:
-            return locate(database, self._production_outputs(production, spec), production, production)
-        except DriverError:
-            return None
 
     # --- failback -------------------------------------------------------------------------
 

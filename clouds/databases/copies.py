@@ -250,15 +250,25 @@ def _load_dump(place: DumpPlace, env: str, where: str, target: tuple[Server, str
 # --- teardown --------------------------------------------------------------------------------
 
 def drop_databases(databases: list[Mapping], *, env: str, production: str, outputs: Mapping,
-                   production_outputs: Callable[[], Mapping]) -> None:
-    """Drop the env's own databases (where its stack's outputs say), never production's."""
+                   production_outputs: Callable[[], Mapping], keep_when_unreadable: bool = False) -> None:
+    """Drop the env's own databases (where its stack's outputs say), never production's.
+
+    Production's outputs say where production's own are; when they cannot be read, the DriverError goes up (a
+    teardown is retried), or with `keep_when_unreadable` (a DR target, whose production may be the part that is
+    down) the copies are left, with a warning."""
     theirs_outputs = None
     for database in databases:
         try:
             target = locate(database, outputs, env, production)
         except DriverError:
             continue  # the stack never said where (it failed before): nothing was restored there
-        theirs_outputs = production_outputs() if theirs_outputs is None else theirs_outputs
+        if theirs_outputs is None:
+            try:
+                theirs_outputs = production_outputs()
+            except DriverError:
+                if not keep_when_unreadable:
+                    raise
+                theirs_outputs = {}  # then production's place is unknown, and nothing is dropped below
         try:
             theirs = locate(database, theirs_outputs, production, production)
         except DriverError:

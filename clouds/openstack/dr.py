@@ -32,8 +32,7 @@ from clouds.backups.copy import copy_backup
 from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
 from clouds.backups.server_restore import check
-from clouds.databases.copies import locate, same_database
-from clouds.databases.engines import ENGINES
+from clouds.databases.copies import drop_databases, locate, same_database
 from clouds.databases.servers import DatabaseError, Server
 from clouds.openstack import sdk
 from clouds.openstack.file_trees import host_key_values
@@ -251,21 +250,10 @@ class DrVerbs:
         stack = self._stack(dr, env)
         if stack is None:
             return False
-        for database in spec["databases"]:
-            try:
-                server, name = locate(database, stack.outputs, env, production)
-            except DriverError:
-                continue  # the stack never said where: nothing was restored there
-            own = self._production_database(production, spec, database)
-            if own is None or same_database((server, name), own):
-                log.warning("DR of %s: database %s left as it is (it is production's own, or production's cannot "
-                            "be read to tell)", production, database["name"])
-                continue
-            try:
-                ENGINES[server.engine].drop(server, name)
-            except DatabaseError as exc:
-                raise DriverError(f"cannot drop the DR database {database['name']} of {production}: {exc}",
-                                  env=env) from None
+        drop_databases(spec["databases"], env=env, production=production, outputs=stack.outputs,
+                       production_outputs=lambda: self._production_outputs(self._conn(spec), production, spec,
+                                                                           production),
+                       keep_when_unreadable=True)
         self._discard_file_trees(env)  # what a failback pulled from the DR servers
         if stack.status != DELETE_IN_PROGRESS:
             log.info("DR of %s: deleting stack %s in %s", production, stack.name, where)
@@ -273,9 +261,3 @@ class DrVerbs:
                      lambda: dr.orchestration.delete_stack(stack.id, ignore_missing=True))
         return True
 
-    def _production_database(self, production: str, spec: Mapping, database: Mapping):
-        try:
-            outputs = self._production_outputs(self._conn(spec), production, spec, production)
-            return locate(database, outputs, production, production)
-        except DriverError:
-            return None
