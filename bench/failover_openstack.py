@@ -189,7 +189,7 @@ def test_openstack_failover_rto(bench, shop, dr_side, pg_server, orders_database
     query(pg_server, orders_database, "INSERT INTO public.orders SELECT n, md5(n::text) || repeat('x', 60) "
                                       f"FROM generate_series(41, {40 + rows}) AS n")
     front = shop()
-    backup = back_up(front)
+    backup = back_up(front, PRODUCTION)
     publish(front, "sync.due", production=PRODUCTION)
     manifest = front.app.backups.find(backup)
     bench.backup = {"id": backup, "mb": manifest.size / 1e6, "rows": 40 + rows}

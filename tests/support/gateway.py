@@ -119,6 +119,31 @@ class Front:
         self.app.close()  # stops the worker too, after the handlers it is running
 
 
+def back_up(front: Front, production: str) -> str:
+    """A backup of `production` by hand (as `doppel backup now` makes one); its id."""
+    return front.app.backups.back_up(production, front.app.cloud.backup_source(production), reason="manual").backup_id
+
+
+def publish(front: Front, event_type: str, seconds: float = 180, **data) -> None:
+    """Publish as the scheduler (sync.due, drill.due) or `doppel dr failback` does; wait for the answer (its
+    .done or .failed, by correlation id), then for the bus to be quiet."""
+    from core.broker import event_message
+    from doppel.cli.common import build_event
+    event = build_event(event_type, data, source="test")
+    front.app.broker.publish([event_message(event)])
+    kind = event_type.split(".")[0]
+    wait_for(lambda: [e for outcome in (f"{kind}.done", f"{kind}.failed")
+                      for e in front.app.audit.events(event_type=outcome) if e.correlation_id == event.id],
+             seconds, f"the answer to {event_type}", interval=0.2)
+    front.quiesce()
+
+
+def frozen(front: Front, production: str) -> set:
+    """The job types paused for `production` (a failover freezes sync and backups until the failback)."""
+    return {kind for pause in front.app.deps.scheduler.pauses()
+            if pause.selector.get("production") in (production, [production]) for kind in pause.selector["types"]}
+
+
 class ReplyCatcher:
     """A loopback HTTP server standing in for a slash command's response_url: it keeps every JSON POSTed."""
 

@@ -27,14 +27,12 @@ import yaml
 
 from clouds.dns import make_dns_provider
 from clouds.stores.s3 import S3Store
-from core.broker import event_message
 from core.cloud import DnsRecord
 from doppel.cli import main
-from doppel.cli.common import build_event
 from tests.integration.aws.conftest import ENDPOINT, PRODUCTION, SESSION, client, production_entry
 from tests.integration.aws.test_route53 import aws_cli_records
 from tests.support.aodh import aodh_alarm
-from tests.support.gateway import Front, embedded_gateway_env
+from tests.support.gateway import Front, back_up, embedded_gateway_env, frozen, publish
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.aws, pytest.mark.openstack]
@@ -140,26 +138,6 @@ def production_image() -> str:
     return client("ec2").describe_instances(InstanceIds=[web])["Reservations"][0]["Instances"][0]["ImageId"]
 
 
-def back_up(front) -> str:
-    return front.app.backups.back_up(PRODUCTION, front.app.cloud.backup_source(PRODUCTION), reason="manual").backup_id
-
-
-def publish(front, event_type: str, **data) -> None:
-    """Publish as the scheduler (sync.due, drill.due) or `doppel dr failback` does; wait for the answer."""
-    event = build_event(event_type, data, source="test")
-    front.app.broker.publish([event_message(event)])
-    kind = event_type.split(".")[0]
-    wait_for(lambda: [e for outcome in (f"{kind}.done", f"{kind}.failed")
-                      for e in front.app.audit.events(event_type=outcome) if e.correlation_id == event.id],
-             120, f"the answer to {event_type}", interval=0.2)
-    front.quiesce()
-
-
-def frozen(front) -> set:
-    return {kind for pause in front.app.deps.scheduler.pauses()
-            if pause.selector.get("production") in (PRODUCTION, [PRODUCTION]) for kind in pause.selector["types"]}
-
-
 def alarm_fires(front, conn) -> None:
     """A real Aodh alarm, whose action is the gateway's hook, pushed high until the failover has an outcome."""
     def done():
@@ -177,7 +155,7 @@ def alarm_fires(front, conn) -> None:
 def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over_and_failback_goes_home(
         shop, openstack_cloud):
     front = shop()
-    newest = back_up(front)
+    newest = back_up(front, PRODUCTION)
 
     # When the sync runs twice
     publish(front, "sync.due", production=PRODUCTION)
@@ -214,7 +192,7 @@ def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over
     # Route 53 answers with the DR address (the `aws` CLI), and sync and backups are frozen
     assert aws_cli_records(front.zone_id, front.site) == {"A": ([DR_ADDRESS], 60)}
     assert front.app.dr_states.get(PRODUCTION).state == "failed_over"
-    assert frozen(front) == {"sync.due", "backup.due"}
+    assert frozen(front, PRODUCTION) == {"sync.due", "backup.due"}
     publish(front, "sync.due", production=PRODUCTION)
     assert "failed_over" in front.app.audit.events(event_type="sync.done")[-1].data["skipped"]
 
@@ -228,7 +206,7 @@ def test_sync_copies_the_ami_and_backup_to_the_second_region_an_alarm_fails_over
     assert dr_stacks() == [] and dr_instances() == []
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "normal" and front.app.backups.find(back.data["backup_id"])
-    assert frozen(front) == set()
+    assert frozen(front, PRODUCTION) == set()
     assert [i["ImageId"] for i in dr_images()] == [copied["ImageId"]]  # kept for the next failover
 
 
@@ -239,7 +217,7 @@ def test_a_dr_template_cloudformation_refuses_fails_the_failover_at_step_stack_a
     template["Parameters"]["InstanceType"] = {"Type": "String"}  # a parameter nothing gives
     (tmp_path / "dr.json").write_text(json.dumps(template))
     front = shop(template=tmp_path / "dr.json")
-    newest = back_up(front)
+    newest = back_up(front, PRODUCTION)
     publish(front, "sync.due", production=PRODUCTION)
 
     # `doppel dr failover --dry-run` says what it would do in the DR region, and changes nothing
@@ -270,7 +248,7 @@ def test_a_dr_template_cloudformation_refuses_fails_the_failover_at_step_stack_a
 @pytest.mark.timeout(300)
 def test_a_drill_in_the_second_region_verifies_the_backup_and_leaves_nothing_behind(shop):
     front = shop()
-    backup = back_up(front)
+    backup = back_up(front, PRODUCTION)
     # Given a copy an earlier sync made in the DR region but died before tagging (CopyImage takes no tags)
     source = production_image()
     untagged = client2("ec2").copy_image(SourceImageId=source, SourceRegion="eu-west-1",

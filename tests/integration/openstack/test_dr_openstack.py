@@ -23,15 +23,13 @@ import yaml
 from clouds.databases import postgresql
 from clouds.openstack.resources import stack_name
 from clouds.stores.swift import SwiftStore
-from core.broker import event_message
 from doppel.cli import main
-from doppel.cli.common import build_event
 from tests.integration.databases.conftest import query
 from tests.integration.openstack.conftest import CLOUD, PRODUCTION, PRODUCTION_DATABASE, SESSION, production_entry
 from tests.integration.openstack.test_designate import active, dig, make_zone, remove_abandoned_zones
 from tests.integration.openstack.test_openstack_chain import orders_database, remove_container  # noqa: F401, F811
 from tests.support.aodh import aodh_alarm
-from tests.support.gateway import Front, embedded_gateway_env
+from tests.support.gateway import Front, back_up, embedded_gateway_env, frozen, publish
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.openstack, pytest.mark.dns, pytest.mark.postgresql]
@@ -133,27 +131,6 @@ def shop(tmp_path, monkeypatch, pg_server, orders_database, name_at_home):  # no
     remove_container(openstack.connect(cloud=CLOUD), backups)
 
 
-def back_up(front) -> str:
-    return front.app.backups.back_up(PRODUCTION, front.app.cloud.backup_source(PRODUCTION), reason="manual").backup_id
-
-
-def publish(front, event_type: str, **data) -> None:
-    """Publish as the scheduler (sync.due) or `doppel dr failback` (failback.requested) does; wait for the answer."""
-    event = build_event(event_type, data, source="test")
-    front.app.broker.publish([event_message(event)])
-    kind = event_type.split(".")[0]
-    wait_for(lambda: [e for outcome in (f"{kind}.done", f"{kind}.failed")
-                      for e in front.app.audit.events(event_type=outcome) if e.correlation_id == event.id],
-             180, f"the answer to {event_type}", interval=0.5)
-    front.quiesce()
-
-
-def frozen(front) -> set:
-    """The job types paused for the production (a failover freezes sync and backups until the failback)."""
-    return {kind for pause in front.app.deps.scheduler.pauses()
-            if pause.selector.get("production") in (PRODUCTION, [PRODUCTION]) for kind in pause.selector["types"]}
-
-
 def until_outcome(front, push_high) -> None:
     """Push high measures until Aodh has notified at least twice (one repeat) and the failover has an outcome."""
     def done():
@@ -171,10 +148,10 @@ def until_outcome(front, push_high) -> None:
 def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_copied_image_and_failback_goes_home(
         shop, openstack_cloud, production_stack, dr_side, pg_server, orders_database):  # noqa: F811
     front = shop()
-    back_up(front)
+    back_up(front, PRODUCTION)
     postgresql_insert = "INSERT INTO public.orders VALUES (41, 'written after the first backup')"
     query(pg_server, orders_database, postgresql_insert)
-    newest = back_up(front)
+    newest = back_up(front, PRODUCTION)
 
     # When the sync runs (twice: the second finds everything there)
     publish(front, "sync.due", production=PRODUCTION)
@@ -222,7 +199,7 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
     assert dig(NAME) == [DR_ADDRESS]
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "failed_over" and row.backup_id == newest and row.dr_backup_id == newest
-    assert frozen(front) == {"sync.due", "backup.due"}
+    assert frozen(front, PRODUCTION) == {"sync.due", "backup.due"}
 
     # When a sync falls due during the failover
     dr_objects = sorted((o.name, o.etag) for o in dr_side.object_store.objects(DR_CONTAINER))
@@ -251,7 +228,7 @@ def test_sync_keeps_dr_cold_an_aodh_alarm_fails_over_into_a_dr_stack_from_the_co
     assert DR_DATABASE not in {r[0] for r in query(pg_server, "postgres", "SELECT datname FROM pg_database")}
     row = front.app.dr_states.get(PRODUCTION)
     assert row.state == "normal" and row.dr_backup_id is None and front.app.backups.find(back.data["backup_id"])
-    assert frozen(front) == set()
+    assert frozen(front, PRODUCTION) == set()
 
 
 @pytest.mark.timeout(600)
@@ -259,7 +236,7 @@ def test_a_failover_whose_dr_heat_refuses_the_stack_leaves_nothing_keeps_dns_and
         shop, openstack_cloud, production_stack, dr_side, pg_server, orders_database, tmp_path, capsys):  # noqa: F811
     missing = f"doppel-no-flavor-{SESSION}"
     front = shop(flavor=missing)
-    back_up(front)
+    back_up(front, PRODUCTION)
     publish(front, "sync.due", production=PRODUCTION)
 
     # `doppel dr failover --dry-run` says what it would do in the DR cloud, and changes nothing
@@ -295,7 +272,7 @@ def test_a_failover_whose_dr_heat_refuses_the_stack_leaves_nothing_keeps_dns_and
 def test_a_drill_in_the_dr_region_verifies_the_backup_leaves_nothing_behind_and_is_in_the_report(
         shop, dr_side, pg_server, orders_database, tmp_path, capsys):  # noqa: F811
     front = shop()
-    backup = back_up(front)
+    backup = back_up(front, PRODUCTION)
     publish(front, "sync.due", production=PRODUCTION)
 
     publish(front, "drill.due", production=PRODUCTION)
