@@ -6,6 +6,7 @@ every client at another endpoint, as the tests do with moto's server.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 
@@ -52,6 +53,31 @@ def error(env: str | None, what: str, exc: BaseException) -> DriverError:
     permanent = code in PERMANENT_CODES
     return DriverError(f"could not {what} for env {env or '-'}: {code or exc.__class__.__name__}: "
                        f"{message_of(exc)}{'' if permanent else '; it is retried'}", env=env, permanent=permanent)
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status AWS answered a failed call with (400: it refused what was asked)."""
+    return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def outputs_of(raw: Mapping) -> dict:
+    """A CloudFormation stack's outputs (describe_stacks), name -> value."""
+    return {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
+
+
+def request_token(key: str, prefix: str = "doppel-") -> str:
+    """CloudFormation's ClientRequestToken for an idempotency key: a replayed create is the same request."""
+    return prefix + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def read_template(path: str, *, what: str, fix: str, env: str | None) -> str:
+    """A template file's text; unreadable, a permanent DriverError naming the file and the setting to fix."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise DriverError(f"cannot read {what} ({path}): {exc.strerror}; fix {fix}", env=env,
+                          permanent=True) from None
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict]:

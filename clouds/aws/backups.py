@@ -69,16 +69,15 @@ class BackupVerbs:
                         .get_template(StackName=raw["StackId"])["TemplateBody"])
         resources = api.call(name, f"list the resources of stack {raw['StackName']}", lambda: clients.cloudformation
                              .describe_stack_resources(StackName=raw["StackId"])["StackResources"])
+        outputs = api.outputs_of(raw)
         description.update({
             "template.json": body,
             "parameters.json": _parameters(raw.get("Parameters") or (), _generated(spec)),
-            "outputs.json": scrub({o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()},
-                                  secret_values()),
+            "outputs.json": scrub(outputs, secret_values()),
             "resources.json": sorted(({"logical_id": r["LogicalResourceId"], "type": r["ResourceType"],
                                        "physical_id": r.get("PhysicalResourceId"), "status": r.get("ResourceStatus")}
                                       for r in resources), key=lambda r: r["logical_id"]),
         })
-        outputs = {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
         production = name if name in self.productions else api.tag_dict(raw.get("Tags")).get(TAG_PRODUCTION, "")
         # and beside the description, each of its databases, dumped at the address its outputs give, in the
         # layout of every backup's databases (clouds.backups), so one restore serves every cloud

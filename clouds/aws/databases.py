@@ -107,7 +107,7 @@ class DatabaseVerbs:
         clients = self._clients(spec)
         raw = api.call(env or production, f"read production {production}'s stack {spec['stack']}", lambda: clients
                        .cloudformation.describe_stacks(StackName=spec["stack"])["Stacks"][0])
-        return {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
+        return api.outputs_of(raw)
 
     def _dump_databases(self, production: str, spec: Mapping, env: str, snapshot_id: str,
                         make: bool = True) -> list[ComponentSnapshot]:

@@ -164,7 +164,9 @@ class DrVerbs:
         if key is None or (found is not None and found.status != DELETE_IN_PROGRESS):
             return found
         images = self._dr_images(production, target, dr, where)
-        body = _read(target.get("template") or spec["template"], production, env)
+        body = api.read_template(target.get("template") or spec["template"],
+                                 what=f"the DR template of production {production}",
+                                 fix=f"dr.{production}.target.template", env=env)
         declared = self._declared(dr, body, production, env, where)
         wanted = {name: value for name, value in {**spec["parameters"], **(target.get("parameters") or {})}.items()
                   if name in declared}
@@ -177,12 +179,12 @@ class DrVerbs:
             dr.cloudformation.create_stack(
                 StackName=stack_name(env), TemplateBody=body, OnFailure="DO_NOTHING",
                 Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())],
-                Tags=api.tag_list(tags), ClientRequestToken=_token(key),
+                Tags=api.tag_list(tags), ClientRequestToken=api.request_token(key, prefix="doppel-dr-"),
                 TimeoutInMinutes=spec["stack_timeout_minutes"], Capabilities=["CAPABILITY_IAM"])
         except Exception as exc:  # noqa: BLE001 - CloudFormation's refusal is the user's answer
             if api.code_of(exc) == "AlreadyExistsException":
                 return self._stack(dr, env)
-            if _status(exc) == 400:
+            if api.status_of(exc) == 400:
                 raise _refused(production, env, where, api.message_of(exc)) from None
             raise api.error(env, f"create the DR stack {stack_name(env)} in {where}", exc) from None
         return self._stack(dr, env)
@@ -192,7 +194,7 @@ class DrVerbs:
         try:
             answer = dr.cloudformation.get_template_summary(TemplateBody=body)
         except Exception as exc:  # noqa: BLE001
-            if _status(exc) == 400:
+            if api.status_of(exc) == 400:
                 raise _refused(production, env, where, api.message_of(exc)) from None
             raise api.error(env, f"read the DR template's parameters in {where}", exc) from None
         return {p["ParameterKey"] for p in answer.get("Parameters") or ()}
@@ -202,23 +204,6 @@ def _copy_name(production: str, component: str, source: str) -> str:
     return f"doppel-dr-{production}-{component}-{source}"[:128]
 
 
-def _read(path: str, production: str, env: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise DriverError(f"cannot read the DR template of production {production} ({path}): {exc.strerror}; fix "
-                          f"dr.{production}.target.template", env=env, permanent=True) from None
-
-
 def _refused(production: str, env: str, where: str, message: str) -> DriverError:
     return DriverError(f"CloudFormation in {where} refused the DR stack {stack_name(env)}: {message}; fix "
                        f"dr.{production}.target (parameters, template)", env=env, permanent=True)
-
-
-def _status(exc: BaseException) -> int | None:
-    return getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-
-
-def _token(key: str) -> str:
-    return "doppel-dr-" + hashlib.sha256(key.encode()).hexdigest()[:40]

@@ -9,11 +9,9 @@ the outputs.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
 
 from clouds.aws import api
 from core import secrets as masking
@@ -63,16 +61,18 @@ class StackVerbs:
         log.info("env %s: creating stack %s", env, stack_name(env))
         try:
             clients.cloudformation.create_stack(
-                StackName=stack_name(env), TemplateBody=_template(spec, snapshot.production, env),
+                StackName=stack_name(env), TemplateBody=api.read_template(
+                    spec["template"], what=f"the template of production {snapshot.production}",
+                    fix=f"productions.{snapshot.production}.template in doppel.yaml", env=env),
                 Parameters=[{"ParameterKey": k, "ParameterValue": str(v)} for k, v in sorted(values.items())],
-                Tags=api.tag_list(tags), ClientRequestToken=_token(key), OnFailure="DO_NOTHING",
+                Tags=api.tag_list(tags), ClientRequestToken=api.request_token(key), OnFailure="DO_NOTHING",
                 TimeoutInMinutes=spec["stack_timeout_minutes"], Capabilities=["CAPABILITY_IAM"])
         except Exception as exc:  # noqa: BLE001 - CloudFormation's refusal is the user's answer
             if api.code_of(exc) == "AlreadyExistsException":
                 found = self._stack(clients, env)
                 if found is not None:
                     return self.create_stack(env, snapshot, parameters, key)  # made meanwhile: judge it again
-            if getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") == 400:
+            if api.status_of(exc) == 400:
                 raise DriverError(f"CloudFormation refused the stack for env {env}: {api.message_of(exc)}; fix the "
                                   f"template or productions.{snapshot.production}.parameters", env=env,
                                   permanent=True) from None
@@ -147,20 +147,11 @@ def render(mapping: Mapping, *, env: str, production: str, parts: Mapping[str, s
     return fill_parameters(mapping, values, env=env, production=production)
 
 
-def _template(spec: Mapping, production: str, env: str) -> str:
-    try:
-        return Path(spec["template"]).read_text()
-    except OSError as exc:
-        raise DriverError(f"cannot read the template of production {production} ({spec['template']}): "
-                          f"{exc.strerror}; fix productions.{production}.template in doppel.yaml", env=env,
-                          permanent=True) from None
-
-
 def _to_stack(raw: Mapping, env: str | None) -> Stack:
     """Doppel's Stack from CloudFormation's: statuses folded onto create/delete, Doppel's tags."""
     tags = api.tag_dict(raw.get("Tags"))
     env = env or tags.get("doppel-env") or raw["StackName"].removeprefix("doppel-")
-    outputs = {o["OutputKey"]: o.get("OutputValue") for o in raw.get("Outputs") or ()}
+    outputs = api.outputs_of(raw)
     outputs.setdefault("env", env)
     outputs["stack_id"] = raw["StackId"]
     status = raw.get("StackStatus", "")
@@ -176,8 +167,3 @@ def _to_stack(raw: Mapping, env: str | None) -> Stack:
         folded = CREATE_COMPLETE
     return Stack(id=raw["StackId"], name=raw["StackName"], env=env, status=folded,
                  status_reason=raw.get("StackStatusReason") or "", outputs=outputs, tags=tags)
-
-
-def _token(key: str) -> str:
-    return "doppel-" + hashlib.sha256(key.encode()).hexdigest()[:40]
-
