@@ -21,12 +21,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clouds.aws import api
-from clouds.backups.description import write_description
+from clouds.backups.description import dr_stack_description, write_description
 from clouds.backups.manifests import find_backup
 from clouds.backups.restore import restore
-from clouds.databases.copies import drop_databases, locate, same_database  # databases: read as on every cloud
-from core.cloud import DELETE_IN_PROGRESS, BackupSource, DriverError, ResourceMissing, Stack
-from core.secrets import scrub, secret_values
+from clouds.databases.copies import (  # databases: read as on every cloud
+    backup_entry,
+    drop_databases,
+    locate,
+    same_database,
+)
+from core.cloud import DELETE_IN_PROGRESS, BackupSource, DriverError, Stack
 
 log = logging.getLogger(__name__)
 FOLDER = "aws-dr"
@@ -49,7 +53,7 @@ class DrDataVerbs:
         """Database name -> where it goes in the DR stack (never production's own database)."""
         dumped = {c.name: c for c in manifest.server_databases}
         targets = {}
-        for database in spec.get("databases") or ():
+        for database in spec["databases"]:
             server, name = locate(database, stack.outputs, env, production)
             theirs = dumped.get(database["name"])
             if theirs is not None and theirs.server:
@@ -125,7 +129,7 @@ class DrDataVerbs:
         stack = self._stack(dr, env)
         if stack is None:
             return False
-        drop_databases(spec.get("databases") or [], env=env, production=production, outputs=stack.outputs,
+        drop_databases(spec["databases"], env=env, production=production, outputs=stack.outputs,
                        production_outputs=lambda: self._production_outputs(production, spec),
                        keep_when_unreadable=True)
         if stack.status != DELETE_IN_PROGRESS:
@@ -140,20 +144,9 @@ class DrDataVerbs:
         spec, dr, where = self._dr_side(production, target)
         env = target["env"]
         stack = self._stack(dr, env)
-        if stack is None or not stack.complete:
-            raise ResourceMissing(f"the DR stack of {production} in {where} is "
-                                  f"{stack.status if stack else 'missing'}, so there is nothing to carry home",
-                                  env=env)
-        description = {"stack.json": {"kind": "dr", "production": production, "env": env, "name": stack.name,
-                                      "id": stack.id, "where": where},
-                       "outputs.json": scrub(dict(stack.outputs), secret_values())}
-        servers = []
-        for database in spec.get("databases") or ():
-            server, name = locate(database, stack.outputs, env, production)
-            servers.append({"name": database["name"], "kind": database["kind"], "server": server.to_dict(),
-                            "database": name})
-        return BackupSource(root=write_description(self._sources_dir(), env, FOLDER, description),
-                            servers=tuple(servers))
+        description = dr_stack_description(production, env, stack, where)
+        servers = tuple(backup_entry(database, stack.outputs, env, production) for database in spec["databases"])
+        return BackupSource(root=write_description(self._sources_dir(), env, FOLDER, description), servers=servers)
 
     def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]
                         ) -> list[str]:

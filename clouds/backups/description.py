@@ -9,6 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from core.cloud import ResourceMissing, Stack
+from core.secrets import scrub, secret_values
+
 
 def write_description(sources: Path, name: str, folder: str, description: Mapping[str, object]) -> Path:
     """Write `description` (file name -> content: YAML for *.yaml, JSON otherwise) under `sources/name/folder/`,
@@ -30,3 +33,14 @@ def write_description(sources: Path, name: str, folder: str, description: Mappin
     fresh.rename(final)
     shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def dr_stack_description(production: str, env: str, stack: Stack | None, where: str) -> dict[str, object]:
+    """What a failback carries home from the DR stack besides its databases: which stack it was, and its outputs
+    with secrets masked. ResourceMissing unless the stack is complete: there is nothing to carry home then."""
+    if stack is None or not stack.complete:
+        raise ResourceMissing(f"the DR stack of {production} in {where} is "
+                              f"{stack.status if stack else 'missing'}, so there is nothing to carry home", env=env)
+    return {"stack.json": {"kind": "dr", "production": production, "env": env, "name": stack.name, "id": stack.id,
+                           "where": where},
+            "outputs.json": scrub(dict(stack.outputs), secret_values())}

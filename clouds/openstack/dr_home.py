@@ -20,12 +20,12 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from clouds.backups.description import dr_stack_description
 from clouds.backups.server_restore import check
 from clouds.databases.copies import backup_entry, locate
 from clouds.databases.engines import ENGINES
 from clouds.databases.servers import DatabaseError
-from clouds.openstack.backups import _scrubbed
-from core.cloud import BackupSource, DriverError, ResourceMissing
+from core.cloud import BackupSource, DriverError
 
 log = logging.getLogger(__name__)
 NAME_MAX = 63  # PostgreSQL's identifier limit; MariaDB's is 64
@@ -42,13 +42,7 @@ class DrHomeVerbs:
         spec, dr, where = self._dr_side(production, target)
         env = target["env"]
         stack = self._stack(dr, env)
-        if stack is None or not stack.complete:
-            raise ResourceMissing(f"the DR stack of {production} in {where} is "
-                                  f"{stack.status if stack else 'missing'}, so there is nothing to carry home",
-                                  env=env)
-        description = {"stack.json": {"kind": "dr", "production": production, "env": env, "name": stack.name,
-                                      "id": stack.id, "where": where},
-                       "outputs.json": _scrubbed(dict(stack.outputs))}
+        description = dr_stack_description(production, env, stack, where)
         root = self._write_source(env, description)
         self._pull_file_trees(spec, stack.outputs, root, env, production)  # from the DR stack's servers, pinned
         return BackupSource(root=root, servers=tuple(backup_entry(database, stack.outputs, env, production)
