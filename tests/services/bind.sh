@@ -65,7 +65,9 @@ say() { echo "bind.sh [$(elapsed)s]: $*"; }
 fail() { echo "bind.sh: ERROR: $*" >&2; exit 1; }
 elapsed() { awk -v a="$STARTED_AT" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
-alive() { [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; }
+# shellcheck source=tests/services/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+alive() { pid_alive "$PID_FILE"; }  # a live named, the one that wrote the file
 rndc_() { rndc -s "$HOST" -p "$RNDC_PORT" -k "$RNDC_KEY" "$@"; }
 rndc_answers() { [ -s "$RNDC_KEY" ] && rndc_ status >/dev/null 2>&1; }
 

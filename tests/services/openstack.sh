@@ -119,7 +119,9 @@ install_packages() { # apt-packages service-debs timing-name
 }
 
 # ------------------------------------------------------------------ processes
-alive() { [ -f "$B/run/$1.pid" ] && kill -0 "$(cat "$B/run/$1.pid")" 2>/dev/null; }
+# shellcheck source=tests/services/pidfile.sh
+source "$HERE/pidfile.sh"
+alive() { pid_alive "$B/run/$1.pid"; }  # a live process, and the one the file was written for
 bg() { # name command...: start in its own session with a pid file, unless alive
   local name=$1; shift
   if alive "$name"; then return; fi
@@ -835,6 +837,7 @@ extend() { # the second region, the DR project, Designate; beside running core s
 stop_one() {
   local f=$B/run/$1.pid p i
   [ -f "$f" ] || return 0
+  alive "$1" || { rm -f "$f"; return 0; }  # a stale file: its number may be a stranger's now
   p=$(cat "$f")
   kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || true
   for i in $(seq 1 40); do kill -0 "$p" 2>/dev/null || break; sleep 0.25; done

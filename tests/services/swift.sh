@@ -49,8 +49,10 @@ elapsed() { awk -v a="$STARTED_AT" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f",
 now() { date +%s.%N; }
 span() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-# True when the pid file names a live process.
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# shellcheck source=tests/services/pidfile.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pidfile.sh"
+# True when the pid file names a live process, and the one it was written for.
+alive() { pid_alive "$1"; }
 
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
