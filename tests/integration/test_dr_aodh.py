@@ -3,10 +3,7 @@ cross an Aodh threshold alarm whose action is the gateway's hook URL, and produc
 although Aodh keeps notifying (repeat_actions) while the alarm stays in `alarm`."""
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -18,18 +15,12 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.openstack
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def conn():
-    subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
-                   stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
-    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", os.environ.get("CLOUDS_YAML", "/etc/doppel-test/clouds.yaml"))
-    import openstack
-    connection = openstack.connect(cloud="doppel-test")
-    yield connection
-    connection.close()
+@pytest.fixture
+def conn(openstack_cloud):
+    """The session's connection to the OpenStack test bed (tests/integration/conftest.py)."""
+    return openstack_cloud
 
 
 @pytest.fixture

@@ -3,28 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.support.gateway import Front, embedded_gateway_env
 
 pytestmark = pytest.mark.openstack
-ROOT = Path(__file__).resolve().parents[2]
 ALERT = {"alarm_id": "a-keystone", "current": "alarm", "previous": "ok", "reason": "down"}
 
 
-@pytest.fixture(scope="module")
-def cloud():
-    subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
-                   stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
-    os.environ.setdefault("OS_CLIENT_CONFIG_FILE", os.environ.get("CLOUDS_YAML", "/etc/doppel-test/clouds.yaml"))
-    import openstack
-    connection = openstack.connect(cloud="doppel-test")
-    yield connection
-    connection.close()
+@pytest.fixture
+def cloud(openstack_cloud):
+    """The session's connection to the OpenStack test bed (tests/integration/conftest.py)."""
+    return openstack_cloud
 
 
 @pytest.fixture

@@ -65,10 +65,9 @@ KEYSTONE_CLOUD = "doppel-test"
 
 
 @pytest.fixture(scope="session")
-def keystone_cloud(swift_service) -> str:
-    """A Keystone and a Swift proxy behind it (over swift.sh's servers), from tests/services/openstack.sh."""
-    subprocess.run(["bash", str(ROOT / "tests/services/openstack.sh")], check=True,
-                   stdout=None if os.environ.get("CI") else subprocess.DEVNULL)
+def keystone_cloud(swift_service, openstack_cloud) -> str:
+    """A Keystone and a Swift proxy behind it (over swift.sh's servers), from tests/services/openstack.sh (started
+    once a session by the `openstack_cloud` fixture of tests/integration/conftest.py)."""
     return KEYSTONE_CLOUD
 
 
