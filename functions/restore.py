@@ -3,7 +3,8 @@
 Into a new name, the restore makes an environment as a clone does: registered (owner,
 TTL, history), its stack tagged with the request, then `stack.ready` so `configure`
 gives it its own endpoints, credentials and anonymised data; the backup is its
-snapshot. Into a living environment or a DR copy, the data is restored there as it is.
+snapshot. Into a living environment or a DR copy, the data is swapped in whole, as it is; a production's own
+backup is refused over a living environment (nothing would anonymise it there).
 A production's name is refused: bringing production back is `dr failback`'s job.
 """
 import errno
@@ -34,10 +35,15 @@ def handle(event, deps) -> list:
     ours = deps.registry.by_request(request_id(event))
     try:
         if ours is None and (living is not None or name in _dr_copies(deps.config)):
+            if name not in _dr_copies(deps.config):
+                _refuse_production_data_over(living, data["backup_id"], deps)
             production = data.get("production") or (living.production if living else None)
             databases = deps.cloud.database_targets(name, production) if production else None
-            deps.backups.restore(data["backup_id"], deps.cloud.restore_target(name, production=production),
-                                 databases=databases)
+            deps.cloud.restore_target(name, production=production)  # a DR copy is made on demand
+            # its data replaced whole, as a failback replaces production's: never half old, half restored
+            deps.cloud.restore_in_place(
+                name, lambda into: deps.backups.restore(data["backup_id"], into, databases=databases),
+                label=data["backup_id"])
             return [deps.emit("restore.done", backup_id=data["backup_id"], env=name)]
         return _as_new_environment(event, deps)
     except OSError as exc:
@@ -79,6 +85,17 @@ def _as_new_environment(event, deps) -> list:
     stack = deps.cloud.stack_status(env.name)
     return [deps.emit("restore.done", backup_id=data["backup_id"], env=env.name),
             deps.emit("stack.ready", env=env.name, request=env.request_id, stack=stack.to_dict())]
+
+
+def _refuse_production_data_over(env, backup_id: str, deps) -> None:
+    """Over a living environment a backup lands as it is, with no configure step after it: one of a production
+    would bring production's personal data and settings into the copy. Refused (personal data never reaches a
+    copy); into a new name the same backup is configured and anonymised like a clone."""
+    source = deps.backups.find(backup_id).env
+    if source in deps.config["productions"]:
+        raise PermanentError(f"backup {backup_id} is of the production {source}: over the living environment "
+                             f"{env.name} it would land as it is, not anonymised; restore it into a new name, which "
+                             "is configured and anonymised like a clone")
 
 
 def _production_of(backup_id: str, deps) -> str:

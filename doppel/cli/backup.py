@@ -44,7 +44,9 @@ def register(sub) -> None:
     q = backup.add_parser("restore", help="restore a backup into a new environment, or over a living one",
                           description="Into a new name, the backup becomes an environment as a clone does: "
                                       "registered with its owner and TTL, its configuration rewritten with its own "
-                                      "paths and fresh credentials, its personal data anonymised.")
+                                      "paths and fresh credentials, its personal data anonymised. Over a living "
+                                      "environment, its data is replaced whole by the backup's, as it is; a "
+                                      "production's own backup is refused there (nothing would anonymise it).")
     q.add_argument("backup_id")
     q.add_argument("--to", dest="env", required=True, help="the environment to restore into")
     q.add_argument("--production", help="the production it is a copy of (default: the backup's)")
