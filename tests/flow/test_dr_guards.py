@@ -334,8 +334,9 @@ def test_failback_when_nothing_is_failed_over_does_nothing_and_while_pending_is_
 
 
 def test_a_sync_that_fails_gives_the_lock_back_and_one_already_done_is_skipped(make_shop):
-    # Breaks caught: a failed sync leaving the row `syncing` (every failover would wait 30 minutes for it);
-    # a sync restoring again what the DR copy already holds
+    # Breaks caught: a failed sync leaving the row `syncing` (every failover would wait 30 minutes for it), or
+    # its sync.failed not naming the event that failed; a sync restoring again what the DR copy already holds,
+    # or its skip not naming that backup
     shop = make_shop()
     backup = back_up(shop)
     manifest = shop.app.backups.find(backup)
@@ -343,10 +344,10 @@ def test_a_sync_that_fails_gives_the_lock_back_and_one_already_done_is_skipped(m
     good = archive.read_bytes()
     archive.write_bytes(good[: len(good) // 2])  # a truncated archive: its restore fails
 
-    shop.publish("sync.due", production="shop")
+    due = shop.publish("sync.due", production="shop")
 
     (failed,) = shop.events("sync.failed")
-    assert failed.data["production"] == "shop"
+    assert failed.data["production"] == "shop" and failed.data["cause_id"] == due.id
     row = shop.app.dr_states.get("shop")
     assert row.state == NORMAL and row.holder is None and row.dr_backup_id is None
 
@@ -356,6 +357,7 @@ def test_a_sync_that_fails_gives_the_lock_back_and_one_already_done_is_skipped(m
     first, second = shop.events("sync.done")
     assert first.data["backup_id"] == backup and "skipped" not in first.data
     assert second.data["skipped"] == f"the DR copy already holds backup {backup}"
+    assert second.data["backup_id"] == backup
     assert shop.app.dr_states.get("shop").dr_backup_id == backup
 
 
