@@ -5,6 +5,9 @@ import time
 
 import pytest
 
+from core.broker import event_message
+from doppel.cli.common import build_event
+from functions import drill
 from tests.flow.conftest import Shop
 from tests.flow.test_dr import back_up, dr_policy
 
@@ -67,3 +70,21 @@ def test_a_production_without_a_dr_policy_is_drilled_on_its_own_newest_backup(dr
     (done,) = shop.events("drill.done")
     assert done.data["backup_id"] == own != other and done.data["verified"] is True
     assert [d.backup_id for d in shop.app.dr_states.drills("shop")] == [own]
+
+
+
+def test_a_drill_whose_scratch_environment_cannot_be_made_fails_naming_the_cause(drill_shop):
+    # Break caught: the final clean-up insisting on a scratch environment that was never made, so drill.failed
+    # says "there is no environment ... to delete" instead of why it could not be made
+    shop = drill_shop({})
+    back_up(shop)
+    due = build_event("drill.due", {"production": "shop"}, source="test")
+    where = shop.app.config.state_dir / "local" / "envs" / drill.scratch_env("shop", due)
+    where.symlink_to(where.parent / "nowhere")  # a dangling link where the local driver makes the environment
+
+    shop.app.broker.publish([event_message(due)])
+    shop.app.broker.run_until_idle(timeout=60)
+
+    (failed,) = shop.events("drill.failed")
+    assert failed.data["cause_id"] == due.id and failed.data["reason"].startswith("FileExistsError: ")
+    assert shop.app.dr_states.drills() == []
