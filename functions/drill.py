@@ -46,7 +46,7 @@ def handle(event, deps) -> list:
         deps.cloud.delete_stack(env, ignore_missing=True)  # a half-done earlier attempt
         root = deps.cloud.restore_target(env, production=production)
         try:
-            deps.backups.restore(backup.id, root)
+            deps.backups.restore(backup.id, root, databases=deps.cloud.database_targets(env, production))
             problems = deps.probe.files(deps.config["productions"][production], root, policy)
         except Exception as exc:  # noqa: BLE001 - a backup that does not restore is the drill's finding
             problems = [f"restore of backup {backup.id} failed: {type(exc).__name__}: {exc}"]

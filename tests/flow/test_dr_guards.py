@@ -364,11 +364,12 @@ def test_a_sync_that_fails_gives_the_lock_back_and_one_already_done_is_skipped(m
 def test_a_drill_without_a_backup_or_of_an_unknown_production_fails_saying_why(make_shop):
     shop = make_shop()
 
-    shop.publish("drill.due", production="shop")
+    due = shop.publish("drill.due", production="shop")
     shop.publish("drill.due", production="nosuch")
 
     first, second = shop.events("drill.failed")
     assert first.data["production"] == "shop" and "has no backup to drill" in first.data["reason"]
+    assert first.data["cause_id"] == due.id  # which drill.due failed
     assert second.data["production"] == "nosuch" and "no such production" in second.data["reason"]
     assert shop.app.dr_states.drills() == []
 

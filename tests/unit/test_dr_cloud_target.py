@@ -1,6 +1,7 @@
-"""The order of a cloud DR target's steps in the functions (core/dr_cloud.py), against a stand-in for the driver's
-DR verbs: the real ones run on the OpenStack test bed (tests/integration/openstack/test_dr_openstack.py), which
-the fast suite leaves out. The state table and the local DNS records file are real."""
+"""The order of a cloud DR target's steps in the functions (core/dr_cloud.py: failover, sync, drill), against a
+stand-in for the driver's DR verbs: the real ones run on the OpenStack test bed
+(tests/integration/openstack/test_dr_openstack.py), which the fast suite leaves out. The state table and the
+local DNS records file are real."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -8,11 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 
+from clouds.backups.verify import VerifyResult
 from clouds.local.dns import LocalDnsProvider
 from core.cloud import CREATE_COMPLETE, CREATE_IN_PROGRESS, DnsRecord, DriverError, Stack
-from core.dr_state import FAILED_OVER, NORMAL, DrStates
-from core.errors import Deferred
-from functions import failover, sync
+from core.dr_state import FAILED_OVER, NORMAL, Drill, DrStates
+from core.errors import Deferred, PermanentError
+from functions import drill, failover, sync
 from schemas.envelope import Event
 from tests.support.state_db import migrated_engine
 
@@ -29,6 +31,7 @@ class StandIn:
 
     def __init__(self):
         self.calls, self.status, self.refuse = [], CREATE_IN_PROGRESS, None
+        self.envs, self.problems = [], []  # the stack each verb was asked about; what the probe finds
 
     def _stack(self):
         return Stack("id-1", "doppel-shop-dr", "shop-dr", self.status, outputs={"address": "127.0.0.30"})
@@ -43,20 +46,24 @@ class StandIn:
 
     def dr_stack(self, production, target, key):
         self.calls.append("stack")
+        self.envs.append(target["env"])
         if self.refuse:
             raise DriverError(self.refuse, permanent=True)
         return self._stack()
 
     def dr_restore(self, production, target, backup_id):
         self.calls.append(f"restore {backup_id}")
+        self.envs.append(target["env"])
         return ["orders"]
 
     def dr_probe(self, production, target, backup_id):
         self.calls.append("probe")
-        return []
+        self.envs.append(target["env"])
+        return list(self.problems)
 
     def dr_delete(self, production, target):
         self.calls.append("delete")
+        self.envs.append(target["env"])
         return True
 
 
@@ -65,11 +72,14 @@ def deps(tmp_path):
     dns = LocalDnsProvider(tmp_path / "dns")
     dns.switch(DnsRecord("shop.example.com", "A", "127.0.0.10", 300))
     backup = SimpleNamespace(id="20261202T210000Z-aaaaaa", created_at=NOW - timedelta(hours=1), verify_ok=True)
-    emitted = []
+    emitted, verified = [], []
     return SimpleNamespace(
         config={"dr": {"shop": POLICY}, "productions": {"shop": {"driver": "openstack"}}},
         dr=DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")), clock=lambda: NOW, scheduler=None,
-        backups=SimpleNamespace(newest=lambda production, verified_only=False: backup, store="store"),
+        backups=SimpleNamespace(newest=lambda production, verified_only=False: backup, store="store",
+                                verify=lambda backup_id: verified.append(backup_id) or VerifyResult(
+                                    backup_id, "shop", True, True, {"orders": "ok"})),
+        verified=verified,
         cloud=StandIn(), dns=dns, dns_for=lambda policy: dns, probe=SimpleNamespace(http=lambda policy: []),
         emit=lambda type, **data: emitted.append((type, data)) or (type, data), emitted=emitted, backup=backup)
 
@@ -120,3 +130,46 @@ def test_a_sync_copies_images_and_backup_and_makes_no_stack_and_none_while_faile
     deps.dr.move("shop", (NORMAL,), FAILED_OVER)
     ((_, skipped),) = sync.handle(Event(type="sync.due", source="test", time=NOW, data={"production": "shop"}), deps)
     assert "failed_over" in skipped["skipped"] and deps.cloud.calls == ["images", f"backup {deps.backup.id}"]
+
+
+def drill_due() -> Event:
+    return Event(type="drill.due", source="test", time=NOW - timedelta(seconds=90), data={"production": "shop"})
+
+
+def test_a_drill_restores_into_an_isolated_stack_of_the_dr_cloud_deletes_it_and_records_the_verification(deps):
+    # Breaks caught: a cloud target drilled as a local one (or in the DR stack itself); the drill's backup, the
+    # verification or the RTO (from the drill's event) lost on the way to the record and to drill.done
+    deps.cloud.status = CREATE_COMPLETE
+    event, backup = drill_due(), deps.backup.id
+
+    ((kind, done),) = drill.handle(event, deps)
+
+    scratch = drill.scratch_env("shop", event)
+    assert deps.cloud.calls == [f"backup {backup}", "stack", f"restore {backup}", "probe", "delete"]
+    assert deps.cloud.envs == [scratch] * 4 and scratch != TARGET["env"]  # the DR stack is never touched
+    assert deps.verified == [backup]
+    assert (kind, done) == ("drill.done", {"production": "shop", "backup_id": backup, "verified": True,
+                                           "rpo_seconds": 3600.0, "rto_seconds": 90.0})
+    assert deps.dr.drills("shop") == [Drill("shop", backup, NOW, True, 3600.0, 90.0,
+                                            f"backup {backup} of shop: verified (1 database(s) intact)")]
+
+
+def test_a_drill_whose_stack_fails_its_probe_is_not_verified_and_says_why(deps):
+    # Break caught: the problems the probe of the drill's stack found dropped on the way to the record
+    deps.cloud.status, deps.cloud.problems = CREATE_COMPLETE, ["orders: 3 rows, 4 at backup time"]
+
+    ((kind, done),) = drill.handle(drill_due(), deps)
+
+    assert kind == "drill.done" and done["verified"] is False
+    (drilled,) = deps.dr.drills("shop")
+    assert not drilled.verified and drilled.detail == "orders: 3 rows, 4 at backup time"
+
+
+def test_no_drill_of_a_cloud_target_while_it_is_failed_over(deps):
+    # Break caught: the state of another production than the drilled one read (a drill stack made from the DR
+    # template could reach the serving DR copy's database)
+    deps.dr.move("shop", (NORMAL,), FAILED_OVER)
+
+    with pytest.raises(PermanentError, match="no drill of shop while it is failed_over"):
+        drill.handle(drill_due(), deps)
+    assert deps.cloud.calls == [] and deps.dr.drills() == []

@@ -139,3 +139,21 @@ def test_an_environment_of_an_older_backup_holds_that_backups_rows_anonymised(pg
     assert shop.query("SELECT count(*) FROM rental", database)[0][0] == 120
     production_emails = {row[0] for row in shop.query("SELECT email FROM customer")}
     assert not production_emails & {row[0] for row in shop.query("SELECT email FROM customer", database)}
+
+
+def test_a_drill_restores_the_database_into_its_scratch_environment_verifies_and_drops_it(pg_shop):
+    # Breaks caught: the drill's restore given no place for the server databases (every such drill failed:
+    # "holds database rentals, which the target environment has no place for"); the scratch environment made
+    # without its production, so its databases are left on the server after the drill
+    from functions.drill import scratch_env
+    shop = pg_shop()
+    shop.publish("backup.due", env="shop", reason="scheduled")
+
+    due = shop.publish("drill.due", production="shop")
+
+    (done,) = shop.events("drill.done")
+    (drill,) = shop.app.dr_states.drills("shop")
+    assert done.data["verified"] is True, drill.detail
+    scratch = scratch_env("shop", due)
+    assert env_database(scratch, "rentals") in shop.created  # restored into the scratch environment's own
+    assert shop.left_behind(scratch) == []
