@@ -33,9 +33,10 @@ def handle(event, deps) -> list:
                              "back with `doppel dr failback` (docs/dr.md)")
     living = deps.registry.living(name)
     ours = deps.registry.by_request(request_id(event))
+    dr_copy = name in _dr_copies(deps.config)
     try:
-        if ours is None and (living is not None or name in _dr_copies(deps.config)):
-            if name not in _dr_copies(deps.config):
+        if ours is None and (living is not None or dr_copy):
+            if not dr_copy:
                 _refuse_production_data_over(living, data["backup_id"], deps)
             production = data.get("production") or (living.production if living else None)
             databases = deps.cloud.database_targets(name, production) if production else None
