@@ -94,6 +94,10 @@ class Fleet:
             process.kill()
             process.wait()
 
+    def log_text(self) -> str:
+        """Every scheduler's whole log, concatenated."""
+        return "".join(path.read_text() for path in sorted(self.tmp_path.glob("scheduler-*.log")))
+
     def logs(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-3000:]}" for path in sorted(self.tmp_path.glob("*.log")))
 
@@ -164,7 +168,12 @@ def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet
     # When they run for more than 60 fires
     wait_for(lambda: len(fleet.fires("tick")) >= 62, 160, "62 fires", explain=fleet.logs)
     assert len(fleet.running()) == 2, "both schedulers stay up throughout"
-    assert read_lease(fleet.bus.engine).generation == 1, "one holder throughout: no handover happened"
+    # A holder that misses its renewals for the lease's 6 s (a loaded machine can stall a process that long) is
+    # replaced: allowed, but each handover is one the old holder noticed and stood down for, and is logged
+    handovers = read_lease(fleet.bus.engine).generation - 1
+    wait_for(lambda: fleet.log_text().count("scheduler lease lost") >= handovers, 30,
+             f"the holder replaced {handovers} time(s) to notice it", explain=fleet.logs)
+    assert fleet.log_text().count("scheduler lease taken by") >= handovers + 1, fleet.logs()
     fleet.stop()
 
     # Then every scheduled second was handled exactly once, and published exactly once (the last ones published
@@ -214,6 +223,40 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
     gap = [f for f in fires if killed_at < f["scheduled_for"].timestamp() < acquired_at]
     assert gap, "the lease's ttl spans more than one scheduled second"
     assert all(f["late"] >= acquired_at - f["scheduled_for"].timestamp() - 0.001 for f in gap), gap
+
+
+def test_a_holder_stalled_past_its_lease_is_replaced_and_stands_down_when_it_resumes(fleet_for):
+    # Given two schedulers, one active and firing every second
+    fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
+    fleet.start(2)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
+    stalled = fleet.active_pid()
+    assert stalled is not None
+
+    # When it is stopped (SIGSTOP: alive, holding its connections, but not renewing) until the standby takes the
+    # lease, then resumed
+    os.kill(stalled, signal.SIGSTOP)
+    try:
+        wait_for(lambda: fleet.active_pid() not in (None, stalled), 45, "the standby to take the lease",
+                 explain=fleet.logs)
+    finally:
+        os.kill(stalled, signal.SIGCONT)
+    successor = fleet.active_pid()
+
+    # Then the resumed one notices and stands down, the successor keeps the lease, and no scheduled time was lost,
+    # handled twice, or published by the stalled one after it lost the lease
+    wait_for(lambda: "scheduler lease lost" in fleet.log_text(), 45, "the resumed holder to notice",
+             explain=fleet.logs)
+    last = fleet.fires("tick")[-1]["scheduled_for"]
+    wait_for(lambda: fleet.fires("tick")[-1]["scheduled_for"] >= last + timedelta(seconds=3), 45,
+             "3 more fires", explain=fleet.logs)
+    assert fleet.active_pid() == successor and len(fleet.running()) == 2
+    fleet.stop()
+    published = [e for e in fleet.published() if e.type == "poll.tick"]
+    wait_for(lambda: {f["id"] for f in fleet.fires("tick")} >= {e.id for e in published}, 30,
+             "every published tick to be audited")
+    assert_every_second_once(fleet.fires("tick"))
+    assert len(published) == len({e.id for e in published}), "a tick was published twice"
 
 
 # -- 3. both down across three scheduled times -----------------------------------------------------
