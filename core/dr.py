@@ -79,9 +79,19 @@ def choose_backup(deps, production: str, policy: dict):
 
 def restore_dr_copy(deps, production: str, policy: dict, backup_id: str) -> Path:
     """Make (on demand) the DR copy and fill it with `backup_id`, swapped in whole by the driver; its root."""
-    root = deps.cloud.restore_target(dr_env(policy), production=production)
-    deps.cloud.restore_in_place(dr_env(policy), lambda into: deps.backups.restore(backup_id, into), label=backup_id)
+    root = refill(deps, dr_env(policy), production, backup_id)
     states(deps).note(production, dr_backup_id=backup_id)
+    return root
+
+
+def refill(deps, env: str, production: str | None, backup_id: str) -> Path:
+    """Make `env`'s stack if it has none, and replace its data with `backup_id`: the files swapped in whole by the
+    driver, as a failback replaces production's (never half old, half restored), and the server databases
+    restored into the env's own (`database_targets`: each dropped and made again). Its root."""
+    databases = deps.cloud.database_targets(env, production) if production else None
+    root = deps.cloud.restore_target(env, production=production)
+    deps.cloud.restore_in_place(env, lambda into: deps.backups.restore(backup_id, into, databases=databases),
+                                label=backup_id)
     return root
 
 

@@ -103,8 +103,8 @@ def restore_home(deps, production: str, backup_id: str) -> list[str]:
     kept = deps.cloud.dr_restore_home(production, backup_id, lambda into, databases: deps.backups.restore(
         backup_id, into, databases=databases))
     if kept:
-        log.warning("%s: production's databases from before the failback are kept as %s; drop them once you no "
-                    "longer need them", production, ", ".join(kept))
+        log.warning("%s: what production held before the failback is kept: %s; delete it once you no longer "
+                    "need it", production, ", ".join(kept))
     return kept
 
 

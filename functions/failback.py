@@ -2,8 +2,9 @@
 
 Backs the DR copy up (recorded as a backup of the production: it is production's
 data now), restores it into production's place through a sibling directory and a
-swap, so production is never half-written and the tree it replaces is kept aside,
-checks it, points the names back at what they said before the failover, and
+swap, so production is never half-written and the tree it replaces is kept aside
+(its server databases likewise: restored beside, checked, swapped in, production's
+kept renamed; clouds.backups.home_databases), checks it, points the names back at what they said before the failover, and
 unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
 A cloud target (driver: openstack or aws): the DR stack's databases are backed up, restored
 beside production's own, checked and swapped in (core/dr_cloud.py), and the DR
@@ -40,19 +41,11 @@ def handle(event, deps) -> list:
     if deps.backups.catalogue.get(backup_id) is None:
         deps.backups.back_up(production, dr_cloud.backup_source(deps, production, policy), reason="failback",
                              backup_id=backup_id)
-    if dr_cloud.is_cloud(policy):  # production's databases: restored beside, checked, swapped in
-        if row.detail != f"restored {backup_id}":
-            dr_cloud.restore_home(deps, production, backup_id)
-            dr.states(deps).note(production, detail=f"restored {backup_id}")
-    else:
+    if row.detail != f"restored {backup_id}":  # production's data and databases: restored beside, swapped in
+        dr_cloud.restore_home(deps, production, backup_id)
+        dr.states(deps).note(production, detail=f"restored {backup_id}")
+    if not dr_cloud.is_cloud(policy):
         home = deps.cloud.production_root(production)
-        if row.detail != f"restored {backup_id}":
-            kept = deps.cloud.restore_in_place(production, lambda into: deps.backups.restore(backup_id, into),
-                                               keep_old=True, label=f"failback-{backup_id}")
-            if kept:
-                log.warning("%s: production's tree from before the failback is kept at %s; delete it once you "
-                            "no longer need it", production, kept)
-            dr.states(deps).note(production, detail=f"restored {backup_id}")
         dr.require_healthy(production, str(home), deps.probe.files(deps.config["productions"][production], home,
                                                                    policy))
     dr.switch_back(deps, production, policy, row.previous_dns)

@@ -9,6 +9,7 @@ A production's name is refused: bringing production back is `dr failback`'s job.
 """
 import errno
 
+from core import dr
 from core.chain import compensate, request_id
 from core.errors import PermanentError
 from core.registry import CLONING, FAILED, REQUESTED
@@ -39,12 +40,7 @@ def handle(event, deps) -> list:
             if not dr_copy:
                 _refuse_production_data_over(living, data["backup_id"], deps)
             production = data.get("production") or (living.production if living else None)
-            databases = deps.cloud.database_targets(name, production) if production else None
-            deps.cloud.restore_target(name, production=production)  # a DR copy is made on demand
-            # its data replaced whole, as a failback replaces production's: never half old, half restored
-            deps.cloud.restore_in_place(
-                name, lambda into: deps.backups.restore(data["backup_id"], into, databases=databases),
-                label=data["backup_id"])
+            dr.refill(deps, name, production, data["backup_id"])  # a DR copy is made on demand
             return [deps.emit("restore.done", backup_id=data["backup_id"], env=name)]
         return _as_new_environment(event, deps)
     except OSError as exc:

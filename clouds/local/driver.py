@@ -26,7 +26,7 @@ from clouds.local import builds, logs, state
 from clouds.local.components import kind_of
 from clouds.local.configure import apply_clone_policy
 from clouds.local.dns import DNS_KIND, LocalDnsProvider
-from clouds.local.restores import replace_tree
+from clouds.local.restores import replace_tree, restore_home
 from clouds.local.snapshots import SnapshotVerbs
 from clouds.local.sqlite import SIDE_SUFFIXES
 from clouds.local.stacks import StackVerbs
@@ -279,6 +279,15 @@ class LocalDriver(SnapshotVerbs, StackVerbs):
                                       "place; make it first (restore_target)", env=env_or_production)
             root = env_dir / "root"
         return replace_tree(root, restore, keep_old=keep_old, label=label)
+
+    def dr_restore_home(self, production: str, backup_id: str, restore: Callable[[Path, dict], object]
+                        ) -> list[str]:
+        """Failback: production's directory and server databases replaced by `restore(into, databases)` of the
+        failback's backup, never half-written; where what they held before is kept."""
+        spec = self._production(production)
+        homes = {c["name"]: (kind_of(c).production_server(c), c["database"]) for c in spec["components"]
+                 if kind_of(c).on_server}
+        return restore_home(self.production_root(production), homes, production, backup_id, restore)
 
 
 def _unique(resources: list[TaggedResource]) -> list[TaggedResource]:

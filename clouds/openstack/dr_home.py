@@ -14,25 +14,14 @@
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clouds.backups.description import dr_stack_description
-from clouds.backups.server_restore import check
+from clouds.backups.home_databases import HomeDatabases
 from clouds.databases.copies import backup_entry, locate
-from clouds.databases.engines import ENGINES
-from clouds.databases.servers import DatabaseError
 from core.cloud import BackupSource, DriverError
-
-log = logging.getLogger(__name__)
-NAME_MAX = 63  # PostgreSQL's identifier limit; MariaDB's is 64
-
-
-def _named(database: str, suffix: str) -> str:
-    return database[:NAME_MAX - len(suffix)] + suffix
 
 
 class DrHomeVerbs:
@@ -52,50 +41,21 @@ class DrHomeVerbs:
                         ) -> list[str]:
         spec = self._spec(production)
         outputs = self._production_outputs(self._conn(spec), production, spec, production)
-        digest = hashlib.sha256(backup_id.encode()).hexdigest()[:6]
-        homes, targets = {}, {}
-        for database in spec["databases"]:
-            server, name = locate(database, outputs, production, production)
-            side = _named(name, f"_fb{digest}")
-            homes[database["name"]] = (server, name, side)
-            targets[database["name"]] = {"kind": database["kind"], "server": server.to_dict(), "database": side}
+        homes = HomeDatabases({database["name"]: locate(database, outputs, production, production)
+                               for database in spec["databases"]}, backup_id)
         scratch = Path(self._sources_dir()).parent / "failback" / production
         shutil.rmtree(scratch, ignore_errors=True)
         try:
-            return self._swap_home(production, backup_id, restore, scratch, targets, homes, outputs)
+            return self._swap_home(production, backup_id, restore, scratch, homes, outputs)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _swap_home(self, production: str, backup_id: str, restore, scratch: Path, targets: dict, homes: dict,
+    def _swap_home(self, production: str, backup_id: str, restore, scratch: Path, homes: HomeDatabases,
                    outputs: Mapping) -> list[str]:
-        try:
-            manifest = restore(scratch, targets)
-        except DatabaseError as exc:
-            raise DriverError(f"cannot restore backup {backup_id} beside production {production}'s databases: "
-                              f"{exc}; production is unchanged", env=production) from None
-        problems = [problem for component in manifest.server_databases
-                    for problem in check(manifest, component, homes[component.name][0], homes[component.name][2])]
-        if problems:
-            for server, _, side in homes.values():
-                ENGINES[server.engine].drop(server, side)
-            raise DriverError(f"backup {backup_id} did not restore whole beside production {production}'s "
-                              f"databases ({'; '.join(problems)}); production is unchanged", env=production)
+        homes.restore_beside(production, restore, scratch)
         try:  # the trees written in DR onto production's servers (pinned host keys), before any database moves
             self.restore_file_trees(production, scratch, production=production, outputs=outputs)
         except DriverError:
-            for server, _, side in homes.values():
-                ENGINES[server.engine].drop(server, side)
+            homes.drop_sides()
             raise
-        kept, digest = [], hashlib.sha256(backup_id.encode()).hexdigest()[:6]
-        for server, name, side in homes.values():
-            engine = ENGINES[server.engine]
-            old = _named(name, f"_pre_fb{digest}")
-            if engine.exists(server, old):
-                engine.drop(server, name)  # an earlier attempt kept production's already: `name` is its restore
-            elif engine.exists(server, name):
-                engine.rename(server, name, old)
-            if engine.exists(server, old):
-                kept.append(f"{old} on {server.where}")
-            engine.rename(server, side, name)
-            log.info("failback of %s: database %s now holds backup %s", production, name, backup_id)
-        return kept
+        return homes.swap_in(production)

@@ -88,7 +88,7 @@ class PgShop:
     """The sample production plus a database `rentals` (PostgreSQL, or the server's engine), and an embedded Doppel
     serving every function; `also` adds more servers' rental shops, named by their engine."""
 
-    def __init__(self, tmp_path: Path, server: Server, rules=None, also: tuple[Server, ...] = ()):
+    def __init__(self, tmp_path: Path, server: Server, rules=None, also: tuple[Server, ...] = (), dr=None):
         self.server = server
         self.database = make_rental_shop(server)
         self.production = tmp_path / "production" / "shop"
@@ -103,7 +103,7 @@ class PgShop:
             entry["clone"]["anonymise"] += [{"database": other.engine, **rule} for rule in rental_shop.RULES]
         self.entry = entry
         document = {"state_dir": str(tmp_path / "state"), "productions": {"shop": entry},
-                    "bus": {"retry": {"attempts": 2, "first_delay": "200ms"}}}
+                    "bus": {"retry": {"attempts": 2, "first_delay": "200ms"}}, **({"dr": dr} if dr else {})}
         self.document = document
         self.app = App(parse_config(document, None), role="test", fast_forward=True)
         self.worker = self.app.worker(functions.FUNCTIONS)
@@ -148,8 +148,8 @@ def _shops(tmp_path, monkeypatch, servers: list[Server]):
     created = {"postgresql": monkeypatch_made_databases(monkeypatch, postgresql),
                "mariadb": monkeypatch_made_databases(monkeypatch, mariadb)}
 
-    def make(rules=None, also: tuple[Server, ...] = ()) -> PgShop:
-        shop = PgShop(tmp_path / f"shop{len(made)}", servers[0], rules, also)
+    def make(rules=None, also: tuple[Server, ...] = (), dr=None) -> PgShop:
+        shop = PgShop(tmp_path / f"shop{len(made)}", servers[0], rules, also, dr)
         shop.created = created[servers[0].engine]
         made.append(shop)
         return shop
