@@ -158,6 +158,16 @@ def assert_every_second_once(fires: list[dict]) -> None:
     assert all(f["id"] == fire_id("tick", f["scheduled_for"]) for f in fires)
 
 
+def two_firing_every_second(fleet_for) -> tuple[Fleet, int]:
+    """Two schedulers of a job every second, once it has fired 3 times; and the active one's pid."""
+    fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
+    fleet.start(2)
+    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
+    active = fleet.active_pid()
+    assert active is not None
+    return fleet, active
+
+
 # -- 1. two schedulers, 60 fires, one event per scheduled time ----------------------------------
 @pytest.mark.both_databases
 def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet_for):
@@ -190,11 +200,7 @@ def test_sixty_fires_with_two_schedulers_make_one_event_per_scheduled_time(fleet
 # -- 2. kill -9 of the active one ----------------------------------------------------------------
 def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_for):
     # Given two schedulers, one active and firing every second
-    fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
-    fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
-    victim = fleet.active_pid()
-    assert victim is not None
+    fleet, victim = two_firing_every_second(fleet_for)
 
     # When the active one is killed with SIGKILL
     fleet.kill_9(victim)
@@ -227,11 +233,7 @@ def test_kill_9_of_the_active_scheduler_standby_takes_over_losing_nothing(fleet_
 
 def test_a_holder_stalled_past_its_lease_is_replaced_and_stands_down_when_it_resumes(fleet_for):
     # Given two schedulers, one active and firing every second
-    fleet = fleet_for([{"id": "tick", "type": "poll.tick", **EVERY_SECOND}])
-    fleet.start(2)
-    wait_for(lambda: len(fleet.fires("tick")) >= 3, 90, "3 fires", explain=fleet.logs)
-    stalled = fleet.active_pid()
-    assert stalled is not None
+    fleet, stalled = two_firing_every_second(fleet_for)
 
     # When it is stopped (SIGSTOP: alive, holding its connections, but not renewing) until the standby takes the
     # lease, then resumed
