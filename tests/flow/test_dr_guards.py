@@ -96,7 +96,8 @@ def test_a_dr_copy_that_fails_the_health_probe_is_never_switched_to(make_shop):
     alert(shop)
 
     (failed,) = shop.events("failover.failed")
-    assert "not healthy" in failed.data["reason"] and "app/maintenance.html is missing" in failed.data["reason"]
+    assert f"the DR copy of shop at {dr_root(shop)} is not healthy: " in failed.data["reason"]  # what, and where
+    assert "app/maintenance.html is missing" in failed.data["reason"]
     assert shop.events("failover.done") == []
     assert shop.app.cloud.get_dns(NAME).value == HOME
     row = shop.app.dr_states.get("shop")
@@ -114,6 +115,7 @@ def test_a_dr_copy_whose_http_probe_fails_fails_the_failover_after_the_switch_an
     alert(shop)
 
     (failed,) = shop.events("failover.failed")
+    assert f"the DR copy of shop at {endpoint.url} is not healthy: " in failed.data["reason"]
     assert f"{endpoint.url} answered 503, not 200" in failed.data["reason"]
     assert "doppel dr failback shop" in failed.data["reason"] and endpoint.probes == 3
     assert shop.events("failover.done") == []
@@ -245,6 +247,9 @@ def test_rto_counts_from_the_alarm_not_from_the_confirmation(make_shop):
     (done,) = shop.events("failover.done")
     assert (confirmed.time - alarm.time).total_seconds() >= 3600  # confirmed an hour after the alarm
     assert done.data["rto_seconds"] == pytest.approx(2 * 3600, abs=0.001)
+    # and the debounce window, like the RTO, began with the alarm
+    row = shop.app.dr_states.get("shop")
+    assert row.alarm_at == alarm.time and row.last_trigger_at == alarm.time
 
 
 # -- RPO -------------------------------------------------------------------------------------------------------
