@@ -146,6 +146,56 @@ def test_a_retried_failover_keeps_the_records_read_before_the_first_switch(make_
     assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
 
 
+class DnsDownFor:
+    """The local records file behind a DNS server that fails to switch one name while `down`."""
+
+    def __init__(self, records, name: str):
+        self.records, self.name, self.down = records, name, True
+
+    def get(self, name, type="A"):
+        return self.records.get(name, type)
+
+    def switch(self, record):
+        if self.down and record.name == self.name:
+            raise ConnectionError(f"the DNS server did not answer for {record.name}")
+        return self.records.switch(record)
+
+    def delete(self, name, type="A", ignore_missing=True):
+        return self.records.delete(name, type, ignore_missing=ignore_missing)
+
+
+def test_a_failover_whose_dns_fails_half_way_keeps_the_records_read_and_the_row_for_the_failback(make_shop):
+    # Break caught: a failover that moved one name and failed on the next taken for one that moved none (the row
+    # back to normal, the records read before the switch forgotten, the jobs thawed: the name moved would stay
+    # on the DR copy, and the failback could not put it back)
+    api = "api.shop.example.com"
+    records = [{"name": NAME, "type": "A", "value": DR_ADDRESS, "ttl": 60},
+               {"name": api, "type": "A", "value": DR_ADDRESS, "ttl": 60}]
+    shop = make_shop(dns={"records": records})
+    shop.app.cloud.switch_dns(DnsRecord(api, "A", HOME, 300))
+    back_up(shop)
+    dns = DnsDownFor(shop.app.cloud.dns, api)
+    shop.app.deps.dns_for = lambda policy: dns
+
+    alert(shop)
+
+    (failed,) = shop.events("failover.failed")
+    assert "did not answer for api.shop.example.com" in failed.data["reason"]
+    assert "already points at the DR copy" in failed.data["reason"]
+    assert shop.app.cloud.get_dns(NAME).value == DR_ADDRESS and shop.app.cloud.get_dns(api).value == HOME
+    row = shop.app.dr_states.get("shop")
+    assert row.state == FAILING_OVER and row.dns_switched and row.holder is None
+    assert [entry["record"]["value"] for entry in row.previous_dns] == [HOME, HOME]
+    assert frozen_types(shop) == {"sync.due", "backup.due"}
+
+    # When the DNS server answers again, a failback puts both names back as they were
+    dns.down = False
+    shop.publish("failback.requested", production="shop")
+    assert len(shop.events("failback.done")) == 1
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
+    assert shop.app.cloud.get_dns(api) == DnsRecord(api, "A", HOME, 300)
+
+
 # -- which backup ----------------------------------------------------------------------------------------------
 def test_newest_verified_restores_the_newest_verified_backup_not_the_newest(make_shop):
     # Break caught: the newest backup always chosen, whatever `backup:` says
