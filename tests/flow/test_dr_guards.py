@@ -196,6 +196,31 @@ def test_a_failover_whose_dns_fails_half_way_keeps_the_records_read_and_the_row_
     assert shop.app.cloud.get_dns(api) == DnsRecord(api, "A", HOME, 300)
 
 
+def test_a_failover_whose_dns_fails_on_the_first_name_forgets_what_it_read_and_reads_again_next_time(make_shop):
+    # Break caught: the records read by a failover that moved no name kept for the next failover (whose failback
+    # would put back what the name pointed at before, not what it points at now)
+    shop = make_shop()
+    back_up(shop)
+    dns = DnsDownFor(shop.app.cloud.dns, NAME)
+    shop.app.deps.dns_for = lambda policy: dns
+    first = shop.app.deps.clock() - timedelta(hours=1)
+    publish_at(shop, "monitor.alert", first, alarm_id="a-shop-1", alarm_name="shop-down", previous="ok",
+               current="alarm")
+    assert len(shop.events("failover.failed")) == 1
+    row = shop.app.dr_states.get("shop")
+    assert row.state == NORMAL and not row.dns_switched and row.previous_dns == []
+
+    # When production moves to a new address, and the next alarm fails over and back
+    dns.down = False
+    shop.app.cloud.switch_dns(DnsRecord(NAME, "A", "127.0.0.11", 300))
+    alert(shop, alarm_id="a-shop-2")
+    shop.publish("failback.requested", production="shop")
+
+    # Then the failback puts back the address production has now
+    assert len(shop.events("failback.done")) == 1
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", "127.0.0.11", 300)
+
+
 # -- which backup ----------------------------------------------------------------------------------------------
 def test_newest_verified_restores_the_newest_verified_backup_not_the_newest(make_shop):
     # Break caught: the newest backup always chosen, whatever `backup:` says
