@@ -96,7 +96,8 @@ def test_a_dr_copy_that_fails_the_health_probe_is_never_switched_to(make_shop):
     alert(shop)
 
     (failed,) = shop.events("failover.failed")
-    assert "not healthy" in failed.data["reason"] and "app/maintenance.html is missing" in failed.data["reason"]
+    assert f"the DR copy of shop at {dr_root(shop)} is not healthy: " in failed.data["reason"]  # what, and where
+    assert "app/maintenance.html is missing" in failed.data["reason"]
     assert shop.events("failover.done") == []
     assert shop.app.cloud.get_dns(NAME).value == HOME
     row = shop.app.dr_states.get("shop")
@@ -114,6 +115,7 @@ def test_a_dr_copy_whose_http_probe_fails_fails_the_failover_after_the_switch_an
     alert(shop)
 
     (failed,) = shop.events("failover.failed")
+    assert f"the DR copy of shop at {endpoint.url} is not healthy: " in failed.data["reason"]
     assert f"{endpoint.url} answered 503, not 200" in failed.data["reason"]
     assert "doppel dr failback shop" in failed.data["reason"] and endpoint.probes == 3
     assert shop.events("failover.done") == []
@@ -142,6 +144,81 @@ def test_a_retried_failover_keeps_the_records_read_before_the_first_switch(make_
     assert shop.worker.stats.counts["retried:failover"] == 1
     shop.publish("failback.requested", production="shop")
     assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
+
+
+class DnsDownFor:
+    """The local records file behind a DNS server that fails to switch one name while `down`."""
+
+    def __init__(self, records, name: str):
+        self.records, self.name, self.down = records, name, True
+
+    def get(self, name, type="A"):
+        return self.records.get(name, type)
+
+    def switch(self, record):
+        if self.down and record.name == self.name:
+            raise ConnectionError(f"the DNS server did not answer for {record.name}")
+        return self.records.switch(record)
+
+    def delete(self, name, type="A", ignore_missing=True):
+        return self.records.delete(name, type, ignore_missing=ignore_missing)
+
+
+def test_a_failover_whose_dns_fails_half_way_keeps_the_records_read_and_the_row_for_the_failback(make_shop):
+    # Break caught: a failover that moved one name and failed on the next taken for one that moved none (the row
+    # back to normal, the records read before the switch forgotten, the jobs thawed: the name moved would stay
+    # on the DR copy, and the failback could not put it back)
+    api = "api.shop.example.com"
+    records = [{"name": NAME, "type": "A", "value": DR_ADDRESS, "ttl": 60},
+               {"name": api, "type": "A", "value": DR_ADDRESS, "ttl": 60}]
+    shop = make_shop(dns={"records": records})
+    shop.app.cloud.switch_dns(DnsRecord(api, "A", HOME, 300))
+    back_up(shop)
+    dns = DnsDownFor(shop.app.cloud.dns, api)
+    shop.app.deps.dns_for = lambda policy: dns
+
+    alert(shop)
+
+    (failed,) = shop.events("failover.failed")
+    assert "did not answer for api.shop.example.com" in failed.data["reason"]
+    assert "already points at the DR copy" in failed.data["reason"]
+    assert shop.app.cloud.get_dns(NAME).value == DR_ADDRESS and shop.app.cloud.get_dns(api).value == HOME
+    row = shop.app.dr_states.get("shop")
+    assert row.state == FAILING_OVER and row.dns_switched and row.holder is None
+    assert [entry["record"]["value"] for entry in row.previous_dns] == [HOME, HOME]
+    assert frozen_types(shop) == {"sync.due", "backup.due"}
+
+    # When the DNS server answers again, a failback puts both names back as they were
+    dns.down = False
+    shop.publish("failback.requested", production="shop")
+    assert len(shop.events("failback.done")) == 1
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", HOME, 300)
+    assert shop.app.cloud.get_dns(api) == DnsRecord(api, "A", HOME, 300)
+
+
+def test_a_failover_whose_dns_fails_on_the_first_name_forgets_what_it_read_and_reads_again_next_time(make_shop):
+    # Break caught: the records read by a failover that moved no name kept for the next failover (whose failback
+    # would put back what the name pointed at before, not what it points at now)
+    shop = make_shop()
+    back_up(shop)
+    dns = DnsDownFor(shop.app.cloud.dns, NAME)
+    shop.app.deps.dns_for = lambda policy: dns
+    first = shop.app.deps.clock() - timedelta(hours=1)
+    publish_at(shop, "monitor.alert", first, alarm_id="a-shop-1", alarm_name="shop-down", previous="ok",
+               current="alarm")
+    assert len(shop.events("failover.failed")) == 1
+    row = shop.app.dr_states.get("shop")
+    assert row.state == NORMAL and not row.dns_switched and row.previous_dns == []
+
+    # When production moves to a new address, and the next alarm fails over and back
+    dns.down = False
+    shop.app.cloud.switch_dns(DnsRecord(NAME, "A", "127.0.0.11", 300))
+    alert(shop, alarm_id="a-shop-2")
+    shop.publish("failback.requested", production="shop")
+
+    # Then the failback puts back the address production has now
+    assert len(shop.events("failback.done")) == 1
+    assert shop.app.cloud.get_dns(NAME) == DnsRecord(NAME, "A", "127.0.0.11", 300)
 
 
 # -- which backup ----------------------------------------------------------------------------------------------
@@ -245,6 +322,9 @@ def test_rto_counts_from_the_alarm_not_from_the_confirmation(make_shop):
     (done,) = shop.events("failover.done")
     assert (confirmed.time - alarm.time).total_seconds() >= 3600  # confirmed an hour after the alarm
     assert done.data["rto_seconds"] == pytest.approx(2 * 3600, abs=0.001)
+    # and the debounce window, like the RTO, began with the alarm
+    row = shop.app.dr_states.get("shop")
+    assert row.alarm_at == alarm.time and row.last_trigger_at == alarm.time
 
 
 # -- RPO -------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from clouds.backups.verify import VerifyResult
 from clouds.local.dns import LocalDnsProvider
 from core.cloud import CREATE_COMPLETE, CREATE_IN_PROGRESS, DnsRecord, DriverError, Stack
 from core.dr_state import FAILED_OVER, NORMAL, Drill, DrStates
-from core.errors import Deferred, PermanentError
+from core.errors import Deferred, PermanentError, TransientError
 from functions import drill, failover, sync
 from schemas.envelope import Event
 from tests.support.state_db import migrated_engine
@@ -173,3 +173,51 @@ def test_no_drill_of_a_cloud_target_while_it_is_failed_over(deps):
     with pytest.raises(PermanentError, match="no drill of shop while it is failed_over"):
         drill.handle(drill_due(), deps)
     assert deps.cloud.calls == [] and deps.dr.drills() == []
+
+
+def test_a_dns_value_naming_an_output_the_dr_stack_lacks_fails_at_the_dns_step_and_the_stack_goes(deps):
+    # Breaks caught: the step running not said (failover.failed would name the probe), or the error not naming
+    # the policy to fix
+    record = {**POLICY["dns"]["records"][0], "value": "{outputs.nosuch}"}
+    deps.config["dr"]["shop"] = {**POLICY, "dns": {**POLICY["dns"], "records": [record]}}
+    deps.cloud.status = CREATE_COMPLETE
+    event = alarm()
+    with pytest.raises(PermanentError, match=r"dr\.shop\.dns: the DR stack has no output 'nosuch' \(it has: address\)"):
+        failover.handle(event, deps)
+
+    ((kind, failed),) = failover.on_failure(event, "no output", deps)
+
+    assert kind == "failover.failed" and failed["step"] == "dns"
+    assert deps.cloud.calls[-1] == "delete" and deps.dns.get("shop.example.com", "A").value == "127.0.0.10"
+    assert deps.dr.get("shop").state == NORMAL
+
+
+def test_a_cloud_failover_without_a_backup_fails_at_its_first_step(deps):
+    # Break caught: a failure before any step named by no step at all
+    deps.backups.newest = lambda production, verified_only=False: None
+    event = alarm()
+    with pytest.raises(PermanentError, match="no backup to restore"):
+        failover.handle(event, deps)
+
+    ((kind, failed),) = failover.on_failure(event, "no backup", deps)
+
+    assert kind == "failover.failed" and failed["step"] == "failover" and deps.dr.get("shop").state == NORMAL
+
+
+def test_a_cloud_failover_whose_probe_fails_forgets_the_restore_with_the_stack_and_restores_again_next_time(deps):
+    # Break caught: the deleted stack's backup still recorded as restored (the next failover would skip the
+    # restore and serve an empty DR stack)
+    deps.cloud.status, deps.cloud.problems = CREATE_COMPLETE, ["orders: 0 rows, 4 at backup time"]
+    first = alarm()
+    with pytest.raises(TransientError, match="not healthy"):
+        failover.handle(first, deps)
+    assert deps.dr.get("shop").dr_backup_id == deps.backup.id
+
+    failover.on_failure(first, "not healthy", deps)
+
+    assert deps.cloud.calls[-1] == "delete" and deps.dr.get("shop").dr_backup_id is None
+    deps.cloud.problems = []
+    later = Event(type="monitor.alert", source="test", time=NOW + timedelta(hours=1),
+                  data={**alarm().data, "alarm_id": "a-2"})  # outside the debounce window
+    ((kind, _),) = failover.handle(later, deps)
+    assert kind == "failover.done" and deps.cloud.calls.count(f"restore {deps.backup.id}") == 2
