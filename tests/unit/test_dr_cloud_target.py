@@ -1,5 +1,5 @@
-"""The order of a cloud DR target's steps in the functions (core/dr_cloud.py: failover, sync, drill), against a
-stand-in for the driver's DR verbs: the real ones run on the OpenStack test bed
+"""The order of a cloud DR target's steps in the functions (core/dr_cloud.py: failover, failback, sync, drill),
+against a stand-in for the driver's DR verbs: the real ones run on the OpenStack test bed
 (tests/integration/openstack/test_dr_openstack.py), which the fast suite leaves out. The state table and the
 local DNS records file are real."""
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from clouds.backups.verify import VerifyResult
 from clouds.local.dns import LocalDnsProvider
 from core.cloud import CREATE_COMPLETE, CREATE_IN_PROGRESS, DnsRecord, DriverError, Stack
-from core.dr_state import FAILED_OVER, NORMAL, Drill, DrStates
+from core.dr_state import FAILED_OVER, FAILING_BACK, FAILING_OVER, NORMAL, Drill, DrStates
 from core.errors import Deferred, PermanentError, TransientError
-from functions import drill, failover, sync
+from functions import drill, failback, failover, sync
 from schemas.envelope import Event
 from tests.support.state_db import migrated_engine
 
@@ -32,6 +32,7 @@ class StandIn:
     def __init__(self):
         self.calls, self.status, self.refuse = [], CREATE_IN_PROGRESS, None
         self.envs, self.problems = [], []  # the stack each verb was asked about; what the probe finds
+        self.deleted, self.fail_delete, self.fail_home = [], 0, None  # (production, env) deleted; failures to make
 
     def _stack(self):
         return Stack("id-1", "doppel-shop-dr", "shop-dr", self.status, outputs={"address": "127.0.0.30"})
@@ -64,7 +65,23 @@ class StandIn:
     def dr_delete(self, production, target):
         self.calls.append("delete")
         self.envs.append(target["env"])
+        self.deleted.append((production, target["env"]))
+        if self.fail_delete:
+            self.fail_delete -= 1
+            raise TransientError("Heat did not answer the delete")
         return True
+
+    def dr_backup_source(self, production, target):
+        self.calls.append(f"source {production}")
+        self.envs.append(target["env"])
+        return f"the databases of {target['env']}"
+
+    def dr_restore_home(self, production, backup_id, restore):
+        self.calls.append(f"home {production} {backup_id}")
+        if self.fail_home:
+            raise DriverError(self.fail_home, env=production)
+        restore("scratch", ["orders"])
+        return []
 
 
 @pytest.fixture
@@ -72,14 +89,22 @@ def deps(tmp_path):
     dns = LocalDnsProvider(tmp_path / "dns")
     dns.switch(DnsRecord("shop.example.com", "A", "127.0.0.10", 300))
     backup = SimpleNamespace(id="20261202T210000Z-aaaaaa", created_at=NOW - timedelta(hours=1), verify_ok=True)
-    emitted, verified = [], []
+    emitted, verified, made, restored, catalogue = [], [], [], [], {}
+
+    def back_up(production, source, *, reason, backup_id):
+        made.append((production, source, reason, backup_id))
+        catalogue[backup_id] = SimpleNamespace(id=backup_id, env=production, reason=reason)
+
     return SimpleNamespace(
         config={"dr": {"shop": POLICY}, "productions": {"shop": {"driver": "openstack"}}},
         dr=DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")), clock=lambda: NOW, scheduler=None,
         backups=SimpleNamespace(newest=lambda production, verified_only=False: backup, store="store",
                                 verify=lambda backup_id: verified.append(backup_id) or VerifyResult(
-                                    backup_id, "shop", True, True, {"orders": "ok"})),
-        verified=verified,
+                                    backup_id, "shop", True, True, {"orders": "ok"}),
+                                catalogue=catalogue, back_up=back_up,
+                                restore=lambda backup_id, into, databases=None: restored.append(
+                                    (backup_id, into, databases))),
+        verified=verified, made=made, restored=restored,
         cloud=StandIn(), dns=dns, dns_for=lambda policy: dns, probe=SimpleNamespace(http=lambda policy: []),
         emit=lambda type, **data: emitted.append((type, data)) or (type, data), emitted=emitted, backup=backup)
 
@@ -221,3 +246,112 @@ def test_a_cloud_failover_whose_probe_fails_forgets_the_restore_with_the_stack_a
                   data={**alarm().data, "alarm_id": "a-2"})  # outside the debounce window
     ((kind, _),) = failover.handle(later, deps)
     assert kind == "failover.done" and deps.cloud.calls.count(f"restore {deps.backup.id}") == 2
+
+
+# -- failback --------------------------------------------------------------------------------------------------
+HOME = DnsRecord("shop.example.com", "A", "127.0.0.10", 300)
+
+
+def failed_over(deps):
+    """Production served by the DR stack (a failover done), the stand-in's record of it cleared."""
+    deps.cloud.status = CREATE_COMPLETE
+    failover.handle(alarm(), deps)
+    assert deps.dr.get("shop").state == FAILED_OVER and deps.dns.get("shop.example.com", "A").value == "127.0.0.30"
+    deps.cloud.calls.clear()
+    deps.cloud.envs.clear()
+
+
+def failback_requested(event_id="fb-1") -> Event:
+    return Event(id=event_id, type="failback.requested", source="test", time=NOW, data={"production": "shop"})
+
+
+def test_a_failback_backs_the_dr_stack_up_restores_it_home_switches_back_then_deletes_the_stack(deps):
+    # Breaks caught: the backup taken of another production's DR stack, or not the failback's; its restore
+    # skipped, aimed at another production or backup; the DR stack not deleted, or another one
+    failed_over(deps)
+    event = failback_requested()
+    backup_id = failback.backup_id_for(event)
+
+    ((kind, done),) = failback.handle(event, deps)
+
+    assert deps.cloud.calls == ["source shop", f"home shop {backup_id}", "delete"]
+    assert deps.cloud.envs == ["shop-dr", "shop-dr"] and deps.cloud.deleted == [("shop", "shop-dr")]
+    assert deps.made == [("shop", "the databases of shop-dr", "failback", backup_id)]
+    assert deps.restored == [(backup_id, "scratch", ["orders"])]
+    assert deps.dns.get("shop.example.com", "A") == HOME
+    assert (kind, done) == ("failback.done", {"production": "shop", "backup_id": backup_id})
+    row = deps.dr.get("shop")
+    assert row.state == NORMAL and row.detail == f"failed back with {backup_id}"
+
+
+def test_a_failback_retried_after_its_restore_neither_backs_up_nor_restores_again(deps):
+    # Break caught: the restore not recorded in the row (or recorded for another production), so a retry
+    # restores production's databases again
+    failed_over(deps)
+    deps.cloud.fail_delete = 1
+    event = failback_requested()
+    backup_id = failback.backup_id_for(event)
+
+    with pytest.raises(TransientError):
+        failback.handle(event, deps)
+    assert deps.dr.get("shop").detail == f"restored {backup_id}"
+    ((kind, _),) = failback.handle(event, deps)  # the worker's retry
+
+    assert kind == "failback.done" and len(deps.made) == 1
+    assert deps.cloud.calls == ["source shop", f"home shop {backup_id}", "delete", "delete"]
+
+
+def test_no_failback_while_the_failover_waits_for_its_dr_stack(deps):
+    # Break caught: a failback claimed from a failover that has not switched the names yet (it would back up
+    # and carry home a DR stack that holds nothing)
+    alert = alarm()
+    with pytest.raises(Deferred):
+        failover.handle(alert, deps)  # the DR stack is being built
+    deps.cloud.calls.clear()
+
+    with pytest.raises(PermanentError) as refused:
+        failback.handle(failback_requested(), deps)
+
+    assert str(refused.value) == ("cannot fail shop back while it is failing_over; wait for it to finish "
+                                  "(`doppel dr status`) and ask again")
+    assert deps.cloud.calls == [] and deps.made == []
+    row = deps.dr.get("shop")
+    assert row.state == FAILING_OVER and row.holder == alert.id
+
+
+def test_a_second_failback_while_one_is_running_is_refused(deps):
+    # Break caught: a failback taking a row another failback holds (two would restore production at once)
+    failed_over(deps)
+    deps.cloud.fail_home = "the restore beside production is still running"
+    with pytest.raises(DriverError):
+        failback.handle(failback_requested("fb-1"), deps)  # the worker retries it later: it holds the row
+    calls = list(deps.cloud.calls)
+
+    with pytest.raises(PermanentError, match="cannot fail shop back while it is failing_back"):
+        failback.handle(failback_requested("fb-2"), deps)
+
+    assert deps.cloud.calls == calls and len(deps.made) == 1
+    row = deps.dr.get("shop")
+    assert row.state == FAILING_BACK and row.holder == "fb-1"
+
+
+class Racing(DrStates):
+    """The state table, where another failback takes the row between this one's read and its move."""
+
+    def move(self, production, expected, state, **values):
+        if state == FAILING_BACK and values.get("holder") != "another":
+            super().move(production, expected, state, holder="another")
+        return super().move(production, expected, state, **values)
+
+
+def test_a_failback_that_loses_the_row_to_another_at_the_same_moment_says_so(deps):
+    # Break caught: the refusal of a lost race saying nothing of what happened or where to look
+    failed_over(deps)
+    deps.dr = Racing(deps.dr._engine)
+
+    with pytest.raises(PermanentError) as refused:
+        failback.handle(failback_requested(), deps)
+
+    assert str(refused.value) == ("another failover or failback of shop started at the same moment; see "
+                                  "`doppel dr status`")
+    assert deps.cloud.calls == [] and deps.dr.get("shop").holder == "another"
