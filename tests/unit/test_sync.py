@@ -32,7 +32,10 @@ class Driver:
         row = self.states.get("shop")
         self.calls.append((verb, what, row.state, row.holder))
 
-    # a local target: the DR copy restored beside itself and swapped
+    # a local target: the DR copy restored beside itself and swapped, its server databases into its own
+    def database_targets(self, env, production):
+        return {"rentals": {"database": f"doppel_{env}_rentals"}}
+
     def restore_target(self, env, production=None, key=None):
         self._saw("target", production)
         return self.root
@@ -64,8 +67,9 @@ class Backups:
         mine = [e for e in self.entries if not env or e.env == env]
         return mine[-1] if mine else None
 
-    def restore(self, backup_id, into):
+    def restore(self, backup_id, into, databases=None):
         self.restored.append(backup_id)
+        self.databases = databases
 
 
 @pytest.fixture(params=sorted(TARGETS))
@@ -107,6 +111,8 @@ def test_a_sync_copies_its_productions_backup_holding_syncing_under_its_own_even
     assert copied(deps, kind) == expected
     if kind == "local":
         assert deps.backups.restored == [SHOP_BACKUP] and deps.cloud.calls[0] == ("target", "shop", SYNCING, event.id)
+        # the server databases go to the DR copy's own, as the driver names them
+        assert deps.backups.databases == {"rentals": {"database": "doppel_shop-dr_rentals"}}
     row = deps.dr.get("shop")
     assert row.state == NORMAL and row.holder is None
 
