@@ -4,8 +4,8 @@ Backs the DR copy up (recorded as a backup of the production: it is production's
 data now), restores it into production's place through a sibling directory and a
 swap, so production is never half-written and the tree it replaces is kept aside
 (its server databases likewise: restored beside, checked, swapped in, production's
-kept renamed; clouds.backups.home_databases), checks it, points the names back at what they said before the failover, and
-unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
+kept renamed; clouds.backups.home_databases), checks it, points the names back at
+what they said before the failover, and unfreezes the jobs. A replay resumes: the backup and the restore are not redone.
 A cloud target (driver: openstack or aws): the DR stack's databases are backed up, restored
 beside production's own, checked and swapped in (core/dr_cloud.py), and the DR
 stack is deleted once the names point home.
