@@ -88,6 +88,10 @@ def _quietly(body: Callable[[], Any]) -> Callable[[], None]:
 
 def interrupted(status: str, in_progress: str, complete: str, partial: Path) -> bool:
     """Whether a build recorded in `partial` stopped with its builder: one in progress, or one recorded complete
-    whose builder died before renaming it into place (it still holds owner.json, removed just before the rename)."""
+    whose builder died before renaming it into place. A complete record without its owner is one whose builder
+    died between dropping the owner and the rename (both under the lock), or one doing that right now: a status
+    read tells them apart by reading again under the lock."""
     owner = state.read_json(partial / "owner.json")
-    return (status == in_progress or (status == complete and owner is not None)) and not state.builder_alive(owner)
+    if status == complete and owner is None:
+        return True
+    return status in (in_progress, complete) and not state.builder_alive(owner)

@@ -165,6 +165,8 @@ class SnapshotVerbs:
             return replace(found, status=SNAPSHOT_FAILED,
                            status_reason="interrupted: the worker taking it stopped; snapshot again with the same "
                                          "key to start over")
+        if found.status == SNAPSHOT_COMPLETE:  # recorded complete, not yet renamed into place: not usable yet
+            return replace(found, status=SNAPSHOT_IN_PROGRESS)
         return found
 
     def delete_snapshot(self, snapshot_id: str, ignore_missing: bool = True) -> None:

@@ -198,6 +198,8 @@ class StackVerbs:
             return replace(found, status=CREATE_FAILED,
                            status_reason="interrupted: the worker building it stopped; create_stack with the same "
                                          "key rebuilds it, delete_stack removes it")
+        if found.status == CREATE_COMPLETE:  # recorded complete, not yet renamed into place: not usable yet
+            return replace(found, status=CREATE_IN_PROGRESS)
         return found
 
     def delete_stack(self, env: str, ignore_missing: bool = True) -> None:

@@ -354,8 +354,10 @@ def test_background_driver_returns_in_progress_and_finishes_like_a_heat_stack(tm
 
 
 def test_a_background_build_read_while_it_finishes_never_looks_failed_or_gone(tmp_path, production):
-    # Break caught: a status read between the build's last record, the removal of its owner and its rename (no
-    # lock) taking it for an interrupted build (FAILED) or a missing one: 82 of 150 such reads did, polled tightly
+    # Breaks caught: a status read between the build's last record, the removal of its owner and its rename (no
+    # lock) taking it for an interrupted build (FAILED) or a missing one (82 of 150 such reads did, polled
+    # tightly); a build recorded complete but not yet in place reported COMPLETE (an env built from it at once
+    # failed: "it was deleted, or is not complete")
     for attempt in range(20):
         cloud = LocalDriver(tmp_path / f"state-{attempt}", {"shop": production[1]}, background=True)
         started = cloud.snapshot("shop", "pr-1", "req-1")
@@ -363,6 +365,12 @@ def test_a_background_build_read_while_it_finishes_never_looks_failed_or_gone(tm
         while seen[-1] == "IN_PROGRESS":
             seen.append(cloud.snapshot_status(started.id).status)
         assert seen[-1] == "COMPLETE", cloud.snapshot_status(started.id).status_reason
+        # ... and COMPLETE only once it is in place: an env is built from it at once
+        cloud.create_stack("pr-1", cloud.snapshot_status(started.id), {}, "req-1")
+        while (stack := cloud.stack_status("pr-1")) is not None and stack.in_progress:
+            pass
+        assert stack is not None and stack.status == CREATE_COMPLETE, stack and stack.status_reason
+        assert cloud.backup_source("pr-1").root.is_dir()  # complete means usable: in its final place
 
 
 def _wait(read, finished, timeout=30.0):
