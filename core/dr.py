@@ -133,13 +133,12 @@ def switch_to_dr(deps, production: str, policy: dict, fill=None) -> None:
     """Point the policy's names at the DR copy. The row says so from the first name moved: a switch failing
     half-way leaves a name on the DR copy, which only a failback (or the failover asked again) may undo."""
     provider = dns_provider(deps, policy)
-    records = wanted_records(policy, fill)
-    for number, record in enumerate(records):
+    first, *rest = wanted_records(policy, fill) or [None]
+    if first is not None:
+        provider.switch(first)
+    states(deps).note(production, dns_switched=True)
+    for record in rest:
         provider.switch(record)
-        if number == 0:
-            states(deps).note(production, dns_switched=True)
-    if not records:
-        states(deps).note(production, dns_switched=True)
 
 
 def switch_back(deps, production: str, policy: dict, previous: list[dict]) -> None:
