@@ -41,6 +41,18 @@ def run(background: bool, build: Callable[[], Any], owner: dict, pending: Any) -
     return pending
 
 
+def read_status(read: Callable[[], Any], lock_file: Path, failed: str) -> Any:
+    """A build's record as `read` finds it; read again under the state lock when it looks gone or `failed`.
+
+    A build finishing between the reads of its final and its partial record (its record, its owner, its
+    rename) looks gone or dead; under the lock it cannot move (it drops its owner and renames under it)."""
+    found = read()
+    if found is None or found.status == failed:
+        with state.locked(lock_file):
+            found = read()
+    return found
+
+
 def check_still_ours(partial: Path, cancel: threading.Event) -> None:
     if cancel.is_set() or not (partial / "owner.json").exists():
         raise BuildCancelled()

@@ -143,12 +143,7 @@ class SnapshotVerbs:
     def snapshot_status(self, snapshot_id: str) -> Snapshot:
         final = self._snapshot_dir(snapshot_id)
         partial = final.with_name(final.name + builds.PARTIAL)
-        found = self._read_snapshot(final, partial)
-        if found is None or found.status == SNAPSHOT_FAILED:
-            # A build finishing between those reads (its record, its owner, its rename) looks gone or dead: read
-            # again while it cannot move (it drops its owner and renames under the lock)
-            with state.locked(self._lock_file):
-                found = self._read_snapshot(final, partial)
+        found = builds.read_status(lambda: self._read_snapshot(final, partial), self._lock_file, SNAPSHOT_FAILED)
         if found is None:
             raise ResourceMissing(f"there is no snapshot {snapshot_id}; take a new one")
         return found

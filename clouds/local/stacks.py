@@ -179,12 +179,7 @@ class StackVerbs:
     def stack_status(self, env: str) -> Stack | None:
         final = self._env_dir(env)
         partial = final.with_name(final.name + builds.PARTIAL)
-        found = self._read_stack(final, partial)
-        if found is None or found.status == CREATE_FAILED:
-            # as snapshot_status: a build finishing between the reads looks gone or dead; read again under the lock
-            with state.locked(self._lock_file):
-                found = self._read_stack(final, partial)
-        return found
+        return builds.read_status(lambda: self._read_stack(final, partial), self._lock_file, CREATE_FAILED)
 
     def _read_stack(self, final: Path, partial: Path) -> Stack | None:
         data = state.read_json(final / "stack.json")
