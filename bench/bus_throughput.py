@@ -54,8 +54,11 @@ PREFETCH = 100  # unacked deliveries per consumer, raw and Doppel alike (--prefe
 class Spoiled(RuntimeError):
     """The broker went away (or stalled) during a measurement; that round's numbers mean nothing."""
 
-BODY_EVENT = lambda n: Event(type="env.requested", source="bench", data={"env": f"env-{n}", "production": "shop",
-                                                                           "owner": "x" * 700})  # ~1 KiB bodies
+# ~1 KiB bodies, valid for env.requested's schema (an owner is at most 128 characters: the padding is in
+# reply_to, a URL of up to 2,048); an invalid one would be parked unhandled, and the Doppel side never finish
+BODY_EVENT = lambda n: Event(type="env.requested", source="bench", data={
+    "env": f"env-{n}", "production": "shop", "owner": "x" * 100,
+    "reply_to": "https://chat.example/hooks/" + "x" * 559})
 
 
 def raw_fill(url: str, queue: str, bodies: list[bytes]) -> None:
