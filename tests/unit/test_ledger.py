@@ -3,12 +3,13 @@ import sqlite3
 import threading
 
 import pytest
+from sqlalchemy import event as sql_event
 from sqlalchemy import inspect
 
 from bus.group_commit import _Call, _GroupCommit
 from bus.ledger import MAX_TAKEOVERS, Claim, Ledger
 from schemas.envelope import Event
-from tests.support.state_db import migrated_engine
+from tests.support.state_db import migrated_engine, reversing_unordered_selects
 
 
 def ledger(tmp_path) -> Ledger:
@@ -449,3 +450,35 @@ def test_an_abandoned_key_says_when_it_was_abandoned_and_abandoning_it_touches_n
     assert (entries["k"].status, entries["k"].updated_at) == ("abandoned", abandoned_at)
     assert (entries["other"].status, entries["other"].updated_at) == ("running", 1000.0 + MAX_TAKEOVERS + 1)
     assert [r.key for r in book.take_redrives(["fn"], 0)] == ["other"]
+
+
+def test_a_sweep_takes_the_claims_out_longest_first_however_the_database_scans_them(tmp_path):
+    # Break caught: the sweep's claims in the order the database found them (by the running index on SQLite,
+    # by chance elsewhere), so a limited sweep may leave the oldest lost claim for later
+    now = [1000.0]
+    book = Ledger(reversing_unordered_selects(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}")),
+                  clock=lambda: now[0])
+    for key, lease_s in (("middle", -60), ("oldest", -120), ("newest", -45)):
+        assert book.claim("fn", key, "dead-worker", lease_s) is Claim.RUN
+    assert [r.key for r in book.take_redrives(["fn"], 30)] == ["oldest", "middle", "newest"]
+
+
+def test_a_claim_another_sweep_redrove_after_this_one_read_it_is_not_redriven_again(tmp_path):
+    # Break caught: a sweep marks what it read as stale without checking it still is, so two sweeps that read
+    # at the same moment both publish the lost event again
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    now = [1000.0]
+    mine, other = Ledger(engine, clock=lambda: now[0]), Ledger(engine, clock=lambda: now[0])
+    assert mine.claim("fn", "lost", "dead-worker", -60) is Claim.RUN
+    theirs, read = [], []
+
+    def other_sweep_between_my_read_and_my_mark(_conn, _cursor, statement, *_args):
+        if not read and statement.lstrip().upper().startswith("SELECT") and "redriven_at" in statement:
+            read.append(statement)  # mine: the other sweep's own read goes by
+            theirs.append(other.take_redrives(["fn"], 30))
+    sql_event.listen(engine, "after_cursor_execute", other_sweep_between_my_read_and_my_mark)
+
+    taken = mine.take_redrives(["fn"], 30)
+
+    assert [[r.key for r in sweep] for sweep in theirs] == [["lost"]]
+    assert taken == []
