@@ -117,3 +117,16 @@ def migrated_engine(url: str | os.PathLike):
     engine = make_engine(str(url))
     migrations.upgrade(engine)
     return engine
+
+
+def reversing_unordered_selects(engine):
+    """The same SQLite engine, whose connections hand back the rows of a query without ORDER BY in reverse
+    (PRAGMA reverse_unordered_selects): a test on it finds an order that a query only had by chance, from the
+    way SQLite happened to scan (PostgreSQL promises none)."""
+    from sqlalchemy import event
+
+    def _reverse(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA reverse_unordered_selects = ON")
+    event.listen(engine, "connect", _reverse)
+    engine.dispose()  # connections made before it are not kept
+    return engine

@@ -1,7 +1,8 @@
 """The dr_state row is the failover lock: of many workers moving it at once, exactly one wins."""
 import threading
+from datetime import datetime, timedelta, timezone
 
-from core.dr_state import FAILING_OVER, NORMAL, DrStates
+from core.dr_state import FAILED_OVER, FAILING_OVER, NORMAL, DrStates
 from tests.support.state_db import migrated_engine
 
 
@@ -62,3 +63,18 @@ def test_drills_and_rows_read_back_whole_in_order(tmp_path):
     states.move("shop", (NORMAL,), FAILING_OVER, holder="a")
     states.move("blog", (NORMAL,), FAILING_OVER, holder="b")
     assert [r.production for r in states.all()] == ["blog", "shop"]
+
+
+def test_a_move_says_since_when_and_keeps_the_dns_records_it_was_given(tmp_path):
+    # Break caught: a move leaves `since` at the previous state's start (a failover's RTO and `doppel dr status`
+    # count from it), or stores the DNS records it was given as nothing
+    now = [datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)]
+    states = DrStates(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), clock=lambda: now[0])
+    previous = [{"name": "shop.example.com", "type": "A", "record": "192.0.2.7"}]
+    states.note("shop", detail="made at the start")
+    now[0] += timedelta(minutes=5)
+    assert states.move("shop", (NORMAL,), FAILING_OVER, holder="alarm-1", previous_dns=previous)
+    assert (states.get("shop").since, states.get("shop").previous_dns) == (now[0], previous)
+    now[0] += timedelta(minutes=5)
+    assert states.move("shop", (FAILING_OVER,), FAILED_OVER, previous_dns=[])
+    assert (states.get("shop").since, states.get("shop").previous_dns) == (now[0], [])

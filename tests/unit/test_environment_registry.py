@@ -17,7 +17,7 @@ from core.registry import (
     Transition,
     TransitionRefused,
 )
-from tests.support.state_db import migrated_engine
+from tests.support.state_db import migrated_engine, reversing_unordered_selects
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
@@ -136,3 +136,37 @@ def test_a_move_that_loses_a_race_reads_the_state_again_and_moves_from_there_wit
         FAILED, "production is gone", {"root": "/nowhere"}, until)
     assert [(t.from_state, t.to_state, t.event_id) for t in mine.transitions(moved)][1:] == [
         (REQUESTED, SNAPSHOTTING, "other:snapshotting"), (SNAPSHOTTING, FAILED, "mine:failed")]
+
+
+def test_the_census_counts_each_state_and_says_since_when_the_oldest_there_is_there(world):
+    # Break caught: the census of every state lumped into one, or without when the one there longest got there
+    # (the metric of environments stuck in a state)
+    registry, tick = world
+    first = ready(registry, tick, "first", "r1")                   # ready at T0 + 4 s
+    ready(registry, tick, "second", "r2")                          # ready at T0 + 8 s
+    building, _ = registry.request(name="building", request_id="r3", production="shop")  # at T0 + 8 s
+    tick()
+    registry.move(building, SNAPSHOTTING)                          # at T0 + 9 s
+    assert registry.census() == {READY: (2, first.updated_at), SNAPSHOTTING: (1, T0 + timedelta(seconds=9))}
+
+
+def test_an_extension_moves_the_end_and_says_so_in_the_history_in_the_order_things_happened(tmp_path):
+    # Break caught: an extension not counted as a change of the environment (updated_at), its line in the
+    # history without the state it was in; or the history in the order the database happened to read it
+    now = [T0]
+    engine = reversing_unordered_selects(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    registry = Registry(engine, clock=lambda: now[0])
+
+    def tick(seconds=1):
+        now[0] += timedelta(seconds=seconds)
+    env = ready(registry, tick, "perf-test", "r1", ttl_seconds=3600)
+    tick()
+    until = T0 + timedelta(hours=5)
+
+    extended = registry.extend(env, until, reason="extended by alice by 4h")
+
+    assert (extended.state, extended.expires_at, extended.updated_at) == (READY, until, now[0])
+    assert [(t.from_state, t.to_state, t.event_id, t.reason) for t in registry.transitions(extended)] == [
+        (None, REQUESTED, "r1", None), (REQUESTED, SNAPSHOTTING, "r1:snapshotting", None),
+        (SNAPSHOTTING, CLONING, "r1:cloning", None), (CLONING, CONFIGURING, "r1:configuring", None),
+        (CONFIGURING, READY, "r1:ready", None), (READY, READY, None, "extended by alice by 4h")]

@@ -3,12 +3,13 @@ import sqlite3
 import threading
 
 import pytest
+from sqlalchemy import event as sql_event
 from sqlalchemy import inspect
 
 from bus.group_commit import _Call, _GroupCommit
 from bus.ledger import MAX_TAKEOVERS, Claim, Ledger
 from schemas.envelope import Event
-from tests.support.state_db import migrated_engine
+from tests.support.state_db import migrated_engine, reversing_unordered_selects
 
 
 def ledger(tmp_path) -> Ledger:
@@ -375,3 +376,109 @@ def test_only_running_claims_out_for_longer_than_asked_are_redriven_a_sweep_at_a
     assert [r.key for r in oldest] == ["oldest"]
     assert len(first) == 100 and len(second) == 1 and third == []
     assert sorted(r.key for r in first + second) == [f"lost-{n:03d}" for n in range(101)]
+
+
+def clocked_ledger(tmp_path, now: list[float]) -> Ledger:
+    return Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
+
+
+def test_a_claim_is_held_to_the_last_moment_of_its_lease_and_taken_over_only_after(tmp_path):
+    # Break caught: a claim taken over at the very moment its lease ends, while `held` still says it is held
+    now = [1000.0]
+    book = clocked_ledger(tmp_path, now)
+    assert book.claim("fn", "k", "owner", 10) is Claim.RUN
+    now[0] += 10
+    assert book.claim("fn", "k", "thief", 10) is Claim.BUSY
+    now[0] += 0.5
+    assert book.claim("fn", "k", "thief", 10) is Claim.RUN
+
+
+def test_a_retry_that_takes_over_a_failed_claim_shows_the_error_until_it_finishes(tmp_path):
+    # Break caught: taking a claim over wipes the result it had, so `doppel dlq show` and `doppel trace` lose
+    # the error a retry (or a replay) is running after
+    book = ledger(tmp_path)
+    assert book.claim("fn", "k", "first", 30) is Claim.RUN
+    book.fail("fn", "k", "first", "boom")
+    assert book.claim("fn", "k", "retry", 30) is Claim.RUN
+    assert [(e.status, e.result) for e in book.entries()] == [("running", {"error": "boom"})]
+
+
+def test_a_failure_starts_the_count_of_claims_that_ran_out_again(tmp_path):
+    # Break caught: taking over a failed claim counted as a take-over, so a key that failed once is abandoned
+    # one ran-out claim early
+    book = ledger(tmp_path)
+    assert book.claim("fn", "k", "first", 30) is Claim.RUN
+    book.fail("fn", "k", "first", "boom")
+    # When the retry's claim and the claims after it run out, MAX_TAKEOVERS + 1 in all
+    outcomes = [book.claim("fn", "k", f"killed-{n}", -1) for n in range(MAX_TAKEOVERS + 1)]
+    # Then each ran, as the claims of a new key would; the next is abandoned
+    assert outcomes == [Claim.RUN] * (MAX_TAKEOVERS + 1)
+    assert book.claim("fn", "k", "next", 30) is Claim.ABANDONED
+
+
+def test_a_key_taken_over_too_often_is_not_abandoned_while_a_live_claim_holds_it(tmp_path):
+    # Break caught: a key abandoned under a live worker because its count is full, though that claim has not
+    # run out (the handler still running would finish into an abandoned row)
+    book = ledger(tmp_path)
+    for n in range(MAX_TAKEOVERS):
+        assert book.claim("fn", "k", f"killed-{n}", -1) is Claim.RUN
+    assert book.claim("fn", "k", "live", 30) is Claim.RUN  # the last take-over the count allows
+    assert book.claim("fn", "k", "duplicate", 30) is Claim.BUSY
+    assert [e.status for e in book.entries()] == ["running"]
+    book.complete("fn", "k", "live", {"emitted": []})
+    assert book.claim("fn", "k", "late", 30) is Claim.DONE
+
+
+def test_an_abandoned_key_says_when_it_was_abandoned_and_abandoning_it_touches_no_other_key(tmp_path):
+    # Break caught: the abandoned entry keeps the time of the last claim that ran out, or each later claim
+    # writes it again; or abandoning one key abandons every other key whose claims ran out as often
+    now = [1000.0]
+    book = clocked_ledger(tmp_path, now)
+    # Given two keys whose claims ran out MAX_TAKEOVERS + 1 times
+    for n in range(MAX_TAKEOVERS + 1):
+        now[0] += 1
+        assert book.claim("fn", "k", f"killed-{n}", -1) is Claim.RUN
+        assert book.claim("fn", "other", f"killed-{n}", -1) is Claim.RUN
+    # When one is claimed again, later, and then again
+    now[0] += 10
+    abandoned_at = now[0]
+    assert book.claim("fn", "k", "next", 30) is Claim.ABANDONED
+    now[0] += 10
+    assert book.claim("fn", "k", "after", 30) is Claim.ABANDONED
+    # Then its entry says when it was abandoned; the other key still runs, for the sweep to publish again
+    entries = {e.key: e for e in book.entries()}
+    assert (entries["k"].status, entries["k"].updated_at) == ("abandoned", abandoned_at)
+    assert (entries["other"].status, entries["other"].updated_at) == ("running", 1000.0 + MAX_TAKEOVERS + 1)
+    assert [r.key for r in book.take_redrives(["fn"], 0)] == ["other"]
+
+
+def test_a_sweep_takes_the_claims_out_longest_first_however_the_database_scans_them(tmp_path):
+    # Break caught: the sweep's claims in the order the database found them (by the running index on SQLite,
+    # by chance elsewhere), so a limited sweep may leave the oldest lost claim for later
+    now = [1000.0]
+    book = Ledger(reversing_unordered_selects(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}")),
+                  clock=lambda: now[0])
+    for key, lease_s in (("middle", -60), ("oldest", -120), ("newest", -45)):
+        assert book.claim("fn", key, "dead-worker", lease_s) is Claim.RUN
+    assert [r.key for r in book.take_redrives(["fn"], 30)] == ["oldest", "middle", "newest"]
+
+
+def test_a_claim_another_sweep_redrove_after_this_one_read_it_is_not_redriven_again(tmp_path):
+    # Break caught: a sweep marks what it read as stale without checking it still is, so two sweeps that read
+    # at the same moment both publish the lost event again
+    engine = migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}")
+    now = [1000.0]
+    mine, other = Ledger(engine, clock=lambda: now[0]), Ledger(engine, clock=lambda: now[0])
+    assert mine.claim("fn", "lost", "dead-worker", -60) is Claim.RUN
+    theirs, read = [], []
+
+    def other_sweep_between_my_read_and_my_mark(_conn, _cursor, statement, *_args):
+        if not read and statement.lstrip().upper().startswith("SELECT") and "redriven_at" in statement:
+            read.append(statement)  # mine: the other sweep's own read goes by
+            theirs.append(other.take_redrives(["fn"], 30))
+    sql_event.listen(engine, "after_cursor_execute", other_sweep_between_my_read_and_my_mark)
+
+    taken = mine.take_redrives(["fn"], 30)
+
+    assert [[r.key for r in sweep] for sweep in theirs] == [["lost"]]
+    assert taken == []
