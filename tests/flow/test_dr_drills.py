@@ -6,6 +6,7 @@ import time
 import pytest
 
 from core.broker import event_message
+from core.cloud import TAG_PRODUCTION
 from doppel.cli.common import build_event
 from functions import drill
 from tests.flow.conftest import Shop
@@ -88,3 +89,29 @@ def test_a_drill_whose_scratch_environment_cannot_be_made_fails_naming_the_cause
     (failed,) = shop.events("drill.failed")
     assert failed.data["cause_id"] == due.id and failed.data["reason"].startswith("FileExistsError: ")
     assert shop.app.dr_states.drills() == []
+
+
+def test_a_drills_scratch_environment_is_made_as_its_productions_and_gone_after(drill_shop):
+    # Break caught: the scratch environment made without its production, so the driver neither places it with
+    # the production's own driver (a mixed estate) nor knows, at its teardown, the production's server
+    # databases restored for it, which stay on their server with production's data
+    shop = drill_shop({})
+    back_up(shop)
+    seen = []
+
+    class Probe:
+        def __init__(self, real):
+            self._real = real
+
+        def files(self, spec, root, policy):
+            seen.extend(shop.app.cloud.find_tagged({TAG_PRODUCTION: "shop"}))
+            return self._real.files(spec, root, policy)
+
+    shop.app.deps.probe = Probe(shop.app.deps.probe)
+    due = build_event("drill.due", {"production": "shop"}, source="test")
+    shop.app.broker.publish([event_message(due)])
+    shop.app.broker.run_until_idle(timeout=60)
+
+    assert [(r.kind, r.name) for r in seen] == [("stack", drill.scratch_env("shop", due))]
+    assert shop.app.cloud.find_tagged({TAG_PRODUCTION: "shop"}) == []
+    assert shop.events("drill.done")[0].data["verified"] is True

@@ -48,3 +48,20 @@ def test_a_routine_backup_prunes_what_the_retention_policy_does_not_keep(keep_tw
     assert [p.data["removed"] for p in pruned] == [[], [], [made[0]]] and pruned[-1].data["kept"] == 2
     assert [e.id for e in shop.app.backups.list("shop")] == made[1:]
     assert sorted(m.backup_id for m in list_backups(shop.app.backups.store, "shop")) == sorted(made[1:])
+
+
+def test_a_failed_backup_is_said_naming_what_was_backed_up_and_the_event_it_answers(shop):
+    # Breaks caught: backup.failed without the environment (or production) it was backing up, so chat says
+    # "Backup of  failed"; without the event it answers, so `doppel events` cannot tie it to its backup.due
+    class Unreachable:
+        name = "unreachable"
+
+        def __getattr__(self, _name):
+            raise ConnectionError("object store unreachable")
+
+    shop.app.backups.store = Unreachable()
+    due = shop.publish("backup.due", env="shop")
+
+    (failed,) = shop.events("backup.failed")
+    assert (failed.data["env"], failed.data["step"], failed.data["cause_id"]) == ("shop", "backup", due.id)
+    assert "object store unreachable" in failed.data["reason"]
