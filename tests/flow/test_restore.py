@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 import functions.restore as restore
+from clouds.local.sample import make_sample_production
 from core.cloud import TAG_KEY, TAG_PRODUCTION
 from core.errors import PermanentError
 from core.registry import READY
@@ -288,17 +289,22 @@ def test_a_new_environments_ttl_is_its_productions_default_and_refused_over_its_
         shop.app.close()
 
 
-def test_a_production_named_when_doppel_yaml_describes_none_is_refused_saying_so(tmp_path, monkeypatch):
-    # Break caught: the list of known productions, when there is none, given as nothing instead of "none"
+@pytest.mark.parametrize("described, listed", [((), "none"), (("shop", "blog"), "blog, shop")],
+                         ids=["none", "two"])
+def test_a_production_doppel_yaml_does_not_describe_is_refused_listing_those_it_does_or_none(tmp_path, monkeypatch,
+                                                                                             described, listed):
+    # Breaks caught: the productions doppel.yaml describes listed unsorted, run together, or (when there is none)
+    # as nothing instead of "none"
     monkeypatch.delenv("DOPPEL_AMQP_URL", raising=False)
-    shop = Shop(tmp_path, productions={})
+    shop = Shop(tmp_path, productions={name: make_sample_production(tmp_path / "described" / name)
+                                       for name in described})
     try:
-        shop.publish("restore.requested", backup_id="20250101T000000Z-000000", env="copy", production="shop")
+        shop.publish("restore.requested", backup_id="20250101T000000Z-000000", env="copy", production="gone")
 
         (failed,) = shop.events("restore.failed")
         assert failed.data["reason"] == (
-            "backup 20250101T000000Z-000000 is of 'shop', which doppel.yaml does not describe (productions: none); "
-            "name the production it is a copy of")
+            f"backup 20250101T000000Z-000000 is of 'gone', which doppel.yaml does not describe (productions: "
+            f"{listed}); name the production it is a copy of")
     finally:
         shop.app.close()
 
