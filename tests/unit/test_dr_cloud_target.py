@@ -4,6 +4,7 @@ against a stand-in for the driver's DR verbs: the real ones run on the OpenStack
 local DNS records file are real."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -317,6 +318,17 @@ def test_no_failback_while_the_failover_waits_for_its_dr_stack(deps):
     assert deps.cloud.calls == [] and deps.made == []
     row = deps.dr.get("shop")
     assert row.state == FAILING_OVER and row.holder == alert.id
+
+
+def test_a_failback_of_a_production_that_is_not_failed_over_does_nothing_and_says_so_in_the_log(deps, caplog):
+    # Breaks caught: the log line, the only trace of a failback that did nothing, not naming the production (its
+    # argument dropped or another given: the line then says "%s" or "None") or not saying why
+    caplog.set_level(logging.INFO, logger=failback.__name__)
+
+    assert failback.handle(failback_requested(), deps) == []
+
+    assert "shop is not failed over; nothing to fail back" in caplog.messages
+    assert deps.cloud.calls == [] and deps.made == [] and deps.dr.get("shop").state == NORMAL
 
 
 def test_a_second_failback_while_one_is_running_is_refused(deps):
