@@ -191,6 +191,40 @@ def test_a_drill_whose_stack_fails_its_probe_is_not_verified_and_says_why(deps):
     assert not drilled.verified and drilled.detail == "orders: 3 rows, 4 at backup time"
 
 
+class LocalScratch:
+    """The verbs a drill of a local (not cloud) target asks of the driver, recording them; one server database."""
+
+    def __init__(self, root):
+        self.root, self.calls = root, []
+
+    def delete_stack(self, env, ignore_missing=True):
+        self.calls.append(f"delete {env}")
+
+    def restore_target(self, env, production=None):
+        self.calls.append(f"target {env} of {production}")
+        return self.root
+
+    def database_targets(self, env, production):
+        return {"orders": {"kind": "postgresql", "database": f"doppel_{env}_orders", "of": production}}
+
+
+def test_a_local_drill_restores_the_server_databases_into_its_scratch_environments_own(deps, tmp_path):
+    # Breaks caught: the restore given no place for the backup's server databases (a backup holding one fails
+    # every drill: "the target environment has no place for" it), or the places of no environment; the real
+    # driver and databases: tests/integration/databases/test_postgresql_backup.py
+    deps.config["dr"], deps.cloud = {}, LocalScratch(tmp_path)
+    deps.probe.files = lambda spec, root, policy: []
+    event = drill_due()
+    scratch = drill.scratch_env("shop", event)
+
+    ((kind, done),) = drill.handle(event, deps)
+
+    targets = {"orders": {"kind": "postgresql", "database": f"doppel_{scratch}_orders", "of": "shop"}}
+    assert deps.restored == [(deps.backup.id, tmp_path, targets)]
+    assert deps.cloud.calls == [f"delete {scratch}", f"target {scratch} of shop", f"delete {scratch}"]
+    assert kind == "drill.done" and done["verified"] is True
+
+
 def test_no_drill_of_a_cloud_target_while_it_is_failed_over(deps):
     # Break caught: the state of another production than the drilled one read (a drill stack made from the DR
     # template could reach the serving DR copy's database)
