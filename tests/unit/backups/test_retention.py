@@ -144,6 +144,33 @@ def test_periods_are_utc_periods_on_a_host_whose_local_time_is_not_utc(host_far_
     assert [b.backup_id for b in keep] == ["evening"] and [b.backup_id for b in remove] == ["morning"]
 
 
+def test_today_is_the_utc_day_of_now_on_a_host_whose_local_date_is_already_tomorrow(host_far_from_utc):
+    # Break caught: `now` turned into the host's local time before its days are counted (20:00 UTC on the 1st
+    # is 09:00 on the 2nd in Auckland, and the 1st's backup would not be today's)
+    now = datetime(2026, 3, 1, 20, 0, tzinfo=timezone.utc)
+    today = Backup("today", datetime(2026, 3, 1, 19, 0, tzinfo=timezone.utc))
+
+    keep, remove = select_to_keep([today], RetentionPolicy(daily=1), now)
+
+    assert keep == [today] and remove == []
+
+
+def test_a_dated_item_without_an_id_ranks_below_one_with_an_id_at_the_same_moment():
+    # Breaks caught: an item with only a `created` (all `Dated` asks for) failing the sort, or given a stand-in id
+    # that ranks it above a real one made at the same moment
+    now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+
+    @dataclass(frozen=True)
+    class Undated:
+        created: datetime
+
+    named, bare = Backup("0001", now), Undated(now)
+
+    keep, remove = select_to_keep([bare, named], RetentionPolicy(keep_last=1), now)
+
+    assert keep == [named] and remove == [bare]
+
+
 def test_backups_at_the_same_moment_are_ordered_by_id_and_one_made_now_is_not_in_the_future():
     now = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
     a, b = Backup("20260302-a", now), Backup("20260302-b", now)
