@@ -8,8 +8,9 @@ clouds/backups/retention.py, with the fast suite (unit + flow, `--fast`). Each m
 is one small change (an operator, a constant, a dropped argument); it is killed when
 a test fails, survives when all pass. Prints the score per module and every survivor
 (`python -m mutmut show NAME` shows its diff). Not in CI: it runs the tests that
-cover each mutant once per mutant, about an hour on two shared cores. Re-runs are
-incremental (mutmut keeps its results in mutants/ until the code or tests change).
+cover each mutant once per mutant: about 3,300 mutants, some covered by 160 tests, so two to three hours
+on two quiet cores. Re-runs are incremental: mutmut keeps each mutant's result in mutants/ until its
+function's code changes (a stopped run goes on where it stopped).
 """
 from __future__ import annotations
 
