@@ -343,3 +343,35 @@ def test_a_restore_into_a_dr_copys_name_fills_the_copy_and_registers_no_environm
         assert (shop.app.cloud.restore_target("shop-dr") / "data/shop.db").exists()
     finally:
         shop.app.close()
+
+
+def test_a_failed_restore_into_a_new_name_says_which_request_failed_and_its_history_names_it(shop, monkeypatch):
+    # Breaks caught: restore.failed (and the env.failed of the compensation) not naming the restore.requested
+    # it answers, or the environment marked failed without the event that failed it
+    _backup, request = failed_restore(shop, monkeypatch, "copy")
+
+    (failed,) = shop.events("restore.failed")
+    assert (failed.data["env"], failed.data["step"], failed.data["cause_id"]) == ("copy", "restore", request.id)
+    (env_failed,) = shop.events("env.failed")
+    assert env_failed.data["cause_id"] == request.id
+    env = shop.app.registry.by_request(f"test/{request.id}")
+    (to_failed,) = [t for t in shop.app.registry.transitions(env) if t.to_state == "failed"]
+    assert to_failed.event_id == request.id
+
+
+def test_a_backup_of_a_name_this_doppel_never_knew_is_refused_asking_for_its_production(shop):
+    # Break caught: the refusal of a backup whose source is neither a production nor a known environment (e.g.
+    # written by another Doppel to a shared store) losing its text, which says what to do
+    backup = backed_up_env(shop)
+    with shop.app.engine.begin() as conn:  # the environment forgotten, as another Doppel's store would look
+        conn.exec_driver_sql("DELETE FROM environment_transitions")
+        conn.exec_driver_sql("DELETE FROM environment_secret_prints")
+        conn.exec_driver_sql("DELETE FROM environments")
+
+    shop.publish("restore.requested", backup_id=backup, env="copy")
+
+    (failed,) = shop.events("restore.failed")
+    assert failed.data["reason"] == (
+        f"backup {backup} is of perf, which is neither a production nor an environment Doppel knows; name the "
+        "production it is a copy of (--production)")
+    assert shop.app.registry.latest("copy") is None
