@@ -56,7 +56,7 @@ def apply_clone_policy(*, env: str, production: str, spec: Mapping, policy: Mapp
 def _policy(env: str, production: str, spec: Mapping, policy: Mapping | None) -> dict:
     """The clone policy to apply: the given one, validated against the production, or the production's own."""
     if policy is None or policy == spec["clone"]:  # the production's own, validated with it (no second load:
-        return spec["clone"]                       # that takes ~10 ms of every configure)
+        return spec["clone"]                       # that took ~7 ms of every configure)
     try:
         return load_production(production, {**spec, "clone": dict(policy)})["clone"]
     except ProductionConfigError as exc:
