@@ -247,8 +247,6 @@ def test_a_failed_pre_deletion_backup_deletes_nothing(shop):
 def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_again(shop):
     # Breaks caught: the move back to requested, or the move on to snapshotting, recorded without the event that
     # made it, or without saying it is a replay after failure
-    from bus import topology
-    from core.broker import Message
     # Given production's directory was away when the request came: parked, and the env failed
     moved = shop.production.with_name("shop.moved")
     shop.production.rename(moved)
@@ -257,12 +255,7 @@ def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_agai
 
     # When it is back and the parked message is replayed
     moved.rename(shop.production)
-    broker = shop.app.broker
-    parked = broker.get(topology.dead_queue("snapshot"))
-    broker.publish([Message(exchange="", routing_key=topology.function_queue("snapshot"),
-                            body=parked.message.body, message_id=parked.message.message_id)])
-    parked.ack()
-    broker.run_until_idle()
+    shop.replay_parked("snapshot")
 
     # Then the same environment is made, and its history tells the story
     env = shop.app.registry.latest("perf-test")
@@ -280,8 +273,6 @@ def test_a_failed_request_replayed_after_the_fix_tries_the_same_environment_agai
 def test_a_failed_request_replayed_once_its_name_is_taken_again_leaves_both_as_they_are(shop):
     # Breaks caught: the failed environment brought back to life beside the living one now holding its name (the
     # registry's look-up for that holder asked of no name, or the failure test and the holder's joined by or)
-    from bus import topology
-    from core.broker import Message
     moved = shop.production.with_name("shop.moved")
     shop.production.rename(moved)
     request = shop.publish("env.requested", env="perf-test", production="shop")
@@ -290,12 +281,7 @@ def test_a_failed_request_replayed_once_its_name_is_taken_again_leaves_both_as_t
     holder, failed = shop.app.registry.living("perf-test"), shop.app.registry.by_request(f"test/{request.id}")
     history, failed_history = shop.app.registry.transitions(holder), shop.app.registry.transitions(failed)
 
-    broker = shop.app.broker
-    parked = broker.get(topology.dead_queue("snapshot"))
-    broker.publish([Message(exchange="", routing_key=topology.function_queue("snapshot"),
-                            body=parked.message.body, message_id=parked.message.message_id)])
-    parked.ack()
-    broker.run_until_idle()
+    shop.replay_parked("snapshot")
 
     assert shop.app.registry.by_request(f"test/{request.id}") == failed
     assert shop.app.registry.transitions(failed) == failed_history

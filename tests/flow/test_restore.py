@@ -191,18 +191,6 @@ def test_a_restore_into_a_new_name_registers_it_as_asked_and_hands_it_to_configu
     assert [(e, p) for e, p, _ in asked] == [("copy", "shop")] and given == [asked[0][2]]
 
 
-def replay_parked(shop, function: str) -> None:
-    """The message `function` parked, put back on its queue (as `doppel dlq replay` does)."""
-    from bus import topology
-    from core.broker import Message
-    broker = shop.app.broker
-    parked = broker.get(topology.dead_queue(function))
-    broker.publish([Message(exchange="", routing_key=topology.function_queue(function), body=parked.message.body,
-                            message_id=parked.message.message_id)])
-    parked.ack()
-    broker.run_until_idle(timeout=120)
-
-
 def failed_restore(shop, monkeypatch, env: str) -> tuple[str, object]:
     """(backup, request) of a restore into the new name `env` that failed for good on a read-only disk."""
     backup = backed_up_env(shop)
@@ -222,7 +210,7 @@ def test_a_failed_restore_replayed_after_the_fix_makes_the_same_environment_its_
     # without the event or the reason; moved back while its name has no living holder tested the wrong way
     backup, request = failed_restore(shop, monkeypatch, "copy")
 
-    replay_parked(shop, "restore")
+    shop.replay_parked("restore")
 
     env = shop.app.registry.by_request(f"test/{request.id}")
     assert env.state == READY and shop.app.registry.living("copy") == env
@@ -243,7 +231,7 @@ def test_a_failed_restore_replayed_once_its_name_is_taken_again_leaves_both_as_t
     holder = shop.app.registry.living("copy")
     history = shop.app.registry.transitions(holder)
 
-    replay_parked(shop, "restore")
+    shop.replay_parked("restore")
 
     assert shop.app.registry.by_request(f"test/{request.id}").state == "failed"
     assert shop.app.registry.living("copy") == holder and shop.app.registry.transitions(holder) == history
