@@ -5,6 +5,7 @@ from core.cloud import TAG_ENV, TAG_KEY
 from core.ids import derived_backup_id
 from core.registry import DELETED, EXPIRING, READY
 from doppel.cli.common import build_event
+from tests.flow.conftest import CloudOverride
 
 
 def _backup_done(env: str, backup_id: str = "20260101T000000Z-abcdef"):
@@ -80,20 +81,14 @@ def test_teardown_of_an_environment_whose_stack_is_already_gone_still_deletes_it
     assert deleted.type == "env.deleted" and shop.app.registry.living("perf-test") is None
 
 
-class _RacingCleanup:
+class _RacingCleanup(CloudOverride):
     """The real cloud, where another cleanup deletes what teardown lists just after it is listed."""
 
-    def __init__(self, cloud):
-        self.cloud = cloud
-
     def find_tagged(self, tag_filter):
-        found = self.cloud.find_tagged(tag_filter)
+        found = self._real.find_tagged(tag_filter)
         for resource in found:
-            self.cloud.delete_resource(resource)
+            self._real.delete_resource(resource)
         return found
-
-    def __getattr__(self, name):
-        return getattr(self.cloud, name)
 
 
 def test_teardown_tolerates_a_tagged_resource_deleted_by_someone_else_meanwhile(shop):

@@ -7,17 +7,8 @@ from pathlib import Path
 
 from core.cloud import CREATE_FAILED
 from core.registry import FAILED
+from tests.flow.conftest import CloudOverride
 from tests.flow.test_env_logs import generated_password
-
-
-class Cloud:
-    """The real local driver, with one verb changed by a subclass (a cloud that answers otherwise)."""
-
-    def __init__(self, real):
-        self._real = real
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
 
 
 def test_a_request_runs_each_step_once_and_its_history_names_the_event_behind_each_move(shop):
@@ -48,7 +39,7 @@ def test_an_environments_credentials_are_its_own_and_what_it_logs_is_masked_wher
         "connecting with password=[redacted] ok"
 
 
-class OutputsMore(Cloud):
+class OutputsMore(CloudOverride):
     """Configure answers with two more outputs, as a Heat template's may: a Keystone URL, and the environment's
     own database password."""
 
@@ -71,7 +62,7 @@ def test_an_output_named_like_a_credential_is_published_and_one_holding_the_envs
         assert endpoints["db_password"] == "[redacted]"
 
 
-class AnswersAnEarlierBuild(Cloud):
+class AnswersAnEarlierBuild(CloudOverride):
     """create_stack answers with the stack of an earlier build of the environment (rebuilt since)."""
 
     def create_stack(self, env, snapshot, parameters, key):
@@ -90,7 +81,7 @@ def test_a_stack_ready_for_a_build_that_is_no_longer_the_environments_configures
     assert shop.events("env.ready") == [] and shop.app.registry.latest("perf-test").state == FAILED
 
 
-class StackFails(Cloud):
+class StackFails(CloudOverride):
     """create_stack answers that the stack failed to create, with the cloud's reason (as Heat does)."""
 
     def create_stack(self, env, snapshot, parameters, key):

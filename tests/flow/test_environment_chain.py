@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.registry import FAILED, READY, REQUESTED, SNAPSHOTTING
-from tests.flow.conftest import content_digest, tree_digest
+from tests.flow.conftest import CloudOverride, content_digest, tree_digest
 
 
 def customers(db: Path) -> list[tuple]:
@@ -131,14 +131,8 @@ def test_a_request_for_a_living_name_is_answered_with_env_failed_and_the_living_
     assert [e.name for e in shop.app.registry.all(include_ended=True)] == ["perf-test"]
 
 
-class ConfigureTimesOut:
+class ConfigureTimesOut(CloudOverride):
     """The real local driver, except that configure always times out (a cloud API that hangs)."""
-
-    def __init__(self, real):
-        self._real = real
-
-    def __getattr__(self, name):
-        return getattr(self._real, name)
 
     def configure(self, env, stack, policy, secrets):
         raise TimeoutError(f"configuring {env}: the cloud API did not answer in 60 s")
