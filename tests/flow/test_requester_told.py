@@ -39,7 +39,9 @@ def test_an_unknown_production_ends_in_env_failed_and_the_requester_is_told_why(
 
     # When a request names a production doppel.yaml does not describe
     bus.publish(asked)
-    bus.settle(lambda: catcher.received and bus.audit.events(event_type="env.failed"))
+    # (the message is parked after env.failed is published, so notify may answer before the park is counted)
+    bus.settle(lambda: catcher.received and bus.audit.events(event_type="env.failed")
+               and bus.workers[0].stats.counts["parked:snapshot"] == 1)
 
     # Then env.failed carries the reason, in the request's chain, and the requester got it
     (failed,) = bus.audit.events(event_type="env.failed")
