@@ -1,0 +1,38 @@
+"""What `notify` says in chat for each outcome: the words a person reads, checked whole."""
+from functions.notify import message_for
+from schemas.envelope import Event
+
+
+def said(event_type: str, **data) -> str:
+    return message_for(Event(type=event_type, source="test", data=data))
+
+
+def test_a_ready_environment_lists_its_endpoints_in_order_and_says_until_when_only_if_it_ends():
+    endpoints = {"web": "http://10.0.0.5", "db": "postgresql://10.0.0.6/shop"}
+
+    assert said("env.ready", env="perf-test", endpoints=endpoints, expires_at="2026-12-04T10:00:00Z") == (
+        "Environment perf-test is ready until 2026-12-04T10:00:00Z. db: postgresql://10.0.0.6/shop, "
+        "web: http://10.0.0.5")
+    # an environment without an end (expires_at null) is not said to end
+    assert said("env.ready", env="perf-test", endpoints=endpoints, expires_at=None) == (
+        "Environment perf-test is ready. db: postgresql://10.0.0.6/shop, web: http://10.0.0.5")
+
+
+def test_a_failure_names_the_environment_or_else_the_production_it_concerns():
+    assert said("env.failed", env="perf-test", production="shop", step="clone", reason="no quota") == (
+        "Env of perf-test failed at clone: no quota")
+    # a production's own chains (backup, failover, drill) name the production
+    assert said("failover.failed", production="shop", step="switch", reason="DNS refused the update") == (
+        "Failover of shop failed at switch: DNS refused the update")
+    # and a failure concerning neither still says what failed, where and why
+    assert said("sync.failed", step="copy", reason="the DR bucket is gone") == (
+        "Sync of  failed at copy: the DR bucket is gone")
+
+
+def test_an_expiry_warning_names_the_owner_only_when_there_is_one():
+    assert said("env.expiring", env="perf-test", owner="alice", expires_at="2026-12-04T10:00:00Z") == (
+        "Environment perf-test (alice's) ends at 2026-12-04T10:00:00Z: backed up, then deleted. To keep it "
+        "longer: /doppel env extend perf-test 8h")
+    assert said("env.expiring", env="perf-test", owner=None, expires_at="2026-12-04T10:00:00Z") == (
+        "Environment perf-test ends at 2026-12-04T10:00:00Z: backed up, then deleted. To keep it "
+        "longer: /doppel env extend perf-test 8h")
