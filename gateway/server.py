@@ -245,14 +245,18 @@ class GatewayServer:
         wasyncore.loop(timeout=self._tick, map=self._httpd._map, use_poll=True)
 
     def stop(self) -> None:
-        """Close every connection and the listening socket in the I/O thread, then let running requests end."""
+        """Close every connection in the I/O thread and end its loop, then close the listening socket and the
+        trigger here, then let running requests end.
+
+        The trigger is not closed in the I/O thread: a wake-up already pending there may run `close_all`
+        before `pull_trigger` has written its own byte, which then finds the trigger closed (EBADF)."""
         def close_all() -> None:
             for channel in list(self._httpd.active_channels.values()):
                 channel.handle_close()
-            self._httpd.close()
-            self._httpd._map.clear()
+            self._httpd._map.clear()  # the loop ends once its map is empty
 
         self._httpd.trigger.pull_trigger(close_all)
         if self._thread:
             self._thread.join(timeout=10)
+        self._httpd.close()
         self._httpd.task_dispatcher.shutdown(cancel_pending=True, timeout=5)

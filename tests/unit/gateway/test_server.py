@@ -11,7 +11,8 @@ from core.errors import ConfigError
 from doppel.app import App
 from doppel.config import parse_config
 from gateway.routes import Gateway
-from tests.support.gateway import SECRETS, Front
+from tests.support.gateway import SECRETS, Front, embedded_gateway_env
+from tests.support.waiting import wait_for
 
 
 def test_status_lists_and_shows_environments_behind_the_token(front: Front):
@@ -141,3 +142,26 @@ def test_a_configured_route_whose_secret_variable_is_empty_does_not_start(tmp_pa
             Gateway(app, functions.FUNCTIONS)
     finally:
         app.close()
+
+
+def test_stopping_while_the_io_thread_is_already_waking_closes_cleanly(tmp_path, monkeypatch):
+    embedded_gateway_env(monkeypatch)
+    running = Front(tmp_path)
+    trigger = running.server._httpd.trigger
+    own_pull = trigger._physical_pull
+    woken_before = []
+
+    def pulled_late():
+        # A byte another thread wrote a moment earlier wakes the I/O thread, which runs the stop's work
+        # before the stop writes its own byte: the order a busy gateway met in the fuzz test (EBADF).
+        own_pull()
+        wait_for(lambda: not trigger.thunks and not running.server._thread.is_alive(), 10, "the I/O loop ended")
+        woken_before.append(True)
+        own_pull()
+    monkeypatch.setattr(trigger, "_physical_pull", pulled_late)
+
+    # When the gateway stops in that order, it stops without an error, its port closed
+    running.close()
+    assert woken_before == [True]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", running.server.port), timeout=5).close()
