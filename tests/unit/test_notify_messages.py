@@ -36,3 +36,25 @@ def test_an_expiry_warning_names_the_owner_only_when_there_is_one():
     assert said("env.expiring", env="perf-test", owner=None, expires_at="2026-12-04T10:00:00Z") == (
         "Environment perf-test ends at 2026-12-04T10:00:00Z: backed up, then deleted. To keep it "
         "longer: /doppel env extend perf-test 8h")
+
+
+def test_a_deletion_gives_the_backup_taken_first_when_there_was_one():
+    assert said("env.deleted", env="perf-test", backup_id="perf-test-20261203T101500Z") == (
+        "Environment perf-test was deleted (backup perf-test-20261203T101500Z)")
+    assert said("env.deleted", env="perf-test", backup_id=None) == "Environment perf-test was deleted"
+
+
+def test_the_dr_outcomes_give_the_backup_and_whole_seconds_of_rpo_and_rto():
+    assert said("failover.done", production="shop", backup_id="shop-20261203T100000Z", rpo_seconds=299.6,
+                rto_seconds=41.2) == (
+        "Production shop failed over to DR from backup shop-20261203T100000Z: RPO 300 s, RTO 41 s")
+    assert said("failback.done", production="shop") == "Production shop is back in its home region"
+    assert said("drill.done", production="shop", backup_id="shop-20261203T100000Z", verified=True) == (
+        "Restore drill of shop: backup shop-20261203T100000Z restored and verified")
+    assert said("drill.done", production="shop", backup_id="shop-20261203T100000Z", verified=False) == (
+        "Restore drill of shop: backup shop-20261203T100000Z did NOT verify")
+
+
+def test_any_other_event_is_told_as_its_type_and_data():
+    assert said("backup.done", env="perf-test", backup_id="b1", reason="expiry") == (
+        "backup.done: {'env': 'perf-test', 'backup_id': 'b1', 'reason': 'expiry'}")
