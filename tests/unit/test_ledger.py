@@ -289,6 +289,20 @@ def test_every_way_to_claim_gives_the_same_answers(tmp_path, path):
     assert book.claim("other-fn", "done", "e", 30) is Claim.RUN  # keys are per function
 
 
+@pytest.mark.parametrize("path", ["driver", "core", "no-returning", "alone"])
+def test_a_batch_larger_than_one_read_back_answers_every_key(tmp_path, path):
+    book = without(ledger(tmp_path), path)
+    # Given one key held by a live worker
+    assert book.claim("fn", "key-0000", "other", 30) is Claim.RUN
+    # When a batch of 1,200 keys of one function claims it and 1,199 new ones (held keys are read back
+    # 500 at a time)
+    keys = [f"key-{n:04d}" for n in range(1200)]
+    outcomes = book.claim_many([("fn", key, f"w-{n}", None) for n, key in enumerate(keys)], 30)
+
+    # Then the held one waits and every new one runs, the 501st and the 1,200th included
+    assert outcomes == [Claim.BUSY] + [Claim.RUN] * 1199
+
+
 def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
     now = [1000.0]
     book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])

@@ -1,6 +1,9 @@
-"""What `notify` says in chat for each outcome: the words a person reads, checked whole."""
-from functions.notify import message_for
+"""What `notify` says in chat for each outcome: the words a person reads, checked whole; and where it answers."""
+from core.deps import Deps
+from core.registry import Registry
+from functions.notify import message_for, reply_address
 from schemas.envelope import Event
+from tests.support.state_db import migrated_engine
 
 
 def said(event_type: str, **data) -> str:
@@ -58,3 +61,17 @@ def test_the_dr_outcomes_give_the_backup_and_whole_seconds_of_rpo_and_rto():
 def test_any_other_event_is_told_as_its_type_and_data():
     assert said("backup.done", env="perf-test", backup_id="b1", reason="expiry") == (
         "backup.done: {'env': 'perf-test', 'backup_id': 'b1', 'reason': 'expiry'}")
+
+
+def test_only_an_event_of_a_request_is_answered_at_a_reply_address(tmp_path):
+    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    refused = dict(env="perf-test", production="shop", step="snapshot", reason="the name is taken",
+                   reply_to="https://hooks.example.com/response/1")
+    # A refused request's env.failed is answered at the reply_to it carries
+    assert reply_address(Event(type="env.failed", source="test", data={**refused, "request": "chat/T1"}),
+                         Deps(registry=registry)) == "https://hooks.example.com/response/1"
+    # one naming no request is in no requester's chain: no answer, whatever reply_to it carries
+    assert reply_address(Event(type="env.failed", source="test", data=refused), Deps(registry=registry)) is None
+    # and a process without the registry answers nobody (and does not fail)
+    assert reply_address(Event(type="env.failed", source="test", data={**refused, "request": "chat/T1"}),
+                         Deps()) is None
