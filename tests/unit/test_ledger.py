@@ -303,6 +303,12 @@ def test_a_batch_larger_than_one_read_back_answers_every_key(tmp_path, path):
     assert outcomes == [Claim.BUSY] + [Claim.RUN] * 1199
 
 
+def test_an_empty_batch_claims_nothing(tmp_path):
+    book = ledger(tmp_path)
+    assert book.claim_many([], 30) == []
+    assert book.claim("fn", "k", "a", 30) is Claim.RUN  # and the ledger goes on as before
+
+
 def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
     now = [1000.0]
     book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
