@@ -25,7 +25,9 @@ T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 @pytest.fixture
 def world(tmp_path):
     now = [T0]
-    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"), clock=lambda: now[0])
+    # SQLite scanning tables backwards: an order the registry promises comes from its own ORDER BY
+    registry = Registry(reversing_unordered_selects(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}")),
+                        clock=lambda: now[0])
 
     def tick(seconds=1):
         now[0] += timedelta(seconds=seconds)
