@@ -309,6 +309,17 @@ def test_an_empty_batch_claims_nothing(tmp_path):
     assert book.claim("fn", "k", "a", 30) is Claim.RUN  # and the ledger goes on as before
 
 
+def test_a_write_that_fails_leaves_the_next_one_a_working_connection(tmp_path):
+    book = ledger(tmp_path)
+    # Given a claim the database refuses (a function name is required): its whole transaction fails
+    with pytest.raises(Exception, match="NOT NULL"):
+        book.claim_many([(None, "k", "a", None)], 30)
+    # Then the next write runs on a fresh connection and succeeds
+    assert book.claim("fn", "k", "b", 30) is Claim.RUN
+    book.complete("fn", "k", "b", {"emitted": []})
+    assert book.claim("fn", "k", "c", 30) is Claim.DONE
+
+
 def test_renew_extends_only_a_live_claim_of_its_owner(tmp_path):
     now = [1000.0]
     book = Ledger(migrated_engine(f"sqlite:///{tmp_path / 'ledger.db'}"), clock=lambda: now[0])
