@@ -1,7 +1,7 @@
 """What `notify` says in chat for each outcome: the words a person reads, checked whole; and where it answers."""
 from core.deps import Deps
 from core.registry import Registry
-from functions.notify import message_for, reply_address
+from functions.notify import handle, message_for, reply_address
 from schemas.envelope import Event
 from tests.support.state_db import migrated_engine
 
@@ -72,6 +72,41 @@ def test_only_an_event_of_a_request_is_answered_at_a_reply_address(tmp_path):
                          Deps(registry=registry)) == "https://hooks.example.com/response/1"
     # one naming no request is in no requester's chain: no answer, whatever reply_to it carries
     assert reply_address(Event(type="env.failed", source="test", data=refused), Deps(registry=registry)) is None
+    # only env.failed carries its own reply_to: another outcome of a request in no registry row is not answered
+    assert reply_address(Event(type="backup.failed", source="test", data={**refused, "request": "chat/T1"}),
+                         Deps(registry=registry)) is None
     # and a process without the registry answers nobody (and does not fail)
     assert reply_address(Event(type="env.failed", source="test", data={**refused, "request": "chat/T1"}),
                          Deps()) is None
+
+
+class Said:
+    """A chat that keeps what it was asked to post, to the channels and to a reply address."""
+
+    def __init__(self):
+        self.sent, self.replies = [], []
+
+    def send(self, text):
+        self.sent.append(text)
+
+    def reply(self, url, text):
+        self.replies.append((url, text))
+
+
+def test_a_clones_steps_are_told_to_its_requester_only(tmp_path):
+    registry = Registry(migrated_engine(f"sqlite:///{tmp_path / 'doppel.db'}"))
+    registry.request(name="perf-test", request_id="chat/T1", production="shop",
+                     reply_to="https://hooks.example.com/response/1")
+    chat = Said()
+    deps = Deps(registry=registry, chat=chat)
+
+    handle(Event(type="snapshot.done", source="test", data={"env": "perf-test", "request": "chat/T1",
+                                                            "production": "shop", "snapshot": {}}), deps)
+    handle(Event(type="stack.ready", source="test", data={"env": "perf-test", "request": "chat/T1",
+                                                          "stack": {}}), deps)
+
+    assert chat.replies == [
+        ("https://hooks.example.com/response/1", "perf-test: snapshot of shop taken; making its stack (step 1 of 3)"),
+        ("https://hooks.example.com/response/1", "perf-test: stack up; configuring it: new credentials, crons off, "
+                                                 "data anonymised (step 2 of 3)")]
+    assert chat.sent == []
