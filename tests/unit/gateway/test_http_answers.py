@@ -50,6 +50,18 @@ def test_a_public_status_api_answers_without_the_token(tmp_path, monkeypatch):
         public.close()
 
 
+def test_a_public_status_page_asks_a_browser_for_nothing_even_when_an_events_token_is_set(tmp_path, monkeypatch):
+    embedded_gateway_env(monkeypatch)
+    public = Front(tmp_path, gateway={"port": 0, "events": GATEWAY["events"], "status": {"public": True}})
+    try:
+        public.app.registry.request(name="perf-test", request_id="test/1", production="shop")
+        page = public.call("GET", "/status")
+        assert page.status == 200 and "www-authenticate" not in {k.lower() for k in page.headers}
+        assert "perf-test" in page.body.decode()
+    finally:
+        public.close()
+
+
 def test_a_status_api_with_neither_token_nor_public_is_not_served(tmp_path, monkeypatch):
     embedded_gateway_env(monkeypatch)
     closed = Front(tmp_path, gateway={"port": 0, "aodh": GATEWAY["aodh"]})
