@@ -79,15 +79,11 @@ class Shop:
         return self.app.audit.events(event_type=event_type, correlation_id=correlation_id)
 
     def replay_parked(self, function: str) -> None:
-        """The message `function` parked, put back on its queue (as `doppel dlq replay` does), and run."""
+        """The message `function` parked, put back on its queue by `doppel dlq replay`'s own replay, and run."""
         from bus import topology
-        from core.broker import Message
-        broker = self.app.broker
-        parked = broker.get(topology.dead_queue(function))
-        broker.publish([Message(exchange="", routing_key=topology.function_queue(function), body=parked.message.body,
-                                message_id=parked.message.message_id)])
-        parked.ack()
-        broker.run_until_idle(timeout=120)
+        from doppel.cli.bus import _replay
+        _replay(self.app, function, self.app.broker.get(topology.dead_queue(function)))
+        self.app.broker.run_until_idle(timeout=120)
 
 
 @pytest.fixture(autouse=True)
