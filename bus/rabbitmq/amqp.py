@@ -74,9 +74,11 @@ def queue_arguments(queue: QueueSpec, quorum_group_size: int | None = None) -> d
 
 
 def amqp_properties(message: Message) -> pika.BasicProperties:
+    """The properties a message goes with; no headers table at all when it has no headers (delivered_message
+    reads an absent table as {}), which spares pika encoding and RabbitMQ storing an empty one per message."""
     return pika.BasicProperties(
         content_type=message.content_type, delivery_mode=pika.DeliveryMode.Persistent,
-        headers=dict(message.headers), message_id=message.message_id,
+        headers=dict(message.headers) if message.headers else None, message_id=message.message_id,
         correlation_id=message.correlation_id,
         timestamp=message.timestamp if message.timestamp is not None else int(time.time()))
 

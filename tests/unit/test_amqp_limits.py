@@ -6,12 +6,13 @@ is what would otherwise fail half-way through a publish.
 """
 from datetime import datetime, timezone
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from pika import frame, spec
 
 from bus.memory import MemoryBroker
-from bus.rabbitmq.amqp import amqp_properties
+from bus.rabbitmq.amqp import amqp_properties, delivered_message
 from core.broker import DEFAULT_EXCHANGE, Message, QueueSpec, Unsendable, check_sendable
 
 
@@ -103,3 +104,16 @@ def test_the_memory_broker_refuses_an_unsendable_message_and_sends_nothing_of_it
         taken.append(delivery.message.message_id)
         delivery.ack()
     assert taken == ["m-1", "m-4"]
+
+
+def test_a_message_without_headers_goes_without_a_headers_table_and_reads_back_as_empty_headers():
+    # An empty table is still encoded and stored with every message; none at all reads back the same
+    bare, headed = message(), message(headers={"x-attempt": 2})
+    wire = frame.Header(1, len(bare.body), amqp_properties(bare)).marshal()
+    assert amqp_properties(bare).headers is None
+    assert len(wire) < len(frame.Header(1, len(bare.body), spec.BasicProperties(
+        **{**amqp_properties(bare).__dict__, "headers": {}})).marshal())
+    assert amqp_properties(headed).headers == {"x-attempt": 2}
+    assert amqp_properties(headed).headers is not headed.headers  # a copy: pika may not change the message's
+    method = SimpleNamespace(routing_key="r", exchange="e")
+    assert delivered_message(method, amqp_properties(bare), b"{}").headers == {}
