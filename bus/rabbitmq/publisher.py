@@ -89,19 +89,24 @@ class _ConfirmChannel:
             return  # the caller timed out while we were disconnected: send nothing
         batch.unconfirmed, batch.sent_at = len(batch.messages), time.monotonic()
         channel = self._channel
+        connection, publish, unconfirmed = channel.connection, channel.basic_publish, self._unconfirmed
+        tag = self._last_tag
         for sent, (message, properties) in enumerate(zip(batch.messages, batch.properties)):
-            frames_before = channel.connection.frames_sent
+            frames_before = connection.frames_sent
+            exchange = message.exchange
             try:
                 # mandatory only on the default exchange: a message to a missing queue must come back
                 # as an error; on the topic exchange an unbound type is dropped, as AMQP intends.
-                channel.basic_publish(message.exchange, message.routing_key, message.body, properties,
-                                      mandatory=message.exchange == DEFAULT_EXCHANGE)
+                publish(exchange, message.routing_key, message.body, properties,
+                        mandatory=exchange == DEFAULT_EXCHANGE)
             except Exception as exc:  # noqa: BLE001 - check_sendable should have caught it; keep the count true
-                self._publish_failed(batch, message, sent, exc, channel.connection.frames_sent == frames_before)
+                self._last_tag = tag
+                self._publish_failed(batch, message, sent, exc, connection.frames_sent == frames_before)
                 return
             # RabbitMQ numbers what it received: count a message only once it went out.
-            self._last_tag += 1
-            self._unconfirmed[self._last_tag] = _Sent(batch, message)
+            tag += 1
+            unconfirmed[tag] = _Sent(batch, message)
+        self._last_tag = tag
 
     def _publish_failed(self, batch: _Batch, message: Message, sent: int, error: Exception,
                         nothing_written: bool) -> None:
@@ -174,15 +179,16 @@ class _ConfirmChannel:
             self.replace(f"RabbitMQ confirmed message {method.delivery_tag}, but this channel sent only "
                          f"{self._last_tag}")
             return
+        nack, pop = isinstance(method, spec.Basic.Nack), self._unconfirmed.pop
         for tag in self._settled_tags(method.delivery_tag, method.multiple):
-            sent = self._unconfirmed.pop(tag)
-            if isinstance(method, spec.Basic.Nack):
+            sent = pop(tag)
+            if nack:
                 _fail(sent.batch.future, PublishError(
                     f"RabbitMQ refused {sent.message.message_id} for {sent.message.routing_key!r} (nack); "
                     "the queue may be over its length limit or the node out of disk"))
             else:
                 sent.batch.confirmed()
-        if isinstance(method, spec.Basic.Nack):
+        if nack:
             # Next time on a new channel: RabbitMQ 3.10 can go on refusing every publish of a channel opened while a
             # quorum queue was electing a leader (seen for minutes after a cluster node stopped), though a new
             # channel on the same connection is accepted at once.
