@@ -70,15 +70,15 @@ class Stats:
     _keys: dict = field(default_factory=dict)  # (name, function) -> "name:function", made once
     metrics: Metrics | None = None  # the process's Prometheus families, when it has them
 
-    def add(self, name: str, function: str) -> None:
+    def add(self, name: str, function: str, count: int = 1) -> None:
         key = self._keys.get((name, function))
         if key is None:
             key = self._keys[(name, function)] = f"{name}:{function}"
         with self.lock:
-            self.counts[name] += 1
-            self.counts[key] += 1
+            self.counts[name] += count
+            self.counts[key] += count
         if self.metrics is not None:
-            self.metrics.outcome(name, function)
+            self.metrics.outcome(name, function, count)
 
 
 class _Batch:
@@ -346,8 +346,12 @@ class Worker(_Outcomes, _Sweeps):
         rows = [(function.NAME, key, owner, {"emitted": emitted}) for function, _d, key, owner, emitted in done]
 
         def settle(error: BaseException | None) -> None:
+            handled = Counter()
             for function, delivery, key, owner, _emitted in done:
-                self._completed(function, delivery, key, owner, error)
+                if self._completed(function, delivery, key, owner, error):
+                    handled[function.NAME] += 1
+            for name, count in handled.items():  # counted once its deliveries are acked, a batch at a time
+                self.stats.add("handled", name, count)
         if not wait:
             self.ledger.complete_many_later(rows, then=settle)
             return
@@ -358,16 +362,16 @@ class Worker(_Outcomes, _Sweeps):
         else:
             settle(None)
 
-    def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> None:
-        """After the ledger write of a completion: ack, or put the message back if the write failed."""
+    def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> bool:
+        """After the ledger write of a completion: ack (True), or put the message back if the write failed."""
         self._forget_active(function.NAME, key, owner)
         if error is not None:
             log.error("%s: could not record %s as done (%s); it will be redelivered", function.NAME,
                       delivery.message.message_id, redact(str(error)))
             delivery.nack(requeue=True)
-            return
-        self.stats.add("handled", function.NAME)
+            return False
         delivery.ack()
+        return True
 
     def _forget_active(self, name: str, key: str, owner: str) -> None:
         with self._active_lock:

@@ -54,11 +54,11 @@ class Metrics:
         return child
 
     # -- the worker ---------------------------------------------------------------------
-    def outcome(self, name: str, function: str) -> None:
+    def outcome(self, name: str, function: str, count: int = 1) -> None:
         """One of the worker's own counts (bus.worker.Stats): handled, retried, deferred, duplicate."""
         family = _OUTCOMES.get(name)
         if family is not None:
-            self._child(getattr(self, family), function).inc()
+            self._child(getattr(self, family), function).inc(count)
 
     def park(self, function: str, kind: str) -> None:
         self._child(self.parked, function, kind).inc()

@@ -6,6 +6,7 @@ import pytest
 
 from bus import topology
 from bus.ledger import MAX_TAKEOVERS
+from bus.worker import Worker
 from core.broker import H_ATTEMPT, H_ERROR, H_ERROR_KIND, H_REDRIVEN_AT, Message, event_message
 from core.errors import PermanentError
 from schemas.envelope import Event
@@ -45,6 +46,24 @@ def test_handled_once_and_emitted_events_keep_the_correlation_id(bus):
     assert seen[0].correlationid == cause.id
     assert seen[0].type == "env.ready" and seen[0].source == f"doppel/a{bus.prefix}"
     assert bus.workers[0].stats.counts[f"handled:a{bus.prefix}"] == 1
+
+
+def test_events_handled_in_one_batch_are_each_counted_in_the_stats_and_the_metrics(bus):
+    # Given a dozen events already waiting in a function's queue (RabbitMQ hands them over in batches)
+    runs = []
+    fn = make_function(f"count{bus.prefix}", "env.requested", lambda e, deps: runs.append(e.id) or [])
+    worker = Worker(bus.broker(), [fn], bus.ledger, bus.deps, retry=bus.retry, prefetch=16, reporter=bus.reporter)
+    worker.declare()
+    worker.broker.publish([event_message(requested(f"env-{n}")) for n in range(12)])
+
+    # When the worker starts on them
+    worker.start()
+    bus.workers.append(worker)
+    bus.settle(lambda: worker.stats.counts[f"handled:count{bus.prefix}"] == 12)
+
+    # Then each was run once and counted once, in the stats and in Prometheus' counter alike
+    assert len(set(runs)) == 12 and worker.stats.counts["handled"] == 12
+    assert worker.metrics.value("doppel_events_handled_total", function=f"count{bus.prefix}") == 12
 
 
 @pytest.mark.both_databases  # CI runs it on PostgreSQL too
