@@ -6,8 +6,17 @@ Consume: a no-op function behind Doppel's worker (envelope parse, schema
 validation, idempotency ledger claim + complete in SQLite, ack) against a raw
 pika consume + ack loop draining a pre-filled quorum queue, both with the same
 prefetch (--prefetch, 100 by default).
-Publish: Doppel's batched publisher (confirms for every message) against raw
-pika publishing with asynchronous confirms (up to 1,000 in flight).
+Publish: Doppel's publisher (RabbitBroker.publish, which returns once every
+message of the call is confirmed) against raw pika publishing the same messages
+with asynchronous confirms (up to 1,000 in flight). Doppel is measured twice:
+one caller making calls of 1,000 (the pipe drains at the end of each call,
+while the caller waits for its last confirm), and two callers making calls of
+500 at once on the same connection, as a worker's handler threads do (at most
+1,000 in flight, as for raw pika). "The same messages": the properties Doppel sends with every event
+(content type, message id, correlation id, timestamp, persistent), built as
+each is sent, so raw pika encodes the same frames; `raw publish bare` (a
+body and the persistent flag only, as this bench measured before session 13)
+is printed beside it for reference, not used in the ratio.
 Prints each rate and the ratio Doppel / raw.
 
 Every wait is bounded and fails with a message saying what did not happen. A
@@ -212,8 +221,20 @@ def doppel_consume_processes(url: str, count: int, db_dir: str, processes: int) 
     return count / elapsed
 
 
-def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -> float:
-    """pika SelectConnection with asynchronous confirms, `window` messages in flight."""
+def raw_publish(url: str, queue: str, bodies: list[bytes], messages: list[Message] | None = None,
+                window: int = 1000) -> float:
+    """pika SelectConnection with asynchronous confirms, `window` messages in flight. With `messages` (one per
+    body), each goes with their properties, built as it is sent (as Doppel builds them in its publish call);
+    without, with the persistent flag only."""
+    bare = pika.BasicProperties(delivery_mode=2)
+
+    def properties(n: int) -> pika.BasicProperties:
+        if messages is None:
+            return bare
+        m = messages[n]
+        return pika.BasicProperties(content_type=m.content_type, delivery_mode=2, message_id=m.message_id,
+                                    correlation_id=m.correlation_id, timestamp=m.timestamp,
+                                    headers=m.headers or None)
     state = SimpleNamespace(channel=None, sent=0, confirmed=0, started=0.0, elapsed=0.0, error=None)
 
     def on_open(connection):
@@ -230,7 +251,7 @@ def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -
 
     def pump():
         while state.sent < len(bodies) and state.sent - state.confirmed < window:
-            state.channel.basic_publish("", queue, bodies[state.sent], pika.BasicProperties(delivery_mode=2))
+            state.channel.basic_publish("", queue, bodies[state.sent], properties(state.sent))
             state.sent += 1
 
     def on_confirm(frame):
@@ -276,21 +297,35 @@ def raw_publish(url: str, queue: str, bodies: list[bytes], window: int = 1000) -
     return len(bodies) / state.elapsed
 
 
-def doppel_publish(url: str, queue: str, events: list[Event], batch: int = 1000) -> float:
-    """Doppel's RabbitBroker.publish, `batch` messages per call, each call waiting for all its confirms."""
+def doppel_publish(url: str, queue: str, events: list[Event], window: int = 1000, callers: int = 1) -> float:
+    """Doppel's RabbitBroker.publish from `callers` threads sharing one broker (a worker's handler threads
+    publish at once), each call `window // callers` messages and waiting for all its confirms: at most
+    `window` in flight, as for raw pika."""
     broker = RabbitBroker(url)
     messages = [event_message(e) for e in events]
     messages = [m.__class__(**{**m.__dict__, "exchange": "", "routing_key": queue}) for m in messages]
+    batch = window // callers
+    errors: list[BaseException] = []
+
+    def publish_share(share: list[Message]) -> None:
+        try:
+            for start in range(0, len(share), batch):
+                broker.publish(share[start:start + batch], timeout=STEP_TIMEOUT)
+        except PublishError as exc:
+            errors.append(exc)
+    threads = [threading.Thread(target=publish_share, args=(messages[n::callers],)) for n in range(callers)]
     try:
         started = time.perf_counter()
-        for start in range(0, len(messages), batch):
-            broker.publish(messages[start:start + batch], timeout=STEP_TIMEOUT)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         elapsed = time.perf_counter() - started
         reconnects = broker.reconnects
-    except PublishError as exc:
-        raise Spoiled(f"Doppel publish: {exc}") from exc
     finally:
         broker.close()
+    if errors:
+        raise Spoiled(f"Doppel publish: {errors[0]}")
     if reconnects:
         raise Spoiled(f"Doppel publish: the connection to RabbitMQ dropped {reconnects} time(s) during the run")
     return len(messages) / elapsed
@@ -312,22 +347,44 @@ def delete(url: str, *queues: str) -> None:
     connection.close()
 
 
-def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str, processes: int = 1
-              ) -> dict[str, float]:
-    """raw and Doppel back to back, consume then publish, on one fresh queue."""
+def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str, processes: int = 1,
+              doppel_first: bool = False) -> dict[str, float]:
+    """raw and Doppel back to back, consume then publish, on fresh queues; `doppel_first` swaps who goes
+    first in each pair (rounds alternate it, so neither side always meets the broker as the other left it)."""
     queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
-    try:
+    messages = [event_message(e) for e in events]
+
+    def raw_consume_run() -> float:
         declare(url, queue)
         raw_fill(url, queue, bodies)
         wait_depth(url, queue, len(bodies))
-        rates = {"raw consume": raw_consume(url, queue, len(bodies)),
-                 "doppel consume": doppel_consume(url, len(bodies), db_dir)}
+        return raw_consume(url, queue, len(bodies))
+
+    def raw_publish_run() -> float:
+        declare(url, queue)
+        return raw_publish(url, queue, bodies, messages)
+
+    def doppel_publish_run() -> float:
+        declare(url, queue)
+        return doppel_publish(url, queue, events)
+
+    def doppel_publish_two_run() -> float:
+        declare(url, queue)
+        return doppel_publish(url, queue, events, callers=2)
+
+    consume = [("raw consume", raw_consume_run), ("doppel consume", lambda: doppel_consume(url, len(bodies), db_dir))]
+    publish = [("raw publish", raw_publish_run), ("doppel publish", doppel_publish_run),
+               ("doppel publish x2", doppel_publish_two_run)]
+    if doppel_first:
+        consume.reverse()
+        publish.reverse()
+    try:
+        rates = {name: run() for name, run in consume}
         if processes > 1:
             rates[f"doppel consume x{processes}"] = doppel_consume_processes(url, len(bodies), db_dir, processes)
+        rates.update({name: run() for name, run in publish})
         declare(url, queue)
-        rates["raw publish"] = raw_publish(url, queue, bodies)
-        declare(url, queue)
-        rates["doppel publish"] = doppel_publish(url, queue, events)
+        rates["raw publish bare"] = raw_publish(url, queue, bodies)
         return rates
     finally:
         try:
@@ -353,7 +410,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--amqp", default=os.environ.get("DOPPEL_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"))
     parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=2, help="alternate raw/Doppel this many times; best of each")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds of raw and Doppel, who goes first alternating; best of each")
     parser.add_argument("--processes", type=int, default=1,
                         help="also measure Doppel consume with this many worker processes (a deployment scales "
                              "workers out; the headline ratio is one process against one raw consumer)")
@@ -368,13 +426,15 @@ def main() -> None:
     print(f"{args.events} events of {len(bodies[0])} bytes; {args.rounds} rounds, best of each; "
           f"prefetch {PREFETCH}", flush=True)
     with tempfile.TemporaryDirectory() as db_dir:
-        results = {"raw consume": [], "doppel consume": [], "raw publish": [], "doppel publish": []}
+        results = {"raw consume": [], "doppel consume": [], "raw publish": [], "raw publish bare": [],
+                   "doppel publish": [], "doppel publish x2": []}
         if args.processes > 1:
             results[f"doppel consume x{args.processes}"] = []
         spoiled = 0
         while len(results["raw consume"]) < args.rounds:
             try:
-                round_results = one_round(args.amqp, events, bodies, db_dir, args.processes)
+                round_results = one_round(args.amqp, events, bodies, db_dir, args.processes,
+                                          doppel_first=len(results["raw consume"]) % 2 == 1)
             except (Spoiled, PublishError, AMQPError, ConnectionError) as exc:
                 spoiled += 1
                 print(f"round spoiled ({type(exc).__name__}: {exc}); waiting for RabbitMQ and running it again",
@@ -394,7 +454,11 @@ def main() -> None:
     # shared machine can differ by 3x, so the per-round median is the number to quote.
     for what, doppel, raw, label in (("consume", "doppel consume", "raw consume", "Doppel worker / raw pika"),
                                      ("publish", "doppel publish", "raw publish",
-                                      "Doppel batched / raw async confirms")):
+                                      "Doppel, one caller, calls of 1,000 / raw async confirms, the same messages"),
+                                     ("publish", "doppel publish x2", "raw publish",
+                                      "Doppel, two callers, calls of 500 / raw, the same messages"),
+                                     ("publish", "doppel publish", "raw publish bare",
+                                      "for reference: / raw with bare messages")):
         per_round = [d / r for d, r in zip(results[doppel], results[raw])]
         print(f"{what} ratio ({label}): median of rounds {statistics.median(per_round):.2f} "
               f"(rounds {', '.join(f'{x:.2f}' for x in per_round)}; best-of {best[doppel] / best[raw]:.2f})")
