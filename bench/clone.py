@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from clouds.local.copying import filesystem_of  # noqa: E402
 from clouds.local.driver import LocalDriver  # noqa: E402
 from clouds.local.sample import make_sample_production, sample_entry  # noqa: E402
-from tests.support.loopfs import loop_filesystem  # noqa: E402
+from tests.support.loopfs import LoopUnavailable, loop_filesystem  # noqa: E402
 
 GIB, MIB = 1 << 30, 1 << 20
 MEDIA_FILES, PAGES = 256, 3000
@@ -336,4 +336,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LoopUnavailable as exc:  # e.g. mkfs.xfs missing: say what to install, not a traceback
+        raise SystemExit(f"{exc}") from None

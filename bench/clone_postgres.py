@@ -48,7 +48,7 @@ from doppel.app import App  # noqa: E402
 from doppel.cli.common import build_event  # noqa: E402
 from doppel.config import parse_config  # noqa: E402
 from tests.integration.databases import rental_shop  # noqa: E402
-from tests.support.loopfs import loop_filesystem  # noqa: E402
+from tests.support.loopfs import LoopUnavailable, loop_filesystem  # noqa: E402
 from tests.support.pg_cluster import pg_cluster  # noqa: E402
 
 GIB = 1 << 30
@@ -195,4 +195,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except LoopUnavailable as exc:  # e.g. mkfs.xfs missing: say what to install, not a traceback
+        raise SystemExit(f"{exc}") from None
