@@ -12,11 +12,11 @@ with asynchronous confirms (up to 1,000 in flight). Doppel is measured twice:
 one caller making calls of 1,000 (the pipe drains at the end of each call,
 while the caller waits for its last confirm), and two callers making calls of
 500 at once on the same connection, as a worker's handler threads do (at most
-1,000 in flight, as for raw pika). "The same messages": the properties Doppel sends with every event
-(content type, message id, correlation id, timestamp, persistent), built as
-each is sent, so raw pika encodes the same frames; `raw publish bare` (a
-body and the persistent flag only, as this bench measured before session 13)
-is printed beside it for reference, not used in the ratio.
+1,000 in flight, as for raw pika). "The same messages": the properties Doppel
+sends with every event (content type, message id, correlation id, timestamp,
+persistent), built as each is sent, so raw pika encodes the same frames; `raw
+publish bare` (a body and the persistent flag only, as this bench measured
+before session 13) is printed beside it for reference, not in the ratio.
 Prints each rate and the ratio Doppel / raw.
 
 Every wait is bounded and fails with a message saying what did not happen. A

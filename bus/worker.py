@@ -346,12 +346,11 @@ class Worker(_Outcomes, _Sweeps):
         rows = [(function.NAME, key, owner, {"emitted": emitted}) for function, _d, key, owner, emitted in done]
 
         def settle(error: BaseException | None) -> None:
-            handled = Counter()
+            if error is None:  # counted before the acks (whoever sees an ack sees its count), once per function
+                for name, count in Counter(function.NAME for function, *_rest in done).items():
+                    self.stats.add("handled", name, count)
             for function, delivery, key, owner, _emitted in done:
-                if self._completed(function, delivery, key, owner, error):
-                    handled[function.NAME] += 1
-            for name, count in handled.items():  # counted once its deliveries are acked, a batch at a time
-                self.stats.add("handled", name, count)
+                self._completed(function, delivery, key, owner, error)
         if not wait:
             self.ledger.complete_many_later(rows, then=settle)
             return
@@ -362,16 +361,16 @@ class Worker(_Outcomes, _Sweeps):
         else:
             settle(None)
 
-    def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> bool:
-        """After the ledger write of a completion: ack (True), or put the message back if the write failed."""
+    def _completed(self, function, delivery, key: str, owner: str, error: BaseException | None) -> None:
+        """After the ledger write of a completion (counted as handled already): ack, or put the message back if
+        the write failed."""
         self._forget_active(function.NAME, key, owner)
         if error is not None:
             log.error("%s: could not record %s as done (%s); it will be redelivered", function.NAME,
                       delivery.message.message_id, redact(str(error)))
             delivery.nack(requeue=True)
-            return False
+            return
         delivery.ack()
-        return True
 
     def _forget_active(self, name: str, key: str, owner: str) -> None:
         with self._active_lock:
