@@ -17,7 +17,9 @@ sends with every event (content type, message id, correlation id, timestamp,
 persistent), built as each is sent, so raw pika encodes the same frames; `raw
 publish bare` (a body and the persistent flag only, as this bench measured
 before session 13) is printed beside it for reference, not in the ratio.
-Prints each rate and the ratio Doppel / raw.
+Prints each rate and the ratio Doppel / raw, and for consume the CPU time of
+this process per event on each side (steadier than events/s on a shared
+machine, and what one worker's throughput follows: its threads share one GIL).
 
 Every wait is bounded and fails with a message saying what did not happen. A
 RabbitMQ restart during a round (other test suites restart the shared broker)
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -58,6 +61,16 @@ from schemas.envelope import Event  # noqa: E402
 
 STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench gives up on it
 PREFETCH = 100  # unacked deliveries per consumer, raw and Doppel alike (--prefetch)
+
+
+# CPU time of this process per consumed event, µs, per side and round: steadier than events/s on a shared
+# machine, and what one worker's throughput follows (its threads share one GIL)
+CPU_PER_EVENT: dict[str, list[float]] = {"raw": [], "doppel": []}
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Spoiled(RuntimeError):
@@ -103,7 +116,7 @@ def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) ->
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
     seen = 0
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), cpu_s()
     for method, _props, _body in channel.consume(queue, auto_ack=False, inactivity_timeout=idle_timeout):
         if method is None:
             raise Spoiled(f"raw consume: nothing delivered from {queue} for {idle_timeout:g} s "
@@ -113,6 +126,7 @@ def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) ->
         if seen == count:
             break
     elapsed = time.perf_counter() - started
+    CPU_PER_EVENT["raw"].append((cpu_s() - cpu_before) / count * 1e6)
     channel.cancel()
     connection.close()
     return count / elapsed
@@ -143,10 +157,10 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
         engine = make_engine(f"sqlite:///{db_dir}/bench-{name}.db")
         migrations.upgrade(engine)  # its tables, as a Doppel process finds them
         worker = Worker(broker, [function], Ledger(engine), Deps(), retry=retry, prefetch=PREFETCH)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_s()
         worker.start()
         finished = done.wait(timeout=STEP_TIMEOUT)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, cpu_s() - cpu_before
         worker.stop()
         reconnects = broker.reconnects
     finally:
@@ -156,6 +170,7 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
         raise Spoiled(f"Doppel consume: the connection to RabbitMQ dropped {reconnects} time(s) during the run")
     if not finished:
         raise Spoiled(f"Doppel consume: only {handled[0]} of {count} events handled within {STEP_TIMEOUT:g} s")
+    CPU_PER_EVENT["doppel"].append(cpu / count * 1e6)
     return count / elapsed
 
 
@@ -462,6 +477,11 @@ def main() -> None:
         per_round = [d / r for d, r in zip(results[doppel], results[raw])]
         print(f"{what} ratio ({label}): median of rounds {statistics.median(per_round):.2f} "
               f"(rounds {', '.join(f'{x:.2f}' for x in per_round)}; best-of {best[doppel] / best[raw]:.2f})")
+    raw_cpu, doppel_cpu = (statistics.median(CPU_PER_EVENT[side]) for side in ("raw", "doppel"))
+    print(f"consume CPU of this process per event, median of rounds: raw pika {raw_cpu:.0f} µs, Doppel "
+          f"{doppel_cpu:.0f} µs ({raw_cpu / doppel_cpu:.2f} of Doppel's is raw's; rounds: raw "
+          f"{', '.join(f'{x:.0f}' for x in CPU_PER_EVENT['raw'])}; Doppel "
+          f"{', '.join(f'{x:.0f}' for x in CPU_PER_EVENT['doppel'])})")
     if args.processes > 1:
         scaled = f"doppel consume x{args.processes}"
         per_round = [d / r for d, r in zip(results[scaled], results["raw consume"])]
