@@ -63,12 +63,9 @@ STEP_TIMEOUT = 120.0  # seconds any one measured step may take before the bench 
 PREFETCH = 100  # unacked deliveries per consumer, raw and Doppel alike (--prefetch)
 
 
-# CPU time of this process per consumed event, µs, per side and round: steadier than events/s on a shared
-# machine, and what one worker's throughput follows (its threads share one GIL)
-CPU_PER_EVENT: dict[str, list[float]] = {"raw": [], "doppel": []}
-
-
 def cpu_s() -> float:
+    """CPU time of this process: per consumed event it is steadier than events/s on a shared machine, and what
+    one worker's throughput follows (its threads share one GIL)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -110,8 +107,8 @@ def wait_depth(url: str, queue: str, depth: int, timeout=STEP_TIMEOUT) -> None:
             connection.close()
 
 
-def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) -> float:
-    """pika BlockingConnection, PREFETCH unacked, one basic.ack per message."""
+def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) -> tuple[float, float]:
+    """pika BlockingConnection, PREFETCH unacked, one basic.ack per message: events/s, and CPU µs per event."""
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.basic_qos(prefetch_count=PREFETCH)
@@ -125,14 +122,14 @@ def raw_consume(url: str, queue: str, count: int, idle_timeout: float = 30.0) ->
         seen += 1
         if seen == count:
             break
-    elapsed = time.perf_counter() - started
-    CPU_PER_EVENT["raw"].append((cpu_s() - cpu_before) / count * 1e6)
+    elapsed, cpu = time.perf_counter() - started, cpu_s() - cpu_before
     channel.cancel()
     connection.close()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
-def doppel_consume(url: str, count: int, db_dir: str) -> float:
+def doppel_consume(url: str, count: int, db_dir: str) -> tuple[float, float]:
+    """Doppel's worker on a no-op function: events/s, and CPU µs per event."""
     done = threading.Event()
     handled = [0]
     lock = threading.Lock()
@@ -170,8 +167,7 @@ def doppel_consume(url: str, count: int, db_dir: str) -> float:
         raise Spoiled(f"Doppel consume: the connection to RabbitMQ dropped {reconnects} time(s) during the run")
     if not finished:
         raise Spoiled(f"Doppel consume: only {handled[0]} of {count} events handled within {STEP_TIMEOUT:g} s")
-    CPU_PER_EVENT["doppel"].append(cpu / count * 1e6)
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def _worker_process(url: str, name: str, db_path: str, handled, ready, go, stop) -> None:
@@ -363,13 +359,14 @@ def delete(url: str, *queues: str) -> None:
 
 
 def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str, processes: int = 1,
-              doppel_first: bool = False) -> dict[str, float]:
-    """raw and Doppel back to back, consume then publish, on fresh queues; `doppel_first` swaps who goes
-    first in each pair (rounds alternate it, so neither side always meets the broker as the other left it)."""
+              doppel_first: bool = False) -> tuple[dict[str, float], dict[str, float]]:
+    """raw and Doppel back to back, consume then publish, on fresh queues: the rates, and each side's consume
+    CPU per event; `doppel_first` swaps who goes first in each pair (rounds alternate it, so neither side
+    always meets the broker as the other left it)."""
     queue = f"bench.raw.{uuid.uuid4().hex[:6]}"
     messages = [event_message(e) for e in events]
 
-    def raw_consume_run() -> float:
+    def raw_consume_run() -> tuple[float, float]:
         declare(url, queue)
         raw_fill(url, queue, bodies)
         wait_depth(url, queue, len(bodies))
@@ -394,13 +391,15 @@ def one_round(url: str, events: list[Event], bodies: list[bytes], db_dir: str, p
         consume.reverse()
         publish.reverse()
     try:
-        rates = {name: run() for name, run in consume}
+        consumed = {name: run() for name, run in consume}
+        rates = {name: rate for name, (rate, _cpu) in consumed.items()}
+        cpu = {name.split()[0]: cpu for name, (_rate, cpu) in consumed.items()}
         if processes > 1:
             rates[f"doppel consume x{processes}"] = doppel_consume_processes(url, len(bodies), db_dir, processes)
         rates.update({name: run() for name, run in publish})
         declare(url, queue)
         rates["raw publish bare"] = raw_publish(url, queue, bodies)
-        return rates
+        return rates, cpu
     finally:
         try:
             delete(url, queue)
@@ -445,10 +444,11 @@ def main() -> None:
                    "doppel publish": [], "doppel publish x2": []}
         if args.processes > 1:
             results[f"doppel consume x{args.processes}"] = []
+        cpu_per_event: dict[str, list[float]] = {"raw": [], "doppel": []}  # consume CPU µs per event, by round
         spoiled = 0
         while len(results["raw consume"]) < args.rounds:
             try:
-                round_results = one_round(args.amqp, events, bodies, db_dir, args.processes,
+                round_results, round_cpu = one_round(args.amqp, events, bodies, db_dir, args.processes,
                                           doppel_first=len(results["raw consume"]) % 2 == 1)
             except (Spoiled, PublishError, AMQPError, ConnectionError) as exc:
                 spoiled += 1
@@ -459,6 +459,8 @@ def main() -> None:
                                      "in a loop? (tests/services/rabbitmq.sh starts it)") from None
                 wait_for_broker(args.amqp)
                 continue
+            for side, cpu in round_cpu.items():  # a spoiled round's figures are not kept
+                cpu_per_event[side].append(cpu)
             for name, rate in round_results.items():
                 results[name].append(rate)
             print("  " + ", ".join(f"{name} {rate:.0f}/s" for name, rate in round_results.items()), flush=True)
@@ -477,11 +479,11 @@ def main() -> None:
         per_round = [d / r for d, r in zip(results[doppel], results[raw])]
         print(f"{what} ratio ({label}): median of rounds {statistics.median(per_round):.2f} "
               f"(rounds {', '.join(f'{x:.2f}' for x in per_round)}; best-of {best[doppel] / best[raw]:.2f})")
-    raw_cpu, doppel_cpu = (statistics.median(CPU_PER_EVENT[side]) for side in ("raw", "doppel"))
+    raw_cpu, doppel_cpu = (statistics.median(cpu_per_event[side]) for side in ("raw", "doppel"))
     print(f"consume CPU of this process per event, median of rounds: raw pika {raw_cpu:.0f} µs, Doppel "
           f"{doppel_cpu:.0f} µs ({raw_cpu / doppel_cpu:.2f} of Doppel's is raw's; rounds: raw "
-          f"{', '.join(f'{x:.0f}' for x in CPU_PER_EVENT['raw'])}; Doppel "
-          f"{', '.join(f'{x:.0f}' for x in CPU_PER_EVENT['doppel'])})")
+          f"{', '.join(f'{x:.0f}' for x in cpu_per_event['raw'])}; Doppel "
+          f"{', '.join(f'{x:.0f}' for x in cpu_per_event['doppel'])})")
     if args.processes > 1:
         scaled = f"doppel consume x{args.processes}"
         per_round = [d / r for d, r in zip(results[scaled], results["raw consume"])]
