@@ -140,5 +140,5 @@ class Deps:
             return Event(type=event_type, source=self.source, data=data, time=self.clock())
         index = next(self._counter)
         return Event(type=event_type, source=self.source, data=data, time=self.clock(),
-                     id=derived_id(self._emitter, cause.id, event_type, str(index)),
+                     id=derived_id(self._emitter, cause.id, event_type, str(index), at=cause.time),
                      correlationid=cause.correlationid)

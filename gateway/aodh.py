@@ -13,10 +13,8 @@ the id is new and every POST is its own event.
 """
 from __future__ import annotations
 
-import uuid
-
 from gateway.http import Refused
-from schemas.envelope import Event, derived_id
+from schemas.envelope import Event, derived_id, new_event_id
 from schemas.events import validate_in
 
 SOURCE = "doppel/gateway/aodh"
@@ -43,7 +41,7 @@ def alert_id(data: dict, request_id: str = "") -> str:
         return derived_id("aodh", data["alarm_id"], data["current"], "at", moment)
     if request_id:
         return derived_id("aodh", data["alarm_id"], data["current"], "request", request_id)
-    return str(uuid.uuid4())
+    return new_event_id()
 
 
 def alert_event(payload, request_id: str = "") -> Event:

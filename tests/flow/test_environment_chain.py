@@ -404,7 +404,7 @@ def test_configure_run_again_after_the_move_to_ready_says_ready_again_with_the_s
     (stack_ready,) = shop.events("stack.ready")
     (sent,) = shop.events("env.ready")
     event = Event(type="stack.ready", source=stack_ready.source, data=stack_ready.data, id=stack_ready.id,
-                  correlationid=stack_ready.correlation_id)
+                  time=stack_ready.time, correlationid=stack_ready.correlation_id)  # as it would come again
 
     # When configure runs again on the same stack.ready (its claim taken over)
     (again,) = configure.handle(event, shop.app.deps.for_event(event, "configure", stack_ready.data["request"]))
