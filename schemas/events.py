@@ -321,10 +321,10 @@ def _quick_check(schema_class: type[EventData]):
         validators = [_quick_validator(v) for v in field.validators]
         if None in validators:
             return None
-        checks.append((name, field.required, field.allow_none, kind, tuple(validators)))
+        checks.append((name, field.required, field.allow_none, _all_of(kind, validators)))
 
     def accepts(data: dict) -> bool:
-        for name, required, allow_none, kind, validators in checks:
+        for name, required, allow_none, check in checks:
             value = data.get(name, _ABSENT)
             if value is _ABSENT:
                 if required:
@@ -332,10 +332,21 @@ def _quick_check(schema_class: type[EventData]):
             elif value is None:
                 if not allow_none:
                     return False
-            elif not kind(value) or not all(check(value) for check in validators):
+            elif not check(value):
                 return False
         return True
     return accepts
+
+
+def _all_of(kind, validators: list):
+    """One function checking the type, then each validator (it runs for every field of every event read: no
+    generator for the usual single validator; every schema's fields have at most one today)."""
+    if not validators:
+        return kind
+    if len(validators) == 1:
+        (only,) = validators
+        return lambda value: kind(value) and only(value)
+    return lambda value: kind(value) and all(check(value) for check in validators)
 
 
 def _finite_number(value) -> bool:
