@@ -115,12 +115,55 @@ def parse_time(text: str) -> datetime:
         raise EnvelopeError(f"time {shown(text)} is out of range in UTC") from None
 
 
+# Event ids and the ledger. A worker's ledger is keyed by (function, source:id) and writes the keys of a
+# delivered batch in one transaction. Random ids (uuid4, uuid5) put each key on a different page of the
+# ledger's index, so every transaction rewrites a page per event, more as the ledger grows; ids that begin
+# with the time they were made put the keys of one batch side by side (about a third less work for the
+# ledger: bench/ledger_keys.py). So Doppel's ids lead with the time in milliseconds:
+# UUIDv7 (RFC 9562) for a new event, and for a derived one a UUIDv8 (RFC 9562's layout for ids of one's
+# own making) that leads with its cause's time and carries a name hash, as a UUIDv5 does.
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+_MS_BITS = 48
+
+
+def new_event_id() -> str:
+    """A fresh event id: a UUIDv7, its first 48 bits the Unix time in milliseconds, the rest random."""
+    return _uuid_text(time_ms(utcnow()), 7, int.from_bytes(os.urandom(10), "big"))
+
+
+def derived_id(*parts: str, at: datetime | None = None) -> str:
+    """A stable event id from stable inputs, so a re-run emits the same ids and is de-duplicated.
+
+    With `at` (a time the inputs fix, such as the cause's), a UUIDv8 that leads with it in milliseconds
+    (time-ordered, see above); without, a UUIDv5 of the inputs."""
+    name = "doppel:" + "/".join(parts)
+    if at is None:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:10], "big")
+    return _uuid_text(time_ms(at), 8, digest)
+
+
+def time_ms(moment: datetime) -> int:
+    """Milliseconds since 1970 in UTC, held to the 48 bits a UUIDv7 gives them (a naive time is UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return min(max((moment - _EPOCH) // _MS, 0), (1 << _MS_BITS) - 1)
+
+
+def _uuid_text(ms: int, version: int, bits: int) -> str:
+    """A UUID of RFC 9562's layout: 48 bits of `ms`, the version, then 74 of `bits` around the variant (10)."""
+    value = (ms << 80) | (version << 76) | (((bits >> 62) & 0xFFF) << 64) | (0b10 << 62) | (bits & ((1 << 62) - 1))
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 @dataclass(frozen=True)
 class Event:
     type: str
     source: str
     data: dict
-    id: str = field(default_factory=lambda: new_event_id())
+    id: str = field(default_factory=new_event_id)
     time: datetime = field(default_factory=utcnow)
     correlationid: str = ""
     subject: str | None = None
@@ -218,46 +261,3 @@ def from_amqp(body: bytes, headers: dict | None, content_type: str | None = None
         raise EnvelopeError(f"binary-mode data of content type {content_type!r}; Doppel reads JSON data only")
     attributes["data"] = read_json(body, "binary-mode data") if body else {}
     return Event.from_dict(attributes)
-
-
-# Event ids and the ledger. A worker's ledger is keyed by (function, source:id) and writes the keys of a
-# delivered batch in one transaction. Random ids (uuid4, uuid5) put each key on a different page of the
-# ledger's index, so every transaction rewrites a page per event, more as the ledger grows; ids that begin
-# with the time they were made put the keys of one batch side by side (about a third less work for the
-# ledger, bench/RESULTS.md "Bus throughput"). So Doppel's ids lead with the time in milliseconds:
-# UUIDv7 (RFC 9562) for a new event, and for a derived one a UUIDv8 (RFC 9562's layout for ids of one's
-# own making) that leads with its cause's time and carries a name hash, as a UUIDv5 does.
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MS = timedelta(milliseconds=1)
-_MS_BITS = 48
-
-
-def new_event_id() -> str:
-    """A fresh event id: a UUIDv7, its first 48 bits the Unix time in milliseconds, the rest random."""
-    return _uuid_text(time_ms(utcnow()), 7, int.from_bytes(os.urandom(10), "big"))
-
-
-def derived_id(*parts: str, at: datetime | None = None) -> str:
-    """A stable event id from stable inputs, so a re-run emits the same ids and is de-duplicated.
-
-    With `at` (a time the inputs fix, such as the cause's), a UUIDv8 that leads with it in milliseconds
-    (time-ordered, see above); without, a UUIDv5 of the inputs."""
-    name = "doppel:" + "/".join(parts)
-    if at is None:
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, name))
-    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:10], "big")
-    return _uuid_text(time_ms(at), 8, digest)
-
-
-def time_ms(moment: datetime) -> int:
-    """Milliseconds since 1970 in UTC, held to the 48 bits a UUIDv7 gives them (a naive time is UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return min(max((moment - _EPOCH) // _MS, 0), (1 << _MS_BITS) - 1)
-
-
-def _uuid_text(ms: int, version: int, bits: int) -> str:
-    """A UUID of RFC 9562's layout: 48 bits of `ms`, the version, then 74 of `bits` around the variant (10)."""
-    value = (ms << 80) | (version << 76) | (((bits >> 62) & 0xFFF) << 64) | (0b10 << 62) | (bits & ((1 << 62) - 1))
-    text = f"{value:032x}"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
