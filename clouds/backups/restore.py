@@ -19,7 +19,8 @@ from clouds.backups.extract import extract
 from clouds.backups.layout import Manifest
 from clouds.backups.manifests import find_backup
 from clouds.backups.pipe import Progress
-from clouds.backups.server_restore import ENGINES, DatabaseRestores, targets_for
+from clouds.backups.server_restore import DatabaseRestores, targets_for
+from clouds.databases import engine
 from clouds.databases.servers import DatabaseError
 from core.stores import ObjectStore
 
@@ -49,7 +50,7 @@ def restore(store: ObjectStore, backup: str | Manifest, target_dir: Path, *, env
         if sinks is not None and (sinks.failures or sinks.missing()):
             for name in sinks.finished:
                 server, database = sinks.targets[name]
-                ENGINES[server.engine].drop(server, database)
+                engine(server.engine).drop(server, database)
             raise DatabaseError(f"restore of backup {manifest.backup_id}: " + "; ".join(
                 [*sinks.failures.values(), *(f"database {name} is not in the archive" for name in sinks.missing())]))
         _checkpoint_databases(manifest, staging)

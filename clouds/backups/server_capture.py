@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component
-from clouds.databases.engines import ENGINES
+from clouds.databases import engine
 from clouds.databases.servers import DatabaseError, Server
 
 PART = 32 * 1024 * 1024
@@ -43,12 +43,14 @@ def part_name(name: str, kind: str, index: int) -> str:
 def add_server_database(tar: tarfile.TarFile, entry: Mapping) -> Component:
     """Dump the database `entry` describes (a BackupSource.servers item) into `tar`, in parts."""
     kind, name = entry["kind"], entry["name"]
-    if kind not in ENGINES:
-        raise ServerCaptureError(f"database {name}: backups of {kind} databases are not built yet")
+    try:
+        dump = engine(kind).dump
+    except KeyError:
+        raise ServerCaptureError(f"database {name}: backups of {kind} databases are not built yet") from None
     parts = _Parts(tar, name, kind)
     server = Server.from_dict(entry["server"])
     try:
-        tables = ENGINES[kind].dump(server, entry["database"], parts.write)
+        tables = dump(server, entry["database"], parts.write)
     except DatabaseError as exc:
         raise ServerCaptureError(f"database {name} ({entry['database']} on {server.where}): {exc}") from None
     parts.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from clouds.backups.layout import Component, Manifest
-from clouds.databases.engines import ENGINES
+from clouds.databases import engine
 from clouds.databases.servers import DatabaseError, Server
 
 
@@ -37,7 +37,7 @@ class DatabaseRestores:
         if restoring is None:
             server, database = self.targets[component.name]
             try:
-                restoring = self._open[component.name] = ENGINES[component.kind].Restoring(server, database)
+                restoring = self._open[component.name] = engine(component.kind).Restoring(server, database)
             except DatabaseError as exc:
                 self.failures[component.name] = str(exc)
                 return _Discard()
@@ -91,12 +91,12 @@ def targets_for(manifest: Manifest, databases: Mapping[str, Mapping]) -> dict[st
 
 def check(manifest: Manifest, component: Component, server: Server, database: str) -> list[str]:
     """What is wrong with a restored database: rows per table against the manifest, constraints left unvalidated."""
-    engine = ENGINES[component.kind]
+    engine_of_kind = engine(component.kind)
     problems = []
-    found = engine.counts(server, database, (component.tables or {}).keys())
+    found = engine_of_kind.counts(server, database, (component.tables or {}).keys())
     for table, expected in sorted((component.tables or {}).items()):
         if found.get(table) != expected:
             problems.append(f"table {table}: {found.get(table)} rows, {expected} at backup time")
-    problems += [f"constraint {name} is not valid" for name in engine.unvalidated_constraints(server, database)]
+    problems += [f"constraint {name} is not valid" for name in engine_of_kind.unvalidated_constraints(server, database)]
     return [f"backup {manifest.backup_id} of {manifest.env}: database {component.name}: {problem}"
             for problem in problems]

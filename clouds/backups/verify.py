@@ -20,7 +20,8 @@ from clouds.backups.extract import IntegrityError, extract
 from clouds.backups.layout import Manifest
 from clouds.backups.manifests import find_backup
 from clouds.backups.pipe import Progress
-from clouds.backups.server_restore import ENGINES, DatabaseRestores, check
+from clouds.backups.server_restore import DatabaseRestores, check
+from clouds.databases import engine
 from clouds.databases.servers import DatabaseError, Server, scratch_database
 from core.stores import ObjectStore
 
@@ -104,7 +105,7 @@ def _check_server_databases(manifest: Manifest, sinks: DatabaseRestores, result:
 
 def _drop_quietly(server: Server, database: str) -> None:
     try:
-        ENGINES[server.engine].drop(server, database)
+        engine(server.engine).drop(server, database)
     except DatabaseError:
         pass  # reported by the check that failed; a scratch database's name says what it was
 
