@@ -19,6 +19,7 @@ first.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 import tempfile
@@ -27,22 +28,22 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bus_throughput import BODY_EVENT  # noqa: E402
 
 from bus.ledger import Claim, Ledger  # noqa: E402
 from core.db import make_engine  # noqa: E402
 from doppel import migrations  # noqa: E402
 from schemas.envelope import Event, new_event_id  # noqa: E402
 
-SOURCE = "bench"
 KINDS = {"random": lambda: str(uuid.uuid4()), "time-ordered": new_event_id}
 
 
 def events(make_id, count: int) -> list[Event]:
-    """`count` env.requested events of about 1 KB of JSON, as the bus bench sends."""
-    return [Event(type="env.requested", source=SOURCE, id=make_id(),
-                  data={"env": f"env-{n}", "production": "shop", "owner": "x" * 100,
-                        "reply_to": "https://chat.example/hooks/" + "x" * 559})
-            for n in range(count)]
+    """`count` of the bus bench's env.requested events (about 1 KB of JSON), each with an id from `make_id` (and
+    its own chain, as a new event starts one)."""
+    return [dataclasses.replace(BODY_EVENT(n), id=make_id(), correlationid="") for n in range(count)]
 
 
 def prepared(batches: list[list[Event]], owner: str) -> list[tuple]:
