@@ -3,8 +3,9 @@
 A producer thread walks the environment's directory into a tar stream
 (SQLite databases captured under a read transaction, see sqlite_capture.py;
 databases on a server dumped by their engine's tool, see server_capture.py),
-compresses it (zstd, or gzip) and feeds it through a bounded in-memory pipe
-straight into `store.put_stream`, which uploads it in parallel segments. The
+compresses it (zstd, storing what does not compress, or gzip: compress.py) and
+feeds it through a bounded in-memory pipe straight into `store.put_stream`,
+which uploads it in parallel segments. The
 sha256 and size of the compressed stream are computed as it passes. Only once
 the archive is stored is the manifest written: a backup without a manifest is
 incomplete, never listed, never restored, and cleaned up (cleanup.py).
@@ -13,9 +14,7 @@ The layout of objects and the manifest are in layout.py.
 """
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import gzip
 import logging
 import os
 import stat
@@ -24,10 +23,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
 
-import zstandard
-
+from clouds.backups.compress import DEFAULT_LEVEL, StoringZstd, compressor
 from clouds.backups.layout import Component, Manifest, archive_key, check_env, new_backup_id
 from clouds.backups.pipe import CHUNK, Progress, ProgressMeter, StreamPipe
 from clouds.backups.server_capture import ServerCaptureError, add_server_database
@@ -39,8 +36,6 @@ log = logging.getLogger(__name__)
 
 COMPRESSIONS = ("zstd", "gzip")
 _SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
-_DEFAULT_LEVEL = {"zstd": 3, "gzip": 6}
-_ZSTD_JOB = 4 * CHUNK          # bytes per zstd compression job (see _compressor)
 
 
 class BackupError(RuntimeError):
@@ -66,7 +61,7 @@ def write_backup(store: ObjectStore, env: str, source: BackupSource, *, compress
     backup_id = backup_id or new_backup_id(created)
     key = archive_key(env, backup_id, compression)
     meter = ProgressMeter(progress)
-    producer = _Producer(source, compression, _DEFAULT_LEVEL[compression] if level is None else level, meter)
+    producer = _Producer(source, compression, DEFAULT_LEVEL[compression] if level is None else level, meter)
     producer.start()
     try:
         stored = store.put_stream(key, producer.pipe.reader)
@@ -115,10 +110,13 @@ class _Producer(threading.Thread):
     def run(self) -> None:
         try:
             counted = _Counting(self.meter)
-            with _compressor(self.compression, self.level, self.pipe.writer) as compressed:
+            with compressor(self.compression, self.level, self.pipe.writer) as compressed:
                 counted.target = compressed
                 self._write_tar(counted)
             self.uncompressed = counted.count
+            if isinstance(compressed, StoringZstd) and compressed.stored:
+                log.info("%d of %d bytes stored as they were: they did not compress", compressed.stored,
+                         compressed.total)
             self.pipe.close_writer()
         except BaseException as exc:  # noqa: BLE001 - handed to the uploading thread through the pipe
             self.error = exc
@@ -260,26 +258,6 @@ class _Counting:
 
     def flush(self) -> None:
         self.target.flush()
-
-
-@contextlib.contextmanager
-def _compressor(compression: str, level: int, out: BinaryIO):
-    """A writable file compressing into `out`; the stream's end is written on exit, `out` left open."""
-    if compression == "zstd":
-        # One zstd worker thread, in jobs of 4 MiB. Not for parallelism: fed in small writes
-        # (tar headers, then a megabyte), zstd's single-threaded stream wraps its window
-        # buffer and matches on its slow external-dictionary path, about twice the CPU
-        # (bench/RESULTS.md). Jobs keep the window contiguous. The same level, one frame,
-        # the same window; memory grows by about 25 MiB, whatever the size.
-        params = zstandard.ZstdCompressionParameters.from_level(level, threads=1, job_size=_ZSTD_JOB)
-        writer = zstandard.ZstdCompressor(compression_params=params).stream_writer(out, closefd=False,
-                                                                                   write_size=CHUNK)
-    else:
-        writer = gzip.GzipFile(fileobj=out, mode="wb", compresslevel=level, mtime=0)
-    try:
-        yield writer
-    finally:
-        writer.close()
 
 
 def _version() -> str:
