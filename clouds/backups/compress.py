@@ -86,8 +86,7 @@ class StoringZstd:
         self.total += size
         if size < _JUDGED:
             if not (self._storing or self._held):
-                self._zstd.write(view)
-                self._in_frame = True
+                self._compress(view)
                 return size
             self._pending += view        # within a stretch: may ride along with the next write
             if len(self._pending) > _RIDES_ALONG:

@@ -5,10 +5,10 @@ A producer thread walks the environment's directory into a tar stream
 databases on a server dumped by their engine's tool, see server_capture.py),
 compresses it (zstd, storing what does not compress, or gzip: compress.py) and
 feeds it through a bounded in-memory pipe straight into `store.put_stream`,
-which uploads it in parallel segments. The
-sha256 and size of the compressed stream are computed as it passes. Only once
-the archive is stored is the manifest written: a backup without a manifest is
-incomplete, never listed, never restored, and cleaned up (cleanup.py).
+which uploads it in parallel segments. The sha256 and size of the compressed
+stream are computed as it passes. Only once the archive is stored is the
+manifest written: a backup without a manifest is incomplete, never listed,
+never restored, and cleaned up (cleanup.py).
 
 The layout of objects and the manifest are in layout.py.
 """

@@ -22,7 +22,7 @@ def read_all(blob: bytes) -> bytes:
 
 
 def frames(blob: bytes) -> list[bytes]:
-    """The frames of `blob`, each whole (a raw one recognised by its window descriptor and no content size)."""
+    """The frames of `blob`, each whole, in order."""
     found, reader, offset = [], zstandard.ZstdDecompressor(), 0
     while offset < len(blob):
         end = offset + _frame_length(reader, blob[offset:])
